@@ -1,0 +1,70 @@
+"""Domain errors and warnings shared by every geovigie subpackage.
+
+Every error carries a one-line, actionable message naming the file, band, CRS or
+collection at fault; the CLI prints it without a traceback and `service/` maps
+each class to an HTTP status once.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+
+class GeovigieError(Exception):
+    """Root of every error geovigie raises on purpose."""
+
+
+class InputNotFoundError(GeovigieError, FileNotFoundError):
+    """An input file, STAC item or bundle does not exist."""
+
+
+class InvalidRasterError(GeovigieError, ValueError):
+    """A raster cannot be used as given (no CRS, unreadable, wrong dtype)."""
+
+
+class BandMismatchError(GeovigieError, ValueError):
+    """A raster's bands or product level do not match what a model bundle expects."""
+
+
+class UnknownCollectionError(GeovigieError, KeyError):
+    """A STAC collection id is not in the catalog."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it plain
+        return str(self.args[0]) if self.args else ""
+
+
+class EmptySearchError(GeovigieError, LookupError):
+    """A catalog search matched no item."""
+
+
+class LayerNotFoundError(GeovigieError, KeyError):
+    """A published layer id is unknown."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class TileOutsideBoundsError(GeovigieError, ValueError):
+    """A requested map tile does not intersect the layer."""
+
+
+class DeviceUnavailableError(GeovigieError, RuntimeError):
+    """The configured compute device (e.g. CUDA) is not available."""
+
+
+class GeovigieWarning(UserWarning):
+    """Root of geovigie's warnings; tests turn these into errors."""
+
+
+class ForcedMismatchWarning(GeovigieWarning):
+    """Inference runs on imagery that does not match the bundle because the user forced it."""
+
+
+def strict() -> None:
+    """Turn every geovigie warning into an error."""
+    warnings.filterwarnings("error", category=GeovigieWarning)
+
+
+def ignore() -> None:
+    """Silence every geovigie warning."""
+    warnings.filterwarnings("ignore", category=GeovigieWarning)

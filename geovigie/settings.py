@@ -1,0 +1,85 @@
+"""One settings object, read from `geovigie.toml` and `GEOVIGIE_*` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from geovigie.types import DeviceName
+
+DEFAULT_TOML = Path("geovigie.toml")
+REPO_DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+class Settings(BaseSettings):
+    """Runtime configuration.
+
+    Precedence, highest first: constructor arguments, `GEOVIGIE_*` environment variables,
+    `geovigie.toml` in the working directory (or the file named by `GEOVIGIE_CONFIG`), defaults.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="GEOVIGIE_", toml_file=DEFAULT_TOML, extra="forbid")
+
+    data_dir: Path = Field(Path("geovigie-data"), description="Where catalogs, results and layers are written.")
+    sample_data_dir: Path = Field(REPO_DATA, description="The real sample data shipped with the repository.")
+    catalog_sources: dict[str, str] = Field(
+        default_factory=dict,
+        description="Named STAC sources: a local catalog.json path or a STAC API URL.",
+    )
+    device: DeviceName = Field("auto", description="Torch device for inference: auto, cpu or cuda.")
+    amp: bool = Field(True, description="Mixed precision on CUDA (ignored on CPU).")
+    dask_scheduler: str | None = Field(
+        None, description="Address of an existing Dask scheduler; a LocalCluster is started when unset."
+    )
+    dask_workers: int = Field(1, ge=1, description="Workers of the LocalCluster started when no scheduler is set.")
+    dask_threads_per_worker: int = Field(2, ge=1)
+    tile_size: int = Field(256, ge=32, description="Inference tile size in pixels.")
+    overlap: int = Field(64, ge=0, description="Overlap between neighbouring inference tiles, in pixels.")
+    batch_size: int = Field(8, ge=1, description="Tiles per model forward pass.")
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    @field_validator("overlap")
+    @classmethod
+    def _overlap_below_tile(cls, value: int, info: Any) -> int:
+        tile = info.data.get("tile_size", 256)
+        if value >= tile:
+            raise ValueError(f"overlap ({value}) must be smaller than tile_size ({tile})")
+        return value
+
+    @property
+    def catalog_dir(self) -> Path:
+        """The local STAC catalog of input imagery."""
+        return self.data_dir / "catalog"
+
+    @property
+    def results_dir(self) -> Path:
+        """The STAC catalog of published results (layers)."""
+        return self.data_dir / "results"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        import os
+
+        toml_path = Path(os.environ.get("GEOVIGIE_CONFIG", DEFAULT_TOML))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+
+
+def get_settings(**overrides: Any) -> Settings:
+    """Build settings now (never at import time)."""
+    return Settings(**overrides)

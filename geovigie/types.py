@@ -1,0 +1,47 @@
+"""Type aliases shared across subpackages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Literal, TypeAlias
+
+BBox: TypeAlias = tuple[float, float, float, float]
+"""(west, south, east, north) in EPSG:4326 degrees unless stated otherwise."""
+
+BBoxLike: TypeAlias = BBox | Sequence[float] | str
+"""A bbox as a tuple, a list or a comma-separated string."""
+
+DatetimeLike: TypeAlias = datetime | str | None
+"""A datetime, an ISO 8601 instant or an interval "start/end" (open ends as ".." )."""
+
+PathLike: TypeAlias = str | Path
+
+DeviceName: TypeAlias = Literal["auto", "cpu", "cuda"]
+
+RGBA: TypeAlias = tuple[int, int, int, int]
+
+NODATA_CLASS = 255
+"""Class maps are uint8 with 255 = nodata."""
+
+NODATA_PROBA = 255
+"""Probabilities are uint8 scaled 0-250 with 255 = nodata."""
+
+PROBA_SCALE = 250
+"""A probability p is stored as round(p * 250)."""
+
+
+def normalize_bbox(bbox: BBoxLike) -> BBox:
+    """Return a bbox as four floats, checking the order of its corners.
+
+    Raises:
+        ValueError: when it does not have four numbers or west > east / south > north.
+    """
+    values = [float(v) for v in bbox.split(",")] if isinstance(bbox, str) else [float(v) for v in bbox]
+    if len(values) != 4:
+        raise ValueError(f"bbox needs 4 numbers (west,south,east,north), got {len(values)}: {bbox!r}")
+    west, south, east, north = values
+    if west > east or south > north:
+        raise ValueError(f"bbox corners out of order (west,south,east,north expected): {bbox!r}")
+    return west, south, east, north
