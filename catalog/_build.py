@@ -155,6 +155,7 @@ def build_sample_catalog(sample_dir: Path, catalog_dir: Path) -> pystac.Catalog:
     Raises:
         InputNotFoundError: when a sample folder is missing.
     """
+    catalog_dir = Path(catalog_dir).resolve()
     catalog = pystac.Catalog(id="geovigie-inputs", description="Imagery available to geovigie")
     for collection_id, (folder, title, licence_note, make_items) in COLLECTION_SPECS.items():
         source = sample_dir / folder

@@ -1,0 +1,5 @@
+"""The web service: FastAPI app factory, endpoint factories, error mapping, the map page."""
+
+from geovigie.service.app import create_app
+
+__all__ = ["create_app"]

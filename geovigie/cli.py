@@ -1,0 +1,177 @@
+"""The `geovigie` command line (typer). Domain errors print one line and exit 2, without a traceback."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from geovigie.errors import GeovigieError
+from geovigie.settings import Settings, get_settings
+
+app = typer.Typer(help="geovigie: imagery to map layers for local authorities.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+catalog_app = typer.Typer(help="Build and search STAC catalogs.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def friendly_errors(func: F) -> F:
+    """Turn geovigie errors (and bad settings) into `error: <message>` and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except GeovigieError as error:
+            err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except ValueError as error:  # pydantic settings validation, bad bbox...
+            if type(error).__module__.startswith(("pydantic", "geovigie")) or type(error) is ValueError:
+                err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+                raise typer.Exit(2) from None
+            raise
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings(**overrides: Any) -> Settings:
+    return get_settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+@catalog_app.command("build")
+@friendly_errors
+def catalog_build(
+    out: Annotated[Path | None, typer.Option(help="Catalog folder (default: DATA_DIR/catalog).")] = None,
+) -> None:
+    """Build the local STAC catalog of the sample imagery shipped in data/."""
+    from geovigie.catalog import build_sample_catalog
+
+    settings = _settings()
+    target = out or settings.catalog_dir
+    catalog = build_sample_catalog(settings.sample_data_dir, target)
+    count = sum(1 for _ in catalog.get_items(recursive=True))
+    err.print(f"wrote {count} items to {target / 'catalog.json'}")
+
+
+@catalog_app.command("search")
+@friendly_errors
+def catalog_search(
+    source: Annotated[str | None, typer.Option(help="catalog.json path, STAC API URL or a name from settings.")] = None,
+    collections: Annotated[str | None, typer.Option(help="Comma-separated collection ids.")] = None,
+    bbox: Annotated[str | None, typer.Option(help="west,south,east,north in degrees.")] = None,
+    datetime: Annotated[str | None, typer.Option(help="ISO 8601 instant or interval a/b.")] = None,
+    max_items: Annotated[int, typer.Option(help="Stop after this many items.")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Print items as GeoJSON lines.")] = False,
+) -> None:
+    """Search items by collection, bbox and datetime."""
+    import json
+
+    from geovigie.catalog import CatalogClient
+
+    settings = _settings()
+    location = settings.catalog_sources.get(source, source) if source else str(settings.catalog_dir)
+    items = CatalogClient.open(location).search(collections=collections, bbox=bbox, datetime=datetime,
+                                                max_items=max_items).item_list()
+    if as_json:
+        for item in items:
+            typer.echo(json.dumps(item.to_dict()))
+        return
+    table = Table(title=f"{len(items)} items")
+    for column in ("collection", "id", "datetime", "assets"):
+        table.add_column(column)
+    for item in items:
+        when = item.datetime or item.common_metadata.start_datetime
+        table.add_row(item.collection_id or "", item.id, str(when), ", ".join(item.assets))
+    Console().print(table)
+
+
+@app.command()
+@friendly_errors
+def predict(
+    input: Annotated[Path, typer.Argument(help="A raster file or a STAC item JSON.")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")],
+    bundle: Annotated[Path | None, typer.Option(help="Model bundle folder (default: shipped land cover).")] = None,
+    force: Annotated[bool, typer.Option(help="Predict even when bands or product level differ.")] = False,
+    bands: Annotated[str | None, typer.Option(help="Band names of the file, comma-separated.")] = None,
+    product_level: Annotated[str | None, typer.Option(help="Product level (L1C, L2A) if not recorded.")] = None,
+    tile_size: Annotated[int | None, typer.Option(help="Tile size in pixels.")] = None,
+    overlap: Annotated[int | None, typer.Option(help="Tile overlap in pixels.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Tiles per forward pass.")] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Recompute even if outputs are up to date.")] = False,
+) -> None:
+    """Predict a raster tile by tile into COG class and probability maps."""
+    from geovigie.inference import predict as run_predict
+
+    settings = _settings(tile_size=tile_size, overlap=overlap, batch_size=batch_size, device=device)
+    result = run_predict(input, out, settings, bundle_path=bundle, force=force, overwrite=overwrite,
+                         band_names=bands.split(",") if bands else None, product_level=product_level)
+    state = "up to date" if result.skipped else f"{result.tiles} tiles in {result.seconds:.1f} s"
+    err.print(f"{state}\nclasses: {result.classes_path}\nprobabilities: {result.probabilities_path}")
+
+
+@app.command("train-landcover")
+@friendly_errors
+def train_landcover(
+    out: Annotated[Path, typer.Option(help="Bundle folder to write.")] = Path("models/bundles/landcover-s2l1c-slovenia-v1"),
+    steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 600,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Train the baseline land-cover bundle on the shipped Slovenia scenes."""
+    import json
+
+    from geovigie.catalog import build_sample_catalog
+    from geovigie.training import TrainConfig, train_landcover_baseline
+
+    settings = _settings()
+    build_sample_catalog(settings.sample_data_dir, settings.catalog_dir)
+    bundle = train_landcover_baseline(settings.catalog_dir, out, config=TrainConfig(steps=steps, lr=3e-3),
+                                      device=device)
+    val = bundle.card.metrics["validation"]
+    err.print(json.dumps({k: val[k] for k in ("overall_accuracy", "miou", "pixels")}, indent=1))
+    err.print(f"bundle written to {out}")
+
+
+@app.command()
+@friendly_errors
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+) -> None:
+    """Serve the layers, the STAC results and the map page."""
+    import uvicorn
+
+    from geovigie.service import create_app
+
+    settings = _settings(host=host, port=port)
+    err.print(f"map: http://{settings.host}:{settings.port}/   (Ctrl-C to stop)")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+
+
+@app.command()
+@friendly_errors
+def demo(
+    serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the map afterwards.")] = True,
+) -> None:
+    """Run the demo on the shipped real data, then serve the map."""
+    from geovigie.demo import run_demo
+
+    settings = _settings()
+    run_demo(settings, console=err)
+    if serve_after:
+        serve(host=None, port=None)
+    else:
+        err.print(f"open the map with: geovigie serve  ->  http://{settings.host}:{settings.port}/")
+
+
+def main() -> None:  # pragma: no cover
+    """Console entry point."""
+    sys.exit(app())

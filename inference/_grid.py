@@ -1,0 +1,40 @@
+"""Tile grid and blending weights. Overlap is tile size minus stride, as in torchgeo's GridGeoSampler."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+
+def tile_offsets(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles covering [0, length); the last tile is aligned to the end."""
+    stride = tile - overlap
+    if stride <= 0:
+        raise ValueError(f"overlap ({overlap}) must be smaller than the tile size ({tile})")
+    if length <= tile:
+        return [0]
+    offsets = list(range(0, length - tile, stride))
+    offsets.append(length - tile)
+    return offsets
+
+
+def _ramp(length: int, overlap: int) -> np.ndarray:
+    ramp = np.ones(length, dtype=np.float32)
+    overlap = min(overlap, length // 2)
+    if overlap > 0:
+        edge = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
+        ramp[:overlap] = edge
+        ramp[-overlap:] = np.minimum(ramp[-overlap:], edge[::-1])
+    return ramp
+
+
+@lru_cache(maxsize=8)
+def blend_weights(height: int, width: int, overlap: int) -> np.ndarray:
+    """Separable weights (height, width): 1 in the centre, ramping down linearly over `overlap` pixels.
+
+    Ramps never reach 0, so a pixel seen by a single tile (at the image edge) keeps its prediction.
+    """
+    weights = np.outer(_ramp(height, overlap), _ramp(width, overlap))
+    weights.setflags(write=False)
+    return weights

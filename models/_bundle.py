@@ -1,0 +1,91 @@
+"""Versioned model bundles: `weights.safetensors` + `card.json` in one folder."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from geovigie.atomic import atomic_path, write_json_atomic
+from geovigie.catalog._bands import canonical_s2_name
+from geovigie.errors import BandMismatchError, ForcedMismatchWarning, InputNotFoundError
+from geovigie.models._card import ModelCard
+from geovigie.models._network import build_network
+
+WEIGHTS = "weights.safetensors"
+CARD = "card.json"
+BUNDLES_DIR = Path(__file__).resolve().parent / "bundles"
+DEFAULT_BUNDLE = BUNDLES_DIR / "landcover-s2l1c-slovenia-v1"
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """A bundle on disk: its folder and its card. Load the network with `load_network()`."""
+
+    path: Path
+    card: ModelCard
+
+    @property
+    def id(self) -> str:
+        """`name@version`, used to name outputs and in STAC processing metadata."""
+        return f"{self.card.name}@{self.card.version}"
+
+    def load_network(self, device: torch.device | str = "cpu") -> torch.nn.Module:
+        """Build the network from the card and load the weights, in eval mode."""
+        net = build_network(self.card.architecture, len(self.card.bands), self.card.num_classes)
+        state = load_file(str(self.path / WEIGHTS), device="cpu")
+        net.load_state_dict(state)
+        return net.to(device).eval()
+
+    def check_compatible(
+        self, bands: Sequence[str], product_level: str | None, *, source: str, force: bool = False
+    ) -> None:
+        """Refuse imagery whose bands (in order) or product level differ from the card's.
+
+        Raises:
+            BandMismatchError: naming `source` and what differs, unless `force` (then a warning).
+        """
+        wanted = [canonical_s2_name(b) for b in self.card.bands]
+        got = [canonical_s2_name(b) for b in bands]
+        problems = []
+        if got != wanted:
+            missing = [b for b in wanted if b not in got]
+            detail = f"missing {missing}" if missing else "same bands in another order"
+            problems.append(f"bands {got} do not match the bundle's {wanted} ({detail})")
+        if product_level and product_level.upper() != self.card.product_level.upper():
+            problems.append(f"product level {product_level} differs from the bundle's {self.card.product_level}")
+        if not problems:
+            return
+        message = f"{source}: " + "; ".join(problems) + f" (bundle {self.id})"
+        if not force:
+            raise BandMismatchError(message + "; pass --force to predict anyway")
+        warnings.warn(message + "; predicting anyway because forced", ForcedMismatchWarning, stacklevel=2)
+
+
+def load_bundle(path: str | Path | None = None) -> ModelBundle:
+    """Read a bundle folder (the shipped land-cover bundle when `path` is None)."""
+    folder = Path(path) if path is not None else DEFAULT_BUNDLE
+    card_path = folder / CARD
+    if not card_path.exists() or not (folder / WEIGHTS).exists():
+        raise InputNotFoundError(f"no model bundle at {folder}: expected {CARD} and {WEIGHTS}")
+    card = ModelCard.model_validate_json(card_path.read_text(encoding="utf-8"))
+    return ModelBundle(folder, card)
+
+
+def save_bundle(folder: str | Path, network: torch.nn.Module, card: ModelCard) -> ModelBundle:
+    """Write weights then card atomically; the card records the weights' SHA-256."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in network.state_dict().items()}
+    with atomic_path(folder / WEIGHTS) as tmp:
+        save_file(state, str(tmp))
+        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+    card = card.model_copy(update={"weights_sha256": digest})
+    write_json_atomic(folder / CARD, json.loads(card.model_dump_json()))
+    return ModelBundle(folder, card)

@@ -1,0 +1,81 @@
+"""The model card stored beside the weights of a bundle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+
+class ClassInfo(BaseModel):
+    """One output class: the value written in class maps, its name and colour."""
+
+    value: int = Field(ge=0, le=254)
+    name: str
+    color: str = Field(pattern=r"^#[0-9a-fA-F]{6}$")
+    description: str = ""
+
+    @property
+    def rgba(self) -> tuple[int, int, int, int]:
+        """The colour as an (r, g, b, 255) tuple."""
+        h = self.color.lstrip("#")
+        return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16), 255
+
+
+class Architecture(BaseModel):
+    """How to rebuild the network with segmentation-models-pytorch."""
+
+    name: str = "Unet"
+    encoder: str = "tu-mobilenetv3_small_100"
+    encoder_depth: int = 5
+    decoder_channels: list[int] = Field(default_factory=lambda: [128, 64, 32, 16, 16])
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class Normalisation(BaseModel):
+    """Per-band statistics applied as (x * scale - mean) / std before the forward pass."""
+
+    scale: float = 1.0
+    mean: list[float]
+    std: list[float]
+
+
+class ModelCard(BaseModel):
+    """Everything needed to use a model correctly and to know what it is worth."""
+
+    name: str
+    version: str
+    task: str = "semantic-segmentation"
+    architecture: Architecture
+    bands: list[str]
+    product_level: str = Field(description="Imagery processing level the model was trained on: L1C, L2A...")
+    normalisation: Normalisation
+    pixel_size_m: float
+    classes: list[ClassInfo]
+    ignore_value: int | None = Field(None, description="Label value ignored in training (no data).")
+    provenance: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    limitations: str = ""
+    weights_sha256: str = ""
+
+    @field_validator("classes")
+    @classmethod
+    def _contiguous(cls, classes: list[ClassInfo]) -> list[ClassInfo]:
+        values = [c.value for c in classes]
+        if values != list(range(len(values))):
+            raise ValueError(f"class values must be 0..{len(values) - 1} in order, got {values}")
+        return classes
+
+    def model_post_init(self, __context: Any) -> None:
+        n = len(self.bands)
+        if len(self.normalisation.mean) != n or len(self.normalisation.std) != n:
+            raise ValueError(f"normalisation needs one mean and one std per band ({n} bands)")
+
+    @property
+    def num_classes(self) -> int:
+        """Number of output classes."""
+        return len(self.classes)
+
+    def colormap(self) -> dict[int, tuple[int, int, int, int]]:
+        """Class value -> RGBA, as written into class-map COGs."""
+        return {c.value: c.rgba for c in self.classes}

@@ -1,0 +1,41 @@
+"""The FastAPI application: layers and tiles, the static results catalog, health, the map page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+import geovigie
+from geovigie.service.errors import DEFAULT_STATUS_CODES, add_exception_handlers
+from geovigie.service.factories import LayerTilerFactory
+from geovigie.settings import Settings
+from geovigie.tiles import LayerIndex
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the app for `settings` (nothing is built at import time)."""
+    app = FastAPI(title="geovigie", version=geovigie.__version__,
+                  description="Map layers and STAC results of geovigie.")
+    results = settings.results_dir.resolve()
+    results.mkdir(parents=True, exist_ok=True)
+    layers = LayerTilerFactory(index=LayerIndex(results))
+    app.include_router(layers.router, tags=["layers"])
+    # the results catalog, browseable as a static STAC catalog (html=False: JSON files only)
+    app.mount("/stac", StaticFiles(directory=results, follow_symlink=False), name="stac")
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    add_exception_handlers(app, DEFAULT_STATUS_CODES)
+
+    @app.get("/healthz", summary="Liveness and what the service holds.")
+    def healthz() -> dict[str, object]:
+        return {"status": "ok", "version": geovigie.__version__, "layers": len(layers.index.ids())}
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    return app

@@ -1,0 +1,65 @@
+"""Endpoint factories (titiler style): attrs classes whose fields are swappable dependencies."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import attrs
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from geovigie.tiles import LayerIndex, ramp_colors, render_tile
+
+
+@attrs.define
+class LayerTilerFactory:
+    """Layer listing, TileJSON and XYZ PNG tiles of published layers, addressed by id."""
+
+    index: LayerIndex
+    router: APIRouter = attrs.field(factory=APIRouter)
+    gdal_env: dict[str, Any] = attrs.field(factory=lambda: {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"})
+
+    def __attrs_post_init__(self) -> None:
+        self.register_routes()
+
+    def _describe(self, request: Request, layer_id: str) -> dict[str, Any]:
+        layer = self.index.get(layer_id)
+        info = layer.as_dict()
+        if layer.kind == "continuous" and layer.colormap_name:
+            info["legend"] = [{"colors": ramp_colors(layer.colormap_name), "min": info["rescale"][0],
+                               "max": info["rescale"][1], "unit": layer.unit}]
+        base = str(request.url_for("layer_tile", layer_id=layer_id, z=0, x=0, y=0))
+        info["tiles"] = [base.replace("/0/0/0.png", "/{z}/{x}/{y}.png")]
+        info["stac_item"] = str(request.url_for("stac", path=f"geovigie-results/{layer_id}/{layer_id}.json"))
+        return info
+
+    def register_routes(self) -> None:
+        """Add the endpoints to `self.router`."""
+
+        @self.router.get("/layers", summary="List published layers.")
+        def list_layers(request: Request) -> list[dict[str, Any]]:
+            return [self._describe(request, layer_id) for layer_id in self.index.ids()]
+
+        @self.router.get("/layers/{layer_id}", summary="Describe one layer.")
+        def get_layer(request: Request, layer_id: Annotated[str, Path(description="Layer id")]) -> dict[str, Any]:
+            return self._describe(request, layer_id)
+
+        @self.router.get("/layers/{layer_id}/tilejson.json", summary="TileJSON 3.0 of a layer.")
+        def tilejson(request: Request, layer_id: Annotated[str, Path(description="Layer id")]) -> dict[str, Any]:
+            info = self._describe(request, layer_id)
+            return {"tilejson": "3.0.0", "name": info["title"], "tiles": info["tiles"], "bounds": info["bounds"],
+                    "minzoom": 0, "maxzoom": 18}
+
+        @self.router.get("/layers/{layer_id}/tiles/{z}/{x}/{y}.png", name="layer_tile",
+                         summary="XYZ tile (web mercator) of a layer as PNG.",
+                         responses={200: {"content": {"image/png": {}}}})
+        async def layer_tile(
+            layer_id: Annotated[str, Path(description="Layer id")],
+            z: Annotated[int, Path(ge=0, le=24, description="Zoom")],
+            x: Annotated[int, Path(ge=0, description="Column")],
+            y: Annotated[int, Path(ge=0, description="Row")],
+        ) -> Response:
+            layer = self.index.get(layer_id)
+            content = await run_in_threadpool(render_tile, layer, z, x, y, gdal_env=self.gdal_env)
+            return Response(content, media_type="image/png", headers={"Cache-Control": "max-age=60"})
