@@ -11,19 +11,22 @@ from pathlib import Path
 
 import pystac
 import rasterio
+from geovigie.catalog._bands import canonical_s2_name, eo_band
 from pystac.extensions.classification import Classification, ClassificationExtension
 from pystac.extensions.eo import Band, EOExtension
 from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import RasterBand, RasterExtension
 from rio_stac.stac import get_dataset_geom, get_projection_info
 
-from geovigie.catalog._bands import canonical_s2_name, eo_band
 from geovigie.errors import InputNotFoundError
 
 GERS = "s2-l2a-theia-gers"
 SLOVENIA = "s2-l1c-slovenia"
 MUENSTER = "landsat-lst-muenster"
 SAMPLE_COLLECTIONS = (GERS, SLOVENIA, MUENSTER)
+
+SLOVENIA_CLOUDY = {"reference_scene_0"}
+"""Scenes the source (eo-learn) describes as cloudy; no cloud mask ships for them."""
 
 SLOVENIA_LABELS = {
     0: ("no data", "#000000"),
@@ -48,7 +51,8 @@ def _asset(path: Path, title: str, roles: list[str], src: rasterio.DatasetReader
 
 def _raster_bands(src: rasterio.DatasetReader, scale: float = 1.0, unit: str | None = None) -> list[RasterBand]:
     return [
-        RasterBand.create(nodata=src.nodata, data_type=src.dtypes[i], scale=scale, unit=unit, spatial_resolution=src.res[0])
+        RasterBand.create(nodata=src.nodata, data_type=src.dtypes[i], scale=scale, unit=unit,
+                          spatial_resolution=src.res[0])
         for i in range(src.count)
     ]
 
@@ -85,7 +89,8 @@ def gers_items(folder: Path) -> Iterator[pystac.Item]:
         for path in sorted((folder / "MASKS").glob(f"{stem}_*_R1.tif")):
             kind = path.stem.rsplit("_", 2)[1]
             with rasterio.open(path) as src:
-                asset = _asset(path, f"Theia {kind} mask (bit field, 0 = clear)", ["cloud" if kind == "CLM" else "data-mask"], src)
+                roles = ["cloud" if kind == "CLM" else "data-mask"]
+                asset = _asset(path, f"Theia {kind} mask (bit field, 0 = clear)", roles, src)
                 RasterExtension.ext(asset).bands = _raster_bands(src)
             item.add_asset(kind, asset)
         yield item
@@ -100,7 +105,8 @@ def slovenia_items(folder: Path) -> Iterator[pystac.Item]:
                 f"slovenia-{path.stem.replace('_', '-')}", src, None,
                 start_datetime="2015-07-11T00:00:00Z", end_datetime="2017-12-22T23:59:59Z",
                 constellation="sentinel-2", instruments=["msi"],
-                **{"processing:level": "L1C", "geovigie:note": "acquisition date not given by the source"},
+                **{"processing:level": "L1C", "geovigie:note": "acquisition date not given by the source",
+                   "geovigie:cloudy": path.stem in SLOVENIA_CLOUDY},
             )
             asset = _asset(path, "Sentinel-2 L1C TOA reflectance, 13 bands", ["data", "reflectance"], src)
             RasterExtension.ext(asset).bands = _raster_bands(src)
@@ -111,7 +117,8 @@ def slovenia_items(folder: Path) -> Iterator[pystac.Item]:
             RasterExtension.ext(label_asset).bands = _raster_bands(src)
         ClassificationExtension.add_to(item)
         ClassificationExtension.ext(label_asset).classes = [
-            Classification.create(value=v, name=n.replace(" ", "_"), description=n, color_hint=c[1:].upper(), nodata=v == 0)
+            Classification.create(value=v, name=n.replace(" ", "_"), description=n, color_hint=c[1:].upper(),
+                                  nodata=v == 0)
             for v, (n, c) in SLOVENIA_LABELS.items()
         ]
         item.add_asset("labels", label_asset)

@@ -34,7 +34,9 @@ def _to_celsius(block: np.ma.MaskedArray, unit: str | None, dtype: str) -> np.ma
         return block.astype("float32") - 273.15
     if dtype == "uint16":  # raw ST_B10 digital numbers
         return block.astype("float32") * ST_B10_SCALE + ST_B10_OFFSET - 273.15
-    raise InvalidRasterError(f"temperature unit unknown ({unit!r}, {dtype}): set raster:bands unit to celsius or kelvin")
+    raise InvalidRasterError(
+        f"temperature unit unknown ({unit!r}, {dtype}): set raster:bands unit to celsius or kelvin"
+    )
 
 
 def temperature_layer(item: pystac.Item, out_path: str | Path, *, asset: str = "lst") -> TemperatureSummary:

@@ -121,7 +121,9 @@ def predict(
 @app.command("train-landcover")
 @friendly_errors
 def train_landcover(
-    out: Annotated[Path, typer.Option(help="Bundle folder to write.")] = Path("models/bundles/landcover-s2l1c-slovenia-v1"),
+    out: Annotated[Path, typer.Option(help="Bundle folder to write.")] = Path(
+        "models/bundles/landcover-s2l1c-slovenia-v1"
+    ),
     steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 600,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:

@@ -42,7 +42,8 @@ def run_demo(settings: Settings, console: Console | None = None, client: Any = N
     console.rule("1/4 catalog")
     build_sample_catalog(settings.sample_data_dir, settings.catalog_dir)
     catalog = CatalogClient.open(settings.catalog_dir)
-    console.print(f"local STAC catalog: {settings.catalog_dir / 'catalog.json'} ({', '.join(catalog.collection_ids())})")
+    collections = ", ".join(catalog.collection_ids())
+    console.print(f"local STAC catalog: {settings.catalog_dir / 'catalog.json'} ({collections})")
 
     console.rule("2/4 vegetation (NDVI, Gers, clouds masked)")
     for item in catalog.search(collections=[GERS]).item_list():
@@ -63,6 +64,9 @@ def run_demo(settings: Settings, console: Console | None = None, client: Any = N
     predictions = settings.data_dir / "predictions"
     with (dask_client(settings) if client is None else contextlib.nullcontext(client)) as active:
         for item in catalog.search(collections=[SLOVENIA]).item_list():
+            if item.properties.get("geovigie:cloudy"):
+                console.print(f"skipped {item.id}: cloudy, and no cloud mask ships for it")
+                continue
             result = predict(item.get_self_href(), predictions, settings, client=active)
             card = result.bundle.card
             layer_id = f"landcover-{item.id}"

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from affine import Affine
+from geovigie.catalog._bands import canonical_s2_name
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from geovigie.catalog._bands import canonical_s2_name
 from geovigie.errors import BandMismatchError, InputNotFoundError, InvalidRasterError
 
 
@@ -126,7 +126,9 @@ def _grid_of(href: str, location: str) -> tuple[int, int, str, tuple[float, ...]
         raise InvalidRasterError(f"{location}: cannot read raster: {err}") from err
 
 
-def open_source(path: str | Path, band_names: list[str] | None = None, product_level: str | None = None) -> RasterSource:
+def open_source(
+    path: str | Path, band_names: list[str] | None = None, product_level: str | None = None
+) -> RasterSource:
     """Describe a GeoTIFF or a STAC item JSON file as a `RasterSource`.
 
     Args:

@@ -26,7 +26,7 @@ class Architecture(BaseModel):
     """How to rebuild the network with segmentation-models-pytorch."""
 
     name: str = "Unet"
-    encoder: str = "tu-mobilenetv3_small_100"
+    encoder: str = "tu-mobilenetv2_050"
     encoder_depth: int = 5
     decoder_channels: list[int] = Field(default_factory=lambda: [128, 64, 32, 16, 16])
     extra: dict[str, Any] = Field(default_factory=dict)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-
 from geovigie.models._card import Architecture
 
 

@@ -79,6 +79,17 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "proj:bbox": {"type": "array", "minItems": 4, "items": _NUM},
         },
     ),
+    "https://stac-extensions.github.io/projection/v1.1.0/schema.json": _fields_schema(
+        "projection-1.1",
+        {
+            "proj:epsg": {"type": ["integer", "null"]},
+            "proj:wkt2": {"type": ["string", "null"]},
+            "proj:projjson": {"type": ["object", "null"]},
+            "proj:shape": {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "integer"}},
+            "proj:transform": {"type": "array", "minItems": 6, "maxItems": 9, "items": _NUM},
+            "proj:bbox": {"type": "array", "minItems": 4, "items": _NUM},
+        },
+    ),
     "https://stac-extensions.github.io/raster/v1.1.0/schema.json": _fields_schema(
         "raster", {"raster:bands": {"type": "array", "items": _RASTER_BAND}}
     ),

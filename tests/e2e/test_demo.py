@@ -1,0 +1,126 @@
+"""End to end: the demo on the shipped real data, served by uvicorn, viewed in headless Chromium."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pystac
+import pytest
+from geovigie.tiles import validate_offline
+from PIL import Image
+
+from tests.conftest import require
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def test_demo_publishes_all_layers(demo_run) -> None:
+    settings, report = demo_run
+    ids = [layer["id"] for layer in report.layers]
+    assert "ndvi-gers-20181023" in ids
+    assert sum(i.startswith("landcover-") for i in ids) == 3  # scene 0 is cloudy and skipped
+    assert sum(i.startswith("lst-muenster-") for i in ids) == 2
+
+
+def test_demo_cogs_pass_rio_cogeo_validate(demo_run) -> None:
+    settings, report = demo_run
+    rio = Path(sys.executable).parent / "rio"
+    for layer in report.layers:
+        cog = settings.results_dir / "geovigie-results" / layer["id"] / "data.tif"
+        done = subprocess.run([str(rio), "cogeo", "validate", str(cog)], capture_output=True, text=True)
+        assert done.returncode == 0 and "is a valid cloud optimized GeoTIFF" in done.stdout, done.stdout
+
+
+def test_demo_items_validate_and_point_to_bundle_and_inputs(demo_run) -> None:
+    settings, report = demo_run
+    for layer in report.layers:
+        folder = settings.results_dir / "geovigie-results" / layer["id"]
+        item = pystac.Item.from_file(str(folder / f"{layer['id']}.json"))
+        validate_offline(item)
+        derived = [link for link in item.links if link.rel == "derived_from"]
+        assert derived and Path(derived[0].get_absolute_href()).exists()
+        if layer["id"].startswith("landcover-"):
+            via = [link for link in item.links if link.rel == "via"][0]
+            assert json.loads(Path(via.href).read_text())["name"] == "landcover-s2l1c-slovenia"
+            assert "probabilities" in item.assets
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(demo_run):
+    settings, _ = demo_run
+    port = _free_port()
+    env = {**os.environ, "GEOVIGIE_DATA_DIR": str(settings.data_dir), "GEOVIGIE_PORT": str(port)}
+    geovigie = Path(sys.executable).parent / "geovigie"
+    proc = subprocess.Popen([str(geovigie), "serve", "--host", "127.0.0.1"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail(f"server did not start: {proc.stdout.read().decode() if proc.stdout else ''}")
+    yield base
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_served_land_cover_tile_has_class_colours(server: str) -> None:
+    import morecantile
+
+    layer = httpx.get(f"{server}/layers/landcover-slovenia-reference-scene-2").json()
+    colours = {tuple(int(e["color"][i : i + 2], 16) for i in (1, 3, 5)) for e in layer["legend"]}
+    west, south, east, north = layer["bounds"]
+    tile = morecantile.tms.get("WebMercatorQuad").tile((west + east) / 2, (south + north) / 2, 16)
+    response = httpx.get(layer["tiles"][0].format(z=tile.z, x=tile.x, y=tile.y))
+    assert response.status_code == 200
+    rgba = np.asarray(Image.open(io.BytesIO(response.content)).convert("RGBA")).reshape(-1, 4)
+    opaque = rgba[rgba[:, 3] == 255][:, :3]
+    assert len(opaque) > 1000
+    assert {tuple(p) for p in opaque} <= colours
+    assert len({tuple(p) for p in opaque}) >= 2  # a real map, not one flat colour
+
+
+def test_map_page_loads_without_console_errors(server: str, tmp_path: Path) -> None:
+    require(Path(CHROMIUM).exists(), f"{CHROMIUM} not installed (apt install chromium)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    errors: list[str] = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        page.goto(server + "/")
+        page.wait_for_selector("body[data-ready=true]", timeout=20000)
+        page.wait_for_function("document.querySelectorAll('.leaflet-tile-loaded').length > 0", timeout=20000)
+        page.wait_for_load_state("networkidle")
+        assert page.locator("#layers li").count() == 6
+        assert page.locator("#legend [data-color]").count() == 5
+        shot = tmp_path / "map.png"
+        page.screenshot(path=str(shot))
+        browser.close()
+    assert errors == []
+    if os.environ.get("MAP_SCREENSHOT"):
+        shutil.copy(shot, os.environ["MAP_SCREENSHOT"])

@@ -1,0 +1,168 @@
+"""Tiled inference on a real Sentinel-2 L1C scene with the shipped bundle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from geovigie.inference import predict
+from geovigie.inference._worker import forward, normalise
+from geovigie.models import load_bundle
+from rio_cogeo.cogeo import cog_validate
+
+from geovigie.errors import BandMismatchError, InputNotFoundError, InvalidRasterError
+from tests.conftest import SLOVENIA_SCENE
+
+
+def _whole_image_logits(path: Path) -> np.ndarray:
+    bundle = load_bundle()
+    with rasterio.open(path) as src:
+        image = src.read().astype(np.float32)
+    return forward(bundle.load_network(), normalise(image[None], bundle), torch.device("cpu"), amp=False)[0]
+
+
+def test_tiled_agrees_with_whole_away_from_edges(settings, dask_client, tmp_path: Path) -> None:
+    whole = _whole_image_logits(SLOVENIA_SCENE)
+    settings = settings.model_copy(update={"tile_size": 64, "overlap": 32})
+    result = predict(SLOVENIA_SCENE, tmp_path, settings, client=dask_client, progress=False, product_level="L1C")
+    assert result.tiles == 9
+    with rasterio.open(result.classes_path) as src:
+        tiled = src.read(1)
+    with rasterio.open(result.probabilities_path) as src:
+        proba = src.read().astype(np.float32) / 250
+    edge = 16
+    interior = np.s_[edge:-edge, edge:-edge]
+    agreement = (tiled == whole.argmax(axis=0))[interior].mean()
+    soft = np.exp(whole - whole.max(axis=0))
+    soft /= soft.sum(axis=0)
+    assert agreement >= 0.96, agreement  # measured 0.970 with the shipped bundle
+    assert np.abs(proba - soft)[(slice(None), *interior)].mean() < 0.03
+
+
+def test_no_seams_along_tile_borders(settings, dask_client, tmp_path: Path) -> None:
+    """Blended tiles disagree with the whole-image prediction no more on tile borders than elsewhere."""
+    whole = _whole_image_logits(SLOVENIA_SCENE).argmax(axis=0)
+    settings = settings.model_copy(update={"tile_size": 64, "overlap": 32})
+    result = predict(SLOVENIA_SCENE, tmp_path, settings, client=dask_client, progress=False, product_level="L1C")
+    with rasterio.open(result.classes_path) as src:
+        differs = src.read(1) != whole
+    # tile borders of the grid (offsets 0, 32, 36 in both directions, tile 64): columns 32, 36, 64, 68...
+    border_cols = [32, 36, 63, 64]
+    border_rate = differs[16:-16, border_cols].mean()
+    assert border_rate <= max(0.1, 3 * differs[16:-16, 16:-16].mean())
+
+
+def test_outputs_are_valid_cogs_with_palette(settings, dask_client, tmp_path: Path) -> None:
+    result = predict(SLOVENIA_SCENE, tmp_path, settings, client=dask_client, progress=False, product_level="L1C")
+    for path in (result.classes_path, result.probabilities_path):
+        valid, errors, _ = cog_validate(str(path))
+        assert valid, errors
+    card = load_bundle().card
+    with rasterio.open(result.classes_path) as src:
+        assert src.dtypes[0] == "uint8" and src.nodata == 255
+        assert src.crs.to_epsg() == 32633
+        assert src.colormap(1)[1] == card.classes[1].rgba
+        classes = src.read(1)
+    assert set(np.unique(classes)) <= set(range(card.num_classes))
+    with rasterio.open(result.probabilities_path) as src:
+        assert src.count == 5 and src.descriptions[1] == "forest"
+        proba = src.read().astype(int)
+    assert np.abs(proba.sum(axis=0) - 250).max() <= 3
+    assert (proba.argmax(axis=0) == classes).mean() > 0.99
+
+
+def test_nodata_pixels_become_255(settings, dask_client, scene_copy: Path, tmp_path: Path) -> None:
+    with rasterio.open(scene_copy, "r+") as dst:
+        data = dst.read()
+        data[:, 10:30, 40:70] = np.nan
+        dst.write(data)
+    result = predict(scene_copy, tmp_path, settings, client=dask_client, progress=False, product_level="L1C")
+    with rasterio.open(result.classes_path) as src:
+        classes = src.read(1)
+    with rasterio.open(result.probabilities_path) as src:
+        proba = src.read()
+    assert (classes[10:30, 40:70] == 255).all()
+    assert (proba[:, 10:30, 40:70] == 255).all()
+    assert (classes[40:, :] != 255).all()
+
+
+def test_rerun_is_idempotent(settings, dask_client, tmp_path: Path) -> None:
+    first = predict(SLOVENIA_SCENE, tmp_path, settings, client=dask_client, progress=False, product_level="L1C")
+    stamp = first.classes_path.stat().st_mtime_ns
+    again = predict(SLOVENIA_SCENE, tmp_path, settings, client=dask_client, progress=False, product_level="L1C")
+    assert again.skipped and not first.skipped
+    assert first.classes_path.stat().st_mtime_ns == stamp
+    other_tiling = settings.model_copy(update={"overlap": 8})
+    assert not predict(SLOVENIA_SCENE, tmp_path, other_tiling, client=dask_client, progress=False,
+                       product_level="L1C").skipped
+
+
+def test_stac_item_input_picks_bands_by_name(settings, dask_client, catalog_dir: Path, tmp_path: Path) -> None:
+    item = catalog_dir / "s2-l1c-slovenia" / "slovenia-reference-scene-2" / "slovenia-reference-scene-2.json"
+    from_item = predict(item, tmp_path / "a", settings, client=dask_client, progress=False)
+    from_file = predict(SLOVENIA_SCENE, tmp_path / "b", settings, client=dask_client, progress=False,
+                        product_level="L1C")
+    with rasterio.open(from_item.classes_path) as a, rasterio.open(from_file.classes_path) as b:
+        assert np.array_equal(a.read(), b.read())
+
+
+def test_model_loaded_once_per_worker(settings, tmp_path: Path) -> None:
+    from distributed import Client, LocalCluster
+
+    settings = settings.model_copy(update={"tile_size": 32, "overlap": 8, "batch_size": 2})
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        result = predict(SLOVENIA_SCENE, tmp_path, settings, client=client, progress=False, product_level="L1C")
+        assert result.tiles >= 16
+
+        def loads() -> int:
+            from geovigie.inference._worker import LOADS
+
+            return LOADS["count"]
+
+        counts = client.run(loads)
+    assert sum(counts.values()) <= 2
+    assert all(c <= 1 for c in counts.values())
+
+
+def test_crash_mid_run_leaves_no_output(settings, dask_client, tmp_path: Path, monkeypatch) -> None:
+    from geovigie.inference import _blend
+
+    calls = {"n": 0}
+    original = _blend.StripBlender.add
+
+    def failing_add(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("simulated crash")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(_blend.StripBlender, "add", failing_add)
+    with pytest.raises(RuntimeError, match="simulated"):
+        predict(SLOVENIA_SCENE, tmp_path, settings, client=dask_client, progress=False, product_level="L1C")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_inputs(settings, dask_client, tmp_path: Path) -> None:
+    kwargs = {"client": dask_client, "progress": False}
+    with pytest.raises(InputNotFoundError, match="missing.tif"):
+        predict(tmp_path / "missing.tif", tmp_path / "o", settings, **kwargs)
+    gers_red = next((SLOVENIA_SCENE.parent.parent / "s2-l2a-theia-gers").glob("*_FRE_B4.tif"))
+    with pytest.raises(BandMismatchError, match="FRE_B4"):
+        predict(gers_red, tmp_path / "o", settings, **kwargs)
+    with pytest.raises(BandMismatchError, match="product level L2A"):
+        predict(SLOVENIA_SCENE, tmp_path / "o", settings, product_level="L2A", **kwargs)
+    no_crs = tmp_path / "no_crs.tif"
+    with rasterio.open(SLOVENIA_SCENE) as src:
+        profile = src.profile
+        data = src.read()
+    profile.pop("crs")
+    profile.update(transform=rasterio.Affine.identity())
+    with rasterio.open(no_crs, "w", **profile) as dst:
+        dst.write(data)
+    with pytest.raises(InvalidRasterError, match="no CRS"):
+        predict(no_crs, tmp_path / "o", settings, **kwargs)
+    assert not (tmp_path / "o").exists() or list((tmp_path / "o").iterdir()) == []

@@ -1,0 +1,65 @@
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from geovigie.service import create_app
+from geovigie.tiles import LayerSpec, Provenance, publish_layer
+from PIL import Image
+
+from geovigie.settings import Settings
+from tests.tiles.test_publish import CLASSES, _class_cog
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> TestClient:
+    settings = Settings(data_dir=tmp_path / "gv")
+    publish_layer(settings.results_dir, _class_cog(tmp_path / "c.tif"),
+                  LayerSpec("lc", "Land cover", "classes", classes=CLASSES), Provenance(inputs=[], lineage="t"))
+    (tmp_path / "secret.txt").write_text("outside the data directory")
+    return TestClient(create_app(settings))
+
+
+def test_health_and_layers(client: TestClient) -> None:
+    assert client.get("/healthz").json()["layers"] == 1
+    layers = client.get("/layers").json()
+    assert [layer["id"] for layer in layers] == ["lc"]
+    assert layers[0]["tiles"][0].endswith("/layers/lc/tiles/{z}/{x}/{y}.png")
+    assert "path" not in layers[0]
+    assert client.get("/layers/lc/tilejson.json").json()["tilejson"] == "3.0.0"
+
+
+def test_tile_png_has_class_colours(client: TestClient) -> None:
+    import morecantile
+
+    west, south, east, north = client.get("/layers/lc").json()["bounds"]
+    tile = morecantile.tms.get("WebMercatorQuad").tile((west + east) / 2, (south + north) / 2, 15)
+    response = client.get(f"/layers/lc/tiles/{tile.z}/{tile.x}/{tile.y}.png")
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    rgba = np.asarray(Image.open(io.BytesIO(response.content)).convert("RGBA")).reshape(-1, 4)
+    assert {tuple(p[:3]) for p in rgba if p[3] == 255} <= {(0, 0, 255), (0, 255, 0)}
+
+
+def test_errors_map_to_http(client: TestClient) -> None:
+    assert client.get("/layers/nope/tiles/1/1/1.png").status_code == 404
+    assert "unknown layer" in client.get("/layers/nope").json()["detail"]
+    assert client.get("/layers/lc/tiles/3/0/0.png").status_code == 404  # outside bounds
+    assert client.get("/layers/lc/tiles/-1/0/0.png").status_code == 422
+
+
+@pytest.mark.parametrize("path", ["/stac/../secret.txt", "/stac/%2e%2e/secret.txt", "/layers/..%2Fsecret.txt",
+                                  "/stac/..%2F..%2Fsecret.txt"])
+def test_nothing_outside_the_data_directory(client: TestClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 404
+    assert "outside the data directory" not in response.text
+
+
+def test_static_results_catalog(client: TestClient) -> None:
+    root = client.get("/stac/catalog.json").json()
+    assert root["type"] == "Catalog"
+    item = client.get("/stac/geovigie-results/lc/lc.json").json()
+    assert item["assets"]["data"]["href"] == "./data.tif"
+    assert client.get("/").status_code == 200
+    assert client.get("/static/vendor/leaflet/leaflet.js").status_code == 200

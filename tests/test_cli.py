@@ -1,0 +1,73 @@
+"""Bad input through the command line: one line naming the problem, exit code 2, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DATA, SLOVENIA_SCENE
+
+GEOVIGIE = str(Path(sys.executable).parent / "geovigie")
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([GEOVIGIE, *args], capture_output=True, text=True, cwd=cwd, timeout=300,
+                          env={"PATH": str(Path(sys.executable).parent), "GEOVIGIE_CONFIG": str(cwd / "none.toml"),
+                               "GEOVIGIE_SAMPLE_DATA_DIR": str(DATA), "GEOVIGIE_TILE_SIZE": "64",
+                               "GEOVIGIE_OVERLAP": "16", "HOME": str(cwd)})
+
+
+def assert_clean_error(done: subprocess.CompletedProcess, *needles: str) -> None:
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("error:")
+    for needle in needles:
+        assert needle in done.stderr
+
+
+def test_help() -> None:
+    done = subprocess.run([GEOVIGIE, "--help"], capture_output=True, text=True)
+    assert done.returncode == 0
+    for command in ("catalog", "predict", "serve", "demo"):
+        assert command in done.stdout
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    assert_clean_error(run("predict", "nope.tif", "--out", "o", cwd=tmp_path), "nope.tif")
+    assert not (tmp_path / "o").exists()
+
+
+def test_band_mismatch(tmp_path: Path) -> None:
+    red = next((DATA / "s2-l2a-theia-gers").glob("*_FRE_B4.tif"))
+    assert_clean_error(run("predict", str(red), "--out", "o", cwd=tmp_path), red.name, "bands")
+
+
+def test_raster_without_crs(tmp_path: Path) -> None:
+    import rasterio
+
+    with rasterio.open(SLOVENIA_SCENE) as src:
+        profile, data = src.profile, src.read()
+    profile.pop("crs")
+    with rasterio.open(tmp_path / "nocrs.tif", "w", **profile) as dst:
+        dst.write(data)
+    assert_clean_error(run("predict", "nocrs.tif", "--out", "o", "--product-level", "L1C", cwd=tmp_path), "no CRS")
+
+
+def test_catalog_errors(tmp_path: Path) -> None:
+    assert run("catalog", "build", cwd=tmp_path).returncode == 0
+    assert_clean_error(run("catalog", "search", "--collections", "sentinel-9", cwd=tmp_path), "sentinel-9")
+    assert_clean_error(run("catalog", "search", "--bbox", "-60,-20,-59,-19", cwd=tmp_path), "no item")
+    ok = run("catalog", "search", "--collections", "s2-l1c-slovenia", "--json", cwd=tmp_path)
+    assert ok.returncode == 0 and ok.stdout.count('"type": "Feature"') == 4
+
+
+@pytest.mark.slow
+def test_predict_command_writes_outputs(tmp_path: Path) -> None:
+    done = run("predict", str(SLOVENIA_SCENE), "--out", "o", "--product-level", "L1C", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert len(list((tmp_path / "o").glob("*.tif"))) == 2
+    again = run("predict", str(SLOVENIA_SCENE), "--out", "o", "--product-level", "L1C", cwd=tmp_path)
+    assert "up to date" in again.stderr

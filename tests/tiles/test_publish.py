@@ -1,0 +1,71 @@
+from pathlib import Path
+
+import numpy as np
+import pystac
+import pytest
+from affine import Affine
+from geovigie.tiles import LayerClass, LayerIndex, LayerSpec, Provenance, publish_layer, validate_offline
+
+from geovigie.cog import write_array_cog
+
+PROFILE = {"driver": "GTiff", "crs": "EPSG:2154", "transform": Affine(10, 0, 470000, 0, -10, 6290000)}
+CLASSES = [LayerClass(0, "water", "#0000ff"), LayerClass(1, "forest", "#00ff00")]
+
+
+def _class_cog(path: Path) -> Path:
+    data = np.zeros((1, 300, 300), np.uint8)
+    data[:, :, 150:] = 1
+    data[:, :20, :20] = 255
+    return write_array_cog(path, data, profile={**PROFILE, "nodata": 255},
+                           colormap={0: (0, 0, 255, 255), 1: (0, 255, 0, 255)})
+
+
+def test_published_item_validates_offline(tmp_path: Path) -> None:
+    cog = _class_cog(tmp_path / "classes.tif")
+    spec = LayerSpec("lc-test", "Land cover test", "classes", classes=CLASSES)
+    item = publish_layer(tmp_path / "results", cog, spec, Provenance(
+        inputs=["../inputs/item.json"], lineage="test", bundle_id="model@1", bundle_card="/models/card.json"))
+    schemas = validate_offline(item)
+    assert any("classification" in s for s in schemas)
+    assert any("processing" in s for s in schemas)
+    assert any("projection" in s for s in schemas)
+    saved = pystac.Item.from_file(str(tmp_path / "results/geovigie-results/lc-test/lc-test.json"))
+    validate_offline(saved)
+    classes = saved.assets["data"].extra_fields["classification:classes"]
+    assert [(c["value"], c["color_hint"]) for c in classes[:2]] == [(0, "0000FF"), (1, "00FF00")]
+    assert saved.properties["geovigie:model_bundle"] == "model@1"
+    assert {link.rel for link in saved.links} >= {"derived_from", "via", "collection", "root"}
+    proj = {**saved.properties, **saved.assets["data"].extra_fields}
+    assert proj.get("proj:epsg") == 2154 or proj.get("proj:code") == "EPSG:2154"
+
+
+def test_offline_validator_rejects_bad_extension_fields(tmp_path: Path) -> None:
+    cog = _class_cog(tmp_path / "classes.tif")
+    item = publish_layer(tmp_path / "results", cog, LayerSpec("bad", "Bad", "classes", classes=CLASSES),
+                         Provenance(inputs=[], lineage="test"))
+    item.assets["data"].extra_fields["classification:classes"][0]["color_hint"] = "blue"
+    with pytest.raises(pystac.errors.STACValidationError):
+        validate_offline(item)
+
+
+def test_republish_replaces_and_index_reads_it(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    for title in ("first", "second"):
+        publish_layer(results, _class_cog(tmp_path / "c.tif"), LayerSpec("lc", title, "classes", classes=CLASSES),
+                      Provenance(inputs=[], lineage="test"))
+    index = LayerIndex(results)
+    assert index.ids() == ["lc"]
+    layer = index.get("lc")
+    assert layer.title == "second"
+    assert layer.legend[1] == {"value": 1, "name": "forest", "color": "#00ff00"}
+    assert layer.path.is_relative_to(results.resolve())
+    collection = pystac.Collection.from_file(str(results / "geovigie-results/collection.json"))
+    assert len(list(collection.get_items())) == 1
+
+
+@pytest.mark.parametrize("bad", ["../etc", "a/b", "..", "", "x" * 200, "%2e%2e"])
+def test_index_refuses_non_ids(tmp_path: Path, bad: str) -> None:
+    from geovigie.errors import LayerNotFoundError
+
+    with pytest.raises(LayerNotFoundError):
+        LayerIndex(tmp_path).get(bad)
