@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import pystac
 import xarray as xr
@@ -19,7 +18,6 @@ def load_items(
     chunks: dict[str, int] | None = None,
     groupby: str | None = "solar_day",
     resampling: str | dict[str, str] = "nearest",
-    gdal_env: dict[str, Any] | None = None,
 ) -> xr.Dataset:
     """Load `bands` (asset keys) of `items` lazily: nothing is read until computed.
 
@@ -32,14 +30,9 @@ def load_items(
         chunks: dask chunk sizes, default 1024 × 1024.
         groupby: how to merge items into time slices.
         resampling: resampling method, or one per band.
-        gdal_env: GDAL options passed with the read (never set globally).
     """
     import odc.stac
 
-    kwargs: dict[str, Any] = {}
-    if gdal_env:
-        kwargs["stac_cfg"] = None
-        kwargs["patch_url"] = None
     return odc.stac.load(
         list(items),
         bands=list(bands),
