@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     )
     dask_workers: int = Field(1, ge=1, description="Workers of the LocalCluster started when no scheduler is set.")
     dask_threads_per_worker: int = Field(2, ge=1)
+    dask_processes: bool = Field(
+        False, description="LocalCluster workers as processes (True) or threads of this process (False)."
+    )
     tile_size: int = Field(256, ge=32, description="Inference tile size in pixels.")
     overlap: int = Field(64, ge=0, description="Overlap between neighbouring inference tiles, in pixels.")
     batch_size: int = Field(8, ge=1, description="Tiles per model forward pass.")

@@ -20,7 +20,7 @@ def local_cluster_kind(device: str, cuda_available: bool) -> str:
 
 
 @contextlib.contextmanager
-def dask_client(settings: Settings, *, processes: bool = True) -> Iterator[object]:
+def dask_client(settings: Settings) -> Iterator[object]:
     """A `distributed.Client`: to `settings.dask_scheduler` when set, else to a fresh local cluster."""
     import torch
     from distributed import Client, LocalCluster
@@ -37,7 +37,7 @@ def dask_client(settings: Settings, *, processes: bool = True) -> Iterator[objec
         cluster = LocalCluster(
             n_workers=settings.dask_workers,
             threads_per_worker=settings.dask_threads_per_worker,
-            processes=processes,
+            processes=settings.dask_processes,
             dashboard_address=None,
         )
     with cluster, Client(cluster) as client:

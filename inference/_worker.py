@@ -75,11 +75,8 @@ def predict_windows(
     """
     bundle, network = get_network(bundle_path, device, torch_threads)
     fill = fill_values(bundle)
-    arrays, masks = [], []
-    for col, row, width, height in windows:
-        data, valid = source.read(Window(col, row, width, height), fill=fill)
-        arrays.append(data)
-        masks.append(valid)
-    batch = normalise(np.stack(arrays), bundle)
+    reads = source.read_windows([Window(*w) for w in windows], fill=fill)
+    batch = normalise(np.stack([data for data, _ in reads]), bundle)
+    masks = [valid for _, valid in reads]
     logits = forward(network, batch, next(network.parameters()).device, amp)
     return logits, np.stack(masks)
