@@ -38,6 +38,8 @@ class PredictionResult:
     tiles: int
     seconds: float
     skipped: bool
+    seconds_predicting: float = 0.0
+    """Wall time until the last row was blended; the rest went into building the COGs (overviews)."""
 
     @property
     def megapixels_per_second(self) -> float:
@@ -167,8 +169,9 @@ def predict(
             col, row, _, _ = window
             blender.add(row, col, logits, valid, weights)
         blender.close()
+        predicted = time.perf_counter() - started
     return PredictionResult(classes_path, proba_path, source, bundle, len(windows),
-                            time.perf_counter() - started, False)
+                            time.perf_counter() - started, False, predicted)
 
 
 def _palette(bundle: ModelBundle) -> dict[int, tuple[int, int, int, int]]:
