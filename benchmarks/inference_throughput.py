@@ -23,11 +23,11 @@ import numpy as np
 import psutil
 import rasterio
 import torch
+
 from geovigie.inference import predict
 from geovigie.inference._cluster import dask_client
 from geovigie.inference._device import inference_context, resolve_device
 from geovigie.models import load_bundle
-
 from geovigie.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent

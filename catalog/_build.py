@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pystac
 import rasterio
-from geovigie.catalog._bands import canonical_s2_name, eo_band
 from pystac.extensions.classification import Classification, ClassificationExtension
 from pystac.extensions.eo import Band, EOExtension
 from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import RasterBand, RasterExtension
 from rio_stac.stac import get_dataset_geom, get_projection_info
 
+from geovigie.catalog._bands import canonical_s2_name, eo_band
 from geovigie.errors import InputNotFoundError
 
 GERS = "s2-l2a-theia-gers"

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pystac
-from geovigie.catalog._datetime import Interval, overlaps, to_interval
 from shapely.geometry import box, shape
 
+from geovigie.catalog._datetime import Interval, overlaps, to_interval
 from geovigie.errors import EmptySearchError, InputNotFoundError, UnknownCollectionError
 from geovigie.types import BBox, BBoxLike, DatetimeLike, normalize_bbox
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pystac
-from geovigie.catalog import load_items
 from rasterio.windows import Window
 
+from geovigie.catalog import load_items
 from geovigie.cog import cog_writer
 from geovigie.errors import BandMismatchError
 

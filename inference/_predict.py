@@ -12,15 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rasterio.windows import Window
+
+from geovigie.cog import cog_writer
 from geovigie.inference._blend import StripBlender
 from geovigie.inference._cluster import dask_client
 from geovigie.inference._grid import blend_weights, tile_offsets
 from geovigie.inference._source import RasterSource, open_source
 from geovigie.inference._worker import predict_windows
 from geovigie.models import ModelBundle, load_bundle
-from rasterio.windows import Window
-
-from geovigie.cog import cog_writer
 from geovigie.settings import Settings
 from geovigie.types import NODATA_CLASS, NODATA_PROBA
 

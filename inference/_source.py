@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 import rasterio
 from affine import Affine
-from geovigie.catalog._bands import canonical_s2_name
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
+from geovigie.catalog._bands import canonical_s2_name
 from geovigie.errors import BandMismatchError, InputNotFoundError, InvalidRasterError
 
 

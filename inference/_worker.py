@@ -7,10 +7,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from rasterio.windows import Window
+
 from geovigie.inference._device import inference_context, resolve_device
 from geovigie.inference._source import RasterSource
 from geovigie.models import ModelBundle, load_bundle
-from rasterio.windows import Window
 
 _LOCK = threading.Lock()
 _NETWORKS: dict[tuple[str, str], tuple[ModelBundle, torch.nn.Module]] = {}

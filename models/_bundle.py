@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from geovigie.catalog._bands import canonical_s2_name
-from geovigie.models._card import ModelCard
-from geovigie.models._network import build_network
 from safetensors.torch import load_file, save_file
 
 from geovigie.atomic import atomic_path, write_json_atomic
+from geovigie.catalog._bands import canonical_s2_name
 from geovigie.errors import BandMismatchError, ForcedMismatchWarning, InputNotFoundError
+from geovigie.models._card import ModelCard
+from geovigie.models._network import build_network
 
 WEIGHTS = "weights.safetensors"
 CARD = "card.json"

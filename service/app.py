@@ -7,12 +7,12 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from geovigie.service.errors import DEFAULT_STATUS_CODES, add_exception_handlers
-from geovigie.service.factories import LayerTilerFactory
-from geovigie.tiles import LayerIndex
 
 import geovigie
+from geovigie.service.errors import DEFAULT_STATUS_CODES, add_exception_handlers
+from geovigie.service.factories import LayerTilerFactory
 from geovigie.settings import Settings
+from geovigie.tiles import LayerIndex
 
 STATIC = Path(__file__).resolve().parent / "static"
 

@@ -7,8 +7,9 @@ from typing import Annotated, Any
 import attrs
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
-from geovigie.tiles import LayerIndex, ramp_colors, render_tile
 from starlette.concurrency import run_in_threadpool
+
+from geovigie.tiles import LayerIndex, ramp_colors, render_tile
 
 
 @attrs.define

@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from geovigie.tiles._publish import RESULTS_COLLECTION
-
 from geovigie.errors import LayerNotFoundError
+from geovigie.tiles._publish import RESULTS_COLLECTION
 
 LAYER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 

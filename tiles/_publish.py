@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pystac
-from geovigie.tiles._stacio import AtomicStacIO
 from pystac.extensions.classification import Classification, ClassificationExtension
 from pystac.extensions.processing import ProcessingExtension
 from pystac.extensions.raster import RasterExtension
@@ -18,6 +17,7 @@ from pystac.extensions.render import Render, RenderExtension
 from rio_stac import create_stac_item
 
 import geovigie
+from geovigie.tiles._stacio import AtomicStacIO
 
 RESULTS_COLLECTION = "geovigie-results"
 

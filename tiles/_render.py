@@ -6,12 +6,12 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from geovigie.tiles._layers import Layer
 from rio_tiler.colormap import cmap
 from rio_tiler.errors import TileOutsideBounds
 from rio_tiler.io import Reader
 
 from geovigie.errors import TileOutsideBoundsError
+from geovigie.tiles._layers import Layer
 
 TILE_SIZE = 256
 

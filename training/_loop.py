@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from geovigie.training._chips import IGNORE
 
 from geovigie._progress import progress_bar
+from geovigie.training._chips import IGNORE
 
 log = logging.getLogger(__name__)
 

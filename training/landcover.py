@@ -14,8 +14,10 @@ import numpy as np
 import pystac
 import rasterio
 import torch
+
 from geovigie.catalog import CatalogClient
 from geovigie.catalog._build import SLOVENIA, SLOVENIA_LABELS
+from geovigie.errors import EmptySearchError
 from geovigie.inference._device import resolve_device
 from geovigie.inference._worker import forward
 from geovigie.models import Architecture, ClassInfo, ModelBundle, ModelCard, Normalisation, build_network, save_bundle
@@ -23,8 +25,6 @@ from geovigie.training._chips import IGNORE, LabelledScene, RandomChips
 from geovigie.training._loop import TrainConfig, class_weights, train
 from geovigie.training._metrics import confusion_matrix, scores
 from geovigie.training._split import block_split
-
-from geovigie.errors import EmptySearchError
 
 # source label value -> contiguous class value of the model
 SOURCE_TO_CLASS = {1: 0, 2: 1, 3: 2, 4: 3, 8: 4}

@@ -3,6 +3,7 @@ from pathlib import Path
 import dask.array as da
 import numpy as np
 import rasterio
+
 from geovigie.catalog import CatalogClient, load_items
 
 

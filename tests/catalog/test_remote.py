@@ -11,8 +11,8 @@ import pystac
 import pytest
 import uvicorn
 from fastapi import FastAPI, Request
-from geovigie.catalog import CatalogClient
 
+from geovigie.catalog import CatalogClient
 from geovigie.errors import UnknownCollectionError
 
 CONFORMS = [

@@ -3,10 +3,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+
 from geovigie.catalog import CatalogClient
 from geovigie.diagnostics import temperature_layer
 from geovigie.diagnostics.heat import _to_celsius
-
 from geovigie.errors import InvalidRasterError
 
 

@@ -16,9 +16,9 @@ import httpx
 import numpy as np
 import pystac
 import pytest
-from geovigie.tiles import validate_offline
 from PIL import Image
 
+from geovigie.tiles import validate_offline
 from tests.conftest import require
 
 CHROMIUM = "/usr/bin/chromium"

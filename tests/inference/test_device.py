@@ -1,9 +1,9 @@
 import pytest
 import torch
-from geovigie.inference._cluster import local_cluster_kind
-from geovigie.inference._device import inference_context, resolve_device
 
 from geovigie.errors import DeviceUnavailableError
+from geovigie.inference._cluster import local_cluster_kind
+from geovigie.inference._device import inference_context, resolve_device
 
 
 def test_auto_and_cpu() -> None:

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from geovigie.inference import tile_windows
 from geovigie.inference._blend import StripBlender, finalise
 from geovigie.inference._grid import blend_weights, tile_offsets

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from geovigie.inference import predict
-from geovigie.inference._worker import forward, normalise
-from geovigie.models import load_bundle
 from rio_cogeo.cogeo import cog_validate
 
 from geovigie.errors import BandMismatchError, InputNotFoundError, InvalidRasterError
+from geovigie.inference import predict
+from geovigie.inference._worker import forward, normalise
+from geovigie.models import load_bundle
 from tests.conftest import SLOVENIA_SCENE
 
 
@@ -166,3 +166,19 @@ def test_bad_inputs(settings, dask_client, tmp_path: Path) -> None:
     with pytest.raises(InvalidRasterError, match="no CRS"):
         predict(no_crs, tmp_path / "o", settings, **kwargs)
     assert not (tmp_path / "o").exists() or list((tmp_path / "o").iterdir()) == []
+
+
+def test_existing_scheduler_address_from_settings(settings, tmp_path: Path) -> None:
+    from distributed import LocalCluster
+
+    from geovigie.inference._cluster import dask_client
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        remote = settings.model_copy(update={"dask_scheduler": cluster.scheduler_address})
+        with dask_client(remote) as client:
+            assert client.scheduler.address == cluster.scheduler_address
+            result = predict(SLOVENIA_SCENE, tmp_path, remote, client=client, progress=False, product_level="L1C")
+        assert result.classes_path.exists()
+        # without a client argument, predict connects to the scheduler named in settings
+        again = predict(SLOVENIA_SCENE, tmp_path / "b", remote, progress=False, product_level="L1C")
+        assert again.classes_path.exists()

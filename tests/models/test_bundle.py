@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from geovigie.models import Architecture, load_bundle, save_bundle
 
 from geovigie.errors import BandMismatchError, ForcedMismatchWarning, InputNotFoundError
+from geovigie.models import Architecture, load_bundle, save_bundle
 
 S2_13 = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"]
 

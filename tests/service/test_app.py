@@ -4,11 +4,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from geovigie.service import create_app
-from geovigie.tiles import LayerSpec, Provenance, publish_layer
 from PIL import Image
 
+from geovigie.service import create_app
 from geovigie.settings import Settings
+from geovigie.tiles import LayerSpec, Provenance, publish_layer
 from tests.tiles.test_publish import CLASSES, _class_cog
 
 

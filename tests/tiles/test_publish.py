@@ -4,9 +4,9 @@ import numpy as np
 import pystac
 import pytest
 from affine import Affine
-from geovigie.tiles import LayerClass, LayerIndex, LayerSpec, Provenance, publish_layer, validate_offline
 
 from geovigie.cog import write_array_cog
+from geovigie.tiles import LayerClass, LayerIndex, LayerSpec, Provenance, publish_layer, validate_offline
 
 PROFILE = {"driver": "GTiff", "crs": "EPSG:2154", "transform": Affine(10, 0, 470000, 0, -10, 6290000)}
 CLASSES = [LayerClass(0, "water", "#0000ff"), LayerClass(1, "forest", "#00ff00")]

@@ -4,10 +4,10 @@ from pathlib import Path
 import morecantile
 import numpy as np
 import pytest
-from geovigie.tiles import LayerIndex, LayerSpec, Provenance, publish_layer, render_tile
 from PIL import Image
 
 from geovigie.errors import TileOutsideBoundsError
+from geovigie.tiles import LayerIndex, LayerSpec, Provenance, publish_layer, render_tile
 from tests.tiles.test_publish import CLASSES, _class_cog
 
 
