@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,13 @@ def _layer_from_item(item: dict[str, Any], folder: Path) -> Layer:
     )
 
 
+@lru_cache(maxsize=256)
+def _read_layer(item_path: str, mtime_ns: int) -> Layer:
+    """Parse a layer's item once per version of the file (tile requests hit this on every call)."""
+    path = Path(item_path)
+    return _layer_from_item(json.loads(path.read_text(encoding="utf-8")), path.parent)
+
+
 class LayerIndex:
     """Look layers up in `results_dir`; never opens a path that a request could choose."""
 
@@ -81,7 +89,7 @@ class LayerIndex:
         item_path = folder / f"{layer_id}.json"
         if not item_path.is_file():
             raise LayerNotFoundError(f"unknown layer {layer_id!r}; known: {', '.join(self.ids()) or 'none'}")
-        layer = _layer_from_item(json.loads(item_path.read_text(encoding="utf-8")), folder)
+        layer = _read_layer(str(item_path), item_path.stat().st_mtime_ns)
         if not layer.path.is_relative_to(self.results_dir):
             raise LayerNotFoundError(f"layer {layer_id!r} points outside the data directory")
         return layer

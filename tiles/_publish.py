@@ -17,6 +17,7 @@ from pystac.extensions.render import Render, RenderExtension
 from rio_stac import create_stac_item
 
 import geovigie
+from geovigie.atomic import atomic_path
 from geovigie.tiles._stacio import AtomicStacIO
 
 RESULTS_COLLECTION = "geovigie-results"
@@ -85,11 +86,12 @@ def _load_results(results_dir: Path) -> tuple[pystac.Catalog, pystac.Collection]
 
 
 def _place(src: Path, folder: Path, name: str) -> Path:
-    """Move `src` into the layer's folder (atomic rename when on the same disk)."""
+    """Copy `src` into the layer's folder atomically (the producer keeps its own file, e.g. for reruns)."""
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / name
     if src.resolve() != target.resolve():
-        shutil.move(str(src), str(target))
+        with atomic_path(target) as tmp:
+            shutil.copyfile(src, tmp)
     return target
 
 
