@@ -15,6 +15,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from geovigie.cog import cog_writer
+from geovigie.errors import BandMismatchError
 from geovigie.inference._blend import StripBlender
 from geovigie.inference._cluster import dask_client
 from geovigie.inference._grid import blend_weights, tile_offsets
@@ -66,8 +67,6 @@ def prepare_source(
         source = source.select(wanted)
     bundle.check_compatible(source.band_names, source.product_level, source=str(input_path), force=force)
     if force and len(source.band_names) != len(wanted):
-        from geovigie.errors import BandMismatchError
-
         raise BandMismatchError(
             f"{input_path}: {len(source.band_names)} bands cannot feed a model expecting {len(wanted)}, even forced"
         )

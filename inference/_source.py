@@ -47,7 +47,6 @@ class RasterSource:
     crs_wkt: str
     transform: tuple[float, ...]
     nodata: float | None
-    scale: float = 1.0
 
     @property
     def band_names(self) -> list[str]:
@@ -72,7 +71,7 @@ class RasterSource:
             raise BandMismatchError(f"{self.location}: bands {missing} not found among {self.band_names}")
         return RasterSource(
             self.id, self.location, tuple(by_name[n] for n in names), self.product_level,
-            self.width, self.height, self.crs_wkt, self.transform, self.nodata, self.scale,
+            self.width, self.height, self.crs_wkt, self.transform, self.nodata,
         )
 
     def read(self, window: Window, fill: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -128,8 +127,6 @@ class RasterSource:
                 if nodata is not None and not np.isnan(nodata):
                     region &= (data != nodata).all(axis=0)
             valid[target] = region
-            if self.scale != 1.0:
-                out *= self.scale
         invalid = ~valid
         if invalid.any():
             out[:, invalid] = fill[:, None]
@@ -214,6 +211,5 @@ def _source_from_item(path: Path, product_level: str | None) -> RasterSource:
     finest = min(grids, key=lambda h: abs(grids[h][3][0]))
     width, height, wkt, transform, nodata, _, _ = grids[finest]
     level = product_level or item.get("properties", {}).get("processing:level")
-    scale = 1.0
     return RasterSource(item.get("id", path.stem), str(path), tuple(refs), level, width, height, wkt, transform,
-                        nodata, scale)
+                        nodata)
