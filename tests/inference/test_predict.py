@@ -182,3 +182,17 @@ def test_existing_scheduler_address_from_settings(settings, tmp_path: Path) -> N
         # without a client argument, predict connects to the scheduler named in settings
         again = predict(SLOVENIA_SCENE, tmp_path / "b", remote, progress=False, product_level="L1C")
         assert again.classes_path.exists()
+
+
+def test_force_predicts_with_a_warning_but_never_with_the_wrong_band_count(settings, dask_client,
+                                                                           tmp_path: Path) -> None:
+    from geovigie.errors import ForcedMismatchWarning
+
+    with pytest.warns(ForcedMismatchWarning, match="L2A"):
+        result = predict(SLOVENIA_SCENE, tmp_path, settings, client=dask_client, progress=False,
+                         product_level="L2A", force=True)
+    assert result.classes_path.exists()
+    gers_red = next((SLOVENIA_SCENE.parent.parent / "s2-l2a-theia-gers").glob("*_FRE_B4.tif"))
+    with pytest.warns(ForcedMismatchWarning), pytest.raises(BandMismatchError, match="even forced"):
+        predict(gers_red, tmp_path / "x", settings, client=dask_client, progress=False, force=True,
+                band_names=["B04"])
