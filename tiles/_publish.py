@@ -162,6 +162,8 @@ def _add_processing(item: pystac.Item, provenance: Provenance) -> None:
     ext = ProcessingExtension.ext(item)
     ext.lineage = provenance.lineage
     ext.software = {"geovigie": geovigie.__version__}
+    if provenance.bundle_id:
+        ext.software = {**ext.software, "model-bundle": provenance.bundle_id}
     item.properties["processing:datetime"] = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     if provenance.bundle_id:
         item.properties["geovigie:model_bundle"] = provenance.bundle_id

@@ -34,6 +34,7 @@ def test_published_item_validates_offline(tmp_path: Path) -> None:
     classes = saved.assets["data"].extra_fields["classification:classes"]
     assert [(c["value"], c["color_hint"]) for c in classes[:2]] == [(0, "0000FF"), (1, "00FF00")]
     assert saved.properties["geovigie:model_bundle"] == "model@1"
+    assert saved.properties["processing:software"]["model-bundle"] == "model@1"
     assert {link.rel for link in saved.links} >= {"derived_from", "via", "collection", "root"}
     proj = {**saved.properties, **saved.assets["data"].extra_fields}
     assert proj.get("proj:epsg") == 2154 or proj.get("proj:code") == "EPSG:2154"
