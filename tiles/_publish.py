@@ -66,14 +66,12 @@ class Provenance:
 
 def _load_results(results_dir: Path) -> tuple[pystac.Catalog, pystac.Collection]:
     root = results_dir / "catalog.json"
-    stac_io = AtomicStacIO()
     if root.exists():
-        catalog = pystac.Catalog.from_file(str(root), stac_io=stac_io)
+        catalog = pystac.Catalog.from_file(str(root), stac_io=AtomicStacIO())
         collection = catalog.get_child(RESULTS_COLLECTION)
         if isinstance(collection, pystac.Collection):
             return catalog, collection
     catalog = pystac.Catalog(id="geovigie-results", description="Layers published by geovigie")
-    catalog._stac_io = stac_io
     collection = pystac.Collection(
         id=RESULTS_COLLECTION,
         description="Map layers computed by geovigie: land cover, vegetation, temperature.",

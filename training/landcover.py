@@ -35,15 +35,12 @@ BLOCK, VAL_FRACTION, BUFFER, SPLIT_SEED = 20, 0.3, 3, 7
 def _read_scene(item: pystac.Item) -> LabelledScene:
     with rasterio.open(item.assets["data"].href) as src:
         image = src.read().astype(np.float32)
-        bands = list(src.descriptions)
     with rasterio.open(item.assets["labels"].href) as src:
         raw = src.read(1)
     labels = np.full(raw.shape, IGNORE, dtype=np.uint8)
     for source_value, class_value in SOURCE_TO_CLASS.items():
         labels[raw == source_value] = class_value
-    scene = LabelledScene(item.id, image, labels)
-    scene.bands = bands  # type: ignore[attr-defined]
-    return scene
+    return LabelledScene(item.id, image, labels)
 
 
 def _evaluate(network: torch.nn.Module, scenes: list[LabelledScene], mask: np.ndarray, norm: Normalisation,
@@ -75,7 +72,7 @@ def train_landcover_baseline(
     if missing:
         raise EmptySearchError(f"training scenes {missing} not in {catalog}")
     scenes = [_read_scene(items[s]) for s in TRAIN_SCENES]
-    bands: list[str] = scenes[0].bands  # type: ignore[attr-defined]
+    bands = [band["name"] for band in items[TRAIN_SCENES[0]].assets["data"].extra_fields["eo:bands"]]
     _, height, width = scenes[0].image.shape
     train_mask, val_mask = block_split(height, width, block=BLOCK, val_fraction=VAL_FRACTION, buffer=BUFFER,
                                        seed=SPLIT_SEED)
