@@ -52,12 +52,28 @@ class DeviceUnavailableError(GeovigieError, RuntimeError):
     """The configured compute device (e.g. CUDA) is not available."""
 
 
+class InvalidInputError(GeovigieError, ValueError):
+    """A value given by the user (bbox, date, table, geometry, option) is malformed or inconsistent."""
+
+
+class InvalidZonesError(InvalidInputError):
+    """A zone layer cannot be used: no id field, duplicate or missing ids, no polygon, unreadable."""
+
+
+class GridMismatchError(GeovigieError, ValueError):
+    """Two rasters that must share a grid (CRS, transform, shape) do not, and cannot be aligned."""
+
+
 class GeovigieWarning(UserWarning):
     """Root of geovigie's warnings; tests turn these into errors."""
 
 
 class ForcedMismatchWarning(GeovigieWarning):
     """Inference runs on imagery that does not match the bundle because the user forced it."""
+
+
+class DiagnosticsWarning(GeovigieWarning):
+    """A diagnostic ran but part of its input was repaired, skipped or outside the layer."""
 
 
 def strict() -> None:

@@ -1,0 +1,1 @@
+"""Workflows: one function per product, from items and settings to published layers."""
