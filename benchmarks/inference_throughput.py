@@ -24,10 +24,8 @@ import psutil
 import rasterio
 import torch
 
-from geovigie.inference import predict
-from geovigie.inference._cluster import dask_client
-from geovigie.inference._device import inference_context, resolve_device
-from geovigie.models import load_bundle
+from geovigie.inference import PredictOptions, dask_client, predict
+from geovigie.models import inference_context, load_bundle, resolve_device
 from geovigie.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -129,7 +127,8 @@ def run_one(args: argparse.Namespace, size: int) -> dict[str, object]:
         baseline = psutil.Process().memory_info().rss + sum(
             c.memory_info().rss for c in psutil.Process().children(recursive=True))
         with PeakRSS() as memory:
-            result = predict(raster, args.out / "pred", settings, client=client, overwrite=True)
+            result = predict(raster, args.out / "pred", PredictOptions.from_settings(settings), client=client,
+                             overwrite=True)
     stride = args.tile - args.overlap
     tiles_px = result.tiles * args.tile * args.tile / 1e6
     pipeline_tile_mpx = tiles_px / result.seconds

@@ -17,7 +17,8 @@ from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import RasterBand, RasterExtension
 from rio_stac.stac import get_dataset_geom, get_projection_info
 
-from geovigie.catalog._bands import canonical_s2_name, eo_band
+from geovigie.bands import canonical_s2_name, eo_band
+from geovigie.classes import ClassInfo
 from geovigie.errors import InputNotFoundError
 
 GERS = "s2-l2a-theia-gers"
@@ -28,14 +29,15 @@ SAMPLE_COLLECTIONS = (GERS, SLOVENIA, MUENSTER)
 SLOVENIA_CLOUDY = {"reference_scene_0"}
 """Scenes the source (eo-learn) describes as cloudy; no cloud mask ships for them."""
 
-SLOVENIA_LABELS = {
-    0: ("no data", "#000000"),
-    1: ("cultivated land", "#ffff00"),
-    2: ("forest", "#054907"),
-    3: ("grassland", "#ffa500"),
-    4: ("shrubland", "#806000"),
-    8: ("artificial surface", "#dc143c"),
-}
+SLOVENIA_NODATA = 0
+SLOVENIA_LABELS = (
+    ClassInfo(value=1, name="cultivated land", color="#ffff00"),
+    ClassInfo(value=2, name="forest", color="#054907"),
+    ClassInfo(value=3, name="grassland", color="#ffa500"),
+    ClassInfo(value=4, name="shrubland", color="#806000"),
+    ClassInfo(value=8, name="artificial surface", color="#dc143c"),
+)
+"""The land-use nomenclature of the Slovenia labels (MKGP RABA groups via eo-learn); 0 is no data."""
 
 
 def _asset(path: Path, title: str, roles: list[str], src: rasterio.DatasetReader) -> pystac.Asset:
@@ -117,9 +119,9 @@ def slovenia_items(folder: Path) -> Iterator[pystac.Item]:
             RasterExtension.ext(label_asset).bands = _raster_bands(src)
         ClassificationExtension.add_to(item)
         ClassificationExtension.ext(label_asset).classes = [
-            Classification.create(value=v, name=n.replace(" ", "_"), description=n, color_hint=c[1:].upper(),
-                                  nodata=v == 0)
-            for v, (n, c) in SLOVENIA_LABELS.items()
+            Classification.create(value=SLOVENIA_NODATA, name="no_data", description="no data", nodata=True),
+            *(Classification.create(value=c.value, name=c.name.replace(" ", "_"), description=c.name,
+                                    color_hint=c.color[1:].upper()) for c in SLOVENIA_LABELS),
         ]
         item.add_asset("labels", label_asset)
         yield item

@@ -5,6 +5,7 @@ from __future__ import annotations
 import calendar
 from datetime import UTC, datetime
 
+from geovigie.errors import InvalidInputError
 from geovigie.types import DatetimeLike
 
 Interval = tuple[datetime | None, datetime | None]
@@ -27,7 +28,9 @@ def _bound(text: str, end: bool) -> datetime | None:
             return datetime(year, month, 1, tzinfo=UTC)
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as err:
-        raise ValueError(f"cannot read datetime {text!r}: use ISO 8601 (2018-10-23 or 2018-10-23T10:51:07Z)") from err
+        raise InvalidInputError(
+            f"cannot read datetime {text!r}: use ISO 8601 (2018-10-23 or 2018-10-23T10:51:07Z)"
+        ) from err
     if len(text) == 10 and end:
         value = value.replace(hour=23, minute=59, second=59, microsecond=999999)
     return value if value.tzinfo else value.replace(tzinfo=UTC)

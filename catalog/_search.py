@@ -3,40 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pystac
-from shapely.geometry import box, shape
 
-from geovigie.catalog._datetime import Interval, overlaps, to_interval
-from geovigie.errors import EmptySearchError, InputNotFoundError, UnknownCollectionError
-from geovigie.types import BBox, BBoxLike, DatetimeLike, normalize_bbox
+from geovigie.catalog._query import SearchQuery
+from geovigie.catalog._store import ApiItemSource, ItemSource, open_store
+from geovigie.errors import EmptySearchError, InputNotFoundError, InvalidInputError, UnknownCollectionError
+from geovigie.types import BBoxLike, DatetimeLike, normalize_bbox
 
 RequestModifier = Callable[[Any], Any]
-
-
-@dataclass(frozen=True)
-class SearchQuery:
-    """A normalised search: collections, bbox (EPSG:4326), datetime interval and page sizes."""
-
-    collections: tuple[str, ...] | None = None
-    bbox: BBox | None = None
-    datetime: DatetimeLike = None
-    max_items: int | None = 100
-    limit: int = 100
-    interval: Interval = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "interval", to_interval(self.datetime))
-
-
-def _item_interval(item: pystac.Item) -> tuple[Any, Any]:
-    if item.datetime is not None:
-        return item.datetime, item.datetime
-    props = item.common_metadata
-    return props.start_datetime, props.end_datetime
 
 
 class ItemSearch:
@@ -48,7 +25,7 @@ class ItemSearch:
 
     def items(self) -> Iterator[pystac.Item]:
         """Yield matching items, at most `max_items`."""
-        yield from self._source._iter_items(self.query)
+        yield from self._source.backend.search(self.query)
 
     def item_list(self, *, require: bool = True) -> list[pystac.Item]:
         """All matching items; `EmptySearchError` when none matched and `require` is set."""
@@ -73,14 +50,13 @@ class CatalogClient:
         >>> items = client.search(collections=["s2-l2a-theia-gers"], bbox=[0, 43, 1, 44]).item_list()
     """
 
-    def __init__(self, source: str, *, catalog: pystac.Catalog | None = None, api: Any = None) -> None:
-        self.source = source
-        self._catalog = catalog
-        self._api = api
+    def __init__(self, backend: ItemSource) -> None:
+        self.backend = backend
+        self.source = backend.location
 
     @classmethod
     def open(
-        cls, source: str | Path, *, modifier: RequestModifier | None = None, timeout: float | None = None
+        cls, source: str | Path, *, modifier: RequestModifier | None = None, timeout: float | None = 30.0
     ) -> CatalogClient:
         """Open `source`: an http(s) URL is a STAC API, anything else a local catalog.json (or its folder).
 
@@ -91,24 +67,12 @@ class CatalogClient:
         """
         text = str(source)
         if text.startswith(("http://", "https://")):
-            from pystac_client import Client
-
-            return cls(text, api=Client.open(text, modifier=modifier, timeout=timeout))
-        path = Path(text)
-        if path.is_dir():
-            path = path / "catalog.json"
-        if not path.exists():
-            raise InputNotFoundError(
-                f"no STAC catalog at {path}: run `geovigie catalog build` or point to a catalog.json / STAC API URL"
-            )
-        return cls(str(path), catalog=pystac.Catalog.from_file(str(path)))
+            return cls(ApiItemSource(text, modifier=modifier, timeout=timeout))
+        return cls(open_store(text))
 
     def collection_ids(self) -> list[str]:
         """Ids of the collections this source holds."""
-        if self._api is not None:
-            return [c.id for c in self._api.get_collections()]
-        assert self._catalog is not None
-        return [c.id for c in self._catalog.get_all_collections()]
+        return self.backend.collection_ids()
 
     def _check_collections(self, collections: Sequence[str] | None) -> None:
         if not collections:
@@ -142,32 +106,6 @@ class CatalogClient:
         self._check_collections(query.collections)
         return ItemSearch(self, query)
 
-    def _iter_items(self, query: SearchQuery) -> Iterator[pystac.Item]:
-        if self._api is not None:
-            search = self._api.search(
-                collections=list(query.collections) if query.collections else None,
-                bbox=query.bbox,
-                datetime=query.datetime,
-                max_items=query.max_items,
-                limit=query.limit,
-            )
-            yield from search.items()
-            return
-        assert self._catalog is not None
-        area = box(*query.bbox) if query.bbox else None
-        count = 0
-        for item in self._catalog.get_items(recursive=True):
-            if query.max_items is not None and count >= query.max_items:
-                return
-            if query.collections and item.collection_id not in query.collections:
-                continue
-            if area is not None and item.geometry is not None and not shape(item.geometry).intersects(area):
-                continue
-            if not overlaps(query.interval, *_item_interval(item)):
-                continue
-            count += 1
-            yield item
-
 
 def read_item(path: str | Path) -> pystac.Item:
     """Read one STAC item JSON file, with a clear error when it is missing or not an item."""
@@ -175,6 +113,10 @@ def read_item(path: str | Path) -> pystac.Item:
     if not path.exists():
         raise InputNotFoundError(f"STAC item not found: {path}")
     try:
-        return pystac.Item.from_file(str(path))
-    except Exception as err:  # pystac raises several types for non-item JSON
-        raise InputNotFoundError(f"{path} is not a readable STAC item: {err}") from err
+        item = pystac.Item.from_file(str(path))
+    except Exception as err:  # pystac raises many types (KeyError, TypeError, STACTypeError...) for non-item JSON
+        raise InvalidInputError(f"{path} is not a readable STAC item: {type(err).__name__}: {err}") from err
+    for key, asset in item.assets.items():
+        if not isinstance(asset.href, str) or not asset.href:
+            raise InvalidInputError(f"{path}: asset {key!r} has no href")
+    return item

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -24,22 +24,27 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def friendly_errors(func: F) -> F:
-    """Turn geovigie errors (and bad settings) into `error: <message>` and exit code 2."""
+    """Turn geovigie errors and invalid settings into `error: <message>` and exit code 2.
+
+    Anything else is a bug: it keeps its traceback and Python's exit code 1.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
         except GeovigieError as error:
-            err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-        except ValueError as error:  # pydantic settings validation, bad bbox...
-            if type(error).__module__.startswith(("pydantic", "geovigie")) or type(error) is ValueError:
-                err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-                raise typer.Exit(2) from None
-            raise
+            _fail(str(error))
+        except ValidationError as error:  # settings from geovigie.toml, GEOVIGIE_* or options
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in error.errors())
+            _fail(f"invalid settings: {problems}")
 
     return wrapper  # type: ignore[return-value]
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -56,7 +61,7 @@ def catalog_build(
 
     settings = _settings()
     target = out or settings.catalog_dir
-    catalog = build_sample_catalog(settings.sample_data_dir, target)
+    catalog = build_sample_catalog(settings.sample_data_path(), target)
     count = sum(1 for _ in catalog.get_items(recursive=True))
     err.print(f"wrote {count} items to {target / 'catalog.json'}")
 
@@ -108,14 +113,20 @@ def predict(
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Recompute even if outputs are up to date.")] = False,
 ) -> None:
-    """Predict a raster tile by tile into COG class and probability maps."""
-    from geovigie.inference import predict as run_predict
+    """Predict a raster or STAC item tile by tile into COGs, and publish the class map as a layer with a STAC item."""
+    from geovigie.workflows import landcover
 
     settings = _settings(tile_size=tile_size, overlap=overlap, batch_size=batch_size, device=device)
-    result = run_predict(input, out, settings, bundle_path=bundle, force=force, overwrite=overwrite,
-                         band_names=bands.split(",") if bands else None, product_level=product_level)
-    state = "up to date" if result.skipped else f"{result.tiles} tiles in {result.seconds:.1f} s"
-    err.print(f"{state}\nclasses: {result.classes_path}\nprobabilities: {result.probabilities_path}")
+    source = input
+    if input.suffix.lower() == ".json":
+        from geovigie.catalog import read_item
+
+        source = read_item(input)  # type: ignore[assignment]
+    layer = landcover(source, settings, bundle=bundle, out_dir=out, force=force, overwrite=overwrite,
+                      band_names=bands.split(",") if bands else None, product_level=product_level)
+    assets = layer.item.assets
+    err.print(f"{layer.detail}\nclasses: {assets['data'].get_absolute_href()}\n"
+              f"probabilities: {assets['probabilities'].get_absolute_href()}\nSTAC item: {layer.item_path}")
 
 
 @app.command("train-landcover")
@@ -134,7 +145,7 @@ def train_landcover(
     from geovigie.training import TrainConfig, train_landcover_baseline
 
     settings = _settings()
-    build_sample_catalog(settings.sample_data_dir, settings.catalog_dir)
+    build_sample_catalog(settings.sample_data_path(), settings.catalog_dir)
     bundle = train_landcover_baseline(settings.catalog_dir, out, config=TrainConfig(steps=steps, lr=3e-3),
                                       device=device)
     val = bundle.card.metrics["validation"]
@@ -172,8 +183,3 @@ def demo(
         serve(host=None, port=None)
     else:
         err.print(f"open the map with: geovigie serve  ->  http://{settings.host}:{settings.port}/")
-
-
-def main() -> None:  # pragma: no cover
-    """Console entry point."""
-    sys.exit(app())

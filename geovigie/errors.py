@@ -7,8 +7,6 @@ each class to an HTTP status once.
 
 from __future__ import annotations
 
-import warnings
-
 
 class GeovigieError(Exception):
     """Root of every error geovigie raises on purpose."""
@@ -24,6 +22,10 @@ class InvalidRasterError(GeovigieError, ValueError):
 
 class BandMismatchError(GeovigieError, ValueError):
     """A raster's bands or product level do not match what a model bundle expects."""
+
+
+class BundleError(GeovigieError, ValueError):
+    """A model bundle is unreadable, corrupt (weights checksum) or inconsistent with its card."""
 
 
 class UnknownCollectionError(GeovigieError, KeyError):
@@ -74,13 +76,3 @@ class ForcedMismatchWarning(GeovigieWarning):
 
 class DiagnosticsWarning(GeovigieWarning):
     """A diagnostic ran but part of its input was repaired, skipped or outside the layer."""
-
-
-def strict() -> None:
-    """Turn every geovigie warning into an error."""
-    warnings.filterwarnings("error", category=GeovigieWarning)
-
-
-def ignore() -> None:
-    """Silence every geovigie warning."""
-    warnings.filterwarnings("ignore", category=GeovigieWarning)

@@ -13,10 +13,12 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from geovigie.errors import InputNotFoundError, InvalidInputError
 from geovigie.types import DeviceName
 
 DEFAULT_TOML = Path("geovigie.toml")
-REPO_DATA = Path(__file__).resolve().parent.parent / "data"
+SAMPLE_MARKER = Path("s2-l1c-slovenia") / "lulc_mask.tif"
+"""A file every copy of the shipped sample data holds."""
 
 
 class Settings(BaseSettings):
@@ -29,7 +31,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GEOVIGIE_", toml_file=DEFAULT_TOML, extra="forbid")
 
     data_dir: Path = Field(Path("geovigie-data"), description="Where catalogs, results and layers are written.")
-    sample_data_dir: Path = Field(REPO_DATA, description="The real sample data shipped with the repository.")
+    sample_data_dir: Path | None = Field(
+        None, description="The real sample data (the data/ folder of a geovigie checkout); found when unset."
+    )
     catalog_sources: dict[str, str] = Field(
         default_factory=dict,
         description="Named STAC sources: a local catalog.json path or a STAC API URL.",
@@ -48,7 +52,7 @@ class Settings(BaseSettings):
     overlap: int = Field(64, ge=0, description="Overlap between neighbouring inference tiles, in pixels.")
     batch_size: int = Field(8, ge=1, description="Tiles per model forward pass.")
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(8000, ge=1, le=65535)
 
     @field_validator("overlap")
     @classmethod
@@ -57,6 +61,24 @@ class Settings(BaseSettings):
         if value >= tile:
             raise ValueError(f"overlap ({value}) must be smaller than tile_size ({tile})")
         return value
+
+    def sample_data_path(self) -> Path:
+        """The sample data folder: the configured one, else the checkout's `data/`, else `./data`.
+
+        Raises:
+            InputNotFoundError: no copy of the sample data is found.
+        """
+        if self.sample_data_dir is not None:
+            candidates = [self.sample_data_dir]
+        else:
+            candidates = [Path(__file__).resolve().parent.parent / "data", Path("data")]
+        for folder in candidates:
+            if (folder / SAMPLE_MARKER).is_file():
+                return folder
+        raise InputNotFoundError(
+            f"sample data not found in {', '.join(map(str, candidates))}: set GEOVIGIE_SAMPLE_DATA_DIR to the data/ "
+            "folder of a geovigie checkout"
+        )
 
     @property
     def catalog_dir(self) -> Path:
@@ -77,10 +99,29 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        import os
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=config_file()))
 
-        toml_path = Path(os.environ.get("GEOVIGIE_CONFIG", DEFAULT_TOML))
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+
+def config_file() -> Path:
+    """The TOML file settings are read from: `GEOVIGIE_CONFIG` (which must exist), else ./geovigie.toml if any.
+
+    Raises:
+        InputNotFoundError: `GEOVIGIE_CONFIG` names a missing file.
+        InvalidInputError: the file is not valid TOML.
+    """
+    import os
+    import tomllib
+
+    named = os.environ.get("GEOVIGIE_CONFIG")
+    path = Path(named) if named else DEFAULT_TOML
+    if named and not path.is_file():
+        raise InputNotFoundError(f"GEOVIGIE_CONFIG names {path}, which does not exist")
+    if path.is_file():
+        try:
+            tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+            raise InvalidInputError(f"{path}: not valid TOML ({err})") from err
+    return path
 
 
 def get_settings(**overrides: Any) -> Settings:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Literal, TypeAlias
+
+from geovigie.errors import InvalidInputError
 
 BBox: TypeAlias = tuple[float, float, float, float]
 """(west, south, east, north) in EPSG:4326 degrees unless stated otherwise."""
@@ -16,11 +17,7 @@ BBoxLike: TypeAlias = BBox | Sequence[float] | str
 DatetimeLike: TypeAlias = datetime | str | None
 """A datetime, an ISO 8601 instant or an interval "start/end" (open ends as ".." )."""
 
-PathLike: TypeAlias = str | Path
-
 DeviceName: TypeAlias = Literal["auto", "cpu", "cuda"]
-
-RGBA: TypeAlias = tuple[int, int, int, int]
 
 NODATA_CLASS = 255
 """Class maps are uint8 with 255 = nodata."""
@@ -36,12 +33,18 @@ def normalize_bbox(bbox: BBoxLike) -> BBox:
     """Return a bbox as four floats, checking the order of its corners.
 
     Raises:
-        ValueError: when it does not have four numbers or west > east / south > north.
+        InvalidInputError: when it does not have four numbers, west > east / south > north, or a corner
+            lies outside [-180, 180] × [-90, 90].
     """
-    values = [float(v) for v in bbox.split(",")] if isinstance(bbox, str) else [float(v) for v in bbox]
+    try:
+        values = [float(v) for v in bbox.split(",")] if isinstance(bbox, str) else [float(v) for v in bbox]
+    except (TypeError, ValueError) as err:
+        raise InvalidInputError(f"bbox must be four numbers west,south,east,north: {bbox!r}") from err
     if len(values) != 4:
-        raise ValueError(f"bbox needs 4 numbers (west,south,east,north), got {len(values)}: {bbox!r}")
+        raise InvalidInputError(f"bbox needs 4 numbers (west,south,east,north), got {len(values)}: {bbox!r}")
     west, south, east, north = values
     if west > east or south > north:
-        raise ValueError(f"bbox corners out of order (west,south,east,north expected): {bbox!r}")
+        raise InvalidInputError(f"bbox corners out of order (west,south,east,north expected): {bbox!r}")
+    if not (-180 <= west <= 180 and -180 <= east <= 180 and -90 <= south <= 90 and -90 <= north <= 90):
+        raise InvalidInputError(f"bbox {bbox!r} is not in degrees (longitudes within ±180, latitudes within ±90)")
     return west, south, east, north

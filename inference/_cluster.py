@@ -3,9 +3,35 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 from geovigie.settings import Settings
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """Where batches run: an existing scheduler, or a LocalCluster of this shape bound to loopback only."""
+
+    scheduler: str | None = None
+    workers: int = 1
+    threads_per_worker: int = 2
+    processes: bool = False
+    device: str = "auto"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ClusterOptions:
+        """The cluster the settings describe."""
+        return cls(settings.dask_scheduler, settings.dask_workers, settings.dask_threads_per_worker,
+                   settings.dask_processes, settings.device)
+
+    def torch_threads(self) -> int | None:
+        """Torch threads per worker: the local cores shared among worker threads; a remote cluster decides its own."""
+        if self.scheduler:
+            return None
+        return max(1, (os.cpu_count() or 1) // (self.workers * self.threads_per_worker))
 
 
 def local_cluster_kind(device: str, cuda_available: bool) -> str:
@@ -20,25 +46,28 @@ def local_cluster_kind(device: str, cuda_available: bool) -> str:
 
 
 @contextlib.contextmanager
-def dask_client(settings: Settings) -> Iterator[object]:
-    """A `distributed.Client`: to `settings.dask_scheduler` when set, else to a fresh local cluster."""
+def dask_client(options: ClusterOptions | Settings) -> Iterator[Any]:
+    """A `distributed.Client`: to the configured scheduler, else to a new local cluster on 127.0.0.1, no dashboard."""
     import torch
     from distributed import Client, LocalCluster
 
-    if settings.dask_scheduler:
-        with Client(settings.dask_scheduler) as client:
+    if isinstance(options, Settings):
+        options = ClusterOptions.from_settings(options)
+    if options.scheduler:
+        with Client(options.scheduler, timeout="30s") as client:
             yield client
         return
-    if local_cluster_kind(settings.device, torch.cuda.is_available()) == "cuda":  # pragma: no cover - GPU only
+    # every listening socket on loopback: distributed always starts the dashboards, so bind them to 127.0.0.1
+    local: dict[str, Any] = {"dashboard_address": "127.0.0.1:0", "worker_dashboard_address": "127.0.0.1:0"}
+    if options.processes:
+        local["host"] = "127.0.0.1"
+    if local_cluster_kind(options.device, torch.cuda.is_available()) == "cuda":  # pragma: no cover - GPU only
         from dask_cuda import LocalCUDACluster
 
-        cluster = LocalCUDACluster(threads_per_worker=settings.dask_threads_per_worker)
+        cluster = LocalCUDACluster(threads_per_worker=options.threads_per_worker, host="127.0.0.1",
+                                   dashboard_address="127.0.0.1:0")
     else:
-        cluster = LocalCluster(
-            n_workers=settings.dask_workers,
-            threads_per_worker=settings.dask_threads_per_worker,
-            processes=settings.dask_processes,
-            dashboard_address=None,
-        )
+        cluster = LocalCluster(n_workers=options.workers, threads_per_worker=options.threads_per_worker,
+                               processes=options.processes, **local)
     with cluster, Client(cluster) as client:
         yield client

@@ -9,11 +9,11 @@ import numpy as np
 
 def tile_offsets(length: int, tile: int, overlap: int) -> list[int]:
     """Start offsets of tiles covering [0, length); the last tile is aligned to the end."""
+    if length <= tile:
+        return [0]
     stride = tile - overlap
     if stride <= 0:
         raise ValueError(f"overlap ({overlap}) must be smaller than the tile size ({tile})")
-    if length <= tile:
-        return [0]
     offsets = list(range(0, length - tile, stride))
     offsets.append(length - tile)
     return offsets

@@ -5,27 +5,55 @@ from __future__ import annotations
 import collections
 import contextlib
 import hashlib
-import os
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pystac
 from rasterio.windows import Window
 
+from geovigie.classes import palette
 from geovigie.cog import cog_writer
-from geovigie.errors import BandMismatchError
+from geovigie.errors import BandMismatchError, InvalidInputError
 from geovigie.inference._blend import StripBlender
-from geovigie.inference._cluster import dask_client
+from geovigie.inference._cluster import ClusterOptions, dask_client
 from geovigie.inference._grid import blend_weights, tile_offsets
 from geovigie.inference._source import RasterSource, open_source
 from geovigie.inference._worker import predict_windows
 from geovigie.models import ModelBundle, load_bundle
 from geovigie.settings import Settings
-from geovigie.types import NODATA_CLASS, NODATA_PROBA
+from geovigie.types import NODATA_CLASS, NODATA_PROBA, PROBA_SCALE
 
 RUN_TAG = "GEOVIGIE_RUN"
+INPUTS_TAG = "GEOVIGIE_INPUTS"
+BUNDLE_TAG = "GEOVIGIE_BUNDLE"
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """How to tile and where to run: tile size and overlap (px), tiles per forward pass, device, AMP, cluster."""
+
+    tile_size: int = 256
+    overlap: int = 64
+    batch_size: int = 8
+    device: str = "auto"
+    amp: bool = True
+    cluster: ClusterOptions = field(default_factory=ClusterOptions)
+
+    def __post_init__(self) -> None:
+        if self.tile_size < 1 or self.batch_size < 1 or self.overlap < 0:
+            raise InvalidInputError(f"tile size, batch size must be positive and overlap non-negative: {self}")
+        if self.overlap >= self.tile_size:
+            raise InvalidInputError(f"overlap ({self.overlap}) must be smaller than the tile size ({self.tile_size})")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PredictOptions:
+        """The options the settings describe."""
+        return cls(settings.tile_size, settings.overlap, settings.batch_size, settings.device, settings.amp,
+                   ClusterOptions.from_settings(settings))
 
 
 @dataclass(frozen=True)
@@ -49,7 +77,7 @@ class PredictionResult:
 
 
 def prepare_source(
-    input_path: str | Path,
+    input_path: pystac.Item | str | Path,
     bundle: ModelBundle,
     *,
     force: bool = False,
@@ -63,12 +91,14 @@ def prepare_source(
     """
     source = open_source(input_path, band_names=band_names, product_level=product_level)
     wanted = bundle.card.bands
-    if Path(input_path).suffix.lower() == ".json" and set(wanted) <= set(source.band_names):
+    is_item = isinstance(input_path, pystac.Item) or Path(input_path).suffix.lower() == ".json"
+    if is_item and set(wanted) <= set(source.band_names):
         source = source.select(wanted)
-    bundle.check_compatible(source.band_names, source.product_level, source=str(input_path), force=force)
+    bundle.check_compatible(source.band_names, source.product_level, source=source.location, force=force)
     if force and len(source.band_names) != len(wanted):
         raise BandMismatchError(
-            f"{input_path}: {len(source.band_names)} bands cannot feed a model expecting {len(wanted)}, even forced"
+            f"{source.location}: {len(source.band_names)} bands cannot feed a model expecting {len(wanted)}, "
+            "even forced"
         )
     return source
 
@@ -83,22 +113,23 @@ def tile_windows(width: int, height: int, tile: int, overlap: int) -> list[tuple
     ]
 
 
-def _run_signature(source: RasterSource, bundle: ModelBundle, settings: Settings) -> str:
-    parts = [bundle.card.weights_sha256, source.location, str(source.band_names), str(settings.tile_size),
-             str(settings.overlap)]
-    for ref in source.bands:
-        stat = os.stat(ref.href)
-        parts.append(f"{ref.href}:{stat.st_size}:{stat.st_mtime_ns}")
+def _run_signature(source: RasterSource, bundle: ModelBundle, options: PredictOptions) -> str:
+    parts = [bundle.card.weights_sha256, source.location, str(source.band_names), str(options.tile_size),
+             str(options.overlap)]
+    parts += [f"{ref.href}:{ref.index}:{ref.identity}" for ref in source.bands]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
-def _existing_run(path: Path) -> str | None:
+def _existing_tags(path: Path) -> dict[str, str]:
     import rasterio
 
     if not path.exists():
-        return None
-    with rasterio.open(path) as src:
-        return src.tags().get(RUN_TAG)
+        return {}
+    try:
+        with rasterio.open(path) as src:
+            return dict(src.tags())
+    except rasterio.errors.RasterioIOError:
+        return {}  # unreadable leftovers are recomputed
 
 
 def output_paths(out_dir: Path, source: RasterSource, bundle: ModelBundle) -> tuple[Path, Path]:
@@ -108,11 +139,11 @@ def output_paths(out_dir: Path, source: RasterSource, bundle: ModelBundle) -> tu
 
 
 def predict(
-    input_path: str | Path,
+    input_path: pystac.Item | str | Path,
     out_dir: str | Path,
-    settings: Settings,
+    options: PredictOptions | None = None,
     *,
-    bundle_path: str | Path | None = None,
+    bundle: ModelBundle | str | Path | None = None,
     client: Any = None,
     force: bool = False,
     band_names: list[str] | None = None,
@@ -120,21 +151,34 @@ def predict(
     progress: bool = True,
     overwrite: bool = False,
 ) -> PredictionResult:
-    """Predict `input_path` tile by tile and write a class-map COG and a probability COG.
+    """Predict a raster or STAC item tile by tile and write a class-map COG and a probability COG.
 
-    Tiles of `settings.tile_size` overlapping by `settings.overlap` are read and predicted in
-    batches of `settings.batch_size` on Dask workers (each loads the network once); their logits
-    are blended with linear ramps and written row strip by row strip. Reruns with the same input,
-    bundle and tiling return the existing outputs (idempotent); a crash leaves no partial file.
+    Tiles of `options.tile_size` overlapping by `options.overlap` are read and predicted in batches of
+    `options.batch_size` on Dask workers (each loads the network once); their logits are blended with
+    linear ramps and written row strip by row strip. Reruns with the same input, bundle and tiling return
+    the existing outputs (idempotent); a crash leaves no partial file; an output of another input with the
+    same name is never overwritten silently.
+
+    Raises:
+        InvalidInputError: `out_dir` already holds another input's prediction under the same name.
     """
     started = time.perf_counter()
-    bundle = load_bundle(bundle_path)
+    options = options or PredictOptions()
+    bundle = bundle if isinstance(bundle, ModelBundle) else load_bundle(bundle)
     source = prepare_source(input_path, bundle, force=force, band_names=band_names, product_level=product_level)
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InvalidInputError(f"--out {out_dir} is a file, not a folder")
     classes_path, proba_path = output_paths(out_dir, source, bundle)
-    signature = _run_signature(source, bundle, settings)
-    windows = tile_windows(source.width, source.height, settings.tile_size, settings.overlap)
-    if not overwrite and _existing_run(classes_path) == signature == _existing_run(proba_path):
+    signature = _run_signature(source, bundle, options)
+    windows = tile_windows(source.width, source.height, options.tile_size, options.overlap)
+    existing = _existing_tags(classes_path)
+    if existing and existing.get(INPUTS_TAG) != source.location and not overwrite:
+        raise InvalidInputError(
+            f"{classes_path} holds the prediction of another input ({existing.get(INPUTS_TAG)}), not of "
+            f"{source.location}; use another --out folder (or --overwrite)"
+        )
+    if not overwrite and existing.get(RUN_TAG) == signature == _existing_tags(proba_path).get(RUN_TAG):
         return PredictionResult(classes_path, proba_path, source, bundle, len(windows), 0.0, True)
 
     card = bundle.card
@@ -142,16 +186,16 @@ def predict(
         "driver": "GTiff", "width": source.width, "height": source.height, "crs": source.crs,
         "transform": source.affine, "dtype": "uint8",
     }
-    tags = {RUN_TAG: signature, "GEOVIGIE_BUNDLE": bundle.id, "GEOVIGIE_INPUT": source.location}
+    tags = {RUN_TAG: signature, BUNDLE_TAG: bundle.id, INPUTS_TAG: source.location}
     with contextlib.ExitStack() as stack:
         classes_dst = stack.enter_context(cog_writer(
             classes_path, profile={**profile, "count": 1, "nodata": NODATA_CLASS},
-            band_descriptions=["class"], colormap=_palette(bundle), tags=tags,
+            band_descriptions=["class"], colormap=palette(card.classes), tags=tags,
         ))
         proba_dst = stack.enter_context(cog_writer(
             proba_path, profile={**profile, "count": card.num_classes, "nodata": NODATA_PROBA},
             band_descriptions=[c.name for c in card.classes], overview_resampling="average",
-            tags={**tags, "SCALE": "probability = value / 250"},
+            tags={**tags, "SCALE": f"probability = value / {PROBA_SCALE}"},
         ))
 
         def write_rows(row: int, classes: np.ndarray, proba: np.ndarray) -> None:
@@ -161,10 +205,10 @@ def predict(
 
         th, tw = windows[0][3], windows[0][2]
         blender = StripBlender(source.width, source.height, card.num_classes, th, write_rows)
-        weights = blend_weights(th, tw, settings.overlap)
-        client_cm = contextlib.nullcontext(client) if client is not None else dask_client(settings)
+        weights = blend_weights(th, tw, options.overlap)
+        client_cm = contextlib.nullcontext(client) if client is not None else dask_client(options.cluster)
         active = stack.enter_context(client_cm)
-        for window, logits, valid in _run_batches(active, source, windows, str(bundle.path), settings, progress):
+        for window, logits, valid in _run_batches(active, source, windows, str(bundle.path), options, progress):
             col, row, _, _ = window
             blender.add(row, col, logits, valid, weights)
         blender.close()
@@ -173,26 +217,18 @@ def predict(
                             time.perf_counter() - started, False, predicted)
 
 
-def _palette(bundle: ModelBundle) -> dict[int, tuple[int, int, int, int]]:
-    palette = {value: (0, 0, 0, 0) for value in range(256)}
-    palette.update(bundle.card.colormap())
-    return palette
-
-
-def _torch_threads(settings: Settings) -> int:
-    slots = settings.dask_workers * settings.dask_threads_per_worker
-    return max(1, (os.cpu_count() or 1) // slots)
-
-
 def _run_batches(client: Any, source: RasterSource, windows: list[tuple[int, int, int, int]], bundle_path: str,
-                 settings: Settings, progress: bool):
+                 options: PredictOptions, progress: bool) -> Iterator[tuple[tuple[int, int, int, int], Any, Any]]:
     """Submit batches with bounded look-ahead and yield (window, logits, valid) in submission order."""
     from geovigie._progress import progress_bar
 
-    batches = [windows[i : i + settings.batch_size] for i in range(0, len(windows), settings.batch_size)]
-    max_in_flight = max(2, 2 * len(client.scheduler_info().get("workers", {})) * settings.dask_threads_per_worker)
+    size = options.batch_size
+    batches = [windows[i : i + size] for i in range(0, len(windows), size)]
+    workers = client.scheduler_info().get("workers", {})
+    slots = sum(int(w.get("nthreads", 1)) for w in workers.values()) or 1
+    max_in_flight = max(2, 2 * slots)
     pending: collections.deque = collections.deque()
-    device, amp, threads = settings.device, settings.amp, _torch_threads(settings)
+    device, amp, threads = options.device, options.amp, options.cluster.torch_threads()
     with progress_bar(f"predict {source.id}", total=len(windows), enabled=progress) as advance:
         submitted = 0
         while submitted < len(batches) or pending:

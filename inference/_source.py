@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import numpy as np
+import pystac
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
@@ -17,8 +19,13 @@ from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from geovigie.catalog._bands import canonical_s2_name
+from geovigie.bands import canonical_s2_name
+from geovigie.catalog import read_item
 from geovigie.errors import BandMismatchError, InputNotFoundError, InvalidRasterError
+
+HTTP_ENV = {"GDAL_HTTP_TIMEOUT": 30, "GDAL_HTTP_CONNECTTIMEOUT": 10, "GDAL_HTTP_MAX_RETRY": 3,
+            "GDAL_HTTP_RETRY_DELAY": 1, "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
+"""GDAL settings for remote assets, passed with each open (never set globally)."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,8 @@ class BandRef:
     name: str
     href: str
     index: int
+    identity: str = ""
+    """What changes when the file changes: size and mtime locally; checksum, size or href for remote assets."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +102,7 @@ class RasterSource:
         for position, band in enumerate(self.bands):
             by_file.setdefault(band.href, []).append((position, band.index))
         with contextlib.ExitStack() as stack:
+            stack.enter_context(rasterio.Env(**HTTP_ENV))
             readers = {href: stack.enter_context(self._open(href)) for href in by_file}
             return [self._read_one(window, by_file, readers, fill) for window in windows]
 
@@ -142,9 +152,34 @@ def _intersection(window: Window, width: int, height: int) -> Window | None:
     return Window(col0, row0, col1 - col0, row1 - row0)
 
 
+def gdal_path(href: str) -> str:
+    """A path GDAL can open: local paths as they are, `file://` URLs decoded, http(s) through /vsicurl/, s3 /vsis3/."""
+    parsed = urlparse(href)
+    if parsed.scheme == "file":
+        return unquote(parsed.path)
+    if parsed.scheme in ("http", "https"):
+        return f"/vsicurl/{href}"
+    if parsed.scheme == "s3":
+        return f"/vsis3/{parsed.netloc}{parsed.path}"
+    return href
+
+
+def _identity(path: str, asset: pystac.Asset | None = None) -> str:
+    """Local files: size and mtime; remote assets: the checksum or size the item declares, else the href itself."""
+    if not path.startswith("/vsi"):
+        try:
+            stat = os.stat(path)
+        except OSError as err:
+            raise InputNotFoundError(f"input not found: {path}") from err
+        return f"{stat.st_size}:{stat.st_mtime_ns}"
+    fields = asset.extra_fields if asset is not None else {}
+    declared = [str(fields[k]) for k in ("file:checksum", "file:size") if k in fields]
+    return ":".join(declared) or "remote"
+
+
 def _grid_of(href: str, location: str) -> tuple[int, int, str, tuple[float, ...], float | None, list[str], dict]:
     try:
-        with rasterio.open(href) as src:
+        with rasterio.Env(**HTTP_ENV), rasterio.open(href) as src:
             if src.crs is None:
                 raise InvalidRasterError(f"{location}: raster has no CRS; set one (e.g. gdal_edit.py -a_srs EPSG:...)")
             return (src.width, src.height, src.crs.to_wkt(), tuple(src.transform)[:6], src.nodata,
@@ -154,24 +189,30 @@ def _grid_of(href: str, location: str) -> tuple[int, int, str, tuple[float, ...]
 
 
 def open_source(
-    path: str | Path, band_names: list[str] | None = None, product_level: str | None = None
+    source: pystac.Item | str | Path, band_names: list[str] | None = None, product_level: str | None = None
 ) -> RasterSource:
-    """Describe a GeoTIFF or a STAC item JSON file as a `RasterSource`.
+    """Describe a GeoTIFF, a STAC item JSON file or a `pystac.Item` as a `RasterSource`.
+
+    Asset hrefs may be local paths, `file://`, http(s) (read through GDAL's /vsicurl/) or s3 URLs.
 
     Args:
-        path: a raster file, or a STAC item `.json`.
+        source: a raster file, a STAC item `.json`, or an item already in memory.
         band_names: names of the file's bands when its band descriptions are missing or wrong.
         product_level: processing level (L1C, L2A…) when the input does not record it.
 
     Raises:
         InputNotFoundError: the file does not exist.
-        InvalidRasterError: no CRS, unreadable file.
+        InvalidRasterError: no CRS, unreadable file, not a STAC item.
     """
-    path = Path(path)
+    if isinstance(source, pystac.Item):
+        return _source_from_item(source, source.get_self_href() or source.id, product_level)
+    path = Path(source)
     if not path.exists():
         raise InputNotFoundError(f"input not found: {path}")
+    if path.is_dir():
+        raise InvalidRasterError(f"{path} is a folder: give a raster file or a STAC item JSON")
     if path.suffix.lower() == ".json":
-        return _source_from_item(path, product_level)
+        return _source_from_item(read_item(path), str(path), product_level)
     width, height, wkt, transform, nodata, descriptions, tags = _grid_of(str(path), str(path))
     names = band_names or [d for d in descriptions if d]
     if len(names) != len(descriptions):
@@ -180,36 +221,38 @@ def open_source(
             "name the bands (band descriptions, or --bands B01,B02,...)"
         )
     level = product_level or tags.get("PROCESSING_LEVEL") or tags.get("processing:level")
-    refs = tuple(BandRef(canonical_s2_name(n), str(path.resolve()), i + 1) for i, n in enumerate(names))
+    href = str(path.resolve())
+    identity = _identity(href)
+    refs = tuple(BandRef(canonical_s2_name(n), href, i + 1, identity) for i, n in enumerate(names))
     return RasterSource(path.stem, str(path), refs, level, width, height, wkt, transform, nodata)
 
 
-def _source_from_item(path: Path, product_level: str | None) -> RasterSource:
-    try:
-        item = json.loads(path.read_text(encoding="utf-8"))
-        assets = item["assets"]
-    except (ValueError, KeyError) as err:
-        raise InvalidRasterError(f"{path}: not a STAC item JSON ({err})") from err
-    base = path.parent
+def _band_names(asset: pystac.Asset, key: str, location: str) -> list[str]:
+    bands = asset.extra_fields.get("eo:bands") or asset.extra_fields.get("bands") or []
+    if not isinstance(bands, list):
+        raise InvalidRasterError(f"{location}: asset {key!r} has eo:bands that is not a list")
+    names = []
+    for position, band in enumerate(bands):
+        if not isinstance(band, dict) or not band.get("name"):
+            raise InvalidRasterError(f"{location}: asset {key!r} eo:bands entry {position} has no name")
+        names.append(str(band["name"]))
+    return names or [key]
+
+
+def _source_from_item(item: pystac.Item, location: str, product_level: str | None) -> RasterSource:
     refs: list[BandRef] = []
-    for key, asset in assets.items():
-        if "data" not in asset.get("roles", ["data"]):
+    for key, asset in item.assets.items():
+        if "data" not in (asset.roles or ["data"]):
             continue
-        href = asset["href"]
-        href = href if Path(href).is_absolute() or "://" in href else str((base / href).resolve())
-        eo_bands = asset.get("eo:bands") or asset.get("bands") or []
-        if len(eo_bands) > 1:
-            refs += [BandRef(canonical_s2_name(b["name"]), href, i + 1) for i, b in enumerate(eo_bands)]
-        elif eo_bands:
-            refs.append(BandRef(canonical_s2_name(eo_bands[0]["name"]), href, 1))
-        else:
-            refs.append(BandRef(canonical_s2_name(key), href, 1))
+        href = gdal_path(asset.get_absolute_href() or asset.href)
+        identity = _identity(href, asset)
+        names = _band_names(asset, key, location)
+        refs += [BandRef(canonical_s2_name(name), href, i + 1, identity) for i, name in enumerate(names)]
     if not refs:
-        raise InvalidRasterError(f"{path}: STAC item has no data asset")
+        raise InvalidRasterError(f"{location}: STAC item has no data asset")
     # the reading grid is the finest grid among the data assets
-    grids = {r.href: _grid_of(r.href, f"{path} asset {r.name}") for r in refs}
+    grids = {r.href: _grid_of(r.href, f"{location} asset {r.name}") for r in refs}
     finest = min(grids, key=lambda h: abs(grids[h][3][0]))
     width, height, wkt, transform, nodata, _, _ = grids[finest]
-    level = product_level or item.get("properties", {}).get("processing:level")
-    return RasterSource(item.get("id", path.stem), str(path), tuple(refs), level, width, height, wkt, transform,
-                        nodata)
+    level = product_level or item.properties.get("processing:level")
+    return RasterSource(item.id, location, tuple(refs), level, width, height, wkt, transform, nodata)

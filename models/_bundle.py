@@ -13,8 +13,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from geovigie.atomic import atomic_path, write_json_atomic
-from geovigie.catalog._bands import canonical_s2_name
-from geovigie.errors import BandMismatchError, ForcedMismatchWarning, InputNotFoundError
+from geovigie.bands import canonical_s2_name
+from geovigie.errors import BandMismatchError, BundleError, ForcedMismatchWarning, InputNotFoundError
 from geovigie.models._card import ModelCard
 from geovigie.models._network import build_network
 
@@ -38,9 +38,18 @@ class ModelBundle:
 
     def load_network(self, device: torch.device | str = "cpu") -> torch.nn.Module:
         """Build the network from the card and load the weights, in eval mode."""
+        weights = self.path / WEIGHTS
+        if self.card.weights_sha256:
+            digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+            if digest != self.card.weights_sha256:
+                raise BundleError(f"{weights}: SHA-256 {digest[:12]}… differs from the card's "
+                                  f"{self.card.weights_sha256[:12]}…; the weights are corrupt or not this card's")
         net = build_network(self.card.architecture, len(self.card.bands), self.card.num_classes)
-        state = load_file(str(self.path / WEIGHTS), device="cpu")
-        net.load_state_dict(state)
+        try:
+            state = load_file(str(weights), device="cpu")
+            net.load_state_dict(state)
+        except (OSError, RuntimeError, ValueError) as err:  # safetensors and torch report corrupt files so
+            raise BundleError(f"{weights}: cannot load the weights ({err})") from err
         return net.to(device).eval()
 
     def check_compatible(
@@ -56,7 +65,11 @@ class ModelBundle:
         problems = []
         if got != wanted:
             missing = [b for b in wanted if b not in got]
-            detail = f"missing {missing}" if missing else "same bands in another order"
+            extra = [b for b in got if b not in wanted]
+            details = ([f"missing {missing}"] if missing else []) + ([f"unexpected {extra}"] if extra else [])
+            if len(got) != len(wanted):
+                details.append(f"{len(got)} bands given, {len(wanted)} expected")
+            detail = ", ".join(details) or "same bands in another order"
             problems.append(f"bands {got} do not match the bundle's {wanted} ({detail})")
         if product_level and product_level.upper() != self.card.product_level.upper():
             problems.append(f"product level {product_level} differs from the bundle's {self.card.product_level}")
@@ -74,7 +87,10 @@ def load_bundle(path: str | Path | None = None) -> ModelBundle:
     card_path = folder / CARD
     if not card_path.exists() or not (folder / WEIGHTS).exists():
         raise InputNotFoundError(f"no model bundle at {folder}: expected {CARD} and {WEIGHTS}")
-    card = ModelCard.model_validate_json(card_path.read_text(encoding="utf-8"))
+    try:
+        card = ModelCard.model_validate_json(card_path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise BundleError(f"{card_path}: not a valid model card ({str(err).splitlines()[0]})") from err
     return ModelBundle(folder, card)
 
 

@@ -6,20 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-
-class ClassInfo(BaseModel):
-    """One output class: the value written in class maps, its name and colour."""
-
-    value: int = Field(ge=0, le=254)
-    name: str
-    color: str = Field(pattern=r"^#[0-9a-fA-F]{6}$")
-    description: str = ""
-
-    @property
-    def rgba(self) -> tuple[int, int, int, int]:
-        """The colour as an (r, g, b, 255) tuple."""
-        h = self.color.lstrip("#")
-        return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16), 255
+from geovigie.classes import ClassInfo
 
 
 class Architecture(BaseModel):

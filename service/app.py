@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 import geovigie
 from geovigie.service.errors import DEFAULT_STATUS_CODES, add_exception_handlers
 from geovigie.service.factories import LayerTilerFactory
 from geovigie.settings import Settings
-from geovigie.tiles import LayerIndex
+from geovigie.tiles import LayerIndex, results_store
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -23,7 +23,7 @@ def create_app(settings: Settings) -> FastAPI:
                   description="Map layers and STAC results of geovigie.")
     results = settings.results_dir.resolve()
     results.mkdir(parents=True, exist_ok=True)
-    layers = LayerTilerFactory(index=LayerIndex(results))
+    layers = LayerTilerFactory(index=LayerIndex(results_store(results)))
     app.include_router(layers.router, tags=["layers"])
     # the results catalog, browseable as a static STAC catalog (html=False: JSON files only)
     app.mount("/stac", StaticFiles(directory=results, follow_symlink=False), name="stac")
@@ -33,6 +33,12 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/healthz", summary="Liveness and what the service holds.")
     def healthz() -> dict[str, object]:
         return {"status": "ok", "version": geovigie.__version__, "layers": len(layers.index.ids())}
+
+    @app.get("/readyz", summary="Readiness: layers that can be served, and broken ones with the reason.")
+    def readyz() -> JSONResponse:
+        good, broken = layers.index.scan()
+        body = {"status": "degraded" if broken else "ok", "layers": len(good), "broken": broken}
+        return JSONResponse(body, status_code=200)
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:

@@ -29,17 +29,20 @@ class LayerTilerFactory:
         if layer.kind == "continuous" and layer.colormap_name:
             info["legend"] = [{"colors": ramp_colors(layer.colormap_name), "min": info["rescale"][0],
                                "max": info["rescale"][1], "unit": layer.unit}]
-        base = str(request.url_for("layer_tile", layer_id=layer_id, z=0, x=0, y=0))
-        info["tiles"] = [base.replace("/0/0/0.png", "/{z}/{x}/{y}.png")]
-        info["stac_item"] = str(request.url_for("stac", path=f"geovigie-results/{layer_id}/{layer_id}.json"))
+        # links relative to the server root: the Host header a client sends never ends up in them
+        base = request.app.url_path_for("layer_tile", layer_id=layer_id, z=0, x=0, y=0)
+        prefix = request.scope.get("root_path", "")
+        info["tiles"] = [prefix + str(base).replace("/0/0/0.png", "/{z}/{x}/{y}.png")]
+        info["stac_item"] = prefix + str(request.app.url_path_for("stac", path=self.index.item_href(layer_id)))
         return info
 
     def register_routes(self) -> None:
         """Add the endpoints to `self.router`."""
 
-        @self.router.get("/layers", summary="List published layers.")
+        @self.router.get("/layers", summary="List published layers (broken ones are skipped; see /readyz).")
         def list_layers(request: Request) -> list[dict[str, Any]]:
-            return [self._describe(request, layer_id) for layer_id in self.index.ids()]
+            layers, _ = self.index.scan()
+            return [self._describe(request, layer.id) for layer in layers]
 
         @self.router.get("/layers/{layer_id}", summary="Describe one layer.")
         def get_layer(request: Request, layer_id: Annotated[str, Path(description="Layer id")]) -> dict[str, Any]:
@@ -51,7 +54,7 @@ class LayerTilerFactory:
             return {"tilejson": "3.0.0", "name": info["title"], "tiles": info["tiles"], "bounds": info["bounds"],
                     "minzoom": 0, "maxzoom": 18}
 
-        @self.router.get("/layers/{layer_id}/tiles/{z}/{x}/{y}.png", name="layer_tile",
+        @self.router.api_route("/layers/{layer_id}/tiles/{z}/{x}/{y}.png", name="layer_tile", methods=["GET", "HEAD"],
                          summary="XYZ tile (web mercator) of a layer as PNG.",
                          responses={200: {"content": {"image/png": {}}}})
         async def layer_tile(

@@ -24,13 +24,20 @@ def require(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(scope="session")
+def _empty_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    empty = tmp_path_factory.mktemp("config") / "geovigie.toml"
+    empty.write_text("# no settings: tests pass theirs explicitly\n")
+    return empty
+
+
 @pytest.fixture(autouse=True)
-def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def _isolated_settings(monkeypatch: pytest.MonkeyPatch, _empty_config: Path) -> None:
     """No test reads a developer's geovigie.toml or GEOVIGIE_* variables."""
     for key in list(os.environ):
         if key.startswith("GEOVIGIE_"):
             monkeypatch.delenv(key)
-    monkeypatch.setenv("GEOVIGIE_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.setenv("GEOVIGIE_CONFIG", str(_empty_config))
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ GEOVIGIE = str(Path(sys.executable).parent / "geovigie")
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    (cwd / "none.toml").touch()
     return subprocess.run([GEOVIGIE, *args], capture_output=True, text=True, cwd=cwd, timeout=300,
                           env={"PATH": str(Path(sys.executable).parent), "GEOVIGIE_CONFIG": str(cwd / "none.toml"),
                                "GEOVIGIE_SAMPLE_DATA_DIR": str(DATA), "GEOVIGIE_TILE_SIZE": "64",

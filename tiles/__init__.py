@@ -1,22 +1,29 @@
-"""Publishing: layers as COGs with STAC items, and XYZ tiles of them with rio-tiler."""
+"""Publishing: layers as COGs with STAC items in the results store, and XYZ tiles of them with rio-tiler."""
 
 from geovigie.tiles._layers import Layer, LayerIndex
-from geovigie.tiles._publish import RESULTS_COLLECTION, LayerClass, LayerSpec, Provenance, layer_folder, publish_layer
+from geovigie.tiles._publish import (
+    RESULTS_COLLECTION,
+    LayerSpec,
+    Provenance,
+    publish_layer,
+    results_collection,
+    results_store,
+)
 from geovigie.tiles._render import ramp_colors, render_tile
 from geovigie.tiles._validate import OfflineValidator, use_offline_validation, validate_offline
 
 __all__ = [
     "RESULTS_COLLECTION",
     "Layer",
-    "LayerClass",
     "LayerIndex",
     "LayerSpec",
     "OfflineValidator",
     "Provenance",
-    "layer_folder",
     "publish_layer",
     "ramp_colors",
     "render_tile",
+    "results_collection",
+    "results_store",
     "use_offline_validation",
     "validate_offline",
 ]

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from geovigie.catalog import StaticItemStore
 from geovigie.errors import LayerNotFoundError
-from geovigie.tiles._publish import RESULTS_COLLECTION
+from geovigie.tiles._publish import RESULTS_COLLECTION, results_store
 
 LAYER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -65,35 +68,59 @@ def _read_layer(item_path: str, mtime_ns: int) -> Layer:
 
 
 class LayerIndex:
-    """Look layers up in `results_dir`; never opens a path that a request could choose."""
+    """Look layers up in the results store; never opens a path that a request could choose.
 
-    def __init__(self, results_dir: str | Path) -> None:
-        self.results_dir = Path(results_dir).resolve()
-        self.collection_dir = self.results_dir / RESULTS_COLLECTION
+    A layer whose item is unreadable or whose file is missing is skipped by `layers()` and reported by `broken()`;
+    the others keep working.
+    """
+
+    def __init__(self, store: StaticItemStore | str | Path) -> None:
+        self.store = store if isinstance(store, StaticItemStore) else results_store(store)
+        self.results_dir = self.store.root
 
     def ids(self) -> list[str]:
-        """Ids of all published layers, sorted."""
-        if not self.collection_dir.is_dir():
+        """Ids of all published layers (broken ones included), sorted."""
+        if RESULTS_COLLECTION not in self.store.collection_ids():
             return []
-        return sorted(p.name for p in self.collection_dir.iterdir() if (p / f"{p.name}.json").is_file())
+        return [path.parent.name for path in self.store.item_paths((RESULTS_COLLECTION,))]
+
+    def item_href(self, layer_id: str) -> str:
+        """The layer item's path relative to the results catalog root."""
+        return self.store.relative_href(RESULTS_COLLECTION, layer_id)
 
     def get(self, layer_id: str) -> Layer:
         """The layer `layer_id`.
 
         Raises:
-            LayerNotFoundError: unknown id, or an id that is not a plain name.
+            LayerNotFoundError: unknown id, an id that is not a plain name, or a layer whose item or file is broken.
         """
         if not LAYER_ID.match(layer_id):
-            raise LayerNotFoundError(f"invalid layer id {layer_id!r}")
-        folder = self.collection_dir / layer_id
-        item_path = folder / f"{layer_id}.json"
+            shown = layer_id if len(layer_id) <= 40 else layer_id[:40] + "…"
+            raise LayerNotFoundError(f"invalid layer id {shown!r}")
+        item_path = self.store.item_path(RESULTS_COLLECTION, layer_id)
         if not item_path.is_file():
-            raise LayerNotFoundError(f"unknown layer {layer_id!r}; known: {', '.join(self.ids()) or 'none'}")
-        layer = _read_layer(str(item_path), item_path.stat().st_mtime_ns)
+            raise LayerNotFoundError(f"unknown layer {layer_id!r}")
+        try:
+            layer = _read_layer(str(item_path), item_path.stat().st_mtime_ns)
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as err:
+            raise LayerNotFoundError(f"layer {layer_id!r} is broken: its item cannot be read ({err})") from err
         if not layer.path.is_relative_to(self.results_dir):
             raise LayerNotFoundError(f"layer {layer_id!r} points outside the data directory")
+        if not layer.path.is_file():
+            raise LayerNotFoundError(f"layer {layer_id!r} is broken: its data file is missing")
         return layer
 
+    def scan(self) -> tuple[list[Layer], dict[str, str]]:
+        """Every readable layer, and the broken ones with the reason (logged once per scan)."""
+        layers, broken = [], {}
+        for layer_id in self.ids():
+            try:
+                layers.append(self.get(layer_id))
+            except LayerNotFoundError as err:
+                broken[layer_id] = str(err)
+                log.warning("skipping %s", err)
+        return layers, broken
+
     def all(self) -> list[Layer]:
-        """Every published layer."""
-        return [self.get(i) for i in self.ids()]
+        """Every readable layer (broken ones skipped)."""
+        return self.scan()[0]

@@ -3,6 +3,7 @@ results collection, pointing to the model bundle and the inputs that made it."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,18 +19,12 @@ from rio_stac import create_stac_item
 
 import geovigie
 from geovigie.atomic import atomic_path
-from geovigie.tiles._stacio import AtomicStacIO
+from geovigie.catalog import ItemStore, StaticItemStore, check_id
+from geovigie.classes import ClassInfo
+from geovigie.types import NODATA_CLASS
 
 RESULTS_COLLECTION = "geovigie-results"
-
-
-@dataclass(frozen=True)
-class LayerClass:
-    """A class of a class-map layer."""
-
-    value: int
-    name: str
-    color: str  # "#rrggbb"
+MODEL_CARD_ASSET = "model-card"
 
 
 @dataclass(frozen=True)
@@ -43,7 +38,7 @@ class LayerSpec:
     id: str
     title: str
     kind: str
-    classes: Sequence[LayerClass] = ()
+    classes: Sequence[ClassInfo] = ()
     rescale: tuple[float, float] | None = None
     colormap_name: str | None = None
     unit: str | None = None
@@ -56,7 +51,8 @@ class Provenance:
 
     inputs: Sequence[str]
     lineage: str
-    bundle_card: str | None = None
+    bundle_card: Path | None = None
+    """The bundle's card.json: copied beside the layer, so published items never point into the server's disk."""
     bundle_id: str | None = None
     datetime: datetime | None = None
     start_datetime: datetime | None = None
@@ -64,23 +60,20 @@ class Provenance:
     extra_assets: dict[str, tuple[Path, str]] = field(default_factory=dict)
 
 
-def _load_results(results_dir: Path) -> tuple[pystac.Catalog, pystac.Collection]:
-    root = results_dir / "catalog.json"
-    if root.exists():
-        catalog = pystac.Catalog.from_file(str(root), stac_io=AtomicStacIO())
-        collection = catalog.get_child(RESULTS_COLLECTION)
-        if isinstance(collection, pystac.Collection):
-            return catalog, collection
-    catalog = pystac.Catalog(id="geovigie-results", description="Layers published by geovigie")
-    collection = pystac.Collection(
-        id=RESULTS_COLLECTION,
-        description="Map layers computed by geovigie: land cover, vegetation, temperature.",
-        extent=pystac.Extent(pystac.SpatialExtent([[-180, -90, 180, 90]]),
-                             pystac.TemporalExtent([[datetime.now(UTC), None]])),
+def results_collection() -> pystac.Collection:
+    """The collection every layer is published in."""
+    return pystac.Collection(
+        id=RESULTS_COLLECTION, title="geovigie layers",
+        description="Map layers computed by geovigie: land cover, vegetation, temperature, diagnostics.",
+        extent=pystac.Extent(pystac.SpatialExtent([[-180.0, -90.0, 180.0, 90.0]]),
+                             pystac.TemporalExtent([[None, None]])),
         license="other",
     )
-    catalog.add_child(collection)
-    return catalog, collection
+
+
+def results_store(results_dir: str | Path) -> StaticItemStore:
+    """The item store of published layers under `results_dir`."""
+    return StaticItemStore(results_dir, catalog_id="geovigie-results", description="Layers published by geovigie")
 
 
 def _place(src: Path, folder: Path, name: str) -> Path:
@@ -93,19 +86,33 @@ def _place(src: Path, folder: Path, name: str) -> Path:
     return target
 
 
-def layer_folder(results_dir: Path, layer_id: str) -> Path:
-    """The folder of a layer's item and files."""
-    return results_dir / RESULTS_COLLECTION / layer_id
+def _public_href(href: str, folder: Path, root: Path) -> str:
+    """URLs stay; local paths inside the data directory become relative to the layer; others keep their name only."""
+    if "://" in href:
+        return href
+    path = Path(href).resolve()
+    if path.is_relative_to(root):
+        return Path(os.path.relpath(path, folder)).as_posix()
+    return path.name
 
 
-def publish_layer(results_dir: str | Path, cog: str | Path, spec: LayerSpec, provenance: Provenance) -> pystac.Item:
-    """Move `cog` into the results catalog and write (or replace) the layer's STAC item.
+def publish_layer(store: ItemStore | str | Path, cog: str | Path, spec: LayerSpec,
+                  provenance: Provenance) -> pystac.Item:
+    """Copy `cog` (and extra assets) into the layer's folder and upsert the layer's STAC item into `store`.
+
+    Args:
+        store: the results item store (a folder path means the static store there).
+        cog: the layer's raster; the producer keeps its own copy (for idempotent reruns).
+        spec: what the layer is and how to draw it.
+        provenance: inputs, bundle and processing that made it.
 
     Returns:
-        the saved item; `item.validate()` works offline (see `tiles.use_offline_validation`).
+        the stored item; `item.validate()` works offline (see `tiles.use_offline_validation`).
     """
-    results_dir = Path(results_dir).resolve()
-    folder = layer_folder(results_dir, spec.id)
+    if not isinstance(store, ItemStore):
+        store = results_store(store)
+    check_id(spec.id, "layer id")
+    folder = store.files_dir(RESULTS_COLLECTION, spec.id)
     data = _place(Path(cog), folder, "data.tif")
     when = provenance.datetime or (None if provenance.start_datetime else datetime.now(UTC))
     props: dict[str, object] = {"title": spec.title, "geovigie:layer_kind": spec.kind}
@@ -122,24 +129,17 @@ def publish_layer(results_dir: str | Path, cog: str | Path, spec: LayerSpec, pro
     )
     item.assets["data"].title = spec.title
     for name, (path, title) in provenance.extra_assets.items():
-        placed = _place(path, folder, f"{name}.tif")
-        item.add_asset(name, pystac.Asset(f"./{placed.name}", title=title, media_type=pystac.MediaType.COG,
-                                          roles=["data"]))
+        placed = _place(path, folder, f"{name}{Path(path).suffix or '.tif'}")
+        media = pystac.MediaType.COG if placed.suffix == ".tif" else None
+        item.add_asset(name, pystac.Asset(f"./{placed.name}", title=title, media_type=media, roles=["data"]))
+    root = getattr(store, "root", folder).parent
     _add_classes(item, spec)
-    _add_processing(item, provenance)
+    _add_processing(item, provenance, folder, root)
     _add_render(item, spec)
     if spec.unit:
         for band in RasterExtension.ext(item.assets["data"]).bands or []:
             band.unit = spec.unit
-
-    catalog, collection = _load_results(results_dir)
-    if collection.get_item(spec.id) is not None:
-        collection.remove_item(spec.id)
-    collection.add_item(item)
-    collection.update_extent_from_items()
-    catalog.normalize_and_save(f"{results_dir}/", catalog_type=pystac.CatalogType.SELF_CONTAINED,
-                               stac_io=AtomicStacIO())
-    return item
+    return store.upsert(item, results_collection())
 
 
 def _add_classes(item: pystac.Item, spec: LayerSpec) -> None:
@@ -151,11 +151,11 @@ def _add_classes(item: pystac.Item, spec: LayerSpec) -> None:
                               color_hint=c.color.lstrip("#").upper())
         for c in spec.classes
     ]
-    classes.append(Classification.create(value=255, name="nodata", description="no data", nodata=True))
+    classes.append(Classification.create(value=NODATA_CLASS, name="nodata", description="no data", nodata=True))
     ClassificationExtension.ext(item.assets["data"]).classes = classes
 
 
-def _add_processing(item: pystac.Item, provenance: Provenance) -> None:
+def _add_processing(item: pystac.Item, provenance: Provenance, folder: Path, root: Path) -> None:
     ProcessingExtension.add_to(item)
     ext = ProcessingExtension.ext(item)
     ext.lineage = provenance.lineage
@@ -166,9 +166,13 @@ def _add_processing(item: pystac.Item, provenance: Provenance) -> None:
     if provenance.bundle_id:
         item.properties["geovigie:model_bundle"] = provenance.bundle_id
     for href in provenance.inputs:
-        item.add_link(pystac.Link("derived_from", href, media_type=pystac.MediaType.JSON, title="input"))
+        item.add_link(pystac.Link("derived_from", _public_href(href, folder, root), media_type=pystac.MediaType.JSON,
+                                  title="input"))
     if provenance.bundle_card:
-        item.add_link(pystac.Link("via", provenance.bundle_card, media_type=pystac.MediaType.JSON,
+        card = _place(provenance.bundle_card, folder, "model-card.json")
+        item.add_asset(MODEL_CARD_ASSET, pystac.Asset(f"./{card.name}", title=f"model card {provenance.bundle_id}",
+                                                      media_type=pystac.MediaType.JSON, roles=["metadata"]))
+        item.add_link(pystac.Link("via", f"./{card.name}", media_type=pystac.MediaType.JSON,
                                   title=f"model bundle card {provenance.bundle_id}"))
 
 

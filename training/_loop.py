@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from geovigie._progress import progress_bar
+from geovigie.models import autocast
 from geovigie.training._chips import IGNORE
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def train(
                 batches = iter(loader)
                 images, labels = next(batches)
             images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+            with autocast(device, use_amp):
                 loss = loss_fn(network(images), labels)
             optimiser.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()

@@ -15,19 +15,28 @@ import pystac
 import rasterio
 import torch
 
-from geovigie.catalog import CatalogClient
-from geovigie.catalog._build import SLOVENIA, SLOVENIA_LABELS
+from geovigie.catalog import SLOVENIA, SLOVENIA_LABELS, CatalogClient
 from geovigie.errors import EmptySearchError
-from geovigie.inference._device import resolve_device
-from geovigie.inference._worker import forward
-from geovigie.models import Architecture, ClassInfo, ModelBundle, ModelCard, Normalisation, build_network, save_bundle
+from geovigie.models import (
+    Architecture,
+    ClassInfo,
+    ModelBundle,
+    ModelCard,
+    Normalisation,
+    build_network,
+    forward,
+    normalise,
+    resolve_device,
+    save_bundle,
+)
 from geovigie.training._chips import IGNORE, LabelledScene, RandomChips
 from geovigie.training._loop import TrainConfig, class_weights, train
 from geovigie.training._metrics import confusion_matrix, scores
 from geovigie.training._split import block_split
 
 # source label value -> contiguous class value of the model
-SOURCE_TO_CLASS = {1: 0, 2: 1, 3: 2, 4: 3, 8: 4}
+SOURCE_TO_CLASS = {label.value: index for index, label in enumerate(SLOVENIA_LABELS)}
+LABELS = {label.value: label for label in SLOVENIA_LABELS}
 TRAIN_SCENES = ("slovenia-reference-scene-1", "slovenia-reference-scene-2", "slovenia-reference-scene-3")
 BLOCK, VAL_FRACTION, BUFFER, SPLIT_SEED = 20, 0.3, 3, 7
 
@@ -45,12 +54,10 @@ def _read_scene(item: pystac.Item) -> LabelledScene:
 
 def _evaluate(network: torch.nn.Module, scenes: list[LabelledScene], mask: np.ndarray, norm: Normalisation,
               names: list[str], device: torch.device) -> dict[str, object]:
-    mean = np.asarray(norm.mean, np.float32)[:, None, None]
-    std = np.asarray(norm.std, np.float32)[:, None, None]
     total = np.zeros((len(names), len(names)), dtype=np.int64)
     per_scene = {}
     for scene in scenes:
-        batch = ((scene.image - mean) / std)[None].astype(np.float32)
+        batch = normalise(norm, scene.image[None].astype(np.float32, copy=True))
         pred = forward(network, batch, device, amp=False)[0].argmax(axis=0)
         truth = np.where(mask, scene.labels, IGNORE)
         matrix = confusion_matrix(truth, pred, len(names))
@@ -78,10 +85,9 @@ def train_landcover_baseline(
                                        seed=SPLIT_SEED)
     pixels = np.concatenate([s.image[:, train_mask] for s in scenes], axis=1)
     norm = Normalisation(scale=1.0, mean=pixels.mean(axis=1).tolist(), std=(pixels.std(axis=1) + 1e-6).tolist())
-    mean, std = np.asarray(norm.mean, np.float32)[:, None, None], np.asarray(norm.std, np.float32)[:, None, None]
-    normalised = [LabelledScene(s.name, (s.image - mean) / std, s.labels) for s in scenes]
+    normalised = [LabelledScene(s.name, normalise(norm, s.image.copy()), s.labels) for s in scenes]
 
-    class_names = [SLOVENIA_LABELS[v][0] for v in SOURCE_TO_CLASS]
+    class_names = [LABELS[v].name for v in SOURCE_TO_CLASS]
     arch = architecture or Architecture()
     network = build_network(arch, len(bands), len(class_names))
     train_labels = np.stack([np.where(train_mask, s.labels, IGNORE) for s in scenes])
@@ -103,7 +109,7 @@ def train_landcover_baseline(
         product_level="L1C",
         normalisation=norm,
         pixel_size_m=10.0,
-        classes=[ClassInfo(value=i, name=n, color=SLOVENIA_LABELS[v][1], description=f"source label {v}")
+        classes=[ClassInfo(value=i, name=n, color=LABELS[v].color, description=f"source label {v}")
                  for i, (v, n) in enumerate(zip(SOURCE_TO_CLASS, class_names, strict=True))],
         ignore_value=IGNORE,
         provenance={

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from geovigie.errors import DeviceUnavailableError
-from geovigie.inference._cluster import local_cluster_kind
-from geovigie.inference._device import inference_context, resolve_device
+from geovigie.inference import local_cluster_kind
+from geovigie.models import inference_context, resolve_device
 
 
 def test_auto_and_cpu() -> None:

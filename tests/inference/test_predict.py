@@ -11,23 +11,26 @@ import torch
 from rio_cogeo.cogeo import cog_validate
 
 from geovigie.errors import BandMismatchError, InputNotFoundError, InvalidRasterError
-from geovigie.inference import predict
-from geovigie.inference._worker import forward, normalise
-from geovigie.models import load_bundle
+from geovigie.inference import PredictOptions, predict
+from geovigie.models import forward, load_bundle, normalise
 from tests.conftest import SLOVENIA_SCENE
+
+
+def _opts(settings) -> PredictOptions:
+    return PredictOptions.from_settings(settings)
 
 
 def _whole_image_logits(path: Path) -> np.ndarray:
     bundle = load_bundle()
     with rasterio.open(path) as src:
         image = src.read().astype(np.float32)
-    return forward(bundle.load_network(), normalise(image[None], bundle), torch.device("cpu"), amp=False)[0]
+    return forward(bundle.load_network(), normalise(bundle.card, image[None]), torch.device("cpu"), amp=False)[0]
 
 
 def test_tiled_agrees_with_whole_away_from_edges(settings, dask_client, tmp_path: Path) -> None:
     whole = _whole_image_logits(SLOVENIA_SCENE)
     settings = settings.model_copy(update={"tile_size": 64, "overlap": 32})
-    result = predict(SLOVENIA_SCENE, tmp_path, settings, client=dask_client, progress=False, product_level="L1C")
+    result = predict(SLOVENIA_SCENE, tmp_path, _opts(settings), client=dask_client, progress=False, product_level="L1C")
     assert result.tiles == 9
     with rasterio.open(result.classes_path) as src:
         tiled = src.read(1)
@@ -46,7 +49,7 @@ def test_no_seams_along_tile_borders(settings, dask_client, tmp_path: Path) -> N
     """Blended tiles disagree with the whole-image prediction no more on tile borders than elsewhere."""
     whole = _whole_image_logits(SLOVENIA_SCENE).argmax(axis=0)
     settings = settings.model_copy(update={"tile_size": 64, "overlap": 32})
-    result = predict(SLOVENIA_SCENE, tmp_path, settings, client=dask_client, progress=False, product_level="L1C")
+    result = predict(SLOVENIA_SCENE, tmp_path, _opts(settings), client=dask_client, progress=False, product_level="L1C")
     with rasterio.open(result.classes_path) as src:
         differs = src.read(1) != whole
     # tile borders of the grid (offsets 0, 32, 36 in both directions, tile 64): columns 32, 36, 64, 68...
@@ -56,7 +59,7 @@ def test_no_seams_along_tile_borders(settings, dask_client, tmp_path: Path) -> N
 
 
 def test_outputs_are_valid_cogs_with_palette(settings, dask_client, tmp_path: Path) -> None:
-    result = predict(SLOVENIA_SCENE, tmp_path, settings, client=dask_client, progress=False, product_level="L1C")
+    result = predict(SLOVENIA_SCENE, tmp_path, _opts(settings), client=dask_client, progress=False, product_level="L1C")
     for path in (result.classes_path, result.probabilities_path):
         valid, errors, _ = cog_validate(str(path))
         assert valid, errors
@@ -79,7 +82,7 @@ def test_nodata_pixels_become_255(settings, dask_client, scene_copy: Path, tmp_p
         data = dst.read()
         data[:, 10:30, 40:70] = np.nan
         dst.write(data)
-    result = predict(scene_copy, tmp_path, settings, client=dask_client, progress=False, product_level="L1C")
+    result = predict(scene_copy, tmp_path, _opts(settings), client=dask_client, progress=False, product_level="L1C")
     with rasterio.open(result.classes_path) as src:
         classes = src.read(1)
     with rasterio.open(result.probabilities_path) as src:
@@ -90,20 +93,20 @@ def test_nodata_pixels_become_255(settings, dask_client, scene_copy: Path, tmp_p
 
 
 def test_rerun_is_idempotent(settings, dask_client, tmp_path: Path) -> None:
-    first = predict(SLOVENIA_SCENE, tmp_path, settings, client=dask_client, progress=False, product_level="L1C")
+    first = predict(SLOVENIA_SCENE, tmp_path, _opts(settings), client=dask_client, progress=False, product_level="L1C")
     stamp = first.classes_path.stat().st_mtime_ns
-    again = predict(SLOVENIA_SCENE, tmp_path, settings, client=dask_client, progress=False, product_level="L1C")
+    again = predict(SLOVENIA_SCENE, tmp_path, _opts(settings), client=dask_client, progress=False, product_level="L1C")
     assert again.skipped and not first.skipped
     assert first.classes_path.stat().st_mtime_ns == stamp
     other_tiling = settings.model_copy(update={"overlap": 8})
-    assert not predict(SLOVENIA_SCENE, tmp_path, other_tiling, client=dask_client, progress=False,
+    assert not predict(SLOVENIA_SCENE, tmp_path, _opts(other_tiling), client=dask_client, progress=False,
                        product_level="L1C").skipped
 
 
 def test_stac_item_input_picks_bands_by_name(settings, dask_client, catalog_dir: Path, tmp_path: Path) -> None:
     item = catalog_dir / "s2-l1c-slovenia" / "slovenia-reference-scene-2" / "slovenia-reference-scene-2.json"
-    from_item = predict(item, tmp_path / "a", settings, client=dask_client, progress=False)
-    from_file = predict(SLOVENIA_SCENE, tmp_path / "b", settings, client=dask_client, progress=False,
+    from_item = predict(item, tmp_path / "a", _opts(settings), client=dask_client, progress=False)
+    from_file = predict(SLOVENIA_SCENE, tmp_path / "b", _opts(settings), client=dask_client, progress=False,
                         product_level="L1C")
     with rasterio.open(from_item.classes_path) as a, rasterio.open(from_file.classes_path) as b:
         assert np.array_equal(a.read(), b.read())
@@ -115,13 +118,13 @@ def test_model_loaded_once_per_worker(settings, tmp_path: Path) -> None:
     settings = settings.model_copy(update={"tile_size": 32, "overlap": 8, "batch_size": 2})
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:
-        result = predict(SLOVENIA_SCENE, tmp_path, settings, client=client, progress=False, product_level="L1C")
+        result = predict(SLOVENIA_SCENE, tmp_path, _opts(settings), client=client, progress=False, product_level="L1C")
         assert result.tiles >= 16
 
         def loads() -> int:
-            from geovigie.inference._worker import LOADS
+            from geovigie.inference._worker import cached_networks
 
-            return LOADS["count"]
+            return cached_networks()
 
         counts = client.run(loads)
     assert sum(counts.values()) <= 2
@@ -142,19 +145,19 @@ def test_crash_mid_run_leaves_no_output(settings, dask_client, tmp_path: Path, m
 
     monkeypatch.setattr(_blend.StripBlender, "add", failing_add)
     with pytest.raises(RuntimeError, match="simulated"):
-        predict(SLOVENIA_SCENE, tmp_path, settings, client=dask_client, progress=False, product_level="L1C")
+        predict(SLOVENIA_SCENE, tmp_path, _opts(settings), client=dask_client, progress=False, product_level="L1C")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_bad_inputs(settings, dask_client, tmp_path: Path) -> None:
     kwargs = {"client": dask_client, "progress": False}
     with pytest.raises(InputNotFoundError, match="missing.tif"):
-        predict(tmp_path / "missing.tif", tmp_path / "o", settings, **kwargs)
+        predict(tmp_path / "missing.tif", tmp_path / "o", _opts(settings), **kwargs)
     gers_red = next((SLOVENIA_SCENE.parent.parent / "s2-l2a-theia-gers").glob("*_FRE_B4.tif"))
     with pytest.raises(BandMismatchError, match="FRE_B4"):
-        predict(gers_red, tmp_path / "o", settings, **kwargs)
+        predict(gers_red, tmp_path / "o", _opts(settings), **kwargs)
     with pytest.raises(BandMismatchError, match="product level L2A"):
-        predict(SLOVENIA_SCENE, tmp_path / "o", settings, product_level="L2A", **kwargs)
+        predict(SLOVENIA_SCENE, tmp_path / "o", _opts(settings), product_level="L2A", **kwargs)
     no_crs = tmp_path / "no_crs.tif"
     with rasterio.open(SLOVENIA_SCENE) as src:
         profile = src.profile
@@ -164,23 +167,24 @@ def test_bad_inputs(settings, dask_client, tmp_path: Path) -> None:
     with rasterio.open(no_crs, "w", **profile) as dst:
         dst.write(data)
     with pytest.raises(InvalidRasterError, match="no CRS"):
-        predict(no_crs, tmp_path / "o", settings, **kwargs)
+        predict(no_crs, tmp_path / "o", _opts(settings), **kwargs)
     assert not (tmp_path / "o").exists() or list((tmp_path / "o").iterdir()) == []
 
 
 def test_existing_scheduler_address_from_settings(settings, tmp_path: Path) -> None:
     from distributed import LocalCluster
 
-    from geovigie.inference._cluster import dask_client
+    from geovigie.inference import dask_client
 
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
         remote = settings.model_copy(update={"dask_scheduler": cluster.scheduler_address})
         with dask_client(remote) as client:
             assert client.scheduler.address == cluster.scheduler_address
-            result = predict(SLOVENIA_SCENE, tmp_path, remote, client=client, progress=False, product_level="L1C")
+            result = predict(SLOVENIA_SCENE, tmp_path, _opts(remote), client=client, progress=False,
+                             product_level="L1C")
         assert result.classes_path.exists()
         # without a client argument, predict connects to the scheduler named in settings
-        again = predict(SLOVENIA_SCENE, tmp_path / "b", remote, progress=False, product_level="L1C")
+        again = predict(SLOVENIA_SCENE, tmp_path / "b", _opts(remote), progress=False, product_level="L1C")
         assert again.classes_path.exists()
 
 
@@ -189,10 +193,10 @@ def test_force_predicts_with_a_warning_but_never_with_the_wrong_band_count(setti
     from geovigie.errors import ForcedMismatchWarning
 
     with pytest.warns(ForcedMismatchWarning, match="L2A"):
-        result = predict(SLOVENIA_SCENE, tmp_path, settings, client=dask_client, progress=False,
+        result = predict(SLOVENIA_SCENE, tmp_path, _opts(settings), client=dask_client, progress=False,
                          product_level="L2A", force=True)
     assert result.classes_path.exists()
     gers_red = next((SLOVENIA_SCENE.parent.parent / "s2-l2a-theia-gers").glob("*_FRE_B4.tif"))
     with pytest.warns(ForcedMismatchWarning), pytest.raises(BandMismatchError, match="even forced"):
-        predict(gers_red, tmp_path / "x", settings, client=dask_client, progress=False, force=True,
+        predict(gers_red, tmp_path / "x", _opts(settings), client=dask_client, progress=False, force=True,
                 band_names=["B04"])

@@ -5,11 +5,12 @@ import pystac
 import pytest
 from affine import Affine
 
+from geovigie.classes import ClassInfo
 from geovigie.cog import write_array_cog
-from geovigie.tiles import LayerClass, LayerIndex, LayerSpec, Provenance, publish_layer, validate_offline
+from geovigie.tiles import LayerIndex, LayerSpec, Provenance, publish_layer, validate_offline
 
 PROFILE = {"driver": "GTiff", "crs": "EPSG:2154", "transform": Affine(10, 0, 470000, 0, -10, 6290000)}
-CLASSES = [LayerClass(0, "water", "#0000ff"), LayerClass(1, "forest", "#00ff00")]
+CLASSES = [ClassInfo(value=0, name="water", color="#0000ff"), ClassInfo(value=1, name="forest", color="#00ff00")]
 
 
 def _class_cog(path: Path) -> Path:
@@ -20,11 +21,17 @@ def _class_cog(path: Path) -> Path:
                            colormap={0: (0, 0, 255, 255), 1: (0, 255, 0, 255)})
 
 
+def _card(folder: Path) -> Path:
+    card = folder / "card.json"
+    card.write_text('{"name": "model", "version": "1"}')
+    return card
+
+
 def test_published_item_validates_offline(tmp_path: Path) -> None:
     cog = _class_cog(tmp_path / "classes.tif")
     spec = LayerSpec("lc-test", "Land cover test", "classes", classes=CLASSES)
     item = publish_layer(tmp_path / "results", cog, spec, Provenance(
-        inputs=["../inputs/item.json"], lineage="test", bundle_id="model@1", bundle_card="/models/card.json"))
+        inputs=["../inputs/item.json"], lineage="test", bundle_id="model@1", bundle_card=_card(tmp_path)))
     schemas = validate_offline(item)
     assert any("classification" in s for s in schemas)
     assert any("processing" in s for s in schemas)

@@ -1,4 +1,4 @@
-"""Sentinel-2 MSI band metadata (name, common name, centre wavelength in µm)."""
+"""Sentinel-2 MSI band metadata (name, common name, centre wavelength in µm), shared by every subpackage."""
 
 from __future__ import annotations
 
