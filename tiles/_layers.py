@@ -32,6 +32,9 @@ class Layer:
     colormap_name: str | None
     unit: str | None
     datetime: str | None
+    style: dict[str, Any] | None = None
+    """Vector layers only: how to draw features (see `tiles.VectorStyle`)."""
+    description: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready description (no file path: clients address layers by id)."""
@@ -39,6 +42,7 @@ class Layer:
             "id": self.id, "title": self.title, "kind": self.kind, "bounds": list(self.bounds),
             "legend": self.legend, "rescale": list(self.rescale) if self.rescale else None,
             "colormap_name": self.colormap_name, "unit": self.unit, "datetime": self.datetime,
+            "style": self.style, "description": self.description,
         }
 
 
@@ -56,7 +60,8 @@ def _layer_from_item(item: dict[str, Any], folder: Path) -> Layer:
         id=item["id"], title=props.get("title", item["id"]), kind=props.get("geovigie:layer_kind", "continuous"),
         path=(folder / asset["href"]).resolve(), bounds=tuple(item["bbox"]), legend=legend,  # type: ignore[arg-type]
         rescale=rescale, colormap_name=render.get("colormap_name"), unit=bands[0].get("unit"),
-        datetime=props.get("datetime") or props.get("start_datetime"),
+        datetime=props.get("datetime") or props.get("start_datetime"), style=props.get("geovigie:style"),
+        description=props.get("description", ""),
     )
 
 

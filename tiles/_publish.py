@@ -21,6 +21,7 @@ import geovigie
 from geovigie.atomic import atomic_path
 from geovigie.catalog import ItemStore, StaticItemStore, check_id
 from geovigie.classes import ClassInfo
+from geovigie.errors import InvalidInputError
 from geovigie.types import NODATA_CLASS
 
 RESULTS_COLLECTION = "geovigie-results"
@@ -28,11 +29,34 @@ MODEL_CARD_ASSET = "model-card"
 
 
 @dataclass(frozen=True)
+class VectorStyle:
+    """How the map draws a vector layer: one colour, or features coloured by a numeric column.
+
+    `popup` lists the properties shown when a feature is clicked (all when empty); `label` names the property
+    used as a feature's title.
+    """
+
+    color: str = "#d7301f"
+    color_by: str | None = None
+    colormap_name: str = "ylgn"
+    rescale: tuple[float, float] | None = None
+    unit: str | None = None
+    popup: Sequence[str] = ()
+    label: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON form stored in the item (`geovigie:style`)."""
+        return {"color": self.color, "color_by": self.color_by, "colormap_name": self.colormap_name,
+                "rescale": list(self.rescale) if self.rescale else None, "unit": self.unit,
+                "popup": list(self.popup), "label": self.label}
+
+
+@dataclass(frozen=True)
 class LayerSpec:
     """What a layer is and how to draw it.
 
-    `kind` is "classes" (uint8 class map, its palette embedded) or "continuous" (one float band,
-    drawn with `rescale` and `colormap_name`, values in `unit`).
+    `kind` is "classes" (uint8 class map, its palette embedded), "continuous" (one float band,
+    drawn with `rescale` and `colormap_name`, values in `unit`) or "vector" (GeoJSON features drawn with `style`).
     """
 
     id: str
@@ -43,6 +67,7 @@ class LayerSpec:
     colormap_name: str | None = None
     unit: str | None = None
     description: str = ""
+    style: VectorStyle | None = None
 
 
 @dataclass(frozen=True)
@@ -140,6 +165,62 @@ def publish_layer(store: ItemStore | str | Path, cog: str | Path, spec: LayerSpe
         for band in RasterExtension.ext(item.assets["data"]).bands or []:
             band.unit = spec.unit
     return store.upsert(item, results_collection())
+
+
+def publish_vector_layer(store: ItemStore | str | Path, features: str | Path, spec: LayerSpec,
+                         provenance: Provenance) -> pystac.Item:
+    """Copy a GeoJSON FeatureCollection (EPSG:4326) into the layer's folder and upsert its STAC item.
+
+    Extra assets (the same features as GeoPackage or CSV, for instance) travel in `provenance.extra_assets`.
+
+    Raises:
+        InvalidInputError: the file is not a GeoJSON FeatureCollection.
+    """
+    import json
+
+    from shapely.geometry import box, mapping, shape
+
+    if not isinstance(store, ItemStore):
+        store = results_store(store)
+    check_id(spec.id, "layer id")
+    try:
+        collection = json.loads(Path(features).read_text(encoding="utf-8"))
+        geometries = [shape(f["geometry"]) for f in collection["features"] if f.get("geometry")]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise InvalidInputError(f"{features}: not a GeoJSON FeatureCollection ({err})") from err
+    folder = store.files_dir(RESULTS_COLLECTION, spec.id)
+    _place(Path(features), folder, "data.geojson")
+    bounds = _union_bounds(geometries)
+    when = provenance.datetime or (None if provenance.start_datetime else datetime.now(UTC))
+    props: dict[str, object] = {"title": spec.title, "geovigie:layer_kind": "vector",
+                                "geovigie:features": len(collection["features"])}
+    if spec.description:
+        props["description"] = spec.description
+    if spec.style:
+        props["geovigie:style"] = spec.style.as_dict()
+    if provenance.start_datetime and provenance.end_datetime:
+        props["start_datetime"] = provenance.start_datetime.isoformat().replace("+00:00", "Z")
+        props["end_datetime"] = provenance.end_datetime.isoformat().replace("+00:00", "Z")
+    item = pystac.Item(spec.id, mapping(box(*bounds)), list(bounds), when, props, collection=RESULTS_COLLECTION)
+    item.add_asset("data", pystac.Asset("./data.geojson", title=spec.title, media_type=pystac.MediaType.GEOJSON,
+                                        roles=["data"]))
+    for name, (path, title) in provenance.extra_assets.items():
+        placed = _place(path, folder, f"{name}{Path(path).suffix}")
+        media = {".gpkg": pystac.MediaType.GEOPACKAGE, ".csv": "text/csv", ".tif": pystac.MediaType.COG,
+                 ".html": pystac.MediaType.HTML}.get(placed.suffix)
+        item.add_asset(name, pystac.Asset(f"./{placed.name}", title=title, media_type=media, roles=["data"]))
+    _add_processing(item, provenance, folder, getattr(store, "root", folder).parent)
+    return store.upsert(item, results_collection())
+
+
+def _union_bounds(geometries: Sequence[object]) -> tuple[float, float, float, float]:
+    """Bounds of all geometries; the whole world when there is none (an empty pass is still a layer)."""
+    import shapely
+
+    if not geometries:
+        return (-180.0, -90.0, 180.0, 90.0)
+    west, south, east, north = shapely.total_bounds(list(geometries))
+    return float(west), float(south), float(east), float(north)
 
 
 def _add_classes(item: pystac.Item, spec: LayerSpec) -> None:
