@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   create .venv, install, run the demo on the shipped real data, serve the map on :8000
-#   make test   install what the tests need (chromium via apt when root) and run ruff + the whole suite
+#   make test   install what the tests need (chromium via apt when root), run ruff, mypy, the import-layer
+#               contract and the whole suite
 PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed-stamp
@@ -27,6 +28,7 @@ demo: install
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/python tools/check_package.py all
 
 test: install system-deps lint
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider

@@ -38,8 +38,8 @@ def load_items(
         bands=list(bands),
         crs=crs,
         resolution=resolution,
-        bbox=bbox,
-        chunks=chunks or {"x": 1024, "y": 1024},
+        bbox=tuple(bbox) if bbox is not None else None,  # type: ignore[arg-type]
+        chunks=dict(chunks or {"x": 1024, "y": 1024}),
         groupby=groupby,
         resampling=resampling,
         fail_on_error=True,

@@ -183,7 +183,7 @@ class StaticItemStore:
             template = pystac.Collection(
                 id=collection_id, description=f"Items of {collection_id}", license="other",
                 extent=pystac.Extent(pystac.SpatialExtent([[-180.0, -90.0, 180.0, 90.0]]),
-                                     pystac.TemporalExtent([[None, None]])))
+                                     pystac.TemporalExtent([[datetime.now(UTC), None]])))
         payload = template.to_dict(include_self_link=False, transform_hrefs=False)
         payload["links"] = [link for link in payload.get("links", []) if link.get("rel") not in
                             ("root", "parent", "child", "item", "self")]
@@ -263,9 +263,9 @@ def _extend(record: dict[str, Any], item: pystac.Item) -> None:
     def iso(value: datetime | None) -> str | None:
         return value.isoformat().replace("+00:00", "Z") if value else None
 
-    if start is not None and (lo is None or iso(start) < lo):  # type: ignore[operator]
+    if start is not None and (lo is None or iso(start) < lo):
         lo = iso(start)
-    if end is not None and (hi is None or iso(end) > hi):  # type: ignore[operator]
+    if end is not None and (hi is None or iso(end) > hi):
         hi = iso(end)
     record["extent"]["temporal"]["interval"] = [[lo, hi]]
     record.setdefault("updated", _now())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pystac
@@ -27,7 +28,7 @@ class TemperatureSummary:
     p98: float
 
 
-def _to_celsius(block: np.ma.MaskedArray, unit: str | None, dtype: str) -> np.ma.MaskedArray:
+def _to_celsius(block: np.ma.MaskedArray, unit: str | None, dtype: str) -> Any:
     if unit in ("celsius", "°C", "degC"):
         return block.astype("float32")
     if unit in ("kelvin", "K"):

@@ -33,7 +33,7 @@ def _cog_translate(src: Path, dst: Path, resampling: str, colormap: Colormap | N
             str(src),
             str(dst),
             profile,
-            overview_resampling=resampling,
+            overview_resampling=resampling,  # type: ignore[arg-type]
             quiet=True,
             colormap=colormap,
             in_memory=False,

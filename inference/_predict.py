@@ -220,7 +220,7 @@ def predict(
 def _run_batches(client: Any, source: RasterSource, windows: list[tuple[int, int, int, int]], bundle_path: str,
                  options: PredictOptions, progress: bool) -> Iterator[tuple[tuple[int, int, int, int], Any, Any]]:
     """Submit batches with bounded look-ahead and yield (window, logits, valid) in submission order."""
-    from geovigie._progress import progress_bar
+    from geovigie.progress import progress_bar
 
     size = options.batch_size
     batches = [windows[i : i + size] for i in range(0, len(windows), size)]

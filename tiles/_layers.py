@@ -58,7 +58,7 @@ def _layer_from_item(item: dict[str, Any], folder: Path) -> Layer:
     ]
     return Layer(
         id=item["id"], title=props.get("title", item["id"]), kind=props.get("geovigie:layer_kind", "continuous"),
-        path=(folder / asset["href"]).resolve(), bounds=tuple(item["bbox"]), legend=legend,  # type: ignore[arg-type]
+        path=(folder / asset["href"]).resolve(), bounds=tuple(item["bbox"]), legend=legend,
         rescale=rescale, colormap_name=render.get("colormap_name"), unit=bands[0].get("unit"),
         datetime=props.get("datetime") or props.get("start_datetime"), style=props.get("geovigie:style"),
         description=props.get("description", ""),

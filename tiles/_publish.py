@@ -3,6 +3,7 @@ results collection, pointing to the model bundle and the inputs that made it."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 from collections.abc import Sequence
@@ -79,9 +80,9 @@ class Provenance:
     bundle_card: Path | None = None
     """The bundle's card.json: copied beside the layer, so published items never point into the server's disk."""
     bundle_id: str | None = None
-    datetime: datetime | None = None
-    start_datetime: datetime | None = None
-    end_datetime: datetime | None = None
+    datetime: dt.datetime | None = None
+    start_datetime: dt.datetime | None = None
+    end_datetime: dt.datetime | None = None
     extra_assets: dict[str, tuple[Path, str]] = field(default_factory=dict)
 
 
@@ -91,7 +92,7 @@ def results_collection() -> pystac.Collection:
         id=RESULTS_COLLECTION, title="geovigie layers",
         description="Map layers computed by geovigie: land cover, vegetation, temperature, diagnostics.",
         extent=pystac.Extent(pystac.SpatialExtent([[-180.0, -90.0, 180.0, 90.0]]),
-                             pystac.TemporalExtent([[None, None]])),
+                             pystac.TemporalExtent([[datetime.now(UTC), None]])),
         license="other",
     )
 

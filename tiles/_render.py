@@ -47,7 +47,7 @@ def render_tile(layer: Layer, z: int, x: int, y: int, *, gdal_env: dict[str, Any
 def _touches(bounds: tuple[float, float, float, float], z: int, x: int, y: int) -> bool:
     import morecantile
 
-    tile = morecantile.tms.get("WebMercatorQuad").bounds(x, y, z)
+    tile = morecantile.tms.get("WebMercatorQuad").bounds(morecantile.Tile(x, y, z))
     west, south, east, north = bounds
     return tile.left < east and tile.right > west and tile.bottom < north and tile.top > south
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from geovigie._progress import progress_bar
 from geovigie.models import autocast
+from geovigie.progress import progress_bar
 from geovigie.training._chips import IGNORE
 
 log = logging.getLogger(__name__)
