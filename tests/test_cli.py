@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pystac
 import pytest
 
 from tests.conftest import DATA, SLOVENIA_SCENE
@@ -70,5 +71,12 @@ def test_predict_command_writes_outputs(tmp_path: Path) -> None:
     done = run("predict", str(SLOVENIA_SCENE), "--out", "o", "--product-level", "L1C", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert len(list((tmp_path / "o").glob("*.tif"))) == 2
+    # every output has a STAC item: predict publishes the class map as a layer of the results store
+    layer = "landcover-reference_scene_2"
+    item_path = tmp_path / "geovigie-data/results/geovigie-results" / layer / f"{layer}.json"
+    assert "STAC item:" in done.stderr and item_path.is_file()
+    item = pystac.Item.from_file(str(item_path))
+    assert item.properties["geovigie:model_bundle"].startswith("landcover-s2l1c-slovenia@")
+    assert {"data", "probabilities", "model-card"} <= set(item.assets)
     again = run("predict", str(SLOVENIA_SCENE), "--out", "o", "--product-level", "L1C", cwd=tmp_path)
     assert "up to date" in again.stderr
