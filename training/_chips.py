@@ -7,7 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-IGNORE = 255
+from geovigie.types import NODATA_CLASS
+
+IGNORE = NODATA_CLASS
+"""Label value ignored by the loss and the metrics: the class-map nodata value."""
 
 
 @dataclass

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from geovigie.types import NODATA_CLASS
 
-def confusion_matrix(truth: np.ndarray, pred: np.ndarray, num_classes: int, ignore: int = 255) -> np.ndarray:
+
+def confusion_matrix(truth: np.ndarray, pred: np.ndarray, num_classes: int, ignore: int = NODATA_CLASS) -> np.ndarray:
     """(num_classes, num_classes) counts, rows = truth, columns = prediction; `ignore` truth is skipped."""
     keep = truth != ignore
     t, p = truth[keep].astype(np.int64), pred[keep].astype(np.int64)

@@ -12,6 +12,7 @@ from geovigie.inference import PredictOptions, predict
 from geovigie.models import ModelBundle, load_bundle
 from geovigie.settings import Settings
 from geovigie.tiles import LayerSpec, Provenance, publish_layer
+from geovigie.types import PROBA_SCALE
 from geovigie.workflows._published import PublishedLayer
 
 
@@ -62,7 +63,7 @@ def landcover(
         datetime=item.datetime if item is not None else None,
         start_datetime=common.start_datetime if common is not None else None,
         end_datetime=common.end_datetime if common is not None else None,
-        extra_assets={"probabilities": (result.probabilities_path, "Class probabilities (value / 250)")},
+        extra_assets={"probabilities": (result.probabilities_path, f"Class probabilities (value / {PROBA_SCALE})")},
     )
     published = publish_layer(settings.results_dir, result.classes_path, spec, provenance)
     detail = "up to date" if result.skipped else f"{result.tiles} tiles, {result.seconds:.1f} s"
