@@ -1,6 +1,50 @@
-"""Diagnostics: vegetation (NDVI) and surface temperature layers; zonal figures come next."""
+"""Diagnostics: layers turned into the figures users act on.
 
+Vegetation (NDVI) and surface temperature layers, per-zone figures, ZAN accounting, dump sites and their tracking,
+urban heat islands, and the report that gathers them.
+"""
+
+from geovigie.diagnostics._dumps import CANDIDATE_NOTE, extract_sites, sensitive_zones, site_volumes, write_sites
+from geovigie.diagnostics._export import write_csv, write_vector
+from geovigie.diagnostics._grid import grid_zones
+from geovigie.diagnostics._heat_island import (
+    HOT_SPOT_CLASSES,
+    HeatIslandSummary,
+    HeatProxySummary,
+    RuralReference,
+    heat_island_layer,
+    heat_proxy_layer,
+    hot_spot_classes,
+    hot_spot_legend,
+    rural_reference,
+)
+from geovigie.diagnostics._tracking import alerts, history_table, track
 from geovigie.diagnostics.heat import TemperatureSummary, temperature_layer
 from geovigie.diagnostics.vegetation import NdviSummary, ndvi_layer
 
-__all__ = ["NdviSummary", "TemperatureSummary", "ndvi_layer", "temperature_layer"]
+__all__ = [
+    "CANDIDATE_NOTE",
+    "HOT_SPOT_CLASSES",
+    "HeatIslandSummary",
+    "HeatProxySummary",
+    "NdviSummary",
+    "RuralReference",
+    "TemperatureSummary",
+    "alerts",
+    "extract_sites",
+    "grid_zones",
+    "heat_island_layer",
+    "heat_proxy_layer",
+    "history_table",
+    "hot_spot_classes",
+    "hot_spot_legend",
+    "ndvi_layer",
+    "rural_reference",
+    "sensitive_zones",
+    "site_volumes",
+    "temperature_layer",
+    "track",
+    "write_csv",
+    "write_sites",
+    "write_vector",
+]

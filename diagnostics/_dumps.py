@@ -1,0 +1,519 @@
+"""Dump sites (dépôts sauvages): vectorise a probability or class layer, measure, locate, export.
+
+A site layer is a GeoDataFrame in EPSG:2154, one row per site, produced by `extract_sites` and enriched by
+`site_volumes` (volume from a surface and a terrain model) and `sensitive_zones` (distance to Natura 2000,
+ZNIEFF, water courses or a user's own layers). No sensitive-zone layer ships with geovigie: the user supplies
+them. No labelled dump imagery exists offline either, so no dump detector is validated here: sites taken from a
+layer that is not the output of a validated model are flagged `candidate` with a note, in every output.
+
+The layer is read whole into memory (one byte per pixel plus the masks): fine for a commune at 0.2 m, not yet
+for a whole département in one file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import re
+import warnings
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import rasterio
+import rasterio.crs
+import rasterio.features
+from pyproj import CRS
+from rasterio.errors import RasterioIOError
+from rasterio.windows import Window, from_bounds
+from shapely.geometry import box, shape
+from shapely.geometry.base import BaseGeometry
+
+from geovigie.diagnostics._export import write_csv, write_vector
+from geovigie.errors import (
+    DiagnosticsWarning,
+    GridMismatchError,
+    InputNotFoundError,
+    InvalidInputError,
+    InvalidRasterError,
+    InvalidZonesError,
+)
+from geovigie.types import NODATA_CLASS, PROBA_SCALE
+
+OUTPUT_CRS = "EPSG:2154"
+PROBABILITY_MAX = PROBA_SCALE  # probabilities are uint8 0-250 (value / 250), 255 = nodata
+NODATA = NODATA_CLASS
+CANDIDATE_NOTE = (
+    "candidate: extracted from a layer that is not the output of a validated dump model; "
+    "check on site before any action"
+)
+NO_SURFACE_NOTE = "no surface/terrain model given"
+OUTSIDE_NOTE = "site outside the surface/terrain model"
+PARTLY_OUTSIDE_NOTE = "site partly outside the surface/terrain model"
+NO_PIXEL_NOTE = "no surface-model pixel centre inside the site"
+NODATA_NOTE = "nodata inside the site in the surface/terrain model"
+SITE_COLUMNS = [
+    "detection_id", "pass_date", "candidate", "source_kind", "layer_kind", "source_layer", "note",
+    "area_m2", "area_ha", "mean_confidence", "max_confidence",
+    "centroid_lon", "centroid_lat", "centroid_x_l93", "centroid_y_l93", "commune_code", "commune_name",
+    "volume_m3", "height_max_m", "height_mean_m", "volume_note",
+]
+CENTROID_COLUMNS = ["centroid_lon", "centroid_lat", "centroid_x_l93", "centroid_y_l93"]
+_LAYER_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def iso_pass_date(pass_date: date | datetime) -> str:
+    """ISO 8601 text of a pass date: `YYYY-MM-DD` for a date, `YYYY-MM-DDTHH:MM:SSZ` (UTC) for a datetime.
+
+    Naive datetimes are taken as UTC.
+    """
+    if isinstance(pass_date, datetime):
+        moment = pass_date.replace(tzinfo=UTC) if pass_date.tzinfo is None else pass_date.astimezone(UTC)
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(pass_date, date):
+        return pass_date.isoformat()
+    raise InvalidInputError(f"pass_date {pass_date!r}: expected a date or datetime")
+
+
+def _check_options(threshold: float, class_value: int | None, min_area_m2: float, sieve_px: int | None) -> None:
+    if class_value is None and not 0 < threshold <= 1:
+        raise InvalidInputError(f"threshold {threshold}: must be in (0, 1] (probability = value / 250)")
+    if class_value is not None and (isinstance(class_value, bool) or not isinstance(class_value, int)
+                                    or not 0 <= class_value < NODATA):
+        raise InvalidInputError(f"class_value {class_value!r}: must be an integer class in 0-254 (255 = nodata)")
+    if not min_area_m2 >= 0:
+        raise InvalidInputError(f"min_area_m2 {min_area_m2}: must be >= 0")
+    if sieve_px is not None and (isinstance(sieve_px, bool) or not isinstance(sieve_px, int) or sieve_px < 0):
+        raise InvalidInputError(f"sieve_px {sieve_px!r}: must be a non-negative integer or None")
+
+
+def _open(path: Path) -> rasterio.DatasetReader:
+    if not path.exists():
+        raise InputNotFoundError(f"{path}: no such raster")
+    try:
+        src = rasterio.open(path)
+    except RasterioIOError as exc:
+        raise InvalidRasterError(f"{path}: not a readable raster ({exc})") from exc
+    if src.crs is None:
+        src.close()
+        raise InvalidRasterError(f"{path}: raster has no CRS")
+    return src
+
+
+def _is_metric(crs: rasterio.crs.CRS) -> bool:
+    parsed = CRS.from_user_input(crs)
+    return bool(parsed.is_projected and parsed.axis_info and parsed.axis_info[0].unit_name in ("metre", "meter"))
+
+
+def _pixel_area_m2(src: rasterio.DatasetReader) -> float:
+    """Ground area of one pixel in m²: from the transform in a metric CRS, else from the footprint in EPSG:2154."""
+    if _is_metric(src.crs):
+        return abs(src.transform.a * src.transform.e - src.transform.b * src.transform.d)
+    footprint = gpd.GeoSeries([box(*src.bounds)], crs=src.crs).to_crs(OUTPUT_CRS)
+    return float(footprint.area.iloc[0]) / (src.width * src.height)
+
+
+def _read_layer(src: rasterio.DatasetReader, threshold: float,
+                class_value: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Site mask, valid-pixel mask and band values of a single-band probability or class layer."""
+    if src.count != 1:
+        raise InvalidRasterError(f"{src.name}: {src.count} bands; give a single-band probability or class layer")
+    values = src.read(1)
+    valid = src.read_masks(1) > 0
+    if class_value is None:
+        if values.dtype != np.uint8:
+            raise InvalidRasterError(f"{src.name}: probability layer is {values.dtype}; expected uint8 0-250 "
+                                     "(255 = nodata), or pass class_value for a class map")
+        valid &= values <= PROBABILITY_MAX
+        site = valid & (values.astype(np.float64) / PROBABILITY_MAX >= threshold)
+    else:
+        if not np.issubdtype(values.dtype, np.integer):
+            raise InvalidRasterError(f"{src.name}: class layer is {values.dtype}; expected an integer class map")
+        site = valid & (values == class_value)
+    return site, valid, values
+
+
+def _sieve_size(sieve_px: int | None, min_area_m2: float, pixel_area: float) -> int:
+    if sieve_px is not None:
+        return sieve_px
+    return max(1, math.ceil(min_area_m2 / pixel_area - 1e-9))
+
+
+def _clean(site: np.ndarray, size: int) -> np.ndarray:
+    """Sieve: connected groups (4-connectivity) smaller than `size` pixels take their neighbours' value.
+
+    Specks are removed and holes smaller than `size` filled.
+    """
+    size = min(size, site.size - 1)  # GDAL refuses a sieve as large as the image
+    if size <= 1:
+        return site
+    return rasterio.features.sieve(site.astype(np.uint8), size=size, connectivity=4).astype(bool)
+
+
+def _confidence(polygons: list[BaseGeometry], transform: rasterio.Affine, values: np.ndarray,
+                valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and max probability (value / 250) of the valid pixels of each polygon (pixel-aligned polygons)."""
+    labels = rasterio.features.rasterize(
+        ((geom, index) for index, geom in enumerate(polygons, start=1)),
+        out_shape=values.shape, transform=transform, fill=0, dtype="int32", all_touched=False,
+    )
+    keep = (labels > 0) & valid
+    ids, vals = labels[keep], values[keep].astype(np.float64) / PROBABILITY_MAX
+    count = np.bincount(ids, minlength=len(polygons) + 1)[1:]
+    total = np.bincount(ids, weights=vals, minlength=len(polygons) + 1)[1:]
+    peak = np.full(len(polygons) + 1, -np.inf)
+    np.maximum.at(peak, ids, vals)
+    empty = count == 0
+    return np.where(empty, np.nan, total / np.maximum(count, 1)), np.where(empty, np.nan, peak[1:])
+
+
+def _empty_sites(pass_iso: str) -> gpd.GeoDataFrame:
+    frame = gpd.GeoDataFrame({name: pd.Series(dtype="object") for name in SITE_COLUMNS},
+                             geometry=gpd.GeoSeries([], crs=OUTPUT_CRS), crs=OUTPUT_CRS)
+    for name in ("area_m2", "area_ha", "mean_confidence", "max_confidence", *CENTROID_COLUMNS,
+                 "volume_m3", "height_max_m", "height_mean_m"):
+        frame[name] = frame[name].astype("float64")
+    frame["candidate"] = frame["candidate"].astype(bool)
+    frame.attrs["pass_date"] = pass_iso
+    return frame
+
+
+def _detection_ids(pass_iso: str, x: np.ndarray, y: np.ndarray, area: np.ndarray) -> list[str]:
+    """Ids from the pass date and the centroid rounded to 1 cm (area breaks the rare tie): same input, same ids."""
+    stamp = pass_iso[:10].replace("-", "")
+    ids: list[str] = []
+    for cx, cy, a in zip(x, y, area, strict=True):
+        digest = hashlib.sha1(f"{pass_iso}|{cx:.2f}|{cy:.2f}".encode()).hexdigest()[:10]
+        ident = f"{stamp}-{digest}"
+        if ident in ids:
+            ident = f"{stamp}-{hashlib.sha1(f'{pass_iso}|{cx:.2f}|{cy:.2f}|{a:.2f}'.encode()).hexdigest()[:10]}"
+        ids.append(ident)
+    return ids
+
+
+def add_centroids(sites: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Set `centroid_x_l93`/`centroid_y_l93` (EPSG:2154) and `centroid_lon`/`centroid_lat` (WGS84) of each site."""
+    out = sites.copy()
+    centroids = out.geometry.to_crs(OUTPUT_CRS).centroid
+    wgs84 = centroids.to_crs("EPSG:4326")
+    out["centroid_x_l93"], out["centroid_y_l93"] = centroids.x.to_numpy(), centroids.y.to_numpy()
+    out["centroid_lon"], out["centroid_lat"] = wgs84.x.to_numpy(), wgs84.y.to_numpy()
+    return out
+
+
+def _check_zones(zones: gpd.GeoDataFrame, columns: tuple[str, ...], what: str) -> gpd.GeoDataFrame:
+    if not isinstance(zones, gpd.GeoDataFrame):
+        raise InvalidZonesError(f"{what}: expected a GeoDataFrame, got {type(zones).__name__}")
+    missing = [c for c in columns if c not in zones.columns]
+    if missing:
+        raise InvalidZonesError(f"{what}: columns {missing} missing (has {list(zones.columns)})")
+    if zones.crs is None:
+        raise InvalidZonesError(f"{what}: no CRS")
+    kept = zones[zones.geometry.notna() & ~zones.geometry.is_empty]
+    if kept.empty:
+        raise InvalidZonesError(f"{what}: no geometry")
+    return kept.to_crs(OUTPUT_CRS)
+
+
+def _prepare_zones(zones: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    kept = _check_zones(zones, ("zone_id", "zone_name"), "zones")
+    if kept["zone_id"].isna().any() or kept["zone_id"].duplicated().any():
+        raise InvalidZonesError("zones: zone_id has missing or duplicate values")
+    return kept
+
+
+def _join_communes(sites: gpd.GeoDataFrame, zones: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Commune (zone) of each site: the zone with the largest overlap; null where none overlaps."""
+    left = gpd.GeoDataFrame({"_row": np.arange(len(sites))}, geometry=sites.geometry.to_numpy(), crs=OUTPUT_CRS)
+    pairs = gpd.overlay(left, zones[["zone_id", "zone_name", "geometry"]], how="intersection", keep_geom_type=False)
+    out = sites.copy()
+    out["commune_code"], out["commune_name"] = None, None
+    if pairs.empty:
+        return out
+    pairs["_overlap"] = pairs.geometry.area
+    pairs = pairs[pairs["_overlap"] > 0].sort_values(["_row", "_overlap", "zone_id"], ascending=[True, False, True])
+    best = pairs.drop_duplicates("_row")
+    rows = best["_row"].to_numpy()
+    out.iloc[rows, out.columns.get_loc("commune_code")] = best["zone_id"].astype(str).to_numpy()
+    out.iloc[rows, out.columns.get_loc("commune_name")] = best["zone_name"].astype(str).to_numpy()
+    return out
+
+
+def extract_sites(
+    layer: str | Path,
+    *,
+    threshold: float = 0.5,
+    class_value: int | None = None,
+    min_area_m2: float = 20.0,
+    sieve_px: int | None = None,
+    pass_date: date | datetime,
+    candidate: bool,
+    zones: gpd.GeoDataFrame | None = None,
+) -> gpd.GeoDataFrame:
+    """Vectorise the dump sites of one pass from a probability or class layer, as polygons in EPSG:2154.
+
+    A probability layer (uint8, value / 250, 255 = nodata) gives sites where value / 250 >= `threshold`; with
+    `class_value`, a class layer gives sites where value == class_value. The mask is sieved (4-connectivity):
+    groups of fewer than `sieve_px` pixels are removed and holes of fewer than `sieve_px` pixels filled
+    (None: the pixel count of `min_area_m2`; 0 or 1: no sieve). Polygons (rasterio.features.shapes) are
+    reprojected to EPSG:2154 when the layer is not, and those under `min_area_m2` dropped.
+
+    Args:
+        layer: single-band GeoTIFF/COG (a model bundle's probability or class output, or any stand-in).
+        threshold: probability threshold in (0, 1] (ignored with `class_value`).
+        class_value: class of the dump sites in a class layer; None for a probability layer.
+        min_area_m2: smallest site kept, m² (measured in EPSG:2154).
+        sieve_px: sieve size in pixels (see above).
+        pass_date: date of the imagery pass (naive datetimes are UTC).
+        candidate: True unless the layer is the output of a validated dump model; candidates carry a note.
+        zones: communes (columns zone_id, zone_name, geometry); each site gets the one it overlaps most.
+
+    Returns:
+        One row per site (columns `SITE_COLUMNS` + geometry), largest first. `detection_id` is a hash of the pass
+        date and the centroid rounded to 1 cm, so reruns give the same ids. Confidences (probability layers
+        only, else null) are the mean and max value / 250 of the site's valid pixels. Volume columns are null
+        with `volume_note` "no surface/terrain model given" until `site_volumes` fills them.
+
+    Raises:
+        InputNotFoundError: the layer does not exist.
+        InvalidRasterError: no CRS, several bands, or not uint8 for a probability layer.
+        InvalidInputError: an option out of range.
+        InvalidZonesError: `zones` lacks zone_id / zone_name, a CRS or geometries.
+    """
+    _check_options(threshold, class_value, min_area_m2, sieve_px)
+    pass_iso = iso_pass_date(pass_date)
+    zone_frame = _prepare_zones(zones) if zones is not None else None
+    path = Path(layer)
+    with _open(path) as src:
+        site, valid, values = _read_layer(src, threshold, class_value)
+        transform, crs, pixel_area = src.transform, src.crs, _pixel_area_m2(src)
+    site = _clean(site, _sieve_size(sieve_px, min_area_m2, pixel_area))
+    polygons = [shape(geom) for geom, _ in rasterio.features.shapes(
+        site.astype(np.uint8), mask=site, connectivity=4, transform=transform)]
+    if class_value is None:
+        mean_conf, max_conf = _confidence(polygons, transform, values, valid)
+    else:
+        mean_conf = max_conf = np.full(len(polygons), np.nan)
+    sites = gpd.GeoDataFrame({"mean_confidence": mean_conf, "max_confidence": max_conf},
+                             geometry=polygons, crs=crs).to_crs(OUTPUT_CRS)
+    sites["area_m2"] = sites.geometry.area
+    sites = sites[sites["area_m2"] >= min_area_m2].sort_values("area_m2", ascending=False, kind="stable")
+    if sites.empty:
+        return _empty_sites(pass_iso)
+    sites = _describe(add_centroids(sites.reset_index(drop=True)), pass_iso, candidate, class_value, path.name)
+    if zone_frame is not None:
+        sites = _join_communes(sites, zone_frame)
+    sites = gpd.GeoDataFrame(sites[[*SITE_COLUMNS, "geometry"]], geometry="geometry", crs=OUTPUT_CRS)
+    sites.attrs["pass_date"] = pass_iso
+    return sites
+
+
+def _describe(sites: gpd.GeoDataFrame, pass_iso: str, candidate: bool, class_value: int | None,
+              source: str) -> gpd.GeoDataFrame:
+    """Ids, provenance, candidate note and empty commune / volume columns of freshly vectorised sites."""
+    sites["detection_id"] = _detection_ids(pass_iso, sites["centroid_x_l93"].to_numpy(),
+                                           sites["centroid_y_l93"].to_numpy(), sites["area_m2"].to_numpy())
+    sites["area_ha"] = sites["area_m2"] / 10_000
+    sites["pass_date"] = pass_iso
+    sites["candidate"] = bool(candidate)
+    sites["source_kind"] = "candidate" if candidate else "validated_model"
+    sites["layer_kind"] = "probability" if class_value is None else f"class {class_value}"
+    sites["source_layer"] = source
+    sites["note"] = CANDIDATE_NOTE if candidate else None
+    sites["commune_code"], sites["commune_name"] = None, None
+    sites["volume_m3"] = sites["height_max_m"] = sites["height_mean_m"] = np.nan
+    sites["volume_note"] = NO_SURFACE_NOTE
+    return sites
+
+
+def _site_labels(sites: gpd.GeoDataFrame) -> list[str]:
+    for column in ("site_id", "detection_id"):
+        if column in sites.columns:
+            return [str(v) for v in sites[column]]
+    return [str(v) for v in sites.index]
+
+
+def _open_models(dsm: str | Path, dtm: str | Path,
+                 stack: contextlib.ExitStack) -> tuple[rasterio.DatasetReader, rasterio.DatasetReader]:
+    """Open the DSM and DTM (closed with `stack`), checking they share one metric grid."""
+    surface = stack.enter_context(_open(Path(dsm)))
+    terrain = stack.enter_context(_open(Path(dtm)))
+    same = (surface.crs == terrain.crs and surface.transform.almost_equals(terrain.transform)
+            and surface.shape == terrain.shape)
+    if not same:
+        raise GridMismatchError(f"{dsm} and {dtm}: DSM and DTM are not on the same grid (CRS, transform, shape)")
+    if not _is_metric(surface.crs):
+        raise InvalidRasterError(f"{dsm}: CRS {surface.crs} is not projected in metres; volumes need metres")
+    return surface, terrain
+
+
+def _cover_window(bounds: tuple[float, float, float, float], src: rasterio.DatasetReader) -> Window:
+    """Whole-pixel window of `src` covering `bounds`, clipped to the raster."""
+    exact = from_bounds(*bounds, transform=src.transform)
+    col0, row0 = math.floor(exact.col_off), math.floor(exact.row_off)
+    col1, row1 = math.ceil(exact.col_off + exact.width), math.ceil(exact.row_off + exact.height)
+    return Window(col0, row0, col1 - col0, row1 - row0).intersection(Window(0, 0, src.width, src.height))
+
+
+def _site_volume(geom: BaseGeometry, surface: rasterio.DatasetReader, terrain: rasterio.DatasetReader,
+                 tolerance_m: float) -> tuple[float, float, float, str | None]:
+    """Volume, max and mean height of one site (geometry in the DSM's CRS), or NaNs and the reason."""
+    nan = float("nan")
+    left, bottom, right, top = surface.bounds
+    if geom.intersection(box(left, bottom, right, top)).area == 0:  # touching the edge is still outside
+        return nan, nan, nan, OUTSIDE_NOTE
+    # less than half a pixel beyond the edge holds no pixel centre: not "outside"
+    dx, dy = 0.49 * abs(surface.transform.a), 0.49 * abs(surface.transform.e)
+    if not box(left - dx, bottom - dy, right + dx, top + dy).covers(geom):
+        return nan, nan, nan, PARTLY_OUTSIDE_NOTE
+    window = _cover_window(geom.bounds, surface)
+    inside = rasterio.features.rasterize([(geom, 1)], out_shape=(window.height, window.width),
+                                         transform=surface.window_transform(window), fill=0, dtype="uint8",
+                                         all_touched=False).astype(bool)
+    if not inside.any():
+        return nan, nan, nan, NO_PIXEL_NOTE
+    top = surface.read(1, window=window, masked=True)
+    ground = terrain.read(1, window=window, masked=True)
+    missing = (np.ma.getmaskarray(top) | np.ma.getmaskarray(ground)) & inside
+    if missing.any():
+        return nan, nan, nan, f"{NODATA_NOTE} ({int(missing.sum())} of {int(inside.sum())} px)"
+    height = top.data[inside].astype(np.float64) - ground.data[inside].astype(np.float64)
+    pixel_area = abs(surface.transform.a * surface.transform.e - surface.transform.b * surface.transform.d)
+    volume = float(np.maximum(height - tolerance_m, 0.0).sum() * pixel_area)
+    return volume, float(height.max()), float(height.mean()), None
+
+
+def _warn_null_volumes(labels: list[str], notes: list[str | None]) -> None:
+    by_reason: dict[str, list[str]] = {}
+    for label, note in zip(labels, notes, strict=True):
+        if note is not None:
+            by_reason.setdefault(note.split(" (")[0], []).append(label)
+    if not by_reason:
+        return
+    parts = []
+    for reason, ids in by_reason.items():
+        shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+        parts.append(f"{reason}: {shown}")
+    count = sum(len(ids) for ids in by_reason.values())
+    warnings.warn(f"volume left null for {count} site(s): " + "; ".join(parts), DiagnosticsWarning, stacklevel=3)
+
+
+def site_volumes(sites: gpd.GeoDataFrame, dsm: str | Path | None, dtm: str | Path | None, *,
+                 tolerance_m: float = 0.2) -> gpd.GeoDataFrame:
+    """Add `volume_m3`, `height_max_m`, `height_mean_m` and `volume_note` from a surface (DSM) and terrain (DTM) model.
+
+    volume_m3 = Σ max(DSM − DTM − tolerance_m, 0) × pixel area over the DSM pixels whose centre lies in the site
+    (rasterio rasterize, all_touched=False). The tolerance is *subtracted*, not used as a cut-off: a cut-off would
+    count in full every noisy ground pixel just above it and make the volume jump as noise crosses it, while
+    subtracting removes the same noise floor (LiDAR HD vertical error is of the order of 0.1 m) from every pixel
+    and keeps the estimate continuous; it underestimates a real pile by at most tolerance_m × its footprint.
+    Heights are the raw DSM − DTM of the same pixels. A site gets a null volume and the reason in `volume_note`
+    when no model is given, when it lies (partly) outside the models, when no pixel centre falls inside it, or when
+    the models have nodata inside it; one DiagnosticsWarning lists such sites.
+
+    Args:
+        sites: site polygons (any CRS; reprojected to the models' CRS for the computation).
+        dsm: digital surface model; None with `dtm` None leaves volumes null ("no surface/terrain model given").
+        dtm: digital terrain model on the same grid as `dsm`.
+        tolerance_m: noise floor subtracted from every height, metres (>= 0).
+
+    Raises:
+        InputNotFoundError: a model file does not exist.
+        InvalidRasterError: a model has no CRS or a CRS not in metres.
+        GridMismatchError: DSM and DTM are not on the same grid.
+        InvalidInputError: only one of dsm/dtm given, a negative tolerance, or sites without CRS.
+    """
+    if not tolerance_m >= 0:
+        raise InvalidInputError(f"tolerance_m {tolerance_m}: must be >= 0")
+    if (dsm is None) != (dtm is None):
+        raise InvalidInputError(f"dsm={dsm}, dtm={dtm}: give both the surface and the terrain model, or neither")
+    if sites.crs is None:
+        raise InvalidInputError("sites: no CRS")
+    out = sites.copy()
+    if dsm is None or out.empty:
+        out["volume_m3"] = out["height_max_m"] = out["height_mean_m"] = np.nan
+        out["volume_note"] = NO_SURFACE_NOTE if dsm is None else None
+        return out
+    with contextlib.ExitStack() as stack:
+        surface, terrain = _open_models(dsm, dtm, stack)  # type: ignore[arg-type]  # checked by _open_models
+        geoms = out.geometry.to_crs(surface.crs)
+        results = [_site_volume(g, surface, terrain, tolerance_m) for g in geoms]
+    out["volume_m3"] = [r[0] for r in results]
+    out["height_max_m"] = [r[1] for r in results]
+    out["height_mean_m"] = [r[2] for r in results]
+    out["volume_note"] = [r[3] for r in results]
+    _warn_null_volumes(_site_labels(out), [r[3] for r in results])
+    return out
+
+
+def _zone_names(layer: gpd.GeoDataFrame, key: str) -> gpd.GeoDataFrame:
+    column = "name" if "name" in layer.columns else "zone_name" if "zone_name" in layer.columns else None
+    if column is None:
+        raise InvalidZonesError(f"sensitive layer {key!r}: needs a 'name' or 'zone_name' column "
+                                f"(has {list(layer.columns)})")
+    kept = _check_zones(layer, (column,), f"sensitive layer {key!r}")
+    return gpd.GeoDataFrame({"_name": kept[column].astype(str).to_numpy()}, geometry=kept.geometry.to_numpy(),
+                            crs=OUTPUT_CRS)
+
+
+def sensitive_zones(sites: gpd.GeoDataFrame, layers: Mapping[str, gpd.GeoDataFrame]) -> gpd.GeoDataFrame:
+    """Add, per sensitive layer, the distance to its nearest feature and that feature's name.
+
+    For each `key` in `layers` (e.g. "natura2000", "znieff", "water"): `dist_<key>_m` (metres in EPSG:2154,
+    polygon to feature; 0 when they touch or overlap), `nearest_<key>` (the feature's `name`, or `zone_name`) and
+    `inside_<key>` (True when the site touches or overlaps a feature). No such layer ships with geovigie: pass
+    the user's own (INPN Natura 2000 / ZNIEFF, BD TOPO water courses, ...).
+
+    Raises:
+        InvalidInputError: a key is not a lower-case identifier, or sites have no CRS.
+        InvalidZonesError: a layer has no name column, no CRS or no geometry.
+    """
+    if sites.crs is None:
+        raise InvalidInputError("sites: no CRS")
+    out = sites.copy()
+    footprints = gpd.GeoDataFrame({"_row": np.arange(len(out))},
+                                  geometry=out.geometry.to_crs(OUTPUT_CRS).to_numpy(), crs=OUTPUT_CRS)
+    for key, layer in layers.items():
+        if not isinstance(key, str) or not _LAYER_NAME.match(key):
+            raise InvalidInputError(f"sensitive layer name {key!r}: use a lower-case identifier like 'natura2000'")
+        features = _zone_names(layer, key)
+        dist = np.full(len(out), np.nan)
+        name = np.full(len(out), None, dtype=object)
+        if len(out):
+            nearest = gpd.sjoin_nearest(footprints, features, how="left", distance_col="_dist")
+            nearest = nearest.sort_values(["_row", "_dist", "_name"]).drop_duplicates("_row")
+            dist[nearest["_row"].to_numpy()] = nearest["_dist"].to_numpy()
+            name[nearest["_row"].to_numpy()] = nearest["_name"].to_numpy()
+        out[f"dist_{key}_m"] = dist
+        out[f"nearest_{key}"] = name
+        out[f"inside_{key}"] = dist == 0
+    return out
+
+
+def write_sites(sites: gpd.GeoDataFrame, folder: str | Path, stem: str) -> dict[str, Path]:
+    """Write sites as GeoJSON (WGS84), GeoPackage (EPSG:2154) and a geometry-free CSV with centroid columns.
+
+    Returns:
+        {"geojson": path, "gpkg": path, "csv": path}, each written atomically.
+
+    Raises:
+        InvalidInputError: `stem` is empty or holds a path separator, or sites have no CRS.
+    """
+    if not stem or "/" in stem or "\\" in stem:
+        raise InvalidInputError(f"stem {stem!r}: give a plain file name without suffix")
+    if sites.crs is None:
+        raise InvalidInputError("sites: no CRS")
+    folder = Path(folder)
+    frame = sites.to_crs(OUTPUT_CRS)
+    if any(c not in frame.columns for c in CENTROID_COLUMNS):
+        frame = add_centroids(frame)
+    table = pd.DataFrame(frame.drop(columns=frame.geometry.name))
+    return {
+        "geojson": write_vector(frame, folder / f"{stem}.geojson"),
+        "gpkg": write_vector(frame, folder / f"{stem}.gpkg"),
+        "csv": write_csv(table, folder / f"{stem}.csv"),
+    }

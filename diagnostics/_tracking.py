@@ -1,0 +1,290 @@
+"""Dump-site tracking across passes: match, keep persistent ids, label new / persisting / grown / shrunk / removed.
+
+`track` takes the tracked frame of the previous pass (or None for the first pass) and the sites of the new pass
+(`extract_sites` output) and returns the tracked frame of the new pass plus a history table. The tracked frame
+carries each site's whole area and status history (JSON text columns), so feeding it back to the next call is
+all the state there is.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from geovigie.diagnostics._dumps import OUTPUT_CRS
+from geovigie.errors import InvalidInputError
+
+STATUSES = ("new", "grown", "shrunk", "persisting", "removed")
+ALERT_STATUSES = ("new", "grown")
+TRACK_COLUMNS = ["site_id", "status", "first_seen", "last_seen", "previous_area_m2", "area_ratio", "match",
+                 "track_note", "area_history", "status_history"]
+_CURRENT_NEEDS = ("detection_id", "area_m2", "pass_date")
+_PREVIOUS_NEEDS = ("site_id", "status", "pass_date", "area_m2", "first_seen", "last_seen", "area_history",
+                   "status_history")
+
+
+def _check_ratios(grow_ratio: float, shrink_ratio: float, max_distance_m: float) -> None:
+    if not grow_ratio > 1:
+        raise InvalidInputError(f"grow_ratio {grow_ratio}: must be > 1")
+    if not 0 < shrink_ratio < 1:
+        raise InvalidInputError(f"shrink_ratio {shrink_ratio}: must be in (0, 1)")
+    if not max_distance_m >= 0:
+        raise InvalidInputError(f"max_distance_m {max_distance_m}: must be >= 0")
+
+
+def _check_frame(frame: gpd.GeoDataFrame, needs: tuple[str, ...], what: str) -> gpd.GeoDataFrame:
+    if not isinstance(frame, gpd.GeoDataFrame):
+        raise InvalidInputError(f"{what}: expected a GeoDataFrame, got {type(frame).__name__}")
+    missing = [c for c in needs if c not in frame.columns]
+    if missing:
+        raise InvalidInputError(f"{what}: columns {missing} missing (has {list(frame.columns)})")
+    if frame.crs is None:
+        raise InvalidInputError(f"{what}: no CRS")
+    return frame.to_crs(OUTPUT_CRS).reset_index(drop=True)
+
+
+def _pass_date(current: gpd.GeoDataFrame) -> str:
+    dates = current["pass_date"].dropna().unique()
+    if len(dates) > 1:
+        raise InvalidInputError(f"current sites: several pass dates {sorted(map(str, dates))}; track one pass")
+    if len(dates) == 1:
+        return str(dates[0])
+    if current.attrs.get("pass_date"):
+        return str(current.attrs["pass_date"])
+    raise InvalidInputError("current sites: empty and without attrs['pass_date']; cannot date the pass")
+
+
+def _timestamp(text: str, what: str) -> pd.Timestamp:
+    try:
+        stamp = pd.Timestamp(text)
+    except ValueError as exc:
+        raise InvalidInputError(f"{what}: pass date {text!r} is not ISO 8601") from exc
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _greedy(pairs: pd.DataFrame, key: str, ascending: bool) -> dict[int, int]:
+    """One-to-one matches (current row -> previous row), best `key` first; ties broken by row numbers."""
+    matched: dict[int, int] = {}
+    used: set[int] = set()
+    ordered = pairs.sort_values([key, "cur", "prev"], ascending=[ascending, True, True])
+    for cur, prev in zip(ordered["cur"], ordered["prev"], strict=True):
+        if cur not in matched and prev not in used:
+            matched[int(cur)] = int(prev)
+            used.add(int(prev))
+    return matched
+
+
+def _overlap_pairs(current: gpd.GeoDataFrame, active: gpd.GeoDataFrame) -> pd.DataFrame:
+    left = gpd.GeoDataFrame({"cur": np.arange(len(current))}, geometry=current.geometry.to_numpy(), crs=OUTPUT_CRS)
+    right = gpd.GeoDataFrame({"prev": active.index.to_numpy()}, geometry=active.geometry.to_numpy(), crs=OUTPUT_CRS)
+    joined = gpd.sjoin(left, right, predicate="intersects", how="inner")
+    if joined.empty:
+        return pd.DataFrame({"cur": [], "prev": [], "overlap": []})
+    prev_geoms = right.geometry.to_numpy()[joined["index_right"].to_numpy()]
+    overlap = joined.geometry.intersection(gpd.GeoSeries(prev_geoms, index=joined.index, crs=OUTPUT_CRS)).area
+    pairs = pd.DataFrame({"cur": joined["cur"].to_numpy(), "prev": joined["prev"].to_numpy(),
+                          "overlap": overlap.to_numpy()})
+    return pairs[pairs["overlap"] > 0]
+
+
+def _distance_pairs(current: gpd.GeoDataFrame, active: gpd.GeoDataFrame, cur_rows: list[int],
+                    prev_rows: list[int], max_distance_m: float) -> pd.DataFrame:
+    if not cur_rows or not prev_rows:
+        return pd.DataFrame({"cur": [], "prev": [], "distance": []})
+    cur_pts = current.geometry.iloc[cur_rows].centroid
+    prev_pts = active.geometry.loc[prev_rows].centroid
+    dx = cur_pts.x.to_numpy()[:, None] - prev_pts.x.to_numpy()[None, :]
+    dy = cur_pts.y.to_numpy()[:, None] - prev_pts.y.to_numpy()[None, :]
+    dist = np.hypot(dx, dy)
+    ci, pi = np.nonzero(dist <= max_distance_m)
+    return pd.DataFrame({"cur": np.asarray(cur_rows)[ci], "prev": np.asarray(prev_rows)[pi], "distance": dist[ci, pi]})
+
+
+def _match(current: gpd.GeoDataFrame, active: gpd.GeoDataFrame,
+           max_distance_m: float) -> tuple[dict[int, tuple[int, str]], dict[int, str], dict[int, str]]:
+    """Matches current row -> (previous row, how), notes on split-off current rows and merged previous rows."""
+    overlaps = _overlap_pairs(current, active)
+    by_overlap = _greedy(overlaps, "overlap", ascending=False)
+    matched = {cur: (prev, "overlap") for cur, prev in by_overlap.items()}
+    taken = {prev for prev, _ in matched.values()}
+    split: dict[Any, Any] = {}
+    merged: dict[Any, Any] = {}
+    for cur, prev in zip(overlaps["cur"], overlaps["prev"], strict=True):
+        if cur not in matched and prev in taken:
+            split.setdefault(int(cur), f"split from {active.at[prev, 'site_id']}")
+        if prev not in taken and cur in matched:
+            merged.setdefault(int(prev), f"merged into {active.at[matched[cur][0], 'site_id']}")
+    free_cur = [i for i in range(len(current)) if i not in matched and i not in split]
+    free_prev = [i for i in active.index if i not in taken and i not in merged]
+    by_distance = _greedy(_distance_pairs(current, active, free_cur, free_prev, max_distance_m), "distance", True)
+    matched.update({cur: (prev, "distance") for cur, prev in by_distance.items()})
+    return matched, split, merged
+
+
+def _status(ratio: float, grow_ratio: float, shrink_ratio: float) -> str:
+    if ratio >= grow_ratio:
+        return "grown"
+    if ratio <= shrink_ratio:
+        return "shrunk"
+    return "persisting"
+
+
+def _with_history(history: str | None, pass_iso: str, value: float | str) -> str:
+    entries = json.loads(history) if history else {}
+    entries[pass_iso] = value
+    return json.dumps(entries, ensure_ascii=False)
+
+
+def _current_rows(current: gpd.GeoDataFrame, active: gpd.GeoDataFrame | None, pass_iso: str,
+                  matches: dict[int, tuple[int, str]], split: dict[int, str],
+                  ratios: tuple[float, float]) -> gpd.GeoDataFrame:
+    rows = current.copy()
+    values: dict[str, list] = {name: [] for name in TRACK_COLUMNS}
+    for i, area in enumerate(rows["area_m2"].to_numpy(dtype=float)):
+        if i in matches and active is not None:
+            prev = active.loc[matches[i][0]]
+            ratio = area / prev["area_m2"] if prev["area_m2"] > 0 else float("inf")
+            status = _status(ratio, *ratios)
+            entry = [prev["site_id"], status, prev["first_seen"], pass_iso, float(prev["area_m2"]), ratio,
+                     matches[i][1], None, _with_history(prev["area_history"], pass_iso, area),
+                     _with_history(prev["status_history"], pass_iso, status)]
+        else:
+            entry = [rows.at[i, "detection_id"], "new", pass_iso, pass_iso, np.nan, np.nan, None, split.get(i),
+                     _with_history(None, pass_iso, area), _with_history(None, pass_iso, "new")]
+        for name, value in zip(TRACK_COLUMNS, entry, strict=True):
+            values[name].append(value)
+    for name in TRACK_COLUMNS:
+        rows[name] = values[name]
+    return rows
+
+
+def _removed_rows(active: gpd.GeoDataFrame, gone: list[int], merged: dict[int, str], pass_iso: str) -> gpd.GeoDataFrame:
+    rows = active.loc[gone].copy()
+    rows["previous_area_m2"] = rows["area_m2"].astype(float)
+    rows["area_m2"] = 0.0
+    if "area_ha" in rows.columns:
+        rows["area_ha"] = 0.0
+    rows["area_ratio"] = 0.0
+    rows["status"] = "removed"
+    rows["pass_date"] = pass_iso
+    rows["detection_id"] = None
+    rows["match"] = None
+    rows["track_note"] = [merged.get(i) for i in gone]
+    rows["area_history"] = [_with_history(h, pass_iso, 0.0) for h in rows["area_history"]]
+    rows["status_history"] = [_with_history(h, pass_iso, "removed") for h in rows["status_history"]]
+    return rows
+
+
+def _order(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    rank = frame["status"].map({s: i for i, s in enumerate(STATUSES)})
+    key = pd.DataFrame({"rank": rank, "area": -frame["area_m2"].fillna(0), "prev": -frame["previous_area_m2"].fillna(0),
+                        "id": frame["site_id"].astype(str)})
+    return frame.loc[key.sort_values(["rank", "area", "prev", "id"]).index].reset_index(drop=True)
+
+
+def history_table(tracked: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """One row per site per pass (site_id, pass_date, status, area_m2) from the tracked frame's history columns.
+
+    The geometry of every row is the site's latest footprint (earlier footprints are in earlier passes' outputs).
+    """
+    rows: list[dict] = []
+    geoms = []
+    for site_id, areas, statuses, geom in zip(tracked["site_id"], tracked["area_history"], tracked["status_history"],
+                                              tracked.geometry, strict=True):
+        area_by_pass, status_by_pass = json.loads(areas), json.loads(statuses)
+        for pass_iso in sorted(area_by_pass, key=lambda t: _timestamp(t, "history")):
+            rows.append({"site_id": site_id, "pass_date": pass_iso, "status": status_by_pass.get(pass_iso),
+                         "area_m2": float(area_by_pass[pass_iso])})
+            geoms.append(geom)
+    columns = ["site_id", "pass_date", "status", "area_m2"]
+    return gpd.GeoDataFrame(pd.DataFrame(rows, columns=columns), geometry=gpd.GeoSeries(geoms, crs=tracked.crs),
+                            crs=tracked.crs)
+
+
+def track(
+    previous: gpd.GeoDataFrame | None,
+    current: gpd.GeoDataFrame,
+    *,
+    grow_ratio: float = 1.2,
+    shrink_ratio: float = 0.8,
+    max_distance_m: float = 20.0,
+) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Match the sites of a new pass to the previous pass's tracked sites and give each a status.
+
+    Matching is one-to-one: first by overlap (largest intersection first), then, for what is left, by nearest
+    centroid within `max_distance_m`. A matched site keeps the previous `site_id` (the `detection_id` of the pass
+    where it was first seen) and is "grown" when area / previous area >= `grow_ratio`, "shrunk" when
+    <= `shrink_ratio`, else "persisting". An unmatched current site is "new" (a site overlapping an already
+    matched one gets the note "split from ..."). An unmatched previous site is returned once more as "removed",
+    with its last footprint, area_m2 = 0 and the note "merged into ..." when it overlaps a matched current site.
+    Sites removed in an earlier pass are not carried on.
+
+    Args:
+        previous: the tracked frame returned for the previous pass, or None for the first pass.
+        current: the new pass's sites (`extract_sites`), one pass date.
+        grow_ratio: area ratio from which a site counts as grown (> 1).
+        shrink_ratio: area ratio up to which a site counts as shrunk (in (0, 1)).
+        max_distance_m: largest centroid distance for a match without overlap, metres.
+
+    Returns:
+        (tracked, history): the current sites plus the removed ones, with `TRACK_COLUMNS` added (new, grown, shrunk,
+        persisting, removed; largest first), and `history_table(tracked)`.
+
+    Raises:
+        InvalidInputError: bad ratios, missing columns, no CRS, duplicate ids, several pass dates in `current`,
+            or a current pass not later than the previous one.
+    """
+    _check_ratios(grow_ratio, shrink_ratio, max_distance_m)
+    current = _check_frame(current, _CURRENT_NEEDS, "current sites")
+    pass_iso = _pass_date(current)
+    if current["detection_id"].duplicated().any():
+        raise InvalidInputError("current sites: duplicate detection_id values")
+    active, gone = None, []
+    matches: dict[Any, Any] = {}
+    split: dict[Any, Any] = {}
+    merged: dict[Any, Any] = {}
+    if previous is not None:
+        previous = _check_frame(previous, _PREVIOUS_NEEDS, "previous tracked sites")
+        if len(previous):
+            last = max(previous["pass_date"], key=lambda t: _timestamp(str(t), "previous tracked sites"))
+            if _timestamp(pass_iso, "current sites") <= _timestamp(str(last), "previous tracked sites"):
+                raise InvalidInputError(f"current pass {pass_iso} is not after the previous pass {last}")
+        active = previous[previous["status"] != "removed"]
+        if active["site_id"].duplicated().any():
+            raise InvalidInputError("previous tracked sites: duplicate site_id values")
+        matches, split, merged = _match(current, active, max_distance_m)
+        taken = {prev for prev, _ in matches.values()}
+        gone = [i for i in active.index if i not in taken]
+    rows = _current_rows(current, active, pass_iso, matches, split, (grow_ratio, shrink_ratio))
+    parts = [rows] if active is None or not gone else [rows, _removed_rows(active, gone, merged, pass_iso)]
+    tracked = pd.concat(parts, ignore_index=True) if len(parts) > 1 else rows
+    tracked = _order(gpd.GeoDataFrame(tracked, geometry="geometry", crs=OUTPUT_CRS))
+    first = ["site_id", "status", "first_seen", "last_seen"]
+    middle = [c for c in tracked.columns if c not in TRACK_COLUMNS and c != "geometry"]
+    tracked = tracked[first + middle + [c for c in TRACK_COLUMNS if c not in first] + ["geometry"]]
+    tracked.attrs["pass_date"] = pass_iso
+    return tracked, history_table(tracked)
+
+
+def alerts(tracked: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Sites new or grown since the last pass, with a one-line `alert` text; new first, then largest first.
+
+    Raises:
+        InvalidInputError: `tracked` has no status / area columns (not a `track` output).
+    """
+    missing = [c for c in ("status", "area_m2", "site_id", "previous_area_m2") if c not in tracked.columns]
+    if missing:
+        raise InvalidInputError(f"tracked sites: columns {missing} missing; pass the output of track()")
+    out = tracked[tracked["status"].isin(ALERT_STATUSES)].copy()
+    texts = []
+    for status, area, before in zip(out["status"], out["area_m2"], out["previous_area_m2"], strict=True):
+        if status == "new":
+            texts.append(f"new site, {area:.0f} m²")
+        else:
+            texts.append(f"grown from {before:.0f} to {area:.0f} m² (+{(area / before - 1) * 100:.0f} %)")
+    out["alert"] = texts
+    return _order(out) if len(out) else out.reset_index(drop=True)

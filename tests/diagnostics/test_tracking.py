@@ -1,0 +1,223 @@
+"""Dump-site tracking over three passes built by documented edits of a real mask.
+
+Pass 1 is the stand-in layer of `test_dumps` (IGN LiDAR HD height above ground, Montpellier, as a probability;
+sites = trees and buildings >= 2 m high). The later passes edit its pixels (0.5 m):
+- pass 2: tree R (51 m², centroid 770508.2 6277569.7) removed (set to 0); tree G (77 m², 770517.7 6277562.2)
+  grown by a 2-pixel dilation (set to 250); site S (299 m², 770590.9 6277593.5) shrunk by a 2-pixel erosion;
+  a new site N: tree G's pixels copied 34 m east and 22 m south, onto bare ground.
+- pass 3: G back to its pass-1 pixels (shrunk); S removed; R's pixels back (a new site, new id); N moved 12 m
+  east (no overlap: matched by centroid distance, persisting); tree T (31 m², 770502.8 6277593.1) grown by a
+  2-pixel dilation.
+Every other site is unchanged (persisting).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from shapely.geometry import Point
+
+from geovigie.cog import write_array_cog
+from geovigie.diagnostics._dumps import extract_sites
+from geovigie.diagnostics._tracking import STATUSES, TRACK_COLUMNS, alerts, track
+from geovigie.errors import InvalidInputError
+from tests.diagnostics.test_dumps import pixels_of, write_lidar_layers
+
+DATES = (date(2024, 5, 1), date(2024, 6, 1), date(2024, 7, 1))
+POINTS = {"R": (770508.3, 6277569.7), "G": (770517.7, 6277562.2), "S": (770590.7, 6277593.5),
+          "T": (770502.8, 6277593.1)}
+SHIFT_N = (68, 44)  # columns east, rows south: 34 m east, 22 m south
+MOVE_N = 24  # pass 3: 12 m east
+
+
+def dilate(mask: np.ndarray, steps: int) -> np.ndarray:
+    out = mask.copy()
+    for _ in range(steps):
+        grown = out.copy()
+        grown[1:] |= out[:-1]
+        grown[:-1] |= out[1:]
+        grown[:, 1:] |= out[:, :-1]
+        grown[:, :-1] |= out[:, 1:]
+        out = grown
+    return out
+
+
+def erode(mask: np.ndarray, steps: int) -> np.ndarray:
+    return ~dilate(~mask, steps)
+
+
+def shifted(array: np.ndarray, cols: int, rows: int) -> np.ndarray:
+    return np.roll(np.roll(array, rows, axis=0), cols, axis=1)
+
+
+def site_at(sites: gpd.GeoDataFrame, x: float, y: float) -> gpd.GeoSeries:
+    hit = sites[sites.contains(Point(x, y))]
+    assert len(hit) == 1, (x, y)
+    return hit.iloc[0]
+
+
+def extract(path: Path, when: date) -> gpd.GeoDataFrame:
+    return extract_sites(path, threshold=0.2, pass_date=when, candidate=True)
+
+
+@pytest.fixture(scope="module")
+def passes(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    folder = tmp_path_factory.mktemp("passes")
+    layer = write_lidar_layers(folder)["probability"]
+    with rasterio.open(layer) as src:
+        p1, transform = src.read(1), src.transform
+    profile = {"driver": "GTiff", "crs": "EPSG:2154", "transform": transform, "nodata": 255}
+    s1 = extract(layer, DATES[0])
+    first = {key: site_at(s1, *xy) for key, xy in POINTS.items()}
+    masks = {key: pixels_of(site.geometry, p1.shape, transform) for key, site in first.items()}
+    p2 = p1.copy()
+    p2[masks["R"]] = 0
+    ring_g = dilate(masks["G"], 2) & ~masks["G"]
+    p2[ring_g] = 250
+    p2[masks["S"] & ~erode(masks["S"], 2)] = 0
+    mask_n = shifted(masks["G"], *SHIFT_N)
+    p2[mask_n] = shifted(np.where(masks["G"], p1, 0), *SHIFT_N)[mask_n]
+    p3 = p2.copy()
+    p3[ring_g] = p1[ring_g]
+    p3[erode(masks["S"], 2)] = 0
+    p3[masks["R"]] = p1[masks["R"]]
+    p3[dilate(masks["T"], 2) & ~masks["T"]] = 250
+    moved_n = shifted(mask_n, MOVE_N, 0)
+    p3[mask_n] = p1[mask_n]
+    p3[moved_n] = shifted(np.where(mask_n, p2, 0), MOVE_N, 0)[moved_n]
+    paths = [folder / "pass2.tif", folder / "pass3.tif"]
+    for path, array in zip(paths, (p2, p3), strict=True):
+        write_array_cog(path, array[None], profile=profile)
+    s2, s3 = extract(paths[0], DATES[1]), extract(paths[1], DATES[2])
+    t1, h1 = track(None, s1)
+    t2, h2 = track(t1, s2)
+    t3, h3 = track(t2, s3)
+    ids = {key: site["detection_id"] for key, site in first.items()}
+    ids["N"] = site_at(s2, *(c + d for c, d in zip(POINTS["G"], (34.0, -22.0), strict=True)))["detection_id"]
+    return {"sites": (s1, s2, s3), "tracked": (t1, t2, t3), "history": (h1, h2, h3), "ids": ids,
+            "first": first, "layer": layer, "p1": p1, "masks": masks, "profile": profile, "folder": folder}
+
+
+def statuses(tracked: gpd.GeoDataFrame) -> dict[str, str]:
+    return dict(zip(tracked["site_id"], tracked["status"], strict=True))
+
+
+def test_first_pass_is_all_new(passes: dict) -> None:
+    s1, t1, h1 = passes["sites"][0], passes["tracked"][0], passes["history"][0]
+    assert (t1["status"] == "new").all() and set(t1["site_id"]) == set(s1["detection_id"])
+    assert (t1["first_seen"] == "2024-05-01").all() and len(h1) == len(s1)
+    assert set(TRACK_COLUMNS) <= set(t1.columns) and str(t1.crs) == "EPSG:2154"
+
+
+def test_second_pass_statuses(passes: dict) -> None:
+    ids, (s1, _, _), (_, t2, _) = passes["ids"], passes["sites"], passes["tracked"]
+    got = statuses(t2)
+    expected = {site_id: "persisting" for site_id in s1["detection_id"]}
+    expected.update({ids["R"]: "removed", ids["G"]: "grown", ids["S"]: "shrunk", ids["N"]: "new"})
+    assert got == expected
+    assert set(t2["status"]) == set(STATUSES)
+    rows = t2.set_index("site_id")
+    area_g = rows.at[ids["G"], "area_m2"]
+    assert area_g >= dilate(passes["masks"]["G"], 2).sum() * 0.25  # the dilated pixels, at least
+    assert rows.at[ids["G"], "area_ratio"] == pytest.approx(area_g / passes["first"]["G"]["area_m2"])
+    assert rows.at[ids["G"], "area_ratio"] >= 1.2 and rows.at[ids["S"], "area_ratio"] <= 0.8
+    assert rows.at[ids["R"], "area_m2"] == 0 and rows.at[ids["R"], "previous_area_m2"] == pytest.approx(51.25)
+    assert rows.at[ids["R"], "geometry"].equals(passes["first"]["R"].geometry)  # last footprint kept
+    assert rows.at[ids["R"], "last_seen"] == "2024-05-01" and rows.at[ids["G"], "last_seen"] == "2024-06-01"
+    assert rows.at[ids["N"], "first_seen"] == "2024-06-01" and ids["N"].startswith("20240601-")
+    unchanged = rows[rows["status"] == "persisting"]
+    assert (unchanged["area_ratio"] == 1).all() and (unchanged["match"] == "overlap").all()
+
+
+def test_third_pass_statuses_and_ids(passes: dict) -> None:
+    ids, (_, _, s3), (_, t2, t3) = passes["ids"], passes["sites"], passes["tracked"]
+    got = statuses(t3)
+    back_r = site_at(s3, *POINTS["R"])["detection_id"]
+    expected = {site_id: "persisting" for site_id in t2.loc[t2["status"] != "removed", "site_id"]}
+    expected.update({ids["G"]: "shrunk", ids["S"]: "removed", ids["T"]: "grown", back_r: "new"})
+    assert got == expected and set(t3["status"]) == set(STATUSES)
+    assert ids["R"] not in got and back_r != ids["R"]  # removed earlier: not carried on; back = a new site
+    rows = t3.set_index("site_id")
+    assert rows.at[ids["N"], "match"] == "distance" and rows.at[ids["N"], "first_seen"] == "2024-06-01"
+    assert rows.at[ids["G"], "area_m2"] == pytest.approx(passes["first"]["G"]["area_m2"])
+    assert json.loads(rows.at[ids["G"], "status_history"]) == {"2024-05-01": "new", "2024-06-01": "grown",
+                                                              "2024-07-01": "shrunk"}
+    assert set(rows["first_seen"]) == {"2024-05-01", "2024-06-01", "2024-07-01"}
+
+
+def test_moved_site_matched_by_distance_only(passes: dict) -> None:
+    ids, (_, t2, t3) = passes["ids"], passes["tracked"]
+    before = t2.set_index("site_id").at[ids["N"], "geometry"]
+    after = t3.set_index("site_id").at[ids["N"], "geometry"]
+    assert before.intersection(after).area == 0
+    assert before.centroid.distance(after.centroid) == pytest.approx(12.0)
+    t3_strict, _ = track(t2, passes["sites"][2], max_distance_m=10.0)
+    assert statuses(t3_strict)[ids["N"]] == "removed"
+    assert (t3_strict["status"] == "new").sum() == 2  # R back, and N now counted as new
+
+
+def test_history_and_alerts(passes: dict) -> None:
+    ids, (t1, t2, t3), (_, h2, h3) = passes["ids"], passes["tracked"], passes["history"]
+    per_site = h3.groupby("site_id").size().to_dict()
+    assert per_site[ids["G"]] == 3 and per_site[ids["S"]] == 3 and per_site[ids["N"]] == 2
+    assert len(h3) == sum(len(json.loads(h)) for h in t3["area_history"])
+    g = h3[h3["site_id"] == ids["G"]].sort_values("pass_date")
+    assert g["status"].tolist() == ["new", "grown", "shrunk"]
+    assert g["area_m2"].iloc[1] == pytest.approx(t2.set_index("site_id").at[ids["G"], "area_m2"])
+    assert h3.loc[(h3["site_id"] == ids["S"]) & (h3["pass_date"] == "2024-07-01"), "area_m2"].item() == 0
+    assert set(alerts(t2)["site_id"]) == {ids["G"], ids["N"]}
+    third = alerts(t3)
+    assert third["status"].tolist() == ["new", "grown"] and third["site_id"].iloc[1] == ids["T"]
+    assert third["alert"].iloc[1].startswith("grown from 31 to")
+    assert alerts(t1)["status"].eq("new").all() and len(alerts(t1)) == len(t1)
+    assert len(h2) == len(t2) + (t2["status"] != "new").sum()  # 1 row per new site, 2 per older one
+
+
+def test_merge_into_a_neighbour_is_noted(passes: dict) -> None:
+    """Tree at 770592.2 6277574.0 (71 m²) dilated by 2 px joins the large site next to it."""
+    p1, profile, (t1, _, _) = passes["p1"], passes["profile"], passes["tracked"]
+    s1 = passes["sites"][0]
+    tree = site_at(s1, 770592.2, 6277574.0)
+    mask = pixels_of(tree.geometry, p1.shape, profile["transform"])
+    edited = p1.copy()
+    edited[dilate(mask, 2) & ~mask] = 250
+    path = write_array_cog(passes["folder"] / "merge.tif", edited[None], profile=profile)
+    tracked, _ = track(t1, extract(path, DATES[1]))
+    row = tracked.set_index("site_id").loc[tree["detection_id"]]
+    assert row["status"] == "removed" and row["track_note"].startswith("merged into 2024")
+    into = row["track_note"].removeprefix("merged into ")
+    assert tracked.set_index("site_id").at[into, "status"] in ("persisting", "grown")
+
+
+def test_empty_pass_removes_everything(passes: dict) -> None:
+    p1, profile, (_, t2, _) = passes["p1"], passes["profile"], passes["tracked"]
+    blank = np.where(p1 == 255, 255, 0).astype(np.uint8)
+    path = write_array_cog(passes["folder"] / "blank.tif", blank[None], profile=profile)
+    empty = extract(path, DATES[2])
+    assert empty.empty
+    tracked, history = track(t2, empty)
+    assert (tracked["status"] == "removed").all()
+    assert set(tracked["site_id"]) == set(t2.loc[t2["status"] != "removed", "site_id"])
+    assert (history.loc[history["pass_date"] == "2024-07-01", "status"] == "removed").all()
+
+
+def test_bad_tracking_input(passes: dict) -> None:
+    (s1, s2, _), (t1, t2, _) = passes["sites"], passes["tracked"]
+    with pytest.raises(InvalidInputError, match="grow_ratio"):
+        track(t1, s2, grow_ratio=1.0)
+    with pytest.raises(InvalidInputError, match="shrink_ratio"):
+        track(t1, s2, shrink_ratio=1.5)
+    with pytest.raises(InvalidInputError, match="not after"):
+        track(t2, s1)
+    with pytest.raises(InvalidInputError, match="site_id"):
+        track(s1, s2)  # an untracked frame given as the previous pass
+    with pytest.raises(InvalidInputError, match="area_m2"):
+        track(None, s1.drop(columns="area_m2"))
+    with pytest.raises(InvalidInputError, match="status"):
+        alerts(s1)
