@@ -6,10 +6,11 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pystac
 from pystac.extensions.classification import Classification, ClassificationExtension
@@ -69,6 +70,8 @@ class LayerSpec:
     unit: str | None = None
     description: str = ""
     style: VectorStyle | None = None
+    properties: Mapping[str, Any] = field(default_factory=dict)
+    """Extra item properties, e.g. `geovigie:diagnostic` naming the diagnostic that made the layer."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,7 @@ def publish_layer(store: ItemStore | str | Path, cog: str | Path, spec: LayerSpe
     folder = store.files_dir(RESULTS_COLLECTION, spec.id)
     data = _place(Path(cog), folder, "data.tif")
     when = provenance.datetime or (None if provenance.start_datetime else datetime.now(UTC))
-    props: dict[str, object] = {"title": spec.title, "geovigie:layer_kind": spec.kind}
+    props: dict[str, object] = {"title": spec.title, "geovigie:layer_kind": spec.kind, **spec.properties}
     if spec.description:
         props["description"] = spec.description
     if provenance.start_datetime and provenance.end_datetime:
@@ -194,7 +197,7 @@ def publish_vector_layer(store: ItemStore | str | Path, features: str | Path, sp
     bounds = _union_bounds(geometries)
     when = provenance.datetime or (None if provenance.start_datetime else datetime.now(UTC))
     props: dict[str, object] = {"title": spec.title, "geovigie:layer_kind": "vector",
-                                "geovigie:features": len(collection["features"])}
+                                "geovigie:features": len(collection["features"]), **spec.properties}
     if spec.description:
         props["description"] = spec.description
     if spec.style:
