@@ -45,12 +45,14 @@ class VectorStyle:
     unit: str | None = None
     popup: Sequence[str] = ()
     label: str | None = None
+    base: bool = False
+    """A base-map layer (administrative boundaries): drawn under everything, always on, not listed."""
 
     def as_dict(self) -> dict[str, object]:
         """JSON form stored in the item (`geovigie:style`)."""
         return {"color": self.color, "color_by": self.color_by, "colormap_name": self.colormap_name,
                 "rescale": list(self.rescale) if self.rescale else None, "unit": self.unit,
-                "popup": list(self.popup), "label": self.label}
+                "popup": list(self.popup), "label": self.label, "base": self.base}
 
 
 @dataclass(frozen=True)

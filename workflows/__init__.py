@@ -3,8 +3,22 @@
 The CLI, the demo and (next) the jobs API and the batch watcher call these; none assembles STAC metadata itself.
 """
 
+from geovigie.workflows._boundaries import boundaries
+from geovigie.workflows._demo_inputs import lidar_models
+from geovigie.workflows._dumps import DumpPassResult, dump_sites, watch_folder
 from geovigie.workflows._indices import ndvi, surface_temperature
 from geovigie.workflows._landcover import landcover
 from geovigie.workflows._published import PublishedLayer, layer_target
 
-__all__ = ["PublishedLayer", "landcover", "layer_target", "ndvi", "surface_temperature"]
+__all__ = [
+    "DumpPassResult",
+    "PublishedLayer",
+    "boundaries",
+    "dump_sites",
+    "landcover",
+    "layer_target",
+    "lidar_models",
+    "ndvi",
+    "surface_temperature",
+    "watch_folder",
+]
