@@ -38,17 +38,21 @@ def run_demo(settings: Settings, console: Console | None = None, client: Any = N
     def record(layer: workflows.PublishedLayer) -> None:
         report.layers.append({"id": layer.id, "kind": layer.kind, "detail": layer.detail})
 
-    console.rule("1/4 catalog")
+    console.rule("1/5 catalog and base map")
     build_sample_catalog(settings.sample_data_path(), settings.catalog_dir)
     catalog = CatalogClient.open(settings.catalog_dir)
     collections = ", ".join(catalog.collection_ids())
     console.print(f"local STAC catalog: {settings.catalog_dir / 'catalog.json'} ({collections})")
+    samples = settings.sample_data_path()
+    record(workflows.boundaries(settings, samples / "s2-l2a-theia-gers" / "COMMUNE_32xxx.geojson",
+                                layer_id="base-communes-gers", title="Communes (Gers, 19 around Aignan)",
+                                code_field="INSEE_COM", name_field="NOM_COM"))
 
-    console.rule("2/4 vegetation (NDVI, Gers, clouds masked)")
+    console.rule("2/5 vegetation (NDVI, Gers, clouds masked)")
     for item in catalog.search(collections=[GERS]).item_list():
         record(workflows.ndvi(item, settings))
 
-    console.rule("3/4 land cover (baseline bundle, Slovenia scenes)")
+    console.rule("3/5 land cover (baseline bundle, Slovenia scenes)")
     with (dask_client(settings) if client is None else contextlib.nullcontext(client)) as active:
         for item in catalog.search(collections=[SLOVENIA]).item_list():
             if item.properties.get("geovigie:cloudy"):
@@ -56,9 +60,12 @@ def run_demo(settings: Settings, console: Console | None = None, client: Any = N
                 continue
             record(workflows.landcover(item, settings, client=active))
 
-    console.rule("4/4 surface temperature (Landsat, Münster)")
+    console.rule("4/5 surface temperature (Landsat, Münster)")
     for item in catalog.search(collections=[MUENSTER]).item_list():
         record(workflows.surface_temperature(item, settings))
+
+    console.rule("5/5 territorial diagnostics")
+    run_diagnostics(settings, samples, record, console)
 
     report.seconds = time.perf_counter() - started
     table = Table(title=f"published layers ({report.seconds:.0f} s)")
@@ -69,3 +76,25 @@ def run_demo(settings: Settings, console: Console | None = None, client: Any = N
     console.print(table)
     console.print(f"results catalog: {Path(settings.results_dir).resolve() / 'catalog.json'}")
     return report
+
+
+def run_diagnostics(settings: Settings, samples: Path, record: Any, console: Console) -> None:
+    """The diagnostics on the shipped data: dump-site mechanics on LiDAR HD."""
+    import warnings
+    from datetime import date
+
+    from geovigie import workflows
+    from geovigie.errors import DiagnosticsWarning
+
+    scratch = settings.data_dir / "demo-inputs"
+    dsm, dtm, standin = workflows.lidar_models(samples, scratch)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DiagnosticsWarning)
+        dumps = workflows.dump_sites(standin, settings, watch="montpellier-lidar", pass_date=date(2024, 5, 1),
+                                     candidate=True, threshold=0.2, dsm=dsm, dtm=dtm,
+                                     source_note="Stand-in layer: height above ground from IGN LiDAR HD "
+                                                 "(buildings, trees), to show areas and volumes on real elevation.")
+    for warning in caught:
+        if issubclass(warning.category, DiagnosticsWarning):
+            console.print(f"[yellow]note:[/] {warning.message}")
+    record(dumps.layer)
