@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 import shutil
+import warnings
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +25,13 @@ from shapely.geometry import box, shape
 
 from geovigie.atomic import write_json_atomic
 from geovigie.catalog._query import SearchQuery, item_interval, overlaps
-from geovigie.errors import InputNotFoundError, InvalidInputError, UnknownCollectionError
+from geovigie.errors import (
+    GeovigieError,
+    InputNotFoundError,
+    InvalidInputError,
+    RemoteSourceError,
+    UnknownCollectionError,
+)
 
 ITEM_ID_MAX = 128
 
@@ -273,25 +281,142 @@ def _extend(record: dict[str, Any], item: pystac.Item) -> None:
 
 
 class ApiItemSource:
-    """A STAC API searched with pystac-client (read only)."""
+    """A STAC API searched with pystac-client (read only).
 
-    def __init__(self, url: str, *, modifier: Callable[[Any], Any] | None = None, timeout: float | None = 30.0) -> None:
+    Every failure of the remote side (nothing listening, no answer within `timeout` seconds, an HTTP error, a
+    redirect loop, an answer that is not STAC JSON) raises one `RemoteSourceError` naming the URL and the problem,
+    mapped in `_remote` only. Connection errors and 5xx answers are retried `retries` times with exponential
+    backoff (urllib3 `Retry`: `backoff`, then twice as long each time); a read timeout is not retried.
+    `GEOVIGIE_HTTP_TIMEOUT` (seconds), when set, replaces `timeout`.
+    """
+
+    TIMEOUT_ENV = "GEOVIGIE_HTTP_TIMEOUT"
+    RETRY_STATUSES = (500, 502, 503, 504)
+    MAX_REDIRECTS = 10
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        modifier: Callable[[Any], Any] | None = None,
+        timeout: float | None = 30.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+    ) -> None:
         from pystac_client import Client
+        from pystac_client.stac_api_io import StacApiIO
+        from urllib3 import Retry
 
         self.location = url
-        self._client = Client.open(url, modifier=modifier, timeout=timeout)
+        self.timeout = self.resolve_timeout(timeout)
+        retry = Retry(total=retries, connect=retries, read=0, status=retries, redirect=False,
+                      backoff_factor=backoff, status_forcelist=self.RETRY_STATUSES, allowed_methods=None,
+                      raise_on_status=False)
+        stac_io = StacApiIO(timeout=self.timeout, max_retries=retry)
+        stac_io.session.max_redirects = self.MAX_REDIRECTS
+        with self._remote("reading the landing page"):
+            self._client = Client.open(url, modifier=modifier, stac_io=stac_io, timeout=self.timeout)
+
+    @classmethod
+    def resolve_timeout(cls, timeout: float | None) -> float | None:
+        """`timeout`, unless `GEOVIGIE_HTTP_TIMEOUT` names another number of seconds.
+
+        Raises:
+            InvalidInputError: the variable is not a positive number.
+        """
+        named = os.environ.get(cls.TIMEOUT_ENV)
+        if not named:
+            return timeout
+        try:
+            value = float(named)
+        except ValueError:
+            value = -1.0
+        if not value > 0:
+            raise InvalidInputError(f"{cls.TIMEOUT_ENV}={named!r}: give a positive number of seconds")
+        return value
 
     def collection_ids(self) -> list[str]:
         """Collections the API advertises."""
-        return [c.id for c in self._client.get_collections()]
+        with self._remote("listing collections"):
+            return [c.id for c in self._client.get_collections()]
 
     def search(self, query: SearchQuery) -> Iterator[pystac.Item]:
         """Items from the API's item search, page by page."""
-        search = self._client.search(
-            collections=list(query.collections) if query.collections else None,
-            bbox=query.bbox, datetime=query.datetime, max_items=query.max_items, limit=query.limit,
-        )
-        yield from search.items()
+        with self._remote("searching items"):
+            search = self._client.search(
+                collections=list(query.collections) if query.collections else None,
+                bbox=query.bbox, datetime=query.datetime, max_items=query.max_items, limit=query.limit,
+            )
+            items = search.items()
+        while True:
+            with self._remote("searching items"):
+                item = next(items, None)
+            if item is None:
+                return
+            yield item
+
+    @contextlib.contextmanager
+    def _remote(self, doing: str) -> Iterator[None]:
+        """Turn what pystac-client, requests and pystac raise about the remote side into `RemoteSourceError`."""
+        import requests
+        from pystac_client.errors import ClientTypeError
+        from pystac_client.exceptions import APIError
+        from pystac_client.warnings import DoesNotConformTo, PystacClientWarning
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", PystacClientWarning)  # what they announce fails clearly below
+                yield
+        except GeovigieError:
+            raise
+        except (APIError, ClientTypeError, DoesNotConformTo, requests.RequestException, pystac.STACError,
+                pystac.STACTypeError, pystac.errors.RequiredPropertyMissing, ValueError, KeyError, TypeError) as err:
+            raise RemoteSourceError(f"STAC API {self.location}: {self._reason(err)} ({doing})") from err
+
+    def _reason(self, error: BaseException) -> str:
+        """What went wrong, in words, from the chain of exceptions the libraries raised."""
+        import requests
+        import urllib3
+        from pystac_client.errors import ClientTypeError
+        from pystac_client.exceptions import APIError
+        from pystac_client.warnings import DoesNotConformTo
+
+        chain: list[BaseException] = []
+        cause: BaseException | None = error
+        while cause is not None and cause not in chain:
+            chain.append(cause)
+            cause = cause.__cause__ or cause.__context__
+
+        def find(*kinds: type[BaseException]) -> BaseException | None:
+            return next((e for e in chain if isinstance(e, kinds)), None)
+
+        if find(requests.TooManyRedirects):
+            return f"more than {self.MAX_REDIRECTS} redirects (a redirect loop?)"
+        if find(ConnectionRefusedError):
+            return "connection refused: nothing listens at this address"
+        if find(urllib3.exceptions.NameResolutionError):
+            return "unknown host name"
+        if find(ConnectionResetError, urllib3.exceptions.ProtocolError):
+            return "the server closed the connection without answering"
+        if find(requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError):  # after refusals: a subclass
+            return f"no answer within {self.timeout:g} s"
+        if connection := find(requests.ConnectionError):
+            return f"cannot connect ({str(chain[-1]) or type(connection).__name__})"
+        if find(UnicodeDecodeError):
+            return "the answer is not UTF-8 text (binary data, not STAC JSON)"
+        if isinstance(decode := find(json.JSONDecodeError), json.JSONDecodeError):
+            if decode.doc.lstrip()[:1] == "<":
+                return "answered an HTML page, not STAC JSON (is this the root URL of a STAC API?)"
+            return f"the answer is not JSON ({decode.msg})"
+        if isinstance(api := find(APIError), APIError) and getattr(api, "status_code", None):
+            body = " ".join(str(api).split())
+            return f"HTTP {api.status_code}" + (f": {body[:120]}" if body else "")
+        if conform := find(DoesNotConformTo):
+            return f"not a STAC API: it does not conform to {', '.join(map(str, conform.args))}"
+        if find(ClientTypeError, pystac.STACTypeError):
+            return "the answer is JSON but not a STAC catalog or API landing page (no STAC 'type')"
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return f"the answer is not a STAC API document ({first[:160]})"
 
 
 def open_store(location: str | Path) -> StaticItemStore:

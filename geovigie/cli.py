@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from geovigie._signals import Terminated, terminate_as_interrupt
 from geovigie.errors import GeovigieError
 from geovigie.settings import Settings, get_settings
 
@@ -26,13 +27,18 @@ F = TypeVar("F", bound=Callable[..., Any])
 def friendly_errors(func: F) -> F:
     """Turn geovigie errors and invalid settings into `error: <message>` and exit code 2.
 
-    Anything else is a bug: it keeps its traceback and Python's exit code 1.
+    SIGTERM (and SIGHUP) unwind like Ctrl-C, so temporary files are removed; the command then exits with
+    128 + the signal number. Anything else is a bug: it keeps its traceback and Python's exit code 1.
     """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            with terminate_as_interrupt():
+                return func(*args, **kwargs)
+        except Terminated as stop:
+            err.print(f"[bold red]error:[/] {stop}; temporary files removed", highlight=False, soft_wrap=True)
+            raise typer.Exit(stop.exit_code) from None
         except GeovigieError as error:
             _fail(str(error))
         except ValidationError as error:  # settings from geovigie.toml, GEOVIGIE_* or options

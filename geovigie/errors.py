@@ -24,6 +24,18 @@ class BandMismatchError(GeovigieError, ValueError):
     """A raster's bands or product level do not match what a model bundle expects."""
 
 
+class ValueRangeError(BandMismatchError):
+    """A raster's values lie outside the range its model bundle expects (e.g. digital numbers for reflectance)."""
+
+
+class EmptyInputError(InvalidRasterError):
+    """A raster holds no valid pixel: every value is nodata or not finite."""
+
+
+class RemoteSourceError(GeovigieError, OSError):
+    """A remote STAC API or asset server is unreachable, timed out, or answered an error or unusable data."""
+
+
 class BundleError(GeovigieError, ValueError):
     """A model bundle is unreadable, corrupt (weights checksum) or inconsistent with its card."""
 

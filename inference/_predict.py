@@ -5,7 +5,9 @@ from __future__ import annotations
 import collections
 import contextlib
 import hashlib
+import math
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,21 +17,37 @@ import numpy as np
 import pystac
 from rasterio.windows import Window
 
+from geovigie.atomic import run_lock
 from geovigie.classes import palette
 from geovigie.cog import cog_writer
-from geovigie.errors import BandMismatchError, InvalidInputError
+from geovigie.errors import (
+    BandMismatchError,
+    BundleError,
+    EmptyInputError,
+    ForcedMismatchWarning,
+    GeovigieError,
+    InvalidInputError,
+    ValueRangeError,
+)
 from geovigie.inference._blend import StripBlender
 from geovigie.inference._cluster import ClusterOptions, dask_client
 from geovigie.inference._grid import blend_weights, tile_offsets
-from geovigie.inference._source import RasterSource, open_source
+from geovigie.inference._source import RasterSource, http_env, open_source
 from geovigie.inference._worker import predict_windows
-from geovigie.models import ModelBundle, load_bundle
+from geovigie.models import ModelBundle, ModelCard, load_bundle, resolve_device
 from geovigie.settings import Settings
 from geovigie.types import NODATA_CLASS, NODATA_PROBA, PROBA_SCALE
 
 RUN_TAG = "GEOVIGIE_RUN"
 INPUTS_TAG = "GEOVIGIE_INPUTS"
 BUNDLE_TAG = "GEOVIGIE_BUNDLE"
+FORCED_TAG = "GEOVIGIE_FORCED"
+"""Tag of outputs predicted although the input did not match the bundle: the forced warnings, joined by ' | '."""
+
+OUTSIDE_FRACTION = 0.05
+"""A band is out of range when more than this share of its sampled valid values lie outside the card's range."""
+RANGE_MARGIN = 0.1
+"""Values within this share of the range's width beyond its ends still count as inside (noise, offsets)."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +118,117 @@ def prepare_source(
             f"{source.location}: {len(source.band_names)} bands cannot feed a model expecting {len(wanted)}, "
             "even forced"
         )
+    check_values(source, bundle, force=force)
     return source
+
+
+def check_values(source: RasterSource, bundle: ModelBundle, *, force: bool = False) -> None:
+    """Refuse an input without any valid pixel, or whose values lie clearly outside the card's `input_range`.
+
+    Reads at most 9 windows of 128² pixels (the whole raster when small); only when none of them holds a valid
+    pixel is the raster scanned further, block by block, for one.
+
+    Raises:
+        EmptyInputError: every pixel is nodata or NaN (a `ForcedMismatchWarning` instead when `force`).
+        ValueRangeError: values outside the expected range, e.g. digital numbers given to a reflectance model
+            (a `ForcedMismatchWarning` instead when `force`).
+    """
+    sample = source.sample()
+    if sample.shape[1] == 0:
+        if not source.any_valid():
+            nodata = f"nodata ({source.nodata:g})" if source.nodata is not None else "nodata"
+            _refuse(EmptyInputError(f"{source.location}: no valid pixel, every value is {nodata} or NaN: "
+                                    "nothing to predict"), force)
+        return
+    problem = _range_problem(source, bundle, sample)
+    if problem:
+        _refuse(ValueRangeError(problem), force)
+
+
+def _refuse(error: GeovigieError, force: bool) -> None:
+    if not force:
+        raise type(error)(f"{error} (or pass --force)")
+    warnings.warn(f"{error}; predicting anyway because forced", ForcedMismatchWarning, stacklevel=3)
+
+
+def _range_problem(source: RasterSource, bundle: ModelBundle, sample: np.ndarray) -> str | None:
+    """What is wrong with the sampled values (bands, pixels) given the card's input range, or None."""
+    card = bundle.card
+    ranges = card.band_ranges()
+    if ranges is None or len(ranges) != sample.shape[0]:
+        return None
+    outside = []
+    for band, (low, high) in enumerate(ranges):
+        margin = RANGE_MARGIN * (high - low)
+        values = sample[band]
+        share = float(np.mean((values < low - margin) | (values > high + margin)))
+        if share > OUTSIDE_FRACTION:
+            outside.append(band)
+    if not outside:
+        return None
+    median = float(np.median(sample[outside]))
+    dtype = _dtype_of(source)
+    looks = "digital numbers" if card.input_dtype == "float" and np.dtype(dtype).kind in "iu" else "out of range"
+    names = [source.band_names[b] for b in outside]
+    shown = ", ".join(names) if len(names) <= 4 else f"{names[0]} … {names[-1]}, {len(names)} bands"
+    distinct = sorted({ranges[b] for b in outside})
+    expected = " / ".join(f"{low:g}–{high:g}" for low, high in distinct[:3])
+    what = card.input_units or "values"
+    return (f"{source.location}: values look like {looks} ({dtype}, median {median:.4g} in {shown}); "
+            f"bundle {bundle.id} expects {what} {expected}: {_advice(median, card, outside)}")
+
+
+def _advice(median: float, card: ModelCard, bands: list[int]) -> str:
+    """A power-of-ten rescaling when the typical training value (the card's mean) suggests one."""
+    typical = float(np.median([card.normalisation.mean[b] for b in bands])) / card.normalisation.scale
+    if typical > 0 and median > 0:
+        power = round(math.log10(median / typical))
+        if power >= 1:
+            return f"scale by 1/{10 ** power:d}"
+        if power <= -1:
+            return f"scale by {10 ** -power:d}"
+    return "check the input's units and scaling"
+
+
+def _dtype_of(source: RasterSource) -> str:
+    """The stored data type of the source's first band."""
+    import rasterio
+
+    with rasterio.Env(**http_env()), rasterio.open(source.bands[0].href) as src:
+        return str(src.dtypes[source.bands[0].index - 1])
+
+
+def check_bundle_weights(bundle: ModelBundle) -> None:
+    """Check the weights file before any work: its SHA-256 against the card, else that its header is readable.
+
+    Raises:
+        BundleError: truncated, corrupt or another card's weights.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    weights = bundle.path / "weights.safetensors"
+    if bundle.card.weights_sha256:
+        digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+        if digest != bundle.card.weights_sha256:
+            raise BundleError(f"{weights}: SHA-256 {digest[:12]}… differs from the card's "
+                              f"{bundle.card.weights_sha256[:12]}…; the weights are corrupt or not this card's")
+        return
+    try:
+        with safe_open(str(weights), "pt") as handle:
+            handle.keys()
+    except (SafetensorError, OSError) as err:
+        raise BundleError(f"{weights}: cannot load the weights ({err})") from err
+
+
+def check_device(options: PredictOptions, client: Any = None) -> None:
+    """Fail before any work when the device is unusable here and the workers are local (no remote scheduler).
+
+    Raises:
+        DeviceUnavailableError: e.g. `cuda` without a GPU.
+    """
+    remote = bool(options.cluster.scheduler) or (client is not None and getattr(client, "cluster", None) is None)
+    if not remote:
+        resolve_device(options.device)
 
 
 def tile_windows(width: int, height: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
@@ -114,7 +242,8 @@ def tile_windows(width: int, height: int, tile: int, overlap: int) -> list[tuple
 
 
 def _run_signature(source: RasterSource, bundle: ModelBundle, options: PredictOptions) -> str:
-    parts = [bundle.card.weights_sha256, source.location, str(source.band_names), str(options.tile_size),
+    """What outputs depend on: weights, input (id, location; per band href, index, size or checksum), tiling."""
+    parts = [bundle.card.weights_sha256, source.id, source.location, str(source.band_names), str(options.tile_size),
              str(options.overlap)]
     parts += [f"{ref.href}:{ref.index}:{ref.identity}" for ref in source.bands]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
@@ -159,16 +288,44 @@ def predict(
     the existing outputs (idempotent); a crash leaves no partial file; an output of another input with the
     same name is never overwritten silently.
 
+    Before any work, the device, the bundle's weights and the input (bands, product level, a sample of its
+    values against the card's input range, at least one valid pixel) are checked; with `force`, mismatches
+    become `ForcedMismatchWarning`s, recorded in the outputs' `GEOVIGIE_FORCED` tag. The run holds a lock on
+    `out_dir` (a second run on it waits) and first removes the temporary files of runs that were killed.
+
     Raises:
-        InvalidInputError: `out_dir` already holds another input's prediction under the same name.
+        InvalidInputError: `out_dir` already holds another input's prediction under the same name, is a file
+            or cannot be created.
+        DeviceUnavailableError: the device cannot be used here.
+        BundleError: corrupt weights.
+        BandMismatchError, ValueRangeError, EmptyInputError: the input does not fit the bundle (unless `force`).
     """
     started = time.perf_counter()
     options = options or PredictOptions()
+    check_device(options, client)
     bundle = bundle if isinstance(bundle, ModelBundle) else load_bundle(bundle)
-    source = prepare_source(input_path, bundle, force=force, band_names=band_names, product_level=product_level)
+    check_bundle_weights(bundle)
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            source = prepare_source(input_path, bundle, force=force, band_names=band_names,
+                                    product_level=product_level)
+    finally:
+        for w in caught:  # raised again, outside the recording, so the caller's filters apply
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+    forced = [str(w.message) for w in caught if issubclass(w.category, ForcedMismatchWarning)]
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InvalidInputError(f"--out {out_dir} is a file, not a folder")
+    with run_lock(out_dir):
+        return _predict_locked(source, bundle, out_dir, options, client, started, overwrite=overwrite,
+                               progress=progress, forced=forced)
+
+
+def _predict_locked(source: RasterSource, bundle: ModelBundle, out_dir: Path, options: PredictOptions, client: Any,
+                    started: float, *, overwrite: bool, progress: bool, forced: list[str]) -> PredictionResult:
+    """The part of `predict` that runs while holding the output folder's lock."""
     classes_path, proba_path = output_paths(out_dir, source, bundle)
     signature = _run_signature(source, bundle, options)
     windows = tile_windows(source.width, source.height, options.tile_size, options.overlap)
@@ -187,6 +344,8 @@ def predict(
         "transform": source.affine, "dtype": "uint8",
     }
     tags = {RUN_TAG: signature, BUNDLE_TAG: bundle.id, INPUTS_TAG: source.location}
+    if forced:
+        tags[FORCED_TAG] = " | ".join(forced)
     with contextlib.ExitStack() as stack:
         classes_dst = stack.enter_context(cog_writer(
             classes_path, profile={**profile, "count": 1, "nodata": NODATA_CLASS},

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +22,57 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from geovigie.bands import canonical_s2_name
-from geovigie.catalog import read_item
-from geovigie.errors import BandMismatchError, InputNotFoundError, InvalidRasterError
+from geovigie.catalog import ApiItemSource, read_item
+from geovigie.errors import BandMismatchError, GeovigieError, InputNotFoundError, InvalidRasterError, RemoteSourceError
 
 HTTP_ENV = {"GDAL_HTTP_TIMEOUT": 30, "GDAL_HTTP_CONNECTTIMEOUT": 10, "GDAL_HTTP_MAX_RETRY": 3,
             "GDAL_HTTP_RETRY_DELAY": 1, "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
-"""GDAL settings for remote assets, passed with each open (never set globally)."""
+"""GDAL settings for remote assets, passed with each open (never set globally); see `http_env`."""
+
+SAMPLE_WINDOWS_PER_SIDE = 3
+SAMPLE_WINDOW_SIZE = 128
+"""Input checks read at most 3 × 3 windows of 128² pixels (the whole raster when it is smaller)."""
+
+_REMOTE_REASONS = (
+    (re.compile(r"HTTP response code: (\d+)"), "HTTP {0}"),
+    (re.compile(r"Empty reply|Recv failure|Connection (was )?reset|connection closed|closed connection", re.I),
+     "the server closed the connection without answering"),
+    (re.compile(r"Couldn't connect|Connection refused|Failed to connect", re.I),
+     "connection refused: nothing listens at this address"),
+    (re.compile(r"Timeout was reached|timed out", re.I), "no answer within {timeout} s"),
+    (re.compile(r"not recognized as being in a supported file format", re.I),
+     "not a raster GDAL can read (not a GeoTIFF?)"),
+)
+"""GDAL/curl messages about remote files -> what to tell the user."""
+
+
+def http_env() -> dict[str, Any]:
+    """`HTTP_ENV`, with the timeout `GEOVIGIE_HTTP_TIMEOUT` names (seconds) when it is set."""
+    env: dict[str, Any] = dict(HTTP_ENV)
+    seconds = ApiItemSource.resolve_timeout(None)
+    if seconds is not None:
+        env["GDAL_HTTP_TIMEOUT"] = max(1, math.ceil(seconds))
+        env["GDAL_HTTP_CONNECTTIMEOUT"] = min(env["GDAL_HTTP_CONNECTTIMEOUT"], env["GDAL_HTTP_TIMEOUT"])
+    return env
+
+
+def _unreadable(href: str, location: str, error: Exception) -> GeovigieError:
+    """The error to raise when GDAL cannot open or read `href`: `RemoteSourceError` for remote files."""
+    messages: list[str] = []
+    cause: BaseException | None = error
+    while cause is not None and len(messages) < 8:  # GDAL's own words are in the chained CPLE errors
+        messages.append(" ".join(str(cause).split()))
+        cause = cause.__cause__ or cause.__context__
+    text = messages[-1] if "previous exception" in messages[0] else messages[0]
+    if not href.startswith("/vsi"):
+        hint = " (truncated or corrupt file?)" if len(messages) > 1 else ""
+        return InvalidRasterError(f"{location}: cannot read raster: {text}{hint}")
+    url = href.removeprefix("/vsicurl/")
+    for pattern, reason in _REMOTE_REASONS:
+        if found := pattern.search(" ".join(messages)):
+            timeout = http_env()["GDAL_HTTP_TIMEOUT"]
+            return RemoteSourceError(f"{location}: {url}: {reason.format(*found.groups(), timeout=timeout)}")
+    return RemoteSourceError(f"{location}: {url}: cannot read remote raster: {text.replace(href, url)}")
 
 
 @dataclass(frozen=True)
@@ -102,14 +149,39 @@ class RasterSource:
         for position, band in enumerate(self.bands):
             by_file.setdefault(band.href, []).append((position, band.index))
         with contextlib.ExitStack() as stack:
-            stack.enter_context(rasterio.Env(**HTTP_ENV))
+            stack.enter_context(rasterio.Env(**http_env()))
             readers = {href: stack.enter_context(self._open(href)) for href in by_file}
             return [self._read_one(window, by_file, readers, fill) for window in windows]
+
+    def sample_windows(self, per_side: int = SAMPLE_WINDOWS_PER_SIDE, size: int = SAMPLE_WINDOW_SIZE) -> list[Window]:
+        """Up to `per_side`² windows of `size`² pixels spread evenly over the grid (one window when it is small)."""
+        width, height = min(size, self.width), min(size, self.height)
+        cols = sorted({round(c) for c in np.linspace(0, self.width - width, per_side)})
+        rows = sorted({round(r) for r in np.linspace(0, self.height - height, per_side)})
+        return [Window(col, row, width, height) for row in rows for col in cols]
+
+    def sample(self, per_side: int = SAMPLE_WINDOWS_PER_SIDE, size: int = SAMPLE_WINDOW_SIZE) -> np.ndarray:
+        """Raw values (bands, pixels) of the valid pixels of `sample_windows`: a bounded read for input checks."""
+        reads = self.read_windows(self.sample_windows(per_side, size))
+        return np.concatenate([data[:, valid] for data, valid in reads], axis=1)
+
+    def any_valid(self, block: int = 1024) -> bool:
+        """Whether any pixel is valid, reading one block at a time until one is (the whole raster at worst)."""
+        for row in range(0, self.height, block):
+            for col in range(0, self.width, block):
+                window = Window(col, row, min(block, self.width - col), min(block, self.height - row))
+                if self.read(window)[1].any():
+                    return True
+        return False
 
     @contextlib.contextmanager
     def _open(self, href: str) -> Iterator[tuple[Any, float | None]]:
         """The file, warped onto the reading grid when its own grid differs."""
-        with rasterio.open(href) as src:
+        try:
+            src = rasterio.open(href)
+        except rasterio.errors.RasterioIOError as err:
+            raise _unreadable(href, self.location, err) from err
+        with src:
             same_grid = (src.width, src.height) == (self.width, self.height) and src.crs == self.crs and \
                 tuple(src.transform)[:6] == tuple(self.transform[:6])
             if same_grid:
@@ -131,7 +203,10 @@ class RasterSource:
             region = np.ones((int(inner.height), int(inner.width)), dtype=bool)
             for href, refs in by_file.items():
                 dataset, nodata = readers[href]
-                data = dataset.read([index for _, index in refs], window=inner, out_dtype="float32")
+                try:
+                    data = dataset.read([index for _, index in refs], window=inner, out_dtype="float32")
+                except rasterio.errors.RasterioIOError as err:  # truncated file, server gone mid-run
+                    raise _unreadable(href, self.location, err) from err
                 out[([p for p, _ in refs], *target)] = data
                 region &= np.isfinite(data).all(axis=0)
                 if nodata is not None and not np.isnan(nodata):
@@ -179,13 +254,13 @@ def _identity(path: str, asset: pystac.Asset | None = None) -> str:
 
 def _grid_of(href: str, location: str) -> tuple[int, int, str, tuple[float, ...], float | None, list[str], dict]:
     try:
-        with rasterio.Env(**HTTP_ENV), rasterio.open(href) as src:
+        with rasterio.Env(**http_env()), rasterio.open(href) as src:
             if src.crs is None:
                 raise InvalidRasterError(f"{location}: raster has no CRS; set one (e.g. gdal_edit.py -a_srs EPSG:...)")
             return (src.width, src.height, src.crs.to_wkt(), tuple(src.transform)[:6], src.nodata,
                     list(src.descriptions), src.tags())
     except rasterio.errors.RasterioIOError as err:
-        raise InvalidRasterError(f"{location}: cannot read raster: {err}") from err
+        raise _unreadable(href, location, err) from err
 
 
 def open_source(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -37,6 +37,14 @@ class ModelCard(BaseModel):
     bands: list[str]
     product_level: str = Field(description="Imagery processing level the model was trained on: L1C, L2A...")
     normalisation: Normalisation
+    input_range: tuple[float, float] | list[tuple[float, float]] | None = Field(
+        default=None,
+        description="Raw band values the model expects, before normalisation: one [low, high] for every band or one "
+        "per band. Inputs clearly outside are refused unless forced. None: not checked (v1 cards).")
+    input_dtype: Literal["float", "int"] | None = Field(
+        default=None,
+        description="Dtype family of the raw values: float (e.g. reflectance) or int (e.g. digital numbers).")
+    input_units: str = Field(default="", description="What the raw values are, in words, for error messages.")
     pixel_size_m: float
     classes: list[ClassInfo]
     ignore_value: int | None = Field(None, description="Label value ignored in training (no data).")
@@ -57,6 +65,20 @@ class ModelCard(BaseModel):
         n = len(self.bands)
         if len(self.normalisation.mean) != n or len(self.normalisation.std) != n:
             raise ValueError(f"normalisation needs one mean and one std per band ({n} bands)")
+        ranges = self.band_ranges()
+        if ranges is not None:
+            if len(ranges) != n:
+                raise ValueError(f"input_range needs one [low, high] for all bands or one per band ({n} bands)")
+            if any(not low < high for low, high in ranges):
+                raise ValueError(f"input_range needs low < high: {self.input_range}")
+
+    def band_ranges(self) -> list[tuple[float, float]] | None:
+        """The expected [low, high] of each band's raw values, or None when the card does not say."""
+        if self.input_range is None:
+            return None
+        if isinstance(self.input_range, tuple):
+            return [self.input_range] * len(self.bands)
+        return list(self.input_range)
 
     @property
     def num_classes(self) -> int:
