@@ -19,6 +19,7 @@ from geovigie.diagnostics._heat_island import (
     rural_reference,
 )
 from geovigie.diagnostics._tracking import alerts, history_table, track
+from geovigie.diagnostics._zonal_stats import read_zones, zonal_classes, zonal_continuous
 from geovigie.diagnostics.heat import TemperatureSummary, temperature_layer
 from geovigie.diagnostics.vegetation import NdviSummary, ndvi_layer
 
@@ -47,4 +48,7 @@ __all__ = [
     "write_csv",
     "write_sites",
     "write_vector",
+    "read_zones",
+    "zonal_classes",
+    "zonal_continuous",
 ]

@@ -6,15 +6,18 @@ The CLI, the demo and (next) the jobs API and the batch watcher call these; none
 from geovigie.workflows._boundaries import boundaries
 from geovigie.workflows._demo_inputs import lidar_models
 from geovigie.workflows._dumps import DumpPassResult, dump_sites, watch_folder
+from geovigie.workflows._heat import HeatIslandResult, heat_islands
 from geovigie.workflows._indices import ndvi, surface_temperature
 from geovigie.workflows._landcover import landcover
 from geovigie.workflows._published import PublishedLayer, layer_target
 
 __all__ = [
     "DumpPassResult",
+    "HeatIslandResult",
     "PublishedLayer",
     "boundaries",
     "dump_sites",
+    "heat_islands",
     "landcover",
     "layer_target",
     "lidar_models",
