@@ -19,6 +19,15 @@ from geovigie.diagnostics._heat_island import (
     rural_reference,
 )
 from geovigie.diagnostics._tracking import alerts, history_table, track
+from geovigie.diagnostics._zan_account import (
+    CHANGE_CLASSES,
+    ChangeSummary,
+    ZanMapping,
+    change_map,
+    load_mapping,
+    read_reference_consumption,
+    zan_by_zone,
+)
 from geovigie.diagnostics._zonal_stats import read_zones, zonal_classes, zonal_continuous
 from geovigie.diagnostics.heat import TemperatureSummary, temperature_layer
 from geovigie.diagnostics.vegetation import NdviSummary, ndvi_layer
@@ -49,6 +58,13 @@ __all__ = [
     "write_sites",
     "write_vector",
     "read_zones",
+    "CHANGE_CLASSES",
+    "ChangeSummary",
+    "ZanMapping",
+    "change_map",
+    "load_mapping",
+    "read_reference_consumption",
+    "zan_by_zone",
     "zonal_classes",
     "zonal_continuous",
 ]

@@ -4,17 +4,19 @@ The CLI, the demo and (next) the jobs API and the batch watcher call these; none
 """
 
 from geovigie.workflows._boundaries import boundaries
-from geovigie.workflows._demo_inputs import lidar_models
+from geovigie.workflows._demo_inputs import lidar_models, odeon_mosaics
 from geovigie.workflows._dumps import DumpPassResult, dump_sites, watch_folder
 from geovigie.workflows._heat import HeatIslandResult, heat_islands
 from geovigie.workflows._indices import ndvi, surface_temperature
 from geovigie.workflows._landcover import landcover
 from geovigie.workflows._published import PublishedLayer, layer_target
+from geovigie.workflows._zan import ZanResult, zan
 
 __all__ = [
     "DumpPassResult",
     "HeatIslandResult",
     "PublishedLayer",
+    "ZanResult",
     "boundaries",
     "dump_sites",
     "heat_islands",
@@ -22,6 +24,8 @@ __all__ = [
     "layer_target",
     "lidar_models",
     "ndvi",
+    "odeon_mosaics",
     "surface_temperature",
     "watch_folder",
+    "zan",
 ]

@@ -55,3 +55,38 @@ def lidar_models(sample_dir: Path, out_dir: Path) -> tuple[Path, Path, Path]:
                               band_descriptions=["stand-in: height above ground / 10 m (not a dump detector)"],
                               tags={"GEOVIGIE_STANDIN": "LiDAR HD height above ground; not a dump model output"})
     return out["DSM"], out["DTM"], standin
+
+
+ODEON = "odeon-change-labels-2016-2019"
+
+
+def odeon_mosaics(sample_dir: Path, out_dir: Path, nomenclature: str = "naf") -> tuple[Path, Path, Path]:
+    """Mosaic the two shipped IGN odeon label patches of 2016 and of 2019 (same 0.25 m grid) into one class map each,
+    and write the patches' footprints as zones (GeoJSON, EPSG:2154, zone_id = the patch's northing).
+
+    Returns:
+        (2016 map, 2019 map, zones file).
+    """
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from geovigie.diagnostics import write_vector
+
+    maps = []
+    for year in ("2016", "2019"):
+        tiles = sorted((sample_dir / ODEON / year / nomenclature).glob("*.tiff"))
+        if not tiles:
+            raise InputNotFoundError(f"no odeon label patches in {sample_dir / ODEON / year / nomenclature}")
+        mosaic, transform = merge(tiles, nodata=0)
+        with rasterio.open(tiles[0]) as first:
+            crs = first.crs
+        maps.append(write_array_cog(out_dir / f"odeon-{nomenclature}-{year}.tif", mosaic.astype(np.uint8),
+                                    profile={"driver": "GTiff", "crs": crs, "transform": transform},
+                                    band_descriptions=[f"IGN odeon {nomenclature} labels {year}"]))
+    rows = []
+    for tile in tiles:
+        with rasterio.open(tile) as src:
+            northing = tile.stem.split("_")[3].split("-")[0]
+            rows.append({"zone_id": northing, "zone_name": f"odeon patch {northing}", "geometry": box(*src.bounds)})
+    zones = write_vector(gpd.GeoDataFrame(rows, geometry="geometry", crs=crs), out_dir / "odeon-patches.geojson")
+    return maps[0], maps[1], zones

@@ -1,0 +1,240 @@
+"""ZAN accounting (Zéro Artificialisation Nette): land artificialised and renaturalised between two class maps.
+
+A declared mapping (OCS GE style, a TOML table) sorts each class into building / other artificial / natural /
+nodata. The change map codes each pixel; minimum mapping units (200 m² buildings, 500 m² other features by default)
+are applied to the change patches before counting, so single-pixel noise is not land take. Figures per zone come
+from exactextract (partial pixels counted).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import rasterio
+from rasterio.features import rasterize, shapes
+from shapely.geometry import shape
+
+from geovigie.classes import ClassInfo, palette
+from geovigie.cog import cog_writer
+from geovigie.diagnostics._zonal_stats import zonal_classes
+from geovigie.errors import GridMismatchError, InputNotFoundError, InvalidInputError
+from geovigie.types import NODATA_CLASS
+
+MAPPINGS_DIR = Path(__file__).resolve().parent / "zan_mappings"
+STABLE_NATURAL, STABLE_ARTIFICIAL, ARTIFICIALISED, RENATURALISED = 0, 1, 2, 3
+CHANGE_CLASSES = (
+    ClassInfo(value=STABLE_NATURAL, name="stable, not artificial", color="#d9f0a3"),
+    ClassInfo(value=STABLE_ARTIFICIAL, name="stable, artificial", color="#969696"),
+    ClassInfo(value=ARTIFICIALISED, name="artificialised", color="#e31a1c"),
+    ClassInfo(value=RENATURALISED, name="renaturalised", color="#1a9850"),
+)
+ZAN_TARGET_REDUCTION = 0.5
+"""The 2021–2031 consumption must be at most half the 2011–2021 consumption (loi Climat et résilience)."""
+
+
+@dataclass(frozen=True)
+class ZanMapping:
+    """Class values of a nomenclature sorted into ZAN categories."""
+
+    name: str
+    building: frozenset[int]
+    artificial: frozenset[int]
+    natural: frozenset[int]
+    nodata: frozenset[int]
+    source: str
+
+    @property
+    def known(self) -> frozenset[int]:
+        """Every value the mapping declares."""
+        return self.building | self.artificial | self.natural | self.nodata
+
+
+def load_mapping(path_or_name: str | Path) -> ZanMapping:
+    """A mapping from a TOML file, or a shipped one by name (`odeon-naf`, `odeon-urbain`, `landcover-s2l1c-slovenia`).
+
+    Raises:
+        InputNotFoundError: no such file or shipped mapping.
+        InvalidInputError: not TOML, or a value declared in two categories.
+    """
+    path = Path(path_or_name)
+    if not path.is_file():
+        path = MAPPINGS_DIR / f"{path_or_name}.toml"
+    if not path.is_file():
+        shipped = ", ".join(sorted(p.stem for p in MAPPINGS_DIR.glob("*.toml")))
+        raise InputNotFoundError(f"no ZAN mapping {path_or_name!r}: give a TOML file or one of {shipped}")
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+        groups = {key: frozenset(int(v) for v in table.get(key, [])) for key in
+                  ("building", "artificial", "natural", "nodata")}
+    except (tomllib.TOMLDecodeError, TypeError, ValueError) as err:
+        raise InvalidInputError(f"{path}: not a ZAN mapping table ({err})") from err
+    seen: dict[int, str] = {}
+    for key, values in groups.items():
+        for value in values:
+            if value in seen:
+                raise InvalidInputError(f"{path}: class {value} is both {seen[value]} and {key}")
+            seen[value] = key
+    return ZanMapping(str(table.get("name", path.stem)), source=str(path), **groups)
+
+
+@dataclass(frozen=True)
+class ChangeSummary:
+    """What a change map holds, in m²."""
+
+    path: Path
+    artificialised_m2: float
+    renaturalised_m2: float
+    mmu_building_m2: float | None
+    mmu_other_m2: float | None
+
+    @property
+    def net_m2(self) -> float:
+        """Artificialised minus renaturalised."""
+        return self.artificialised_m2 - self.renaturalised_m2
+
+
+def _read_pair(before: Path, after: Path) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
+    for path in (before, after):
+        if not Path(path).is_file():
+            raise InputNotFoundError(f"class map not found: {path}")
+    with rasterio.open(before) as a, rasterio.open(after) as b:
+        differs = [what for what, same in (("CRS", a.crs == b.crs), ("shape", a.shape == b.shape),
+                                           ("transform", a.transform.almost_equals(b.transform))) if not same]
+        if differs:
+            raise GridMismatchError(f"{before} and {after} are not on the same grid ({', '.join(differs)} differ): "
+                                    "resample one onto the other first")
+        if a.crs is None or not a.crs.is_projected:
+            raise GridMismatchError(f"{before}: ZAN areas need a projected CRS (got {a.crs})")
+        return a.read(1), b.read(1), {"crs": a.crs, "transform": a.transform, "res": a.res}
+
+
+def _check_classes(values: np.ndarray, mapping: ZanMapping, path: Path) -> None:
+    unknown = sorted(set(np.unique(values).tolist()) - mapping.known)
+    if unknown:
+        raise InvalidInputError(f"{path}: classes {unknown} are not in the ZAN mapping {mapping.source}; "
+                                "declare them as building, artificial, natural or nodata")
+
+
+def _apply_mmu(mask: np.ndarray, transform: object, mmu_m2: float) -> np.ndarray:
+    """Keep the 4-connected patches of `mask` of at least `mmu_m2` (areas of the vectorised patches)."""
+    if mmu_m2 <= 0 or not mask.any():
+        return mask
+    kept = [geometry for geometry, value in shapes(mask.astype(np.uint8), mask=mask, connectivity=4,
+                                                   transform=transform)
+            if value == 1 and shape(geometry).area >= mmu_m2]
+    if not kept:
+        return np.zeros_like(mask)
+    return rasterize(kept, out_shape=mask.shape, transform=transform, dtype=np.uint8).astype(bool) & mask
+
+
+def change_map(before: str | Path, after: str | Path, mapping: ZanMapping, out_path: str | Path, *,
+               mmu_building_m2: float = 200.0, mmu_other_m2: float = 500.0, apply_mmu: bool = True) -> ChangeSummary:
+    """Write the uint8 change COG (0 stable natural, 1 stable artificial, 2 artificialised, 3 renaturalised, 255
+    nodata on either date) of two class maps on the same grid, MMUs applied to change patches when `apply_mmu`.
+
+    A change patch whose artificial side is a building class gets the building MMU; others the other MMU. Patches
+    below their MMU are counted as stable.
+
+    Raises:
+        GridMismatchError: the maps differ in CRS, transform or shape.
+        InvalidInputError: a class is missing from the mapping.
+    """
+    before, after = Path(before), Path(after)
+    a, b, grid = _read_pair(before, after)
+    _check_classes(a, mapping, before)
+    _check_classes(b, mapping, after)
+    artificial = np.array(sorted(mapping.building | mapping.artificial), dtype=a.dtype)
+    natural = np.array(sorted(mapping.natural), dtype=a.dtype)
+    nodata = np.isin(a, list(mapping.nodata)) | np.isin(b, list(mapping.nodata))
+    art_a, art_b = np.isin(a, artificial), np.isin(b, artificial)
+    gained = np.isin(a, natural) & art_b & ~nodata
+    lost = art_a & np.isin(b, natural) & ~nodata
+    if apply_mmu:
+        building = np.array(sorted(mapping.building), dtype=a.dtype)
+        gained = (_apply_mmu(gained & np.isin(b, building), grid["transform"], mmu_building_m2)
+                  | _apply_mmu(gained & ~np.isin(b, building), grid["transform"], mmu_other_m2))
+        lost = (_apply_mmu(lost & np.isin(a, building), grid["transform"], mmu_building_m2)
+                | _apply_mmu(lost & ~np.isin(a, building), grid["transform"], mmu_other_m2))
+    codes = np.where(art_a, STABLE_ARTIFICIAL, STABLE_NATURAL).astype(np.uint8)
+    codes[gained] = ARTIFICIALISED
+    codes[lost] = RENATURALISED
+    codes[nodata] = NODATA_CLASS
+    pixel = abs(grid["res"][0] * grid["res"][1])  # type: ignore[index]
+    profile = {"driver": "GTiff", "width": codes.shape[1], "height": codes.shape[0], "count": 1, "dtype": "uint8",
+               "crs": grid["crs"], "transform": grid["transform"], "nodata": NODATA_CLASS}
+    mmu_text = f"MMU {mmu_building_m2:g} m² buildings, {mmu_other_m2:g} m² other" if apply_mmu else "no MMU"
+    with cog_writer(out_path, profile=profile, band_descriptions=[f"ZAN change ({mmu_text})"],
+                    colormap=palette(CHANGE_CLASSES),
+                    tags={"GEOVIGIE_INPUTS": f"{before},{after}", "ZAN_MAPPING": mapping.name,
+                          "ZAN_MMU": mmu_text}) as dst:
+        dst.write(codes[None])
+    return ChangeSummary(Path(out_path), float(gained.sum() * pixel), float(lost.sum() * pixel),
+                         mmu_building_m2 if apply_mmu else None, mmu_other_m2 if apply_mmu else None)
+
+
+def read_reference_consumption(path: str | Path) -> pd.DataFrame:
+    """A per-zone 2011–2021 consumption table: `zone_id`, `consumption_ha_2011_2021`, optional `illustrative`.
+
+    Lines starting with `#` are comments; a file whose name or comments say ILLUSTRATIVE is flagged illustrative.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputNotFoundError(f"reference consumption table not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    table = pd.read_csv(path, comment="#", dtype={"zone_id": str})
+    missing = [c for c in ("zone_id", "consumption_ha_2011_2021") if c not in table.columns]
+    if missing:
+        raise InvalidInputError(f"{path}: columns {missing} missing (has {list(table.columns)})")
+    flagged = "ILLUSTRATIVE" in path.name.upper() or "ILLUSTRATIVE" in text.upper().split("\n", 1)[0]
+    table["illustrative"] = table["illustrative"].astype(bool) | flagged if "illustrative" in table else flagged
+    return table[["zone_id", "consumption_ha_2011_2021", "illustrative"]]
+
+
+def _by_zone(zones: gpd.GeoDataFrame, change: Path, suffix: str, years: float) -> pd.DataFrame:
+    table = zonal_classes(zones, change)
+    frame = table.pivot_table(index="zone_id", columns="class_value", values="area_m2", aggfunc="sum",
+                              fill_value=0.0)
+    out = pd.DataFrame(index=frame.index)
+    out[f"artificialised_m2{suffix}"] = frame.get(ARTIFICIALISED, 0.0)
+    out[f"renaturalised_m2{suffix}"] = frame.get(RENATURALISED, 0.0)
+    out[f"net_m2{suffix}"] = out[f"artificialised_m2{suffix}"] - out[f"renaturalised_m2{suffix}"]
+    for kind in ("artificialised", "renaturalised", "net"):
+        out[f"{kind}_ha{suffix}"] = out[f"{kind}_m2{suffix}"] / 1e4
+    out[f"artificialised_ha_per_year{suffix}"] = out[f"artificialised_ha{suffix}"] / years
+    out[f"net_ha_per_year{suffix}"] = out[f"net_ha{suffix}"] / years
+    return out.reset_index()
+
+
+def zan_by_zone(zones: gpd.GeoDataFrame, change_without_mmu: str | Path, change_with_mmu: str | Path, *,
+                start: date, end: date, reference: pd.DataFrame | None = None,
+                mmu: Sequence[float] = (200.0, 500.0)) -> pd.DataFrame:
+    """One row per zone: artificialised, renaturalised and net land in m², ha and ha/year, without and with MMU.
+
+    With a reference table (`read_reference_consumption`), adds the 2011–2021 annual rate, the 2021–2031 target
+    (half of it), the measured annual rate (with MMU) against it, and the `illustrative` flag of the table.
+    """
+    years = (end - start).days / 365.25
+    if years <= 0:
+        raise InvalidInputError(f"the end date {end} must be after the start date {start}")
+    raw = _by_zone(zones, Path(change_without_mmu), "_no_mmu", years)
+    kept = _by_zone(zones, Path(change_with_mmu), "", years)
+    info = pd.DataFrame(zones.drop(columns="geometry"))[["zone_id", "zone_name"]]
+    table = info.merge(kept, on="zone_id", how="left").merge(raw, on="zone_id", how="left").fillna(0.0)
+    coverage = zonal_classes(zones, change_with_mmu).groupby("zone_id")["covered_fraction"].first()
+    table["covered_fraction"] = table["zone_id"].map(coverage)
+    table["period"] = f"{start.isoformat()}/{end.isoformat()}"
+    table["mmu_building_m2"], table["mmu_other_m2"] = mmu
+    if reference is not None:
+        table = table.merge(reference, on="zone_id", how="left")
+        table["reference_ha_per_year_2011_2021"] = table["consumption_ha_2011_2021"] / 10
+        table["target_ha_per_year_2021_2031"] = table["reference_ha_per_year_2011_2021"] * (1 - ZAN_TARGET_REDUCTION)
+        table["measured_vs_target"] = table["artificialised_ha_per_year"] / table["target_ha_per_year_2021_2031"]
+        table["illustrative"] = table["illustrative"].fillna(False).astype(bool)
+    return table
