@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import pandas as pd
@@ -65,7 +66,7 @@ def zan(
     rules_text = (f"mapping {rules.name} ({Path(rules.source).name}); MMU {mmu_building_m2:g} m² buildings, "
                   f"{mmu_other_m2:g} m² other features, applied to 4-connected change patches")
     note = " Reference consumption table ILLUSTRATIVE, not official figures." if illustrative else ""
-    when = {"start_datetime": datetime(start.year, start.month, start.day, tzinfo=UTC),
+    when: dict[str, Any] = {"start_datetime": datetime(start.year, start.month, start.day, tzinfo=UTC),
             "end_datetime": datetime(end.year, end.month, end.day, tzinfo=UTC)}
     result = ZanResult(raw, kept, table)
     published = publish_layer(settings.results_dir, target, LayerSpec(
