@@ -18,6 +18,15 @@ from geovigie.diagnostics._heat_island import (
     hot_spot_legend,
     rural_reference,
 )
+from geovigie.diagnostics._report_page import (
+    Figure,
+    Report,
+    Section,
+    Table,
+    bar_chart_png,
+    raster_map_png,
+    write_report,
+)
 from geovigie.diagnostics._tracking import alerts, history_table, track
 from geovigie.diagnostics._zan_account import (
     CHANGE_CLASSES,
@@ -58,6 +67,13 @@ __all__ = [
     "write_sites",
     "write_vector",
     "read_zones",
+    "Figure",
+    "Report",
+    "Section",
+    "Table",
+    "bar_chart_png",
+    "raster_map_png",
+    "write_report",
     "CHANGE_CLASSES",
     "ChangeSummary",
     "ZanMapping",

@@ -35,8 +35,8 @@ def run_demo(settings: Settings, console: Console | None = None, client: Any = N
     started = time.perf_counter()
     report = DemoReport()
 
-    def record(layer: workflows.PublishedLayer) -> None:
-        report.layers.append({"id": layer.id, "kind": layer.kind, "detail": layer.detail})
+    def record(*layers: workflows.PublishedLayer) -> None:
+        report.layers += [{"id": layer.id, "kind": layer.kind, "detail": layer.detail} for layer in layers]
 
     console.rule("1/5 catalog and base map")
     build_sample_catalog(settings.sample_data_path(), settings.catalog_dir)
@@ -79,22 +79,54 @@ def run_demo(settings: Settings, console: Console | None = None, client: Any = N
 
 
 def run_diagnostics(settings: Settings, samples: Path, record: Any, console: Console) -> None:
-    """The diagnostics on the shipped data: dump-site mechanics on LiDAR HD."""
+    """The territorial diagnostics on the shipped data, then the report."""
     import warnings
     from datetime import date
 
+    import geopandas as gpd
+
     from geovigie import workflows
+    from geovigie.catalog import MUENSTER, CatalogClient
+    from geovigie.diagnostics import read_zones
     from geovigie.errors import DiagnosticsWarning
 
     scratch = settings.data_dir / "demo-inputs"
-    dsm, dtm, standin = workflows.lidar_models(samples, scratch)
+    timings: dict[str, float] = {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DiagnosticsWarning)
+        communes = read_zones(samples / "s2-l2a-theia-gers" / "COMMUNE_32xxx.geojson")
+        vegetation = workflows.vegetation_by_zone("ndvi-gers-20181023", settings, zones=communes, place="gers")
+        timings["vegetation per commune"] = vegetation.seconds
+        record(*vegetation.layers)
+
+        before, after, patches = workflows.odeon_mosaics(samples, scratch)
+        land_take = workflows.zan(before, after, settings, place="gers-odeon", zones=gpd.read_file(patches),
+                                  start=date(2016, 7, 1), end=date(2019, 7, 1), mapping="odeon-naf",
+                                  reference=samples / "odeon-change-labels-2016-2019" /
+                                  "reference_consumption_ILLUSTRATIVE.csv")
+        timings["ZAN"] = land_take.seconds
+        record(*land_take.layers)
+
+        dsm, dtm, standin = workflows.lidar_models(samples, scratch)
         dumps = workflows.dump_sites(standin, settings, watch="montpellier-lidar", pass_date=date(2024, 5, 1),
                                      candidate=True, threshold=0.2, dsm=dsm, dtm=dtm,
                                      source_note="Stand-in layer: height above ground from IGN LiDAR HD "
                                                  "(buildings, trees), to show areas and volumes on real elevation.")
+        timings["dump sites"] = dumps.seconds
+        record(dumps.layer)
+
+        urban = gpd.read_file(samples / "landsat-lst-muenster-extra" / "muenster_urban_core.geojson")
+        for item in CatalogClient.open(settings.catalog_dir).search(collections=[MUENSTER]).item_list():
+            heat = workflows.heat_islands(item, settings, urban=urban, place="muenster",
+                                          rural_mask=samples / "landsat-lst-muenster-extra" /
+                                          "classification_rf_derived.tif", rural_classes=[3, 4])
+            timings[f"heat islands {item.id[17:25]}"] = heat.seconds
+            record(*heat.layers)
     for warning in caught:
         if issubclass(warning.category, DiagnosticsWarning):
             console.print(f"[yellow]note:[/] {warning.message}")
-    record(dumps.layer)
+    page = workflows.report(settings, title="Diagnostic territorial — démonstration",
+                            territory="Gers (19 communes, odeon patches), Montpellier (LiDAR), Münster (Landsat)",
+                            period="2016–2025")
+    console.print("step times: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+    console.print(f"report: {page}")

@@ -234,7 +234,7 @@ def _add_classes(item: pystac.Item, spec: LayerSpec) -> None:
         return
     ClassificationExtension.add_to(item)
     classes = [
-        Classification.create(value=c.value, name=c.name.replace(" ", "_"), description=c.name,
+        Classification.create(value=c.value, name=_class_key(c.name), description=c.name,
                               color_hint=c.color.lstrip("#").upper())
         for c in spec.classes
     ]
@@ -271,3 +271,10 @@ def _add_render(item: pystac.Item, spec: LayerSpec) -> None:
         render = Render.create(assets=["data"], title=spec.title, rescale=[list(spec.rescale or (0, 1))],
                                colormap_name=spec.colormap_name or "viridis", resampling="bilinear")
     RenderExtension.ext(item).apply({"default": render})
+
+
+def _class_key(name: str) -> str:
+    """A classification extension `name` ([0-9A-Za-z-_]+) from a human class name; the name stays in `description`."""
+    import re
+
+    return re.sub(r"_+", "_", re.sub(r"[^0-9A-Za-z_-]", "_", name)).strip("_") or "class"

@@ -10,12 +10,15 @@ from geovigie.workflows._heat import HeatIslandResult, heat_islands
 from geovigie.workflows._indices import ndvi, surface_temperature
 from geovigie.workflows._landcover import landcover
 from geovigie.workflows._published import PublishedLayer, layer_target
+from geovigie.workflows._report import report
+from geovigie.workflows._vegetation import VegetationResult, vegetation_by_zone
 from geovigie.workflows._zan import ZanResult, zan
 
 __all__ = [
     "DumpPassResult",
     "HeatIslandResult",
     "PublishedLayer",
+    "VegetationResult",
     "ZanResult",
     "boundaries",
     "dump_sites",
@@ -25,7 +28,9 @@ __all__ = [
     "lidar_models",
     "ndvi",
     "odeon_mosaics",
+    "report",
     "surface_temperature",
+    "vegetation_by_zone",
     "watch_folder",
     "zan",
 ]

@@ -133,3 +133,28 @@ def test_map_page_loads_without_console_errors(server: str, tmp_path: Path) -> N
     assert errors == []
     if os.environ.get("MAP_SCREENSHOT"):
         shutil.copy(shot, os.environ["MAP_SCREENSHOT"])
+
+
+def test_demo_report_is_self_contained_and_opens_cleanly(demo_run) -> None:
+    settings, _ = demo_run
+    page = settings.data_dir / "report" / "index.html"
+    text = page.read_text(encoding="utf-8")
+    assert "http://" not in text and "https://" not in text and "<script" not in text
+    for title in ("vegetation per zone", "land take", "dump sites", "urban heat islands"):
+        assert title in text
+    assert "ILLUSTRATIVE" in text and "Candidates only" in text
+    assert (settings.data_dir / "report" / "zan-zones-gers-odeon-2016-2019.csv").is_file()
+    require(Path(CHROMIUM).exists(), f"{CHROMIUM} not installed (apt install chromium)")
+    playwright = pytest.importorskip("playwright.sync_api")
+    errors: list[str] = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        view = browser.new_page()
+        view.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        view.goto(page.as_uri())
+        widths = view.eval_on_selector_all("img", "images => images.map(i => i.naturalWidth)")
+        browser.close()
+    assert errors == []
+    assert len(widths) >= 8 and min(widths) > 100
