@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from geovigie._cli_diagnose import register as register_diagnostics
 from geovigie._signals import Terminated, terminate_as_interrupt
 from geovigie.errors import GeovigieError
 from geovigie.settings import Settings, get_settings
@@ -55,6 +56,9 @@ def _fail(message: str) -> None:
 
 def _settings(**overrides: Any) -> Settings:
     return get_settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+register_diagnostics(app, friendly_errors, _settings)
 
 
 @catalog_app.command("build")

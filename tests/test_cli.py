@@ -80,3 +80,32 @@ def test_predict_command_writes_outputs(tmp_path: Path) -> None:
     assert {"data", "probabilities", "model-card"} <= set(item.assets)
     again = run("predict", str(SLOVENIA_SCENE), "--out", "o", "--product-level", "L1C", cwd=tmp_path)
     assert "up to date" in again.stderr
+
+
+@pytest.mark.slow
+def test_diagnose_and_report_commands(tmp_path: Path) -> None:
+    odeon = DATA / "odeon-change-labels-2016-2019"
+    patch = "zone_v13_478208-0000_6275584-0000.tiff"
+    import geopandas as gpd
+    import rasterio
+    from shapely.geometry import box
+
+    with rasterio.open(odeon / "2016/naf" / patch) as src:
+        gpd.GeoDataFrame({"zone_id": ["p"], "zone_name": ["patch"]}, geometry=[box(*src.bounds)],
+                         crs=src.crs).to_file(tmp_path / "zones.geojson")
+    done = run("diagnose", "zan", "--before", str(odeon / "2016/naf" / patch), "--after",
+               str(odeon / "2019/naf" / patch), "--start", "2016-07-01", "--end", "2019-07-01",
+               "--zones", "zones.geojson", "--place", "patch", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "zan-patch-2016-2019" in done.stderr
+    table = (tmp_path / "geovigie-data/results/geovigie-results/zan-zones-patch-2016-2019/zones.csv").read_text()
+    assert "artificialised_ha_no_mmu" in table
+    report = run("report", cwd=tmp_path)
+    assert report.returncode == 0, report.stderr
+    assert "land take" in (tmp_path / "geovigie-data/report/index.html").read_text()
+    assert_clean_error(run("diagnose", "zan", "--before", str(odeon / "2016/naf" / patch), "--after",
+                           str(odeon / "2019/naf" / patch), "--start", "2016-07-01", "--end", "2019-07-01",
+                           "--zones", "zones.geojson", "--mapping", "landcover-s2l1c-slovenia", cwd=tmp_path),
+                       "not in the ZAN mapping")
+    assert_clean_error(run("diagnose", "zan", "--before", "x.tif", "--after", "y.tif", "--start", "2016-07-01",
+                           "--end", "2019-07-01", "--zones", "missing.geojson", cwd=tmp_path), "missing.geojson")

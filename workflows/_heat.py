@@ -97,7 +97,7 @@ def heat_islands(
         zones = grid_zones(ring.union(reference.urban).convex_hull, reference.crs, cell_m=cell_m)
     table = zonal_continuous(zones, intensity, variable="intensity_c")
     figures = zones[["zone_id", "geometry"]].merge(table, on="zone_id")
-    folder = layer_target(settings, f"uhi-zones-{stamp}", "").parent
+    folder = layer_target(settings, f"uhi-zones-{stamp}").parent
     csv = write_csv(table, folder / "zones.csv")
     features = write_vector(figures, folder / "data.geojson")
     published = publish_vector_layer(settings.results_dir, features, LayerSpec(

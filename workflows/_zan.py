@@ -55,7 +55,7 @@ def zan(
     started = time.perf_counter()
     rules = load_mapping(mapping)
     stamp = f"{place}-{start:%Y}-{end:%Y}"
-    folder = layer_target(settings, f"zan-{stamp}", "").parent
+    folder = layer_target(settings, f"zan-{stamp}").parent
     raw = change_map(before, after, rules, folder / "change_no_mmu.tif", apply_mmu=False)
     target = layer_target(settings, f"zan-{stamp}")
     kept = change_map(before, after, rules, target, mmu_building_m2=mmu_building_m2, mmu_other_m2=mmu_other_m2)
