@@ -44,6 +44,9 @@ def run_demo(settings: Settings, console: Console | None = None, client: Any = N
     collections = ", ".join(catalog.collection_ids())
     console.print(f"local STAC catalog: {settings.catalog_dir / 'catalog.json'} ({collections})")
     samples = settings.sample_data_path()
+    record(workflows.boundaries(settings, samples / "admin-express" / "departements_simplified_1km.geojson",
+                                layer_id="base-departements", title="Départements", code_field="code",
+                                name_field="nom"))
     record(workflows.boundaries(settings, samples / "s2-l2a-theia-gers" / "COMMUNE_32xxx.geojson",
                                 layer_id="base-communes-gers", title="Communes (Gers, 19 around Aignan)",
                                 code_field="INSEE_COM", name_field="NOM_COM"))

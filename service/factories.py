@@ -9,7 +9,10 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from geovigie.errors import LayerNotFoundError
 from geovigie.tiles import LayerIndex, ramp_colors, render_tile
+
+MAX_FEATURES_BYTES = 50 * 2**20
 
 
 @attrs.define
@@ -29,10 +32,20 @@ class LayerTilerFactory:
         if layer.kind == "continuous" and layer.colormap_name:
             info["legend"] = [{"colors": ramp_colors(layer.colormap_name), "min": info["rescale"][0],
                                "max": info["rescale"][1], "unit": layer.unit}]
+        if layer.kind == "vector" and layer.style and layer.style.get("color_by"):
+            style = layer.style
+            info["legend"] = [{"colors": ramp_colors(style.get("colormap_name") or "ylgn"),
+                               "min": (style.get("rescale") or [None, None])[0],
+                               "max": (style.get("rescale") or [None, None])[1], "unit": style.get("unit"),
+                               "property": style["color_by"]}]
         # links relative to the server root: the Host header a client sends never ends up in them
-        base = request.app.url_path_for("layer_tile", layer_id=layer_id, z=0, x=0, y=0)
         prefix = request.scope.get("root_path", "")
-        info["tiles"] = [prefix + str(base).replace("/0/0/0.png", "/{z}/{x}/{y}.png")]
+        if layer.kind == "vector":
+            info["features"] = prefix + str(request.app.url_path_for("layer_features", layer_id=layer_id))
+            info["tiles"] = []
+        else:
+            base = request.app.url_path_for("layer_tile", layer_id=layer_id, z=0, x=0, y=0)
+            info["tiles"] = [prefix + str(base).replace("/0/0/0.png", "/{z}/{x}/{y}.png")]
         info["stac_item"] = prefix + str(request.app.url_path_for("stac", path=self.index.item_href(layer_id)))
         return info
 
@@ -47,6 +60,18 @@ class LayerTilerFactory:
         @self.router.get("/layers/{layer_id}", summary="Describe one layer.")
         def get_layer(request: Request, layer_id: Annotated[str, Path(description="Layer id")]) -> dict[str, Any]:
             return self._describe(request, layer_id)
+
+        @self.router.api_route("/layers/{layer_id}/features.geojson", name="layer_features", methods=["GET", "HEAD"],
+                               summary="GeoJSON features (EPSG:4326) of a vector layer.",
+                               responses={200: {"content": {"application/geo+json": {}}}})
+        def layer_features(layer_id: Annotated[str, Path(description="Layer id")]) -> Response:
+            layer = self.index.get(layer_id)
+            if layer.kind != "vector":
+                raise LayerNotFoundError(f"layer {layer_id!r} is a raster: use its tiles")
+            if layer.path.stat().st_size > MAX_FEATURES_BYTES:
+                raise LayerNotFoundError(f"layer {layer_id!r} is too large to send whole; download it from its item")
+            return Response(layer.path.read_bytes(), media_type="application/geo+json",
+                            headers={"Cache-Control": "max-age=60"})
 
         @self.router.get("/layers/{layer_id}/tilejson.json", summary="TileJSON 3.0 of a layer.")
         def tilejson(request: Request, layer_id: Annotated[str, Path(description="Layer id")]) -> dict[str, Any]:
@@ -64,5 +89,7 @@ class LayerTilerFactory:
             y: Annotated[int, Path(ge=0, description="Row")],
         ) -> Response:
             layer = self.index.get(layer_id)
+            if layer.kind == "vector":
+                raise LayerNotFoundError(f"layer {layer_id!r} is a vector layer: use its features")
             content = await run_in_threadpool(render_tile, layer, z, x, y, gdal_env=self.gdal_env)
             return Response(content, media_type="image/png", headers={"Cache-Control": "max-age=60"})

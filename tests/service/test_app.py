@@ -63,3 +63,26 @@ def test_static_results_catalog(client: TestClient) -> None:
     assert item["assets"]["data"]["href"] == "./data.tif"
     assert client.get("/").status_code == 200
     assert client.get("/static/vendor/leaflet/leaflet.js").status_code == 200
+
+
+def test_vector_layers_serve_features_not_tiles(tmp_path: Path) -> None:
+    import geopandas as gpd
+
+    from geovigie.tiles import VectorStyle, publish_vector_layer
+    from tests.conftest import GERS_DIR
+
+    settings = Settings(data_dir=tmp_path / "gv")
+    communes = gpd.read_file(GERS_DIR / "COMMUNE_32xxx.geojson").to_crs(4326)[["INSEE_COM", "NOM_COM", "geometry"]]
+    communes.to_file(tmp_path / "communes.geojson")
+    publish_vector_layer(settings.results_dir, tmp_path / "communes.geojson", LayerSpec(
+        "communes", "Communes", "vector", style=VectorStyle(color_by="POPULATION", label="NOM_COM")),
+        Provenance(inputs=[], lineage="test"))
+    client = TestClient(create_app(settings))
+    info = client.get("/layers/communes").json()
+    assert info["features"] == "/layers/communes/features.geojson" and info["tiles"] == []
+    assert info["legend"][0]["property"] == "POPULATION"
+    features = client.get(info["features"])
+    assert features.headers["content-type"] == "application/geo+json"
+    assert len(features.json()["features"]) == 19
+    assert client.get("/layers/communes/tiles/10/512/380.png").status_code == 404
+    assert client.head(info["features"]).status_code == 200
