@@ -66,6 +66,58 @@ NOTEBOOKS: dict[str, list[tuple[str, str]]] = {
         ("code", "ax = second.sites.plot(column='status', legend=True, figsize=(6, 5), edgecolor='black')\n"
                  "ax.set_title('Candidate sites, pass 2024-06-01 (stand-in layer)');"),
     ],
+    "02_planner_zan.ipynb": [
+        ("markdown", "# ZAN: hectares artificialised and renaturalised, with and without minimum mapping units\n\n"
+                     "For a planner: two class maps (here IGN's real 2016 and 2019 land-cover labels of two 256 m "
+                     "patches in the Gers, 0.25 m) and a declared mapping of classes to artificial / not "
+                     "artificial (`odeon-naf`, OCS GE style) give the land take per zone. MMUs (200 m² buildings, "
+                     "500 m² other features) are applied to change patches; both results are shown. The reference "
+                     "consumption table used here is **illustrative** (no official table ships)."),
+        ("code", SETUP),
+        ("code", "from datetime import date\n\nimport geopandas as gpd\n\nfrom geovigie import workflows\n"
+                 "from geovigie.diagnostics import load_mapping\n\n"
+                 "mapping = load_mapping('odeon-naf')\n"
+                 "print('building:', sorted(mapping.building), 'other artificial:', sorted(mapping.artificial))\n"
+                 "before, after, patches = workflows.odeon_mosaics(DATA, WORK / 'inputs')\n"
+                 "result = workflows.zan(before, after, settings, place='gers-odeon', zones=gpd.read_file(patches),\n"
+                 "                       start=date(2016, 7, 1), end=date(2019, 7, 1), mapping='odeon-naf',\n"
+                 "                       reference=DATA / 'odeon-change-labels-2016-2019' / "
+                 "'reference_consumption_ILLUSTRATIVE.csv')\n"
+                 "result.table[['zone_name', 'artificialised_m2', 'artificialised_m2_no_mmu', 'renaturalised_m2',\n"
+                 "              'net_ha_per_year', 'target_ha_per_year_2021_2031', 'measured_vs_target', "
+                 "'illustrative']]"),
+        ("markdown", "## The change map\n\nRed: artificialised (here stabilised permeable surfaces along a track), "
+                     "green: renaturalised; MMUs applied."),
+        ("code", "from IPython.display import Image\n\nfrom geovigie.diagnostics import CHANGE_CLASSES, "
+                 "raster_map_png\n\n"
+                 "Image(raster_map_png(result.mmu.path, title='ZAN change 2016-2019 (MMU applied)',\n"
+                 "                     zones=gpd.read_file(patches),\n"
+                 "                     legend=[(c.value, c.name, c.color) for c in CHANGE_CLASSES]))"),
+    ],
+    "03_climate_officer_heat_islands.ipynb": [
+        ("markdown", "# Urban heat islands of Münster, per 1 km cell\n\n"
+                     "For a climate officer: Landsat land surface temperature (°C) minus a rural reference (median "
+                     "LST of forest and meadow pixels, from the author's land-use map, in a 1–5 km ring around the "
+                     "built-up core) gives the heat-island intensity; hot-spot classes and per-zone figures follow."),
+        ("code", SETUP),
+        ("code", "import geopandas as gpd\n\nfrom geovigie import workflows\n"
+                 "from geovigie.catalog import MUENSTER, CatalogClient, build_sample_catalog\n\n"
+                 "build_sample_catalog(DATA, settings.catalog_dir)\n"
+                 "summer = next(i for i in CatalogClient.open(settings.catalog_dir).search(collections=[MUENSTER])"
+                 " if '20240813' in i.id)\n"
+                 "extra = DATA / 'landsat-lst-muenster-extra'\n"
+                 "result = workflows.heat_islands(summer, settings, "
+                 "urban=gpd.read_file(extra / 'muenster_urban_core.geojson'),\n"
+                 "                                place='muenster', rural_mask=extra / "
+                 "'classification_rf_derived.tif', rural_classes=[3, 4])\n"
+                 "print(result.summary.method)\n"
+                 "result.summary.table()"),
+        ("code", "result.zone_table.sort_values('mean', ascending=False).head(10)[['zone_id', 'mean', 'p90', "
+                 "'valid_fraction']]"),
+        ("code", "ax = result.zones.plot(column='mean', cmap='YlOrRd', legend=True, figsize=(7, 6),\n"
+                 "                        legend_kwds={'label': 'intensity, °C above the rural reference'})\n"
+                 "ax.set_title('Heat-island intensity per 1 km cell, 2024-08-13');"),
+    ],
 }
 
 
