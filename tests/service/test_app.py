@@ -86,3 +86,24 @@ def test_vector_layers_serve_features_not_tiles(tmp_path: Path) -> None:
     assert len(features.json()["features"]) == 19
     assert client.get("/layers/communes/tiles/10/512/380.png").status_code == 404
     assert client.head(info["features"]).status_code == 200
+
+
+def test_one_broken_layer_leaves_the_others_working(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "gv")
+    for layer_id in ("good", "corrupt", "missing"):
+        publish_layer(settings.results_dir, _class_cog(tmp_path / "c.tif"),
+                      LayerSpec(layer_id, layer_id, "classes", classes=CLASSES), Provenance(inputs=[], lineage="t"))
+    folder = settings.results_dir / "geovigie-results"
+    (folder / "corrupt" / "corrupt.json").write_text("{not json")
+    (folder / "missing" / "data.tif").unlink()
+    client = TestClient(create_app(settings))
+    assert [layer["id"] for layer in client.get("/layers").json()] == ["good"]
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "degraded" and set(ready["broken"]) == {"corrupt", "missing"}
+    assert client.get("/layers/good/tiles/0/0/0.png").status_code in (200, 404)
+    assert client.get("/layers/missing").status_code == 404
+    long_id = "x" * 10_000
+    response = client.get(f"/layers/{long_id}")
+    assert response.status_code == 404 and len(response.text) < 300
+    evil = client.get("/layers", headers={"Host": "evil.example"})
+    assert "evil.example" not in evil.text
