@@ -17,10 +17,27 @@ from geovigie.tiles import LayerIndex, results_store
 STATIC = Path(__file__).resolve().parent / "static"
 
 
+def _offline_docs(app: FastAPI) -> None:
+    """Swagger UI served from the installed swagger-ui-bundle package: the docs page needs no CDN."""
+    import swagger_ui_bundle
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+
+    app.mount("/static/swagger-ui", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger-ui")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="geovigie API",
+                                   swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js",
+                                   swagger_css_url="/static/swagger-ui/swagger-ui.css",
+                                   swagger_favicon_url="/static/swagger-ui/favicon-32x32.png")
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the app for `settings` (nothing is built at import time)."""
-    app = FastAPI(title="geovigie", version=geovigie.__version__,
+    app = FastAPI(title="geovigie", version=geovigie.__version__, docs_url=None, redoc_url=None,
                   description="Map layers and STAC results of geovigie.")
+    _offline_docs(app)
     results = settings.results_dir.resolve()
     results.mkdir(parents=True, exist_ok=True)
     layers = LayerTilerFactory(index=LayerIndex(results_store(results)))
