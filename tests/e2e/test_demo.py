@@ -121,7 +121,7 @@ def test_map_page_loads_without_console_errors(server: str, tmp_path: Path) -> N
         page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
         page.goto(server + "/")
         page.wait_for_selector("body[data-ready=true]", timeout=20000)
-        page.wait_for_function("document.querySelectorAll('.leaflet-tile-loaded').length > 0", timeout=20000)
+        page.wait_for_selector('.leaflet-tile-loaded', state='attached', timeout=20000)  # no eval: the CSP forbids it
         page.wait_for_load_state("networkidle")
         layers = httpx.get(server + "/layers").json()
         listed = [layer for layer in layers if not layer["id"].startswith("base-")]

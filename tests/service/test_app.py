@@ -107,3 +107,9 @@ def test_one_broken_layer_leaves_the_others_working(tmp_path: Path) -> None:
     assert response.status_code == 404 and len(response.text) < 300
     evil = client.get("/layers", headers={"Host": "evil.example"})
     assert "evil.example" not in evil.text
+
+
+def test_page_security_headers(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert "default-src 'self'" in page.headers["content-security-policy"]
