@@ -108,6 +108,9 @@ def train_landcover_baseline(
         bands=bands,
         product_level="L1C",
         normalisation=norm,
+        input_range=(0.0, 1.5),
+        input_dtype="float",
+        input_units="Sentinel-2 L1C top-of-atmosphere reflectance",
         pixel_size_m=10.0,
         classes=[ClassInfo(value=i, name=n, color=LABELS[v].color, description=f"source label {v}")
                  for i, (v, n) in enumerate(zip(SOURCE_TO_CLASS, class_names, strict=True))],
