@@ -5,64 +5,75 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 import geovigie
 from geovigie.service.errors import DEFAULT_STATUS_CODES, add_exception_handlers
 from geovigie.service.factories import LayerTilerFactory
+from geovigie.service.middleware import CommonHeaders, HeadAsGet
 from geovigie.settings import Settings
 from geovigie.tiles import LayerIndex, results_store
 
 STATIC = Path(__file__).resolve().parent / "static"
+SWAGGER = "/static/vendor/swagger-ui"
+IGN_TILES = "https://data.geopf.fr"
+"""The Géoplateforme (IGN) WMTS host: the page offers Plan IGN and orthophotos from it as optional base maps."""
 PAGE_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
-    # the page loads only its own scripts; Leaflet sets inline styles; images are tiles of this server or data: URIs
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
-                               "object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+    # the page loads only its own scripts and styles (Leaflet sets inline styles); images are this server's tiles,
+    # data: URIs, and the optional IGN base map tiles
+    "Content-Security-Policy": f"default-src 'self'; img-src 'self' data: {IGN_TILES}; "
+                               "style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; "
+                               "frame-ancestors 'none'; form-action 'none'",
 }
 
 
 def _offline_docs(app: FastAPI) -> None:
-    """Swagger UI served from the installed swagger-ui-bundle package: the docs page needs no CDN."""
-    import swagger_ui_bundle
-    from fastapi.openapi.docs import get_swagger_ui_html
-    from fastapi.responses import HTMLResponse
-
-    app.mount("/static/swagger-ui", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="swagger-ui")
+    """Swagger UI from the assets vendored under static/vendor/swagger-ui: the docs page needs no CDN."""
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
         return get_swagger_ui_html(openapi_url="/openapi.json", title="geovigie API",
-                                   swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js",
-                                   swagger_css_url="/static/swagger-ui/swagger-ui.css",
-                                   swagger_favicon_url="/static/swagger-ui/favicon-32x32.png")
+                                   swagger_js_url=f"{SWAGGER}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{SWAGGER}/swagger-ui.css",
+                                   swagger_favicon_url=f"{SWAGGER}/favicon-32x32.png",
+                                   swagger_ui_parameters={"validatorUrl": None})
+
+
+def _health_routes(app: FastAPI, index: LayerIndex) -> None:
+    """`/healthz` (the process answers) and `/readyz` (which layers can be served)."""
+
+    @app.get("/healthz", summary="Liveness and what the service holds.")
+    def healthz() -> dict[str, object]:
+        return {"status": "ok", "version": geovigie.__version__, "layers": len(index.ids())}
+
+    @app.get("/readyz", summary="Readiness: 'ok', or 'degraded' with the broken layers and why (still 200).")
+    def readyz() -> dict[str, object]:
+        # 200 even when degraded: the good layers are served; a 503 would take every layer off a load balancer
+        # because one published file is broken. Monitoring reads `status` and `broken`.
+        good, broken = index.scan()
+        return {"status": "degraded" if broken else "ok", "layers": len(good), "broken": broken}
 
 
 def create_app(settings: Settings) -> FastAPI:
     """Build the app for `settings` (nothing is built at import time)."""
+    # redirect_slashes=False: a trailing-slash redirect builds its Location from the Host header a client sends
     app = FastAPI(title="geovigie", version=geovigie.__version__, docs_url=None, redoc_url=None,
-                  description="Map layers and STAC results of geovigie.")
-    _offline_docs(app)
+                  redirect_slashes=False, description="Map layers and STAC results of geovigie.")
     results = settings.results_dir.resolve()
     results.mkdir(parents=True, exist_ok=True)
     layers = LayerTilerFactory(index=LayerIndex(results_store(results)))
     app.include_router(layers.router, tags=["layers"])
+    _health_routes(app, layers.index)
+    _offline_docs(app)
     # the results catalog, browseable as a static STAC catalog (html=False: JSON files only)
     app.mount("/stac", StaticFiles(directory=results, follow_symlink=False), name="stac")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     add_exception_handlers(app, DEFAULT_STATUS_CODES)
-
-    @app.get("/healthz", summary="Liveness and what the service holds.")
-    def healthz() -> dict[str, object]:
-        return {"status": "ok", "version": geovigie.__version__, "layers": len(layers.index.ids())}
-
-    @app.get("/readyz", summary="Readiness: layers that can be served, and broken ones with the reason.")
-    def readyz() -> JSONResponse:
-        good, broken = layers.index.scan()
-        body = {"status": "degraded" if broken else "ok", "layers": len(good), "broken": broken}
-        return JSONResponse(body, status_code=200)
+    app.add_middleware(CommonHeaders)
+    app.add_middleware(HeadAsGet)
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:

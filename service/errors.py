@@ -6,6 +6,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from geovigie.errors import (
     BandMismatchError,
@@ -19,6 +20,22 @@ from geovigie.errors import (
 
 log = logging.getLogger(__name__)
 
+
+class FeaturesTooLargeError(GeovigieError, ValueError):
+    """A vector layer's GeoJSON is too large to be sent whole to a browser."""
+
+
+class ErrorBody(BaseModel):
+    """What every error response holds."""
+
+    detail: str
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorBody, "description": "Unknown, invalid or broken layer id, or a tile outside the layer."},
+}
+"""OpenAPI `responses` of the endpoints addressed by layer id."""
+
 DEFAULT_STATUS_CODES: dict[type[Exception], int] = {
     LayerNotFoundError: 404,
     TileOutsideBoundsError: 404,
@@ -26,6 +43,7 @@ DEFAULT_STATUS_CODES: dict[type[Exception], int] = {
     UnknownCollectionError: 404,
     BandMismatchError: 422,
     InvalidRasterError: 422,
+    FeaturesTooLargeError: 413,
     GeovigieError: 500,
 }
 

@@ -119,6 +119,8 @@ def test_map_page_loads_without_console_errors(server: str, tmp_path: Path) -> N
         page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        outside: list[str] = []  # the optional IGN base maps are offered, never loaded unless chosen
+        page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((server, "data:")) else None)
         page.goto(server + "/")
         page.wait_for_selector("body[data-ready=true]", timeout=20000)
         page.wait_for_selector('.leaflet-tile-loaded', state='attached', timeout=20000)  # no eval: the CSP forbids it
@@ -127,10 +129,18 @@ def test_map_page_loads_without_console_errors(server: str, tmp_path: Path) -> N
         listed = [layer for layer in layers if not layer["id"].startswith("base-")]
         assert page.locator("#layers li").count() == len(listed) < len(layers)  # base layers drawn, not listed
         assert page.locator("#legend [data-color]").count() == 5
+        base_features = sum(len(httpx.get(server + layer["features"]).json()["features"])
+                            for layer in layers if layer["id"].startswith("base-"))
+        assert page.locator(".leaflet-base-pane path").count() == base_features > 0  # drawn under the data
+        assert page.locator(".leaflet-control-scale").count() == 1
+        base_maps = page.locator(".leaflet-control-layers-base label").all_inner_texts()
+        assert len(base_maps) == 3 and "Plan IGN" in " ".join(base_maps)
+        assert "Hors ligne" in page.locator(".leaflet-control-layers-base label:has(input:checked)").inner_text()
+        assert page.inner_text("#notice") == ""  # no broken layer, no unreachable base map
         shot = tmp_path / "map.png"
         page.screenshot(path=str(shot))
         browser.close()
-    assert errors == []
+    assert errors == [] and outside == []
     if os.environ.get("MAP_SCREENSHOT"):
         shutil.copy(shot, os.environ["MAP_SCREENSHOT"])
 
