@@ -1,12 +1,12 @@
 # Two commands do all set-up on a fresh machine:
-#   make demo   create .venv, install, run the demo on the shipped real data, serve the map on :8000
-#   make test   install what the tests need (chromium via apt when root), run ruff, mypy, the import-layer
+#   make demo   create .venv, install (apt postgresql + postgis for the STAC API when root), run the demo on the shipped real data, serve the map on :8000
+#   make test   install what the tests need (apt chromium, postgresql + postgis, mapserver-bin when root), run ruff, mypy, the import-layer
 #               contract and the whole suite
 PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install system-deps demo test lint bench train clean
+.PHONY: install system-deps demo-deps demo test lint bench train clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -16,14 +16,30 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-system-deps:
-	@if [ -x /usr/bin/chromium ]; then :; \
+# apt packages: the STAC API's PostgreSQL + PostGIS (demo and tests); Chromium and MapServer (tests only)
+define apt_install
+	@missing=""; \
+	for pkg in $(1); do case $$pkg in \
+		chromium) [ -x /usr/bin/chromium ] || missing="$$missing chromium";; \
+		mapserver-bin) [ -x /usr/bin/mapserv ] || missing="$$missing mapserver-bin";; \
+		postgresql) ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql";; \
+		postgis) ls /usr/share/postgresql/*/extension/postgis.control >/dev/null 2>&1 || missing="$$missing postgis";; \
+	esac; done; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
-		echo "installing chromium (apt) for the browser test"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	else echo "chromium missing and not root: the browser test will be skipped (install the apt package chromium)"; fi
+		echo "installing (apt):$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "missing apt packages:$$missing; not root, so not installed: install them (without PostgreSQL the" \
+		"STAC API needs GEOVIGIE_DATABASE_URL; tests needing the others are skipped)"; fi
+endef
 
-demo: install
+demo-deps:
+	$(call apt_install,postgresql postgis)
+
+system-deps:
+	$(call apt_install,postgresql postgis chromium mapserver-bin)
+
+demo: install demo-deps
 	$(VENV)/bin/geovigie demo
 
 lint: install

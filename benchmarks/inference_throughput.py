@@ -1,10 +1,16 @@
-"""End-to-end tiled inference throughput and peak memory vs the bare model forward pass.
+"""End-to-end tiled inference vs the bare forward pass and vs the loop a user would write, in one run.
 
-Builds a >= 4096² px, 13-band raster by tiling the shipped Slovenia L1C scene, predicts it with the
-shipped bundle through the Dask pipeline (read, normalise, forward, blend, COG writing), then times
-the model alone on random tensors of the same batch shape, in the same run, with the same threads.
+Builds a uint16 13-band Sentinel-2 L1C raster (digital numbers = reflectance × 10000, as the products are
+distributed; deflate, 512² blocks) of at least the given size by tiling the shipped Slovenia scene, into a
+temporary folder. Then, each in its own process (peak RSS of the process and its children sampled every 50 ms):
+  - ours:    `geovigie.inference.predict` (Dask LocalCluster, chunked reads, blending on the workers, class and
+             probability COGs with overviews), `input_scale=1e-4`;
+  - naive:   `benchmarks/naive_loop.py` (per-window reads, logits summed in whole-raster arrays, one GeoTIFF);
+  - forward: the bare network on random tensors of the same batch shape, with the same threads, either as one
+             stream of all threads or as concurrent streams shaped like the Dask worker threads (the faster counts).
 
-    python benchmarks/inference_throughput.py [--size 2048 4096] [--tile 256] [--overlap 64] [--batch 8]
+    python benchmarks/inference_throughput.py [--size 2048 4096] [--dtype uint16|float32] [--workers 1]
+        [--threads 2] [--skip-naive] [--skip-forward] [--compare-legacy-cog] [--runtime torch] [--channels-last]
 """
 
 from __future__ import annotations
@@ -15,6 +21,10 @@ import json
 import math
 import os
 import platform
+import shutil
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -22,24 +32,26 @@ from pathlib import Path
 import numpy as np
 import psutil
 import rasterio
-import torch
-
-from geovigie.inference import PredictOptions, dask_client, predict
-from geovigie.models import inference_context, load_bundle, resolve_device
-from geovigie.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 SCENE = REPO / "data" / "s2-l1c-slovenia" / "reference_scene_2.tif"
+DN_SCALE = 1e-4
+"""Sentinel-2 L1C digital numbers are reflectance × 10000."""
 
 
-def make_mosaic(target: Path, size: int) -> Path:
+def make_mosaic(target: Path, size: int, dtype: str = "uint16") -> Path:
     """Repeat the real scene into a size × size (at least) tiled GeoTIFF, written block row by block row."""
     with rasterio.open(SCENE) as src:
         scene, profile, descriptions = src.read(), src.profile, src.descriptions
+    if dtype == "uint16":
+        scene = np.clip(np.rint(scene / DN_SCALE), 1, 65535).astype(np.uint16)  # 0 is the products' nodata
+        profile.update(dtype="uint16", nodata=0, predictor=2)
+    else:
+        profile.update(predictor=3)
     reps_y, reps_x = math.ceil(size / scene.shape[1]), math.ceil(size / scene.shape[2])
     height, width = reps_y * scene.shape[1], reps_x * scene.shape[2]
-    profile.update(width=width, height=height, tiled=True, blockxsize=256, blockysize=256, compress="deflate",
-                   predictor=3, BIGTIFF="YES")
+    profile.update(width=width, height=height, tiled=True, blockxsize=512, blockysize=512, compress="deflate",
+                   BIGTIFF="YES")
     row_band = np.tile(scene, (1, 1, reps_x))
     with rasterio.open(target, "w", **profile) as dst:
         dst.descriptions = descriptions
@@ -50,20 +62,22 @@ def make_mosaic(target: Path, size: int) -> Path:
 
 
 class PeakRSS:
-    """Samples the resident memory of this process and its children (Dask workers) every 50 ms."""
+    """Samples the resident memory of a process and its children every 50 ms."""
 
-    def __init__(self) -> None:
+    def __init__(self, pid: int) -> None:
         self.peak = 0
+        self._process = psutil.Process(pid)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        me = psutil.Process()
         while not self._stop.is_set():
-            total = me.memory_info().rss
-            for child in me.children(recursive=True):
-                with contextlib.suppress(psutil.Error):
-                    total += child.memory_info().rss
+            total = 0
+            with contextlib.suppress(psutil.Error):
+                total = self._process.memory_info().rss
+                for child in self._process.children(recursive=True):
+                    with contextlib.suppress(psutil.Error):
+                        total += child.memory_info().rss
             self.peak = max(self.peak, total)
             time.sleep(0.05)
 
@@ -76,85 +90,260 @@ class PeakRSS:
         self._thread.join()
 
 
-def forward_throughput(batch: int, tile: int, threads: int, seconds: float = 20.0) -> float:
-    """Tile megapixels per second of the bare network on random input (no I/O, no blending)."""
-    torch.set_num_threads(threads)
-    bundle = load_bundle()
-    device = resolve_device("auto")
-    net = bundle.load_network(device)
-    x = torch.randn(batch, len(bundle.card.bands), tile, tile, device=device)
-    with inference_context(device, amp=True):
-        net(x)
-        start, n = time.perf_counter(), 0
-        while time.perf_counter() - start < seconds:
+def run_phase(args: list[str]) -> dict[str, object]:
+    """Run this script (or another) as a child process; its last stdout line is JSON. Adds wall time and peak RSS."""
+    started = time.perf_counter()
+    child = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    with PeakRSS(child.pid) as memory:
+        out, _ = child.communicate()
+    if child.returncode:
+        raise SystemExit(f"{args} failed ({child.returncode})")
+    report = json.loads(out.strip().splitlines()[-1])
+    report["process_seconds"] = round(time.perf_counter() - started, 1)
+    report["peak_rss_mib"] = round(memory.peak / 2**20)
+    return report
+
+
+# ------------------------------------------------------------------------------------------------ phases (children)
+
+
+def _legacy_cog_pass() -> None:
+    """The COG pass as it was before (deflate scratch, rio-cogeo's cog_translate), for a same-run comparison."""
+    import functools
+
+    import geovigie.cog
+    import geovigie.inference._predict
+
+    def rio_cogeo(scratch: Path, cog: Path, resampling: str) -> None:
+        from rio_cogeo.cogeo import cog_translate
+        from rio_cogeo.profiles import cog_profiles
+
+        profile = cog_profiles.get("deflate")
+        profile.update(blockxsize=256, blockysize=256)
+        with rasterio.open(scratch) as src:
+            colormap = src.colormap(1) if src.count == 1 and src.colorinterp[0].name == "palette" else None
+        with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS", GDAL_TIFF_INTERNAL_MASK=True):
+            cog_translate(str(scratch), str(cog), profile, overview_resampling=resampling, quiet=True,
+                          colormap=colormap, in_memory=False)
+
+    geovigie.cog._to_cog = rio_cogeo  # type: ignore[assignment]
+    geovigie.inference._predict.cog_writer = functools.partial(  # type: ignore[assignment]
+        geovigie.cog.cog_writer, scratch_compress="deflate")
+
+
+def phase_ours(args: argparse.Namespace) -> dict[str, object]:
+    from geovigie.inference import PredictOptions, dask_client, predict
+    from geovigie.settings import Settings
+
+    if args.legacy_cog:
+        _legacy_cog_pass()
+
+    settings = Settings(data_dir=args.out, tile_size=args.tile, overlap=args.overlap, batch_size=args.batch,
+                        dask_workers=args.workers, dask_threads_per_worker=args.threads,
+                        dask_processes=args.processes, device="cpu")
+    base = PredictOptions.from_settings(settings)
+    extra: dict[str, object] = {}
+    fields = getattr(PredictOptions, "__dataclass_fields__", {})
+    if "input_scale" in fields and args.dtype == "uint16":
+        extra["input_scale"] = DN_SCALE
+    for name in ("runtime", "channels_last", "chunk_tiles"):
+        value = getattr(args, name)
+        if name in fields and value is not None:
+            extra[name] = value
+    options = PredictOptions(**{**{f: getattr(base, f) for f in fields}, **extra})
+    force = args.dtype == "uint16" and "input_scale" not in extra
+    with dask_client(settings) as client:
+        client.run(lambda: None)  # workers started before the clock runs
+        cpu = _cpu_seconds()
+        result = predict(args.raster, args.out / "pred", options, client=client, overwrite=True, progress=False,
+                         force=force, bundle=args.bundle)
+        cpu = _cpu_seconds() - cpu
+    return {"seconds": result.seconds, "seconds_predicting": result.seconds_predicting, "tiles": result.tiles,
+            "options": str(options), "cpu_seconds": cpu if not args.processes else None,
+            "stage_seconds": {k: round(v, 1) for k, v in getattr(result, "stage_seconds", {}).items()}}
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process (all its threads): robust to other jobs sharing the cores."""
+    times = psutil.Process().cpu_times()
+    return times.user + times.system
+
+
+def phase_naive(args: argparse.Namespace) -> dict[str, object]:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from naive_loop import naive_predict
+
+    scale = DN_SCALE if args.dtype == "uint16" else 1.0
+    return naive_predict(str(args.raster), str(args.out / "naive_classes.tif"), args.tile, args.overlap, args.batch,
+                         args.workers * args.threads * _torch_threads(args), scale)
+
+
+def _torch_threads(args: argparse.Namespace) -> int:
+    return max(1, (os.cpu_count() or 1) // (args.workers * args.threads))
+
+
+def phase_forward(args: argparse.Namespace, seconds: float = 15.0) -> dict[str, object]:
+    """Tile Mpx/s of the bare network on random input: one stream of all threads, and Dask-shaped streams."""
+    import torch
+
+    from geovigie.inference._engine import EngineOptions, build_predictor
+    from geovigie.models import load_bundle
+
+    bundle = load_bundle(args.bundle)
+    engine = EngineOptions(args.runtime or "auto", bool(args.channels_last))
+    x = np.random.default_rng(0).standard_normal((args.batch, len(bundle.card.bands), args.tile, args.tile),
+                                                 dtype=np.float32)
+
+    def stream(count: list[int], stop: float) -> None:
+        while time.perf_counter() < stop:
             net(x)
-            n += 1
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-    return n * batch * tile * tile / 1e6 / (time.perf_counter() - start)
+            count.append(1)
+
+    results = {}
+    total = args.workers * args.threads * _torch_threads(args)
+    for name, streams, threads in (("one_stream", 1, total), ("dask_shaped", args.workers * args.threads,
+                                                              _torch_threads(args))):
+        torch.set_num_threads(threads)
+        net = build_predictor(bundle, torch.device("cpu"), False, engine, threads)
+        net(x)
+        counts: list[list[int]] = [[] for _ in range(streams)]
+        cpu = _cpu_seconds()
+        start = time.perf_counter()
+        workers = [threading.Thread(target=stream, args=(c, start + seconds)) for c in counts]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        n = sum(len(c) for c in counts)
+        tile_mpx = n * args.batch * args.tile * args.tile / 1e6
+        results[name] = tile_mpx / (time.perf_counter() - start)
+        results[f"{name}_cpu_s_per_tile_mpx"] = (_cpu_seconds() - cpu) / tile_mpx
+    return results
+
+
+# ------------------------------------------------------------------------------------------------ parent
+
+
+def run_size(args: argparse.Namespace, size: int, folder: Path) -> dict[str, object]:
+    raster = folder / f"mosaic_{size}_{args.dtype}.tif"
+    if not raster.exists():
+        make_mosaic(raster, size, args.dtype)
+    with rasterio.open(raster) as src:
+        width, height = src.width, src.height
+    common = [str(Path(__file__)), "--raster", str(raster), "--out", str(folder), "--tile", str(args.tile),
+              "--overlap", str(args.overlap), "--batch", str(args.batch), "--workers", str(args.workers),
+              "--threads", str(args.threads), "--dtype", args.dtype]
+    common += ["--processes"] if args.processes else []
+    common += ["--runtime", args.runtime] if args.runtime else []
+    common += ["--channels-last"] if args.channels_last else []
+    common += ["--chunk-tiles", str(args.chunk_tiles)] if args.chunk_tiles else []
+    if args.runtime == "onnx":  # an export in a copy of the shipped bundle
+        from geovigie.models import export_onnx, load_bundle
+
+        copy = folder / "bundle-onnx"
+        if not copy.exists():
+            shutil.copytree(load_bundle().path, copy)
+            export_onnx(copy)
+        common += ["--bundle", str(copy)]
+    legacy = run_phase([*common, "--phase", "ours", "--legacy-cog"]) if args.compare_legacy_cog else None
+    ours = run_phase([*common, "--phase", "ours"])
+    naive = None if args.skip_naive else run_phase([*common, "--phase", "naive"])
+    if args.skip_forward:
+        return _memory_report(args, width, height, ours)
+    forward = run_phase([*common, "--phase", "forward"])
+    tile_mpx = int(ours["tiles"]) * args.tile**2 / 1e6
+    best_forward = max(float(forward["one_stream"]), float(forward["dask_shaped"]))
+    ours_tile_mpx = tile_mpx / float(ours["seconds"])
+    report: dict[str, object] = {
+        "raster": f"{width} x {height} px ({width * height / 1e6:.1f} Mpx), 13 bands {args.dtype}",
+        "tiles": ours["tiles"],
+        "dask": f"{args.workers} worker(s) x {args.threads} threads "
+                f"({'processes' if args.processes else 'threads'}), {_torch_threads(args)} torch thread(s) each",
+        "ours_seconds": round(float(ours["seconds"]), 1),
+        "ours_seconds_until_last_block": round(float(ours["seconds_predicting"]), 1),
+        "ours_process_seconds": ours["process_seconds"],
+        "ours_peak_rss_mib": ours["peak_rss_mib"],
+        "ours_tile_mpx_per_s": round(ours_tile_mpx, 3),
+        "forward_tile_mpx_per_s_one_stream": round(float(forward["one_stream"]), 3),
+        "forward_tile_mpx_per_s_dask_shaped": round(float(forward["dask_shaped"]), 3),
+        "efficiency_ours_vs_best_forward": round(ours_tile_mpx / best_forward, 3),
+        "forward_peak_rss_mib": forward["peak_rss_mib"],
+        "ours_worker_thread_seconds_by_stage": ours["stage_seconds"],
+        "options": ours["options"],
+    }
+    if ours["cpu_seconds"] is not None:
+        ours_cpu = float(ours["cpu_seconds"]) / tile_mpx
+        best_cpu = min(float(forward[f"{name}_cpu_s_per_tile_mpx"]) for name in ("one_stream", "dask_shaped"))
+        report.update({
+            "ours_cpu_s_per_tile_mpx": round(ours_cpu, 3),
+            "forward_cpu_s_per_tile_mpx_one_stream": round(float(forward["one_stream_cpu_s_per_tile_mpx"]), 3),
+            "forward_cpu_s_per_tile_mpx_dask_shaped": round(float(forward["dask_shaped_cpu_s_per_tile_mpx"]), 3),
+            "efficiency_cpu_time_forward_vs_ours": round(best_cpu / ours_cpu, 3),
+        })
+    if legacy is not None:
+        report.update({
+            "legacy_cog_ours_seconds": round(float(legacy["seconds"]), 1),
+            "legacy_cog_ours_seconds_until_last_block": round(float(legacy["seconds_predicting"]), 1),
+            "legacy_cog_ours_peak_rss_mib": legacy["peak_rss_mib"],
+            "legacy_cog_efficiency_vs_best_forward": round(tile_mpx / float(legacy["seconds"]) / best_forward, 3),
+        })
+    if naive is not None:
+        report.update({
+            "naive_seconds": round(float(naive["seconds"]), 1),
+            "naive_process_seconds": naive["process_seconds"],
+            "naive_peak_rss_mib": naive["peak_rss_mib"],
+            "naive_tile_mpx_per_s": round(tile_mpx / float(naive["seconds"]), 3),
+            "ours_over_naive_throughput": round(float(naive["seconds"]) / float(ours["seconds"]), 3),
+        })
+    return report
+
+
+def _memory_report(args: argparse.Namespace, width: int, height: int, ours: dict[str, object]) -> dict[str, object]:
+    """`--skip-forward`: the end-to-end time and peak memory of ours only."""
+    return {"raster": f"{width} x {height} px ({width * height / 1e6:.1f} Mpx), 13 bands {args.dtype}",
+            "tiles": ours["tiles"], "ours_seconds": round(float(ours["seconds"]), 1),
+            "ours_seconds_until_last_block": round(float(ours["seconds_predicting"]), 1),
+            "ours_peak_rss_mib": ours["peak_rss_mib"], "ours_worker_thread_seconds_by_stage": ours["stage_seconds"],
+            "options": ours["options"]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, nargs="+", default=[2048, 4096],
-                        help="Raster sizes (px) to run in turn, to show memory does not grow with size.")
+    parser.add_argument("--size", type=int, nargs="+", default=[2048, 4096])
+    parser.add_argument("--dtype", choices=["uint16", "float32"], default="uint16")
     parser.add_argument("--tile", type=int, default=256)
     parser.add_argument("--overlap", type=int, default=64)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--processes", action="store_true", help="Dask workers as processes, not threads.")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out")
+    parser.add_argument("--runtime", default=None, help="PredictOptions.runtime: auto, torch or onnx (an ONNX export "
+                        "is made into a copy of the shipped bundle); the bare forward pass uses the same.")
+    parser.add_argument("--channels-last", action="store_true", default=None)
+    parser.add_argument("--chunk-tiles", type=int, default=None)
+    parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--skip-forward", action="store_true", help="Time and memory of ours only (no efficiency).")
+    parser.add_argument("--compare-legacy-cog", action="store_true", help="Also run ours with the COG pass as it "
+                        "was (deflate scratch + rio-cogeo), in the same run.")
+    parser.add_argument("--legacy-cog", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--keep", type=Path, default=None, help="Keep mosaics and outputs in this folder.")
+    parser.add_argument("--phase", choices=["ours", "naive", "forward"], help=argparse.SUPPRESS)
+    parser.add_argument("--raster", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--bundle", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    reports = [run_one(args, size) for size in args.size]
-    print(json.dumps(reports, indent=2))
-    (args.out / "last_report.json").write_text(json.dumps(reports, indent=2))
-
-
-def run_one(args: argparse.Namespace, size: int) -> dict[str, object]:
-    """Predict one mosaic of `size` px and time the bare forward pass right after."""
-    raster = args.out / f"mosaic_{size}.tif"
-    if not raster.exists():
-        make_mosaic(raster, size)
-    with rasterio.open(raster) as src:
-        width, height = src.width, src.height
-    settings = Settings(data_dir=args.out, tile_size=args.tile, overlap=args.overlap, batch_size=args.batch,
-                        dask_workers=args.workers, dask_threads_per_worker=args.threads,
-                        dask_processes=args.processes)
-    with dask_client(settings) as client:
-        client.run(lambda: None)  # workers started before the clock runs
-        baseline = psutil.Process().memory_info().rss + sum(
-            c.memory_info().rss for c in psutil.Process().children(recursive=True))
-        with PeakRSS() as memory:
-            result = predict(raster, args.out / "pred", PredictOptions.from_settings(settings), client=client,
-                             overwrite=True)
-    stride = args.tile - args.overlap
-    tiles_px = result.tiles * args.tile * args.tile / 1e6
-    pipeline_tile_mpx = tiles_px / result.seconds
-    torch_threads = max(1, (os.cpu_count() or 1) // (args.workers * args.threads))
-    forward_mpx = forward_throughput(args.batch, args.tile, threads=torch_threads * args.workers * args.threads)
-    report = {
-        "raster": f"{width} x {height} px, 13 bands float32 ({width * height / 1e6:.1f} Mpx)",
-        "tiling": f"tile {args.tile}, overlap {args.overlap} (stride {stride}), batch {args.batch}, "
-                  f"{result.tiles} tiles",
-        "dask": f"LocalCluster {args.workers} worker(s) x {args.threads} threads "
-                f"({'processes' if args.processes else 'threads of one process'})",
-        "device": str(resolve_device("auto")),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-        "end_to_end_seconds": round(result.seconds, 1),
-        "of_which_tiles_read_predicted_blended_s": round(result.seconds_predicting, 1),
-        "of_which_cog_overviews_s": round(result.seconds - result.seconds_predicting, 1),
-        "end_to_end_raster_mpx_per_s": round(width * height / 1e6 / result.seconds, 3),
-        "end_to_end_tile_mpx_per_s": round(pipeline_tile_mpx, 3),
-        "model_forward_tile_mpx_per_s": round(forward_mpx, 3),
-        "efficiency_tile_mpx_ratio": round(pipeline_tile_mpx / forward_mpx, 3),
-        "rss_mib_before_predict": round(baseline / 2**20),
-        "peak_rss_mib_driver_plus_workers": round(memory.peak / 2**20),
-        "gdal_cachemax": os.environ.get("GDAL_CACHEMAX", "GDAL default (5% of RAM)"),
-        "whole_output_float32_logits_mib_if_allocated": round(width * height * 5 * 4 / 2**20),
-    }
-    return report
+    if args.phase:
+        phases = {"ours": phase_ours, "naive": phase_naive, "forward": phase_forward}
+        print(json.dumps(phases[args.phase](args)))
+        return
+    with contextlib.ExitStack() as stack:
+        folder = args.keep or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gv-bench-")))
+        folder.mkdir(parents=True, exist_ok=True)
+        reports = [run_size(args, size, folder) for size in args.size]
+    header = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+              "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+              "gdal_cachemax": os.environ.get("GDAL_CACHEMAX", "GDAL default (5% of RAM)")}
+    print(json.dumps({**header, "runs": reports}, indent=2))
 
 
 if __name__ == "__main__":

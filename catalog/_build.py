@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import tempfile
@@ -158,8 +160,31 @@ COLLECTION_SPECS: dict[str, tuple[str, str, str, Callable[[Path], Iterator[pysta
 }
 
 
+def _keep_other_collections(catalog_dir: Path, new_dir: Path) -> None:
+    """Carry the collections of an existing catalog that are not sample collections (ingested orthophotos,
+    fetched imagery) into the new catalog folder, hard-linking their files (no copy of large rasters)."""
+    old_root = catalog_dir / "catalog.json"
+    if not old_root.is_file():
+        return
+    new_root = new_dir / "catalog.json"
+    document = json.loads(new_root.read_text(encoding="utf-8"))
+    for link in json.loads(old_root.read_text(encoding="utf-8")).get("links", []):
+        href = Path(str(link.get("href", "")))
+        folder = href.parent.name
+        if link.get("rel") != "child" or href.is_absolute() or not folder or folder in COLLECTION_SPECS:
+            continue
+        if not (catalog_dir / href).is_file() or (new_dir / folder).exists():
+            continue
+        shutil.copytree(catalog_dir / folder, new_dir / folder, copy_function=os.link)
+        document["links"].append({"rel": "child", "href": f"./{folder}/{href.name}", "type": "application/json"})
+    new_root.write_text(json.dumps(document, indent=2), encoding="utf-8")
+
+
 def build_sample_catalog(sample_dir: Path, catalog_dir: Path) -> pystac.Catalog:
     """Write a self-contained STAC catalog of the sample data to `catalog_dir` (replaced atomically).
+
+    Collections already in `catalog_dir` that are not sample collections (ingested orthophotos, fetched imagery)
+    are kept.
 
     Raises:
         InputNotFoundError: when a sample folder is missing.
@@ -181,6 +206,7 @@ def build_sample_catalog(sample_dir: Path, catalog_dir: Path) -> pystac.Catalog:
     tmp = Path(tempfile.mkdtemp(prefix=".catalog.", dir=catalog_dir.parent))
     try:
         catalog.normalize_and_save(f"{tmp}/", catalog_type=pystac.CatalogType.SELF_CONTAINED)
+        _keep_other_collections(catalog_dir, tmp)
         old = catalog_dir.with_name(f".{catalog_dir.name}.old")
         if catalog_dir.exists():
             catalog_dir.rename(old)

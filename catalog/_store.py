@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import pystac
 from shapely.geometry import box, shape
@@ -32,6 +32,9 @@ from geovigie.errors import (
     RemoteSourceError,
     UnknownCollectionError,
 )
+
+if TYPE_CHECKING:
+    from geovigie.catalog._pgstac import PgstacItemStore
 
 ITEM_ID_MAX = 128
 
@@ -419,12 +422,17 @@ class ApiItemSource:
         return f"the answer is not a STAC API document ({first[:160]})"
 
 
-def open_store(location: str | Path) -> StaticItemStore:
-    """A static store at an existing catalog folder or catalog.json.
+def open_store(location: str | Path, *, files_root: str | Path | None = None) -> StaticItemStore | PgstacItemStore:
+    """A static store at an existing catalog folder or catalog.json; a pgstac store for a `postgresql://` URL
+    (asset files of new items under `files_root`, by default `geovigie-data/results`).
 
     Raises:
         InputNotFoundError: no catalog.json there.
     """
+    if str(location).startswith(("postgresql://", "postgres://")):
+        from geovigie.catalog._pgstac import PgstacItemStore
+
+        return PgstacItemStore(str(location), files_root or Path("geovigie-data") / "results")
     path = Path(location)
     folder = path.parent if path.name == "catalog.json" else path
     if not (folder / "catalog.json").is_file():

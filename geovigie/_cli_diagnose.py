@@ -13,7 +13,7 @@ from geovigie.errors import InvalidInputError
 
 diagnose_app = typer.Typer(help="Territorial diagnostics: per-zone figures, ZAN, dump sites, heat islands.",
                            no_args_is_help=True)
-err = Console(stderr=True)
+err = Console(stderr=True, markup=False, highlight=False)
 
 ZonesOption = Annotated[Path, typer.Option("--zones", help="Zones file (GeoJSON / GeoPackage) with an id and a name.")]
 

@@ -46,8 +46,9 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held until the file is renamed or removed
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
         yield tmp
+        # the mode a plain open() would give (mkstemp's is 0600, and some writers replace the file with their own)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -10,9 +10,13 @@ from typing import Annotated, Any, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.table import Table
 
+from geovigie._cli_batch import register as register_batch
+from geovigie._cli_catalog import register as register_catalog
 from geovigie._cli_diagnose import register as register_diagnostics
+from geovigie._cli_model import register as register_model
+from geovigie._cli_ortho import register as register_ortho
+from geovigie._cli_train import register as register_train
 from geovigie._signals import Terminated, terminate_as_interrupt
 from geovigie.errors import GeovigieError
 from geovigie.settings import Settings, get_settings
@@ -21,7 +25,7 @@ app = typer.Typer(help="geovigie: imagery to map layers for local authorities.",
                   pretty_exceptions_enable=False)
 catalog_app = typer.Typer(help="Build and search STAC catalogs.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
-err = Console(stderr=True)
+err = Console(stderr=True, markup=False, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -38,7 +42,8 @@ def friendly_errors(func: F) -> F:
             with terminate_as_interrupt():
                 return func(*args, **kwargs)
         except Terminated as stop:
-            err.print(f"[bold red]error:[/] {stop}; temporary files removed", highlight=False, soft_wrap=True)
+            err.print("error:", style="bold red", end=" ")
+            err.print(f"{stop}; temporary files removed", soft_wrap=True)
             raise typer.Exit(stop.exit_code) from None
         except GeovigieError as error:
             _fail(str(error))
@@ -50,7 +55,8 @@ def friendly_errors(func: F) -> F:
 
 
 def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print("error:", style="bold red", end=" ")
+    err.print(message, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -59,6 +65,9 @@ def _settings(**overrides: Any) -> Settings:
 
 
 register_diagnostics(app, friendly_errors, _settings)
+register_batch(app, friendly_errors, _settings)
+register_model(app, friendly_errors, _settings)
+register_train(app, friendly_errors, _settings)
 
 
 @catalog_app.command("build")
@@ -76,36 +85,8 @@ def catalog_build(
     err.print(f"wrote {count} items to {target / 'catalog.json'}")
 
 
-@catalog_app.command("search")
-@friendly_errors
-def catalog_search(
-    source: Annotated[str | None, typer.Option(help="catalog.json path, STAC API URL or a name from settings.")] = None,
-    collections: Annotated[str | None, typer.Option(help="Comma-separated collection ids.")] = None,
-    bbox: Annotated[str | None, typer.Option(help="west,south,east,north in degrees.")] = None,
-    datetime: Annotated[str | None, typer.Option(help="ISO 8601 instant or interval a/b.")] = None,
-    max_items: Annotated[int, typer.Option(help="Stop after this many items.")] = 100,
-    as_json: Annotated[bool, typer.Option("--json", help="Print items as GeoJSON lines.")] = False,
-) -> None:
-    """Search items by collection, bbox and datetime."""
-    import json
-
-    from geovigie.catalog import CatalogClient
-
-    settings = _settings()
-    location = settings.catalog_sources.get(source, source) if source else str(settings.catalog_dir)
-    items = CatalogClient.open(location).search(collections=collections, bbox=bbox, datetime=datetime,
-                                                max_items=max_items).item_list()
-    if as_json:
-        for item in items:
-            typer.echo(json.dumps(item.to_dict()))
-        return
-    table = Table(title=f"{len(items)} items")
-    for column in ("collection", "id", "datetime", "assets"):
-        table.add_column(column)
-    for item in items:
-        when = item.datetime or item.common_metadata.start_datetime
-        table.add_row(item.collection_id or "", item.id, str(when), ", ".join(item.assets))
-    Console().print(table)
+register_catalog(app, friendly_errors, _settings)
+register_ortho(app, friendly_errors, _settings, catalog_app=catalog_app)
 
 
 @app.command()
@@ -122,11 +103,17 @@ def predict(
     batch_size: Annotated[int | None, typer.Option(help="Tiles per forward pass.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Recompute even if outputs are up to date.")] = False,
+    runtime: Annotated[str | None, typer.Option(
+        help="auto, torch or onnx (ONNX Runtime; `geovigie model export-onnx BUNDLE` first).")] = None,
+    input_scale: Annotated[float | None, typer.Option(
+        help="Multiply input values by this first, e.g. 0.0001 for Sentinel-2 digital numbers.")] = None,
+    input_offset: Annotated[float | None, typer.Option(help="Then add this, e.g. -0.1 for the L2A offset.")] = None,
 ) -> None:
     """Predict a raster or STAC item tile by tile into COGs, and publish the class map as a layer with a STAC item."""
     from geovigie.workflows import landcover
 
-    settings = _settings(tile_size=tile_size, overlap=overlap, batch_size=batch_size, device=device)
+    settings = _settings(tile_size=tile_size, overlap=overlap, batch_size=batch_size, device=device, runtime=runtime,
+                         input_scale=input_scale, input_offset=input_offset)
     source = input
     if input.suffix.lower() == ".json":
         from geovigie.catalog import read_item
@@ -172,10 +159,12 @@ def serve(
     """Serve the layers, the STAC results and the map page."""
     import uvicorn
 
-    from geovigie.service import create_app
+    from geovigie.service import create_app, stac_api_url
 
     settings = _settings(host=host, port=port)
-    err.print(f"map: http://{settings.host}:{settings.port}/   (Ctrl-C to stop)")
+    stac = stac_api_url(settings)
+    err.print(f"map: http://{settings.host}:{settings.port}/   STAC API: {stac or 'off (static catalog only)'}   "
+              "(Ctrl-C to stop)")
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
 
 

@@ -1,8 +1,9 @@
 """Cloud Optimized GeoTIFF writing shared by inference, diagnostics and publishing.
 
-Blocks are written one window at a time into a tiled scratch GeoTIFF, which rio-cogeo then
-turns into a COG (overviews, internal tiling) behind an atomic rename: memory stays bounded by
-the block size, never by the raster size.
+Blocks are written one window at a time into a tiled scratch GeoTIFF (uncompressed by default), whose overviews
+GDAL then builds in place; GDAL's COG driver copies both into the COG, compressing each block once, on every core,
+behind an atomic rename. Memory stays bounded by the block size, never by the raster size; the scratch needs
+bands × pixels × bytes per value of disk (one third more with its overviews) beside the target.
 """
 
 from __future__ import annotations
@@ -14,30 +15,38 @@ from typing import Any
 
 import numpy as np
 import rasterio
-from rasterio.enums import ColorInterp
+import rasterio.shutil
+from rasterio.enums import ColorInterp, Resampling
 from rasterio.windows import Window
 
 from geovigie.atomic import atomic_path
 
 Colormap = dict[int, tuple[int, int, int, int]]
+BLOCK = 256
+"""Internal tile size of the COGs and of their scratch files."""
 
 
-def _cog_translate(src: Path, dst: Path, resampling: str, colormap: Colormap | None) -> None:
-    from rio_cogeo.cogeo import cog_translate
-    from rio_cogeo.profiles import cog_profiles
+def overview_factors(width: int, height: int, block: int = BLOCK) -> list[int]:
+    """Decimation factors 2, 4, … until the smaller side fits in one block (as rio-cogeo counts them)."""
+    factors: list[int] = []
+    factor = 1
+    while min(width // factor, height // factor) > block:
+        factor *= 2
+        factors.append(factor)
+    return factors
 
-    profile = cog_profiles.get("deflate")
-    profile.update(blockxsize=256, blockysize=256)
-    with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS", GDAL_TIFF_INTERNAL_MASK=True):
-        cog_translate(
-            str(src),
-            str(dst),
-            profile,
-            overview_resampling=resampling,  # type: ignore[arg-type]
-            quiet=True,
-            colormap=colormap,
-            in_memory=False,
-        )
+
+def _to_cog(scratch: Path, cog: Path, resampling: str) -> None:
+    """Build `scratch`'s overviews in place (each level from the previous one, as rio-cogeo did: same pixels), then
+    let GDAL's COG driver write them and the full resolution, deflate-compressed on every core."""
+    with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS", GDAL_TIFF_OVR_BLOCKSIZE=BLOCK):
+        with rasterio.open(scratch, "r+") as dst:
+            factors = overview_factors(dst.width, dst.height)
+            if factors:
+                dst.build_overviews(factors, Resampling[resampling])
+                dst.update_tags(OVERVIEW_RESAMPLING=resampling.upper())
+        rasterio.shutil.copy(scratch, cog, driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=BLOCK, NUM_THREADS="ALL_CPUS",
+                             OVERVIEWS="FORCE_USE_EXISTING" if factors else "NONE")
 
 
 @contextlib.contextmanager
@@ -49,6 +58,7 @@ def cog_writer(
     colormap: Colormap | None = None,
     overview_resampling: str = "nearest",
     tags: dict[str, str] | None = None,
+    scratch_compress: str | None = None,
 ) -> Iterator[rasterio.io.DatasetWriter]:
     """Open a scratch GeoTIFF for window writes; on success publish it as a COG at `target`.
 
@@ -59,14 +69,20 @@ def cog_writer(
         colormap: embedded palette for single-band uint8 class maps.
         overview_resampling: "nearest" for classes, "average" for continuous values.
         tags: dataset-level metadata tags.
+        scratch_compress: compression of the scratch file (e.g. "zstd" where disk is short); None, the default,
+            writes it uncompressed: each block is then compressed once, into the COG (2-3 times faster).
 
     Yields:
         The open scratch dataset; write windows with `dst.write(array, window=...)`.
     """
     target = Path(target)
     scratch_profile = dict(profile)
-    scratch_profile.update(driver="GTiff", tiled=True, blockxsize=256, blockysize=256, compress="deflate")
-    if scratch_profile["width"] < 256 or scratch_profile["height"] < 256:
+    scratch_profile.update(driver="GTiff", tiled=True, blockxsize=BLOCK, blockysize=BLOCK, BIGTIFF="IF_SAFER")
+    for option in ("compress", "predictor", "zlevel", "zstd_level"):
+        scratch_profile.pop(option, None)
+    if scratch_compress:
+        scratch_profile["compress"] = scratch_compress
+    if scratch_profile["width"] < BLOCK or scratch_profile["height"] < BLOCK:
         scratch_profile.update(tiled=False)
         scratch_profile.pop("blockxsize")
         scratch_profile.pop("blockysize")
@@ -83,7 +99,7 @@ def cog_writer(
             yield dst
         # the COG is made from the scratch file, then replaces it before the final rename
         with atomic_path(scratch) as cog:
-            _cog_translate(scratch, cog, overview_resampling, colormap)
+            _to_cog(scratch, cog, overview_resampling)
 
 
 def iter_windows(width: int, height: int, block: int = 1024) -> Iterator[Window]:

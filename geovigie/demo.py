@@ -26,14 +26,31 @@ class DemoReport:
 
 
 def run_demo(settings: Settings, console: Console | None = None, client: Any = None) -> DemoReport:
-    """Run the whole demo into `settings.data_dir` and return what was published."""
+    """Run the whole demo into `settings.data_dir` and return what was published.
+
+    Layers go into the STAC API's database when the backend is pgstac (`tiles.stac_backend`), with the static
+    catalog under `settings.results_dir` as its export; a private PostgreSQL the demo started is stopped at the end.
+    """
+    from geovigie.tiles import stop_results_database
+
+    try:
+        return _run_demo(settings, console or Console(stderr=True), client)
+    finally:
+        stop_results_database(settings)
+
+
+def _run_demo(settings: Settings, console: Console, client: Any) -> DemoReport:
     from geovigie import workflows
     from geovigie.catalog import GERS, MUENSTER, SLOVENIA, CatalogClient, build_sample_catalog
     from geovigie.inference import dask_client
+    from geovigie.service import stac_api_url
+    from geovigie.tiles import results_database
 
-    console = console or Console(stderr=True)
     started = time.perf_counter()
     report = DemoReport()
+    database = results_database(settings)
+    if database is not None:
+        console.print(f"publishing into the STAC API database: {database.location}")
 
     def record(*layers: workflows.PublishedLayer) -> None:
         report.layers += [{"id": layer.id, "kind": layer.kind, "detail": layer.detail} for layer in layers]
@@ -77,7 +94,12 @@ def run_demo(settings: Settings, console: Console | None = None, client: Any = N
     for layer in report.layers:
         table.add_row(layer["id"], layer["kind"], layer["detail"])
     console.print(table)
-    console.print(f"results catalog: {Path(settings.results_dir).resolve() / 'catalog.json'}")
+    stac = stac_api_url(settings)
+    export = Path(settings.results_dir).resolve() / "catalog.json"
+    if stac:
+        console.print(f"STAC API (while `geovigie serve` runs): {stac}   static export: {export}")
+    else:
+        console.print(f"results catalog: {export} (static only: no STAC API, see the notice above)")
     return report
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -38,6 +38,9 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Named STAC sources: a local catalog.json path or a STAC API URL.",
     )
+    cache_dir: Path | None = Field(
+        None, description="Downloaded imagery assets, shared by every command; DATA_DIR/cache when unset."
+    )
     device: DeviceName = Field("auto", description="Torch device for inference: auto, cpu or cuda.")
     amp: bool = Field(True, description="Mixed precision on CUDA (ignored on CPU).")
     dask_scheduler: str | None = Field(
@@ -51,6 +54,27 @@ class Settings(BaseSettings):
     tile_size: int = Field(256, ge=32, description="Inference tile size in pixels.")
     overlap: int = Field(64, ge=0, description="Overlap between neighbouring inference tiles, in pixels.")
     batch_size: int = Field(8, ge=1, description="Tiles per model forward pass.")
+    runtime: Literal["auto", "torch", "onnx"] = Field(
+        "auto", description="Inference runtime: onnx (ONNX Runtime, needs the bundle's model.onnx), torch, or auto "
+        "(ONNX Runtime when the bundle has an export: faster on CPU, BENCHMARKS.md).")
+    input_scale: float = Field(1.0, gt=0, description="Raw input values are multiplied by this before the model "
+                               "(e.g. 0.0001 for Sentinel-2 digital numbers fed to a reflectance model).")
+    input_offset: float = Field(0.0, description="Added to the scaled input values (e.g. -0.1 for the L2A offset).")
+    chunk_tiles: int = Field(8, ge=1, description="Tiles per side of the chunk one inference task reads and blends.")
+    channels_last: bool = Field(False, description="Torch channels-last memory format (faster on some CPUs/GPUs).")
+    database_url: str | None = Field(
+        None, description="PostgreSQL server (with PostGIS) of the STAC API, postgresql://user:pass@host:port/db; "
+        "geovigie runs its own private cluster under DATA_DIR/postgres when unset.")
+    stac_backend: Literal["auto", "pgstac", "static"] = Field(
+        "auto", description="Where published layers go: pgstac (the STAC API; the static catalog is kept as an "
+        "export), static (the static catalog only), auto (pgstac when database_url is set or PostgreSQL is "
+        "installed, else static).")
+    stac_api_transactions: bool = Field(
+        False, description="Let clients write items through the STAC API (POST/PUT/DELETE): anyone who reaches "
+        "the port could then write.")
+    postgres_bin_dir: Path | None = Field(
+        None, description="Folder of initdb and pg_ctl for the private cluster; PATH and /usr/lib/postgresql/*/bin "
+        "when unset.")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
 
@@ -60,6 +84,17 @@ class Settings(BaseSettings):
         tile = info.data.get("tile_size", 256)
         if value >= tile:
             raise ValueError(f"overlap ({value}) must be smaller than tile_size ({tile})")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        if not value.startswith(("postgresql://", "postgres://")):
+            scheme = value.split("://", 1)[0] if "://" in value else "no scheme"
+            raise ValueError(f"database_url must be a postgresql:// URL (got {scheme}), e.g. "
+                             "postgresql://geovigie:secret@db.example:5432/geovigie")
         return value
 
     def sample_data_path(self) -> Path:

@@ -16,14 +16,20 @@ RowsWriter = Callable[[int, np.ndarray, np.ndarray], None]
 """Called with (first row, class rows (h, W) uint8, probability rows (C, h, W) uint8)."""
 
 
-def finalise(logit_sum: np.ndarray, weight_sum: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Blended logits -> (class map uint8, probabilities uint8 0-250), 255 where invalid."""
-    logits = logit_sum / np.maximum(weight_sum, 1e-12)[None]
+def finalise(logit_sum: np.ndarray, weight_sum: np.ndarray, valid: np.ndarray,
+             inplace: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Blended logits -> (class map uint8, probabilities uint8 0-250), 255 where invalid.
+
+    `inplace`: `logit_sum` (float32) is overwritten instead of copied (the same values, one float array less).
+    """
+    weights = np.maximum(weight_sum, 1e-12)[None]
+    logits = np.divide(logit_sum, weights, out=logit_sum) if inplace else logit_sum / weights
     logits -= logits.max(axis=0, keepdims=True)
     np.exp(logits, out=logits)
     logits /= logits.sum(axis=0, keepdims=True)
     classes = logits.argmax(axis=0).astype(np.uint8)
-    proba = np.rint(logits * PROBA_SCALE).astype(np.uint8)
+    logits *= np.float32(PROBA_SCALE)
+    proba = np.rint(logits, out=logits).astype(np.uint8)
     classes[~valid] = NODATA_CLASS
     proba[:, ~valid] = NODATA_PROBA
     return classes, proba
@@ -66,3 +72,39 @@ class StripBlender:
     def close(self) -> None:
         """Write every remaining row."""
         self._flush(min(self.height, self.top + self.tile_height))
+
+
+Seam = tuple[tuple[int, int, int, int], np.ndarray, np.ndarray, np.ndarray]
+"""(window (col, row, width, height), weighted logit sum (C, h, w), weight sum (h, w), validity (h, w))."""
+
+
+class SeamMerger:
+    """Adds the partial sums chunks send for the cells they share; a cell is finished once all its owners sent theirs.
+
+    Partials are summed in chunk order whatever order they arrive in, so reruns give byte-identical outputs.
+    """
+
+    def __init__(self, owners: dict[tuple[int, int, int, int], int]) -> None:
+        self._owners = owners
+        self._parts: dict[tuple[int, int, int, int], list[tuple[int, Seam]]] = {}
+
+    @property
+    def pending(self) -> int:
+        """Cells waiting for more partial sums."""
+        return len(self._parts)
+
+    def add(self, chunk: int, seam: Seam) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray] | None:
+        """Record `chunk`'s partial sums for one cell; (window, classes, probabilities) when the cell is complete."""
+        window = seam[0]
+        parts = self._parts.setdefault(window, [])
+        parts.append((chunk, seam))
+        if len(parts) < self._owners[window]:
+            return None
+        del self._parts[window]
+        parts.sort(key=lambda part: part[0])
+        logits, weights = parts[0][1][1].copy(), parts[0][1][2].copy()
+        for _, (_, more_logits, more_weights, _) in parts[1:]:
+            logits += more_logits
+            weights += more_weights
+        classes, proba = finalise(logits, weights, parts[0][1][3], inplace=True)
+        return window, classes, proba

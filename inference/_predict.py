@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import hashlib
 import math
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,12 +30,14 @@ from geovigie.errors import (
     InvalidInputError,
     ValueRangeError,
 )
-from geovigie.inference._blend import StripBlender
+from geovigie.inference._blend import SeamMerger
+from geovigie.inference._chunks import plan_chunks
 from geovigie.inference._cluster import ClusterOptions, dask_client
-from geovigie.inference._grid import blend_weights, tile_offsets
+from geovigie.inference._engine import RUNTIMES, EngineOptions, resolve_runtime
+from geovigie.inference._grid import tile_offsets
 from geovigie.inference._source import RasterSource, http_env, open_source
-from geovigie.inference._worker import predict_windows
-from geovigie.models import ModelBundle, ModelCard, load_bundle, resolve_device
+from geovigie.inference._worker import ChunkJob, ChunkResult, predict_chunk
+from geovigie.models import ModelBundle, ModelCard, check_runtime, load_bundle, resolve_device
 from geovigie.settings import Settings
 from geovigie.types import NODATA_CLASS, NODATA_PROBA, PROBA_SCALE
 
@@ -52,7 +55,14 @@ RANGE_MARGIN = 0.1
 
 @dataclass(frozen=True)
 class PredictOptions:
-    """How to tile and where to run: tile size and overlap (px), tiles per forward pass, device, AMP, cluster."""
+    """How to tile and where to run: tile size and overlap (px), tiles per forward pass, device, AMP, cluster.
+
+    `chunk_tiles`: each Dask task reads, predicts and blends a chunk of about `chunk_tiles`² tiles.
+    `input_scale`, `input_offset`: raw values become `value * input_scale + input_offset` before the card's range
+    check and normalisation, e.g. 0.0001 for Sentinel-2 digital numbers (reflectance × 10000) given to a
+    reflectance model. `runtime` (auto: onnx when the bundle has an ONNX export and onnxruntime is installed, else
+    torch), `channels_last`, `quantise` (int8 dynamic, Linear layers only): how the network runs.
+    """
 
     tile_size: int = 256
     overlap: int = 64
@@ -60,18 +70,39 @@ class PredictOptions:
     device: str = "auto"
     amp: bool = True
     cluster: ClusterOptions = field(default_factory=ClusterOptions)
+    chunk_tiles: int = 8
+    input_scale: float = 1.0
+    input_offset: float = 0.0
+    runtime: str = "auto"
+    channels_last: bool = False
+    quantise: bool = False
 
     def __post_init__(self) -> None:
-        if self.tile_size < 1 or self.batch_size < 1 or self.overlap < 0:
-            raise InvalidInputError(f"tile size, batch size must be positive and overlap non-negative: {self}")
+        if self.tile_size < 1 or self.batch_size < 1 or self.overlap < 0 or self.chunk_tiles < 1:
+            raise InvalidInputError(f"tile size, batch size, chunk tiles must be positive and overlap non-negative: "
+                                    f"{self}")
         if self.overlap >= self.tile_size:
             raise InvalidInputError(f"overlap ({self.overlap}) must be smaller than the tile size ({self.tile_size})")
+        if not (math.isfinite(self.input_scale) and self.input_scale != 0 and math.isfinite(self.input_offset)):
+            raise InvalidInputError(f"input scale must be finite and non-zero, offset finite: {self.input_scale}, "
+                                    f"{self.input_offset}")
+        if self.runtime not in RUNTIMES:
+            raise InvalidInputError(f"runtime {self.runtime!r} unknown: use one of {', '.join(RUNTIMES)}")
+
+    @property
+    def engine(self) -> EngineOptions:
+        """How the workers run the network."""
+        return EngineOptions(self.runtime, self.channels_last, self.quantise)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PredictOptions:
-        """The options the settings describe."""
+        """The options the settings describe (`input_scale`, `input_offset`, `runtime`, `chunk_tiles`, `channels_last`
+        when the settings have them)."""
+        defaults = cls()
+        extra = {name: getattr(settings, name, getattr(defaults, name))
+                 for name in ("chunk_tiles", "input_scale", "input_offset", "runtime", "channels_last")}
         return cls(settings.tile_size, settings.overlap, settings.batch_size, settings.device, settings.amp,
-                   ClusterOptions.from_settings(settings))
+                   ClusterOptions.from_settings(settings), **extra)
 
 
 @dataclass(frozen=True)
@@ -86,7 +117,9 @@ class PredictionResult:
     seconds: float
     skipped: bool
     seconds_predicting: float = 0.0
-    """Wall time until the last row was blended; the rest went into building the COGs (overviews)."""
+    """Wall time until the last block was written; the rest went into building the COGs (overviews)."""
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    """Worker thread seconds by stage (read, prepare, network, blend, finish) and driver seconds (merge_write)."""
 
     @property
     def megapixels_per_second(self) -> float:
@@ -101,8 +134,10 @@ def prepare_source(
     force: bool = False,
     band_names: list[str] | None = None,
     product_level: str | None = None,
+    input_scale: float = 1.0,
+    input_offset: float = 0.0,
 ) -> RasterSource:
-    """Open the input and check it against the bundle's card (bands in order, product level).
+    """Open the input and check it against the bundle's card (bands in order, product level, values once scaled).
 
     A raster file must hold exactly the card's bands in the card's order; a STAC item's assets are
     picked by band name.
@@ -118,15 +153,17 @@ def prepare_source(
             f"{source.location}: {len(source.band_names)} bands cannot feed a model expecting {len(wanted)}, "
             "even forced"
         )
-    check_values(source, bundle, force=force)
+    check_values(source, bundle, force=force, input_scale=input_scale, input_offset=input_offset)
     return source
 
 
-def check_values(source: RasterSource, bundle: ModelBundle, *, force: bool = False) -> None:
+def check_values(source: RasterSource, bundle: ModelBundle, *, force: bool = False, input_scale: float = 1.0,
+                 input_offset: float = 0.0) -> None:
     """Refuse an input without any valid pixel, or whose values lie clearly outside the card's `input_range`.
 
     Reads at most 9 windows of 128² pixels (the whole raster when small); only when none of them holds a valid
-    pixel is the raster scanned further, block by block, for one.
+    pixel is the raster scanned further, block by block, for one. Values are checked as the network will see them,
+    `value * input_scale + input_offset`.
 
     Raises:
         EmptyInputError: every pixel is nodata or NaN (a `ForcedMismatchWarning` instead when `force`).
@@ -140,7 +177,9 @@ def check_values(source: RasterSource, bundle: ModelBundle, *, force: bool = Fal
             _refuse(EmptyInputError(f"{source.location}: no valid pixel, every value is {nodata} or NaN: "
                                     "nothing to predict"), force)
         return
-    problem = _range_problem(source, bundle, sample)
+    if input_scale != 1.0 or input_offset != 0.0:
+        sample = sample * np.float32(input_scale) + np.float32(input_offset)
+    problem = _range_problem(source, bundle, sample, scaled=input_scale != 1.0 or input_offset != 0.0)
     if problem:
         _refuse(ValueRangeError(problem), force)
 
@@ -151,7 +190,7 @@ def _refuse(error: GeovigieError, force: bool) -> None:
     warnings.warn(f"{error}; predicting anyway because forced", ForcedMismatchWarning, stacklevel=3)
 
 
-def _range_problem(source: RasterSource, bundle: ModelBundle, sample: np.ndarray) -> str | None:
+def _range_problem(source: RasterSource, bundle: ModelBundle, sample: np.ndarray, scaled: bool = False) -> str | None:
     """What is wrong with the sampled values (bands, pixels) given the card's input range, or None."""
     card = bundle.card
     ranges = card.band_ranges()
@@ -168,7 +207,10 @@ def _range_problem(source: RasterSource, bundle: ModelBundle, sample: np.ndarray
         return None
     median = float(np.median(sample[outside]))
     dtype = _dtype_of(source)
-    looks = "digital numbers" if card.input_dtype == "float" and np.dtype(dtype).kind in "iu" else "out of range"
+    integers = card.input_dtype == "float" and np.dtype(dtype).kind in "iu"
+    looks = "digital numbers" if integers and not scaled else "out of range"
+    if scaled:
+        dtype = f"{dtype} scaled as asked"
     names = [source.band_names[b] for b in outside]
     shown = ", ".join(names) if len(names) <= 4 else f"{names[0]} … {names[-1]}, {len(names)} bands"
     distinct = sorted({ranges[b] for b in outside})
@@ -184,9 +226,9 @@ def _advice(median: float, card: ModelCard, bands: list[int]) -> str:
     if typical > 0 and median > 0:
         power = round(math.log10(median / typical))
         if power >= 1:
-            return f"scale by 1/{10 ** power:d}"
+            return f"scale by 1/{10 ** power:d} (input scale {10.0 ** -power:g})"
         if power <= -1:
-            return f"scale by {10 ** -power:d}"
+            return f"scale by {10 ** -power:d} (input scale {10 ** -power:d})"
     return "check the input's units and scaling"
 
 
@@ -245,6 +287,12 @@ def _run_signature(source: RasterSource, bundle: ModelBundle, options: PredictOp
     """What outputs depend on: weights, input (id, location; per band href, index, size or checksum), tiling."""
     parts = [bundle.card.weights_sha256, source.id, source.location, str(source.band_names), str(options.tile_size),
              str(options.overlap)]
+    if options.input_scale != 1.0 or options.input_offset != 0.0:  # left out when unused: older outputs stay valid
+        parts.append(f"scale {options.input_scale!r} offset {options.input_offset!r}")
+    if options.runtime not in ("torch", "auto") or options.quantise:
+        parts.append(f"runtime {options.runtime} quantise {options.quantise}")
+    if bundle.card.calibration is not None:  # probabilities depend on the temperature
+        parts.append(f"temperature {bundle.card.temperature!r}")
     parts += [f"{ref.href}:{ref.index}:{ref.identity}" for ref in source.bands]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
@@ -282,9 +330,10 @@ def predict(
 ) -> PredictionResult:
     """Predict a raster or STAC item tile by tile and write a class-map COG and a probability COG.
 
-    Tiles of `options.tile_size` overlapping by `options.overlap` are read and predicted in batches of
-    `options.batch_size` on Dask workers (each loads the network once); their logits are blended with
-    linear ramps and written row strip by row strip. Reruns with the same input, bundle and tiling return
+    Tiles of `options.tile_size` overlapping by `options.overlap` are predicted in batches of
+    `options.batch_size` on Dask workers (each loads the network once), chunk by chunk: a worker reads its
+    chunk once, blends its tiles' logits with linear ramps and finishes the pixels no other chunk touches; the
+    driver adds the thin seams between chunks and writes. Reruns with the same input, bundle and tiling return
     the existing outputs (idempotent); a crash leaves no partial file; an output of another input with the
     same name is never overwritten silently.
 
@@ -305,12 +354,16 @@ def predict(
     check_device(options, client)
     bundle = bundle if isinstance(bundle, ModelBundle) else load_bundle(bundle)
     check_bundle_weights(bundle)
+    options = dataclasses.replace(options, runtime=resolve_runtime(options.runtime, bundle))
+    if options.runtime == "onnx":  # a missing, corrupt or stale export fails here, before any cluster work
+        check_runtime(bundle, "onnx", "cpu" if client is not None or options.cluster.scheduler else options.device)
     caught: list[warnings.WarningMessage] = []
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             source = prepare_source(input_path, bundle, force=force, band_names=band_names,
-                                    product_level=product_level)
+                                    product_level=product_level, input_scale=options.input_scale,
+                                    input_offset=options.input_offset)
     finally:
         for w in caught:  # raised again, outside the recording, so the caller's filters apply
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
@@ -357,48 +410,59 @@ def _predict_locked(source: RasterSource, bundle: ModelBundle, out_dir: Path, op
             tags={**tags, "SCALE": f"probability = value / {PROBA_SCALE}"},
         ))
 
-        def write_rows(row: int, classes: np.ndarray, proba: np.ndarray) -> None:
-            window = Window(0, row, source.width, classes.shape[0])
-            classes_dst.write(classes[None], window=window)
-            proba_dst.write(proba, window=window)
+        def write(window: tuple[int, int, int, int], classes: np.ndarray, proba: np.ndarray) -> None:
+            target = Window(*window)
+            classes_dst.write(classes[None], window=target)
+            proba_dst.write(proba, window=target)
 
-        th, tw = windows[0][3], windows[0][2]
-        blender = StripBlender(source.width, source.height, card.num_classes, th, write_rows)
-        weights = blend_weights(th, tw, options.overlap)
         client_cm = contextlib.nullcontext(client) if client is not None else dask_client(options.cluster)
         active = stack.enter_context(client_cm)
-        for window, logits, valid in _run_batches(active, source, windows, str(bundle.path), options, progress):
-            col, row, _, _ = window
-            blender.add(row, col, logits, valid, weights)
-        blender.close()
+        stages = _run_chunks(active, source, str(bundle.path), options, write, progress)
         predicted = time.perf_counter() - started
     return PredictionResult(classes_path, proba_path, source, bundle, len(windows),
-                            time.perf_counter() - started, False, predicted)
+                            time.perf_counter() - started, False, predicted, stages)
 
 
-def _run_batches(client: Any, source: RasterSource, windows: list[tuple[int, int, int, int]], bundle_path: str,
-                 options: PredictOptions, progress: bool) -> Iterator[tuple[tuple[int, int, int, int], Any, Any]]:
-    """Submit batches with bounded look-ahead and yield (window, logits, valid) in submission order."""
+def _run_chunks(client: Any, source: RasterSource, bundle_path: str, options: PredictOptions,
+                write: Callable[[tuple[int, int, int, int], np.ndarray, np.ndarray], None],
+                progress: bool) -> dict[str, float]:
+    """Submit chunks with bounded look-ahead; write the cells workers finished and the seams once complete.
+
+    Returns the thread seconds by stage, summed over chunks, and the driver's `merge_write` seconds.
+    """
+    from distributed import as_completed
+
     from geovigie.progress import progress_bar
 
-    size = options.batch_size
-    batches = [windows[i : i + size] for i in range(0, len(windows), size)]
+    chunks = plan_chunks(source.width, source.height, options.tile_size, options.overlap, options.chunk_tiles)
+    merger = SeamMerger({cell.window: cell.owners for chunk in chunks for cell in chunk.cells if cell.owners > 1})
+    job = ChunkJob(bundle_path, options.device, options.amp, options.overlap, options.batch_size, options.engine,
+                   options.cluster.torch_threads(), options.input_scale, options.input_offset)
     workers = client.scheduler_info().get("workers", {})
     slots = sum(int(w.get("nthreads", 1)) for w in workers.values()) or 1
-    max_in_flight = max(2, 2 * slots)
-    pending: collections.deque = collections.deque()
-    device, amp, threads = options.device, options.amp, options.cluster.torch_threads()
-    with progress_bar(f"predict {source.id}", total=len(windows), enabled=progress) as advance:
-        submitted = 0
-        while submitted < len(batches) or pending:
-            while submitted < len(batches) and len(pending) < max_in_flight:
-                batch = batches[submitted]
-                future = client.submit(predict_windows, source, batch, bundle_path, device, amp, threads, pure=False)
-                pending.append((batch, future))
-                submitted += 1
-            batch, future = pending.popleft()
-            logits, valid = future.result()
+    max_in_flight = max(2, slots + 1)  # every worker thread busy, and one chunk read ahead
+    todo = collections.deque(chunks)
+    stages: dict[str, float] = {"merge_write": 0.0}
+    with progress_bar(f"predict {source.id}", total=sum(len(c.tiles) for c in chunks), enabled=progress) as advance:
+        running = as_completed()
+        while todo and running.count() < max_in_flight:
+            running.add(client.submit(predict_chunk, source, todo.popleft(), job, pure=False))
+        for future in running:
+            result: ChunkResult = future.result()
             future.release()
-            for index, window in enumerate(batch):
-                yield window, logits[index], valid[index]
-            advance(len(batch))
+            if todo:
+                running.add(client.submit(predict_chunk, source, todo.popleft(), job, pure=False))
+            clock = time.perf_counter()
+            for window, classes, proba in result.finished:
+                write(window, classes, proba)
+            for seam in result.seams:
+                done = merger.add(result.index, seam)
+                if done is not None:
+                    write(*done)
+            stages["merge_write"] += time.perf_counter() - clock
+            for stage, seconds in result.seconds.items():
+                stages[stage] = stages.get(stage, 0.0) + seconds
+            advance(result.tiles)
+    if merger.pending:  # pragma: no cover - a planning error, never expected
+        raise RuntimeError(f"{merger.pending} seam cells never completed")
+    return stages

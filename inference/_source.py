@@ -145,13 +145,29 @@ class RasterSource:
         boundless reads cost about 5 times more).
         """
         fill = np.zeros(len(self.bands), np.float32) if fill is None else np.asarray(fill, np.float32)
+        with self._readers() as (by_file, readers):
+            return [self._read_one(window, by_file, readers, fill) for window in windows]
+
+    def read_native(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """Read one window (bands, rows, cols) in the bands' own data type (their common type when they differ).
+
+        Invalid pixels (outside the raster, nodata, not finite) are flagged in the mask and left as read (0 outside
+        the raster): the caller fills them after its own conversion. One read of a chunk, cut into tiles in memory,
+        replaces one read per overlapping tile.
+        """
+        with self._readers() as (by_file, readers):
+            dtype = np.result_type(*[readers[b.href][0].dtypes[b.index - 1] for b in self.bands])
+            return self._read_one(window, by_file, readers, None, dtype)
+
+    @contextlib.contextmanager
+    def _readers(self) -> Iterator[tuple[dict[str, list[tuple[int, int]]], dict[str, Any]]]:
+        """The bands grouped by file (position, 1-based index), and each file opened once."""
         by_file: dict[str, list[tuple[int, int]]] = {}
         for position, band in enumerate(self.bands):
             by_file.setdefault(band.href, []).append((position, band.index))
         with contextlib.ExitStack() as stack:
             stack.enter_context(rasterio.Env(**http_env()))
-            readers = {href: stack.enter_context(self._open(href)) for href in by_file}
-            return [self._read_one(window, by_file, readers, fill) for window in windows]
+            yield by_file, {href: stack.enter_context(self._open(href)) for href in by_file}
 
     def sample_windows(self, per_side: int = SAMPLE_WINDOWS_PER_SIDE, size: int = SAMPLE_WINDOW_SIZE) -> list[Window]:
         """Up to `per_side`² windows of `size`² pixels spread evenly over the grid (one window when it is small)."""
@@ -192,28 +208,37 @@ class RasterSource:
                 yield vrt, src.nodata
 
     def _read_one(self, window: Window, by_file: dict[str, list[tuple[int, int]]], readers: dict[str, Any],
-                  fill: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                  fill: np.ndarray | None, dtype: Any = np.float32) -> tuple[np.ndarray, np.ndarray]:
         rows, cols = int(window.height), int(window.width)
-        out = np.zeros((len(self.bands), rows, cols), dtype=np.float32)
+        out = np.zeros((len(self.bands), rows, cols), dtype=dtype)
         valid = np.zeros((rows, cols), dtype=bool)
         inner = _intersection(window, self.width, self.height)
         if inner is not None:
             r0, c0 = int(inner.row_off - window.row_off), int(inner.col_off - window.col_off)
             target = np.s_[r0 : r0 + int(inner.height), c0 : c0 + int(inner.width)]
             region = np.ones((int(inner.height), int(inner.width)), dtype=bool)
+            whole = (r0, c0, int(inner.height), int(inner.width)) == (0, 0, rows, cols) and len(by_file) == 1
             for href, refs in by_file.items():
                 dataset, nodata = readers[href]
+                # one file holding every band in order, window inside the raster: GDAL reads straight into `out`
+                direct = whole and [p for p, _ in refs] == list(range(len(self.bands))) and \
+                    all(np.dtype(dataset.dtypes[i - 1]) == out.dtype for _, i in refs)
                 try:
-                    data = dataset.read([index for _, index in refs], window=inner, out_dtype="float32")
+                    if direct:
+                        data = dataset.read([index for _, index in refs], window=inner, out=out)
+                    else:
+                        data = dataset.read([index for _, index in refs], window=inner, out_dtype=dtype)
                 except rasterio.errors.RasterioIOError as err:  # truncated file, server gone mid-run
                     raise _unreadable(href, self.location, err) from err
-                out[([p for p, _ in refs], *target)] = data
-                region &= np.isfinite(data).all(axis=0)
+                if not direct:
+                    out[([p for p, _ in refs], *target)] = data
+                if data.dtype.kind == "f":
+                    region &= np.isfinite(data).all(axis=0)
                 if nodata is not None and not np.isnan(nodata):
                     region &= (data != nodata).all(axis=0)
             valid[target] = region
         invalid = ~valid
-        if invalid.any():
+        if fill is not None and invalid.any():
             out[:, invalid] = fill[:, None]
         return out, valid
 

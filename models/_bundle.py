@@ -10,16 +10,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from pydantic import ValidationError
 from safetensors.torch import load_file, save_file
 
 from geovigie.atomic import atomic_path, write_json_atomic
 from geovigie.bands import canonical_s2_name
 from geovigie.errors import BandMismatchError, BundleError, ForcedMismatchWarning, InputNotFoundError
-from geovigie.models._card import ModelCard
+from geovigie.models._card import CARD_FORMAT_VERSION, ModelCard
 from geovigie.models._network import build_network
 
 WEIGHTS = "weights.safetensors"
 CARD = "card.json"
+ITEM = "item.json"
+"""The card as a STAC item with the Machine Learning Model extension (see `mlm_item`)."""
 BUNDLES_DIR = Path(__file__).resolve().parent / "bundles"
 DEFAULT_BUNDLE = BUNDLES_DIR / "landcover-s2l1c-slovenia-v1"
 
@@ -81,27 +84,70 @@ class ModelBundle:
         warnings.warn(message + "; predicting anyway because forced", ForcedMismatchWarning, stacklevel=2)
 
 
+def _problems(err: ValidationError) -> str:
+    """Every problem pydantic found, one per clause: `where: what`."""
+    parts = []
+    for problem in err.errors(include_url=False):
+        where = ".".join(str(part) for part in problem["loc"]) or "card"
+        parts.append(f"{where}: {problem['msg']}")
+    return "; ".join(parts)
+
+
 def load_bundle(path: str | Path | None = None) -> ModelBundle:
-    """Read a bundle folder (the shipped land-cover bundle when `path` is None)."""
+    """Read a bundle folder (the shipped land-cover bundle when `path` is None); format 1 and 2 cards load.
+
+    Raises:
+        InputNotFoundError: no card or no weights in the folder.
+        BundleError: the card is not valid JSON or not a valid card, listing every problem.
+    """
     folder = Path(path) if path is not None else DEFAULT_BUNDLE
     card_path = folder / CARD
     if not card_path.exists() or not (folder / WEIGHTS).exists():
         raise InputNotFoundError(f"no model bundle at {folder}: expected {CARD} and {WEIGHTS}")
     try:
-        card = ModelCard.model_validate_json(card_path.read_text(encoding="utf-8"))
-    except ValueError as err:
-        raise BundleError(f"{card_path}: not a valid model card ({str(err).splitlines()[0]})") from err
+        raw = json.loads(card_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise BundleError(f"{card_path}: not a valid model card (not JSON: {err})") from err
+    if not isinstance(raw, dict):
+        raise BundleError(f"{card_path}: not a valid model card (a JSON object is expected, got {type(raw).__name__})")
+    raw.setdefault("format_version", "1")  # format 1 cards did not say
+    if str(raw["format_version"]) not in ("1", CARD_FORMAT_VERSION):
+        raise BundleError(f"{card_path}: card format_version {raw['format_version']!r} is not one this geovigie reads "
+                          f"(1 to {CARD_FORMAT_VERSION}); upgrade geovigie or re-export the bundle")
+    try:
+        card = ModelCard.model_validate(raw)
+    except ValidationError as err:
+        raise BundleError(f"{card_path}: not a valid model card ({err.error_count()} problem(s): {_problems(err)}); "
+                          "fix the card or retrain the bundle") from err
+    except ValueError as err:  # model_post_init checks
+        raise BundleError(f"{card_path}: not a valid model card ({err})") from err
     return ModelBundle(folder, card)
 
 
+def write_card(folder: str | Path, card: ModelCard) -> ModelBundle:
+    """Write `card.json` (as format 2) and its STAC MLM item `item.json` into a bundle folder, atomically each."""
+    from geovigie.models._mlm import mlm_item
+
+    folder = Path(folder)
+    card = card.model_copy(update={"format_version": CARD_FORMAT_VERSION})
+    write_json_atomic(folder / CARD, json.loads(card.model_dump_json()))
+    bundle = ModelBundle(folder, card)
+    write_json_atomic(folder / ITEM, mlm_item(bundle).to_dict(include_self_link=False))
+    return bundle
+
+
 def save_bundle(folder: str | Path, network: torch.nn.Module, card: ModelCard) -> ModelBundle:
-    """Write weights then card atomically; the card records the weights' SHA-256."""
+    """Write weights, then the card (format 2, recording the weights' SHA-256) and `item.json`, atomically.
+
+    An ONNX copy left by an earlier save no longer matches the weights: it is removed and the card's `onnx`
+    cleared; call `export_onnx` again.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in network.state_dict().items()}
     with atomic_path(folder / WEIGHTS) as tmp:
         save_file(state, str(tmp))
         digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
-    card = card.model_copy(update={"weights_sha256": digest})
-    write_json_atomic(folder / CARD, json.loads(card.model_dump_json()))
-    return ModelBundle(folder, card)
+    stale = card.onnx.file if card.onnx is not None else "model.onnx"
+    (folder / stale).unlink(missing_ok=True)
+    return write_card(folder, card.model_copy(update={"weights_sha256": digest, "onnx": None}))

@@ -8,6 +8,9 @@ from pydantic import BaseModel, Field, field_validator
 
 from geovigie.classes import ClassInfo
 
+CARD_FORMAT_VERSION: Literal["2"] = "2"
+"""Written by `save_bundle`. Version 1 cards (no `format_version`) still load; read as "1"."""
+
 
 class Architecture(BaseModel):
     """How to rebuild the network with segmentation-models-pytorch."""
@@ -27,9 +30,36 @@ class Normalisation(BaseModel):
     std: list[float]
 
 
-class ModelCard(BaseModel):
-    """Everything needed to use a model correctly and to know what it is worth."""
+class Calibration(BaseModel):
+    """Temperature scaling: calibrated probabilities are softmax(logits / temperature); argmax is unchanged."""
 
+    method: Literal["temperature"] = "temperature"
+    temperature: float = Field(gt=0, description="Divides the logits before the softmax; 1 changes nothing.")
+    ece_before: float | None = Field(None, ge=0, le=1, description="Expected calibration error with T = 1.")
+    ece_after: float | None = Field(None, ge=0, le=1, description="Expected calibration error with the fitted T.")
+    fitted_on: str = Field("", description="The labelled pixels T was fitted on (e.g. validation blocks of ...).")
+    pixels: int | None = Field(None, ge=0, description="How many labelled pixels were used.")
+    bins: int = Field(15, ge=1, description="Equal-width confidence bins of the ECE.")
+
+
+class OnnxExport(BaseModel):
+    """The ONNX copy of the network stored in the bundle (see `export_onnx`)."""
+
+    file: str = Field("model.onnx", pattern=r"^[^/\\]+\.onnx$", description="A file name inside the bundle.")
+    opset: int = Field(ge=7)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    weights_sha256: str = Field("", description="SHA-256 of the weights it was exported from: a copy of other "
+                                "weights is stale and refused.")
+
+
+class ModelCard(BaseModel):
+    """Everything needed to use a model correctly and to know what it is worth.
+
+    Format 2 adds `config`, `label_mapping`, `calibration` and `onnx` to format 1, all optional.
+    """
+
+    format_version: Literal["1", "2"] = Field(
+        default=CARD_FORMAT_VERSION, description="Card format; cards written before format 2 have none and load as 1.")
     name: str
     version: str
     task: str = "semantic-segmentation"
@@ -52,6 +82,14 @@ class ModelCard(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict)
     limitations: str = ""
     weights_sha256: str = ""
+    config: dict[str, Any] = Field(default_factory=dict, description="The experiment config the model was trained "
+                                   "with, as given (format 2).")
+    label_mapping: dict[str, int] = Field(
+        default_factory=dict,
+        description="Source nomenclature value or name (as a string) -> class value of the model, or "
+        "`ignore_value` for source labels that are ignored (format 2).")
+    calibration: Calibration | None = None
+    onnx: OnnxExport | None = None
 
     @field_validator("classes")
     @classmethod
@@ -71,6 +109,11 @@ class ModelCard(BaseModel):
                 raise ValueError(f"input_range needs one [low, high] for all bands or one per band ({n} bands)")
             if any(not low < high for low, high in ranges):
                 raise ValueError(f"input_range needs low < high: {self.input_range}")
+        allowed = set(range(self.num_classes)) | ({self.ignore_value} if self.ignore_value is not None else set())
+        unknown = {source: value for source, value in self.label_mapping.items() if value not in allowed}
+        if unknown:
+            raise ValueError(f"label_mapping maps {unknown} to values that are neither a class "
+                             f"(0..{self.num_classes - 1}) nor the ignore value ({self.ignore_value})")
 
     def band_ranges(self) -> list[tuple[float, float]] | None:
         """The expected [low, high] of each band's raw values, or None when the card does not say."""
@@ -79,6 +122,11 @@ class ModelCard(BaseModel):
         if isinstance(self.input_range, tuple):
             return [self.input_range] * len(self.bands)
         return list(self.input_range)
+
+    @property
+    def temperature(self) -> float:
+        """The calibration temperature, 1.0 when the card has none."""
+        return self.calibration.temperature if self.calibration is not None else 1.0
 
     @property
     def num_classes(self) -> int:

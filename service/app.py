@@ -1,4 +1,4 @@
-"""The FastAPI application: layers and tiles, the static results catalog, health, the map page."""
+"""The FastAPI application: layers and tiles, the STAC API (pgstac), the static results catalog, health, map page."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 import geovigie
+from geovigie.catalog import DatabaseError
 from geovigie.service.errors import DEFAULT_STATUS_CODES, add_exception_handlers
 from geovigie.service.factories import LayerTilerFactory
 from geovigie.service.middleware import CommonHeaders, HeadAsGet
+from geovigie.service.stac_api import STAC_API_PREFIX, mount_stac_api
 from geovigie.settings import Settings
-from geovigie.tiles import LayerIndex, results_store
+from geovigie.tiles import LayerIndex, results_database, results_store_for, stac_backend
 
 STATIC = Path(__file__).resolve().parent / "static"
 SWAGGER = "/static/vendor/swagger-ui"
@@ -45,9 +47,15 @@ def _offline_docs(app: FastAPI) -> None:
 def _health_routes(app: FastAPI, index: LayerIndex) -> None:
     """`/healthz` (the process answers) and `/readyz` (which layers can be served)."""
 
-    @app.get("/healthz", summary="Liveness and what the service holds.")
+    @app.get("/healthz", summary="Liveness and what the service holds (`layers` null: the database is down).")
     def healthz() -> dict[str, object]:
-        return {"status": "ok", "version": geovigie.__version__, "layers": len(index.ids())}
+        # the process answers even when the STAC database does not (readyz and the layers then say 503)
+        try:
+            count: int | None = len(index.ids())
+        except DatabaseError:
+            count = None
+        return {"status": "ok", "version": geovigie.__version__, "layers": count,
+                "stac_api": getattr(app.state, "stac_api", None)}
 
     @app.get("/readyz", summary="Readiness: 'ok', or 'degraded' with the broken layers and why (still 200).")
     def readyz() -> dict[str, object]:
@@ -57,21 +65,39 @@ def _health_routes(app: FastAPI, index: LayerIndex) -> None:
         return {"status": "degraded" if broken else "ok", "layers": len(good), "broken": broken}
 
 
+def stac_api_url(settings: Settings) -> str | None:
+    """Where `geovigie serve` serves the STAC API for `settings`; None with the static backend."""
+    if stac_backend(settings) != "pgstac":
+        return None
+    return f"http://{settings.host}:{settings.port}{STAC_API_PREFIX}"
+
+
 def create_app(settings: Settings) -> FastAPI:
-    """Build the app for `settings` (nothing is built at import time)."""
+    """Build the app for `settings` (nothing is built at import time).
+
+    With the pgstac backend (`tiles.stac_backend`), the STAC API is mounted at `/api/stac` and the map's layers
+    (`/layers`) are read from the same database; the private PostgreSQL, if this process starts it, stops with the
+    app. With the static backend, layers are read from the static catalog. Either way `/stac/...` serves the static
+    catalog (the export, with pgstac).
+    """
     # redirect_slashes=False: a trailing-slash redirect builds its Location from the Host header a client sends
     app = FastAPI(title="geovigie", version=geovigie.__version__, docs_url=None, redoc_url=None,
                   redirect_slashes=False, description="Map layers and STAC results of geovigie.")
     results = settings.results_dir.resolve()
     results.mkdir(parents=True, exist_ok=True)
-    layers = LayerTilerFactory(index=LayerIndex(results_store(results)))
+    database = results_database(settings)
+    if database is not None:
+        mount_stac_api(app, data_dir=settings.data_dir, database=database,
+                       transactions=settings.stac_api_transactions)
+    app.state.stac_api = STAC_API_PREFIX if database is not None else None
+    layers = LayerTilerFactory(index=LayerIndex(results_store_for(settings)))
     app.include_router(layers.router, tags=["layers"])
     _health_routes(app, layers.index)
     _offline_docs(app)
     # the results catalog, browseable as a static STAC catalog (html=False: JSON files only)
     app.mount("/stac", StaticFiles(directory=results, follow_symlink=False), name="stac")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    add_exception_handlers(app, DEFAULT_STATUS_CODES)
+    add_exception_handlers(app, {**DEFAULT_STATUS_CODES, DatabaseError: 503})
     app.add_middleware(CommonHeaders)
     app.add_middleware(HeadAsGet)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -38,6 +40,10 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, _empty_config: Path) -> 
         if key.startswith("GEOVIGIE_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("GEOVIGIE_CONFIG", str(_empty_config))
+    # The static catalog for the bulk of the suite: with PostgreSQL installed, `auto` would start a private
+    # cluster (initdb + PostGIS + pgstac migrate, ~6 s) under each test's data directory. Tests of the STAC API
+    # pass `stac_backend="pgstac"` (constructor arguments win over this variable) with the session cluster below.
+    monkeypatch.setenv("GEOVIGIE_STAC_BACKEND", "static")
 
 
 @pytest.fixture
@@ -68,13 +74,60 @@ def dask_client():
 
 
 @pytest.fixture(scope="session")
-def demo_run(tmp_path_factory: pytest.TempPathFactory, dask_client):
-    """The demo pipeline run once on the shipped real data."""
+def pgstac_cluster(tmp_path_factory: pytest.TempPathFactory):
+    """A private PostgreSQL + PostGIS + pgstac cluster for the session; skips (fails in CI) without PostgreSQL.
+
+    As root the server runs as `postgres`, which must reach the folder: pytest resets /tmp/pytest-of-root to 0700
+    when a session starts, so there the cluster lives in a folder of its own (mkdtemp), removed afterwards.
+    """
+    from geovigie.catalog import PostgresNotInstalledError, PrivatePostgres
+
+    as_root = os.geteuid() == 0
+    folder = Path(tempfile.mkdtemp(prefix="geovigie-test-pgstac-")) if as_root else tmp_path_factory.mktemp("pgstac")
+    cluster = PrivatePostgres(folder / "postgres")
+    try:
+        cluster.start()
+    except PostgresNotInstalledError as err:
+        if as_root:
+            shutil.rmtree(folder, ignore_errors=True)
+        require(False, str(err))
+    yield cluster
+    cluster.stop()
+    if as_root:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def fresh_database(cluster) -> str:
+    """A new empty pgstac database in `cluster` (a copy of its prepared one), as a URL."""
+    import psycopg
+
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    admin = cluster.url.replace(f"/{cluster.database}?", "/postgres?")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{cluster.database}"')
+    return cluster.url.replace(f"/{cluster.database}?", f"/{name}?")
+
+
+@pytest.fixture
+def pgstac_url(pgstac_cluster) -> str:
+    """An empty pgstac database of its own for one test."""
+    return fresh_database(pgstac_cluster)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory, dask_client, request: pytest.FixtureRequest):
+    """The demo pipeline run once on the shipped real data, publishing into the STAC API (pgstac); into the static
+    catalog alone where PostgreSQL is not installed (never in CI: there the cluster fixture fails)."""
     from geovigie.demo import run_demo
     from geovigie.settings import Settings
 
     data_dir = tmp_path_factory.mktemp("demo") / "gv"
-    settings = Settings(data_dir=data_dir, device="cpu")
+    try:
+        backend = {"stac_backend": "pgstac",
+                   "database_url": fresh_database(request.getfixturevalue("pgstac_cluster"))}
+    except pytest.skip.Exception:
+        backend = {"stac_backend": "static"}
+    settings = Settings(data_dir=data_dir, device="cpu", **backend)
     report = run_demo(settings, client=dask_client)
     return settings, report
 

@@ -19,7 +19,7 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([GEOVIGIE, *args], capture_output=True, text=True, cwd=cwd, timeout=300,
                           env={"PATH": str(Path(sys.executable).parent), "GEOVIGIE_CONFIG": str(cwd / "none.toml"),
                                "GEOVIGIE_SAMPLE_DATA_DIR": str(DATA), "GEOVIGIE_TILE_SIZE": "64",
-                               "GEOVIGIE_OVERLAP": "16", "HOME": str(cwd)})
+                               "GEOVIGIE_OVERLAP": "16", "HOME": str(cwd), "GEOVIGIE_STAC_BACKEND": "static"})
 
 
 def assert_clean_error(done: subprocess.CompletedProcess, *needles: str) -> None:

@@ -1,6 +1,14 @@
-"""Publishing: layers as COGs with STAC items in the results store, and XYZ tiles of them with rio-tiler."""
+"""Publishing: layers as COGs with STAC items in the results store (pgstac or static), and XYZ tiles with rio-tiler."""
 
-from geovigie.tiles._layers import Layer, LayerIndex
+from geovigie.tiles._backend import (
+    STATIC_NOTICE,
+    results_database,
+    results_store,
+    results_store_for,
+    stac_backend,
+    stop_results_database,
+)
+from geovigie.tiles._layers import LAYER_TTL, Layer, LayerIndex
 from geovigie.tiles._publish import (
     RESULTS_COLLECTION,
     LayerSpec,
@@ -9,13 +17,14 @@ from geovigie.tiles._publish import (
     publish_layer,
     publish_vector_layer,
     results_collection,
-    results_store,
 )
 from geovigie.tiles._render import ramp_colors, render_tile
 from geovigie.tiles._validate import OfflineValidator, use_offline_validation, validate_offline
 
 __all__ = [
+    "LAYER_TTL",
     "RESULTS_COLLECTION",
+    "STATIC_NOTICE",
     "Layer",
     "LayerIndex",
     "LayerSpec",
@@ -27,7 +36,11 @@ __all__ = [
     "ramp_colors",
     "render_tile",
     "results_collection",
+    "results_database",
     "results_store",
+    "results_store_for",
+    "stac_backend",
+    "stop_results_database",
     "use_offline_validation",
     "validate_offline",
 ]

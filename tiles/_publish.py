@@ -21,9 +21,10 @@ from rio_stac import create_stac_item
 
 import geovigie
 from geovigie.atomic import atomic_path
-from geovigie.catalog import ItemStore, StaticItemStore, check_id
+from geovigie.catalog import ItemStore, check_id
 from geovigie.classes import ClassInfo
 from geovigie.errors import InvalidInputError
+from geovigie.tiles._backend import results_store
 from geovigie.types import NODATA_CLASS
 
 RESULTS_COLLECTION = "geovigie-results"
@@ -100,11 +101,6 @@ def results_collection() -> pystac.Collection:
                              pystac.TemporalExtent([[datetime.now(UTC), None]])),
         license="other",
     )
-
-
-def results_store(results_dir: str | Path) -> StaticItemStore:
-    """The item store of published layers under `results_dir`."""
-    return StaticItemStore(results_dir, catalog_id="geovigie-results", description="Layers published by geovigie")
 
 
 def _place(src: Path, folder: Path, name: str) -> Path:

@@ -1,8 +1,43 @@
-"""Training: chips from STAC imagery and labels, spatial-block splits, a plain loop, honest metrics."""
+"""Training: experiments from a TOML config (imagery, labels, class mapping, splits, loop, baselines, bundle)."""
 
+from geovigie.training._config import ConfigError, ExperimentConfig, load_config, parse_config
+from geovigie.training._data import Scene, load_scenes
+from geovigie.training._experiment import ExperimentResult, normalisation_of, run_experiment, summary_rows
+from geovigie.training._labels import FIELD_STATUSES, LabelError, field_record, write_field_records
 from geovigie.training._loop import TrainConfig, train
-from geovigie.training._metrics import confusion_matrix, scores
-from geovigie.training._split import block_split
+from geovigie.training._metrics import confusion_matrix, object_scores, scores
+from geovigie.training._split import EmptySplitError, SceneSplit, block_split, spatial_split
+from geovigie.training._trainer import CheckpointError, Distributed, amp_dtype, class_weights_for, load_checkpoint
 from geovigie.training.landcover import train_landcover_baseline
 
-__all__ = ["TrainConfig", "block_split", "confusion_matrix", "scores", "train", "train_landcover_baseline"]
+__all__ = [
+    "FIELD_STATUSES",
+    "CheckpointError",
+    "ConfigError",
+    "Distributed",
+    "EmptySplitError",
+    "ExperimentConfig",
+    "ExperimentResult",
+    "LabelError",
+    "Scene",
+    "SceneSplit",
+    "TrainConfig",
+    "amp_dtype",
+    "block_split",
+    "class_weights_for",
+    "confusion_matrix",
+    "field_record",
+    "load_checkpoint",
+    "load_config",
+    "load_scenes",
+    "normalisation_of",
+    "object_scores",
+    "parse_config",
+    "run_experiment",
+    "scores",
+    "spatial_split",
+    "summary_rows",
+    "train",
+    "train_landcover_baseline",
+    "write_field_records",
+]

@@ -3,6 +3,8 @@
 The CLI, the demo and (next) the jobs API and the batch watcher call these; none assembles STAC metadata itself.
 """
 
+from geovigie.workflows._batch import BatchJob, BatchReport, run_batch, search_items, watch_batch
+from geovigie.workflows._batch_config import BatchConfig, load_batch_config
 from geovigie.workflows._boundaries import boundaries
 from geovigie.workflows._demo_inputs import lidar_models, odeon_mosaics
 from geovigie.workflows._dumps import DumpPassResult, dump_sites, watch_folder
@@ -15,6 +17,9 @@ from geovigie.workflows._vegetation import VegetationResult, vegetation_by_zone
 from geovigie.workflows._zan import ZanResult, zan
 
 __all__ = [
+    "BatchConfig",
+    "BatchJob",
+    "BatchReport",
     "DumpPassResult",
     "HeatIslandResult",
     "PublishedLayer",
@@ -26,11 +31,15 @@ __all__ = [
     "landcover",
     "layer_target",
     "lidar_models",
+    "load_batch_config",
     "ndvi",
     "odeon_mosaics",
     "report",
+    "run_batch",
+    "search_items",
     "surface_temperature",
     "vegetation_by_zone",
+    "watch_batch",
     "watch_folder",
     "zan",
 ]

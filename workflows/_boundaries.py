@@ -9,7 +9,7 @@ import geopandas as gpd
 from geovigie.diagnostics import write_vector
 from geovigie.errors import InvalidZonesError
 from geovigie.settings import Settings
-from geovigie.tiles import LayerSpec, Provenance, VectorStyle, publish_vector_layer
+from geovigie.tiles import LayerSpec, Provenance, VectorStyle, publish_vector_layer, results_store_for
 from geovigie.workflows._published import PublishedLayer, layer_target
 
 
@@ -37,7 +37,7 @@ def boundaries(settings: Settings, source: str | Path, *, layer_id: str, title: 
         frame = frame.to_crs("EPSG:2154")
         frame["geometry"] = frame.geometry.simplify(tolerance_m, preserve_topology=True)
     target = write_vector(frame, layer_target(settings, layer_id, "data.geojson"))
-    published = publish_vector_layer(settings.results_dir, target, LayerSpec(
+    published = publish_vector_layer(results_store_for(settings), target, LayerSpec(
         layer_id, title, "vector", description=f"{title}: IGN Admin Express boundaries (Licence Ouverte / Etalab).",
         style=VectorStyle(color="#6b6b6b", label="nom", popup=("nom", "code"), base=True),
     ), Provenance(inputs=[str(Path(source).resolve())], lineage="IGN Admin Express boundaries, reprojected to WGS84"))

@@ -31,7 +31,7 @@ from geovigie.diagnostics import (
     write_vector,
 )
 from geovigie.settings import Settings
-from geovigie.tiles import LayerSpec, Provenance, VectorStyle, publish_vector_layer
+from geovigie.tiles import LayerSpec, Provenance, VectorStyle, publish_vector_layer, results_store_for
 from geovigie.workflows._published import PublishedLayer
 
 _PASS_FILE = re.compile(r"^(\d{8})\.gpkg$")
@@ -126,7 +126,7 @@ def dump_sites(
                                                                               sorted(counts.items())) + ". ")
     description += (CANDIDATE_NOTE + " " if candidate else "") + source_note
     layer_id = f"dumps-{watch}"
-    published = publish_vector_layer(settings.results_dir, files["geojson"], LayerSpec(
+    published = publish_vector_layer(results_store_for(settings), files["geojson"], LayerSpec(
         layer_id, f"{'Candidate dump sites' if candidate else 'Dump sites'} {watch} {day:%Y-%m-%d}", "vector",
         description=description.strip(),
         properties={"geovigie:diagnostic": "dump-sites", "geovigie:watch": watch, "geovigie:candidate": candidate,

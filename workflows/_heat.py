@@ -24,7 +24,7 @@ from geovigie.diagnostics import (
     zonal_continuous,
 )
 from geovigie.settings import Settings
-from geovigie.tiles import LayerSpec, Provenance, VectorStyle, publish_layer, publish_vector_layer
+from geovigie.tiles import LayerSpec, Provenance, VectorStyle, publish_layer, publish_vector_layer, results_store_for
 from geovigie.workflows._published import PublishedLayer, layer_target
 
 
@@ -77,14 +77,14 @@ def heat_islands(
     inputs = [item.get_self_href() or item.id]
     common: dict[str, Any] = {"start_datetime": day, "end_datetime": item.common_metadata.end_datetime or day}
     result = HeatIslandResult(summary, gpd.GeoDataFrame())
-    published = publish_layer(settings.results_dir, intensity, LayerSpec(
+    published = publish_layer(results_store_for(settings), intensity, LayerSpec(
         f"uhi-{stamp}", f"Heat-island intensity {place} {day:%Y-%m-%d}", "continuous", rescale=(-4.0, 12.0),
         colormap_name="rdylbu_r", unit="celsius", description=summary.method,
     ), Provenance(inputs=inputs, lineage=summary.method, **common))
     result.layers.append(PublishedLayer(published.id, "heat-island intensity", published,
                                         f"reference {summary.reference_c:.1f} °C, urban mean "
                                         f"+{summary.mean_intensity_c:.1f} °C, p90 +{summary.p90_intensity_c:.1f} °C"))
-    published = publish_layer(settings.results_dir, hot_spots, LayerSpec(
+    published = publish_layer(results_store_for(settings), hot_spots, LayerSpec(
         f"uhi-hotspots-{stamp}", f"Heat-island hot spots {place} {day:%Y-%m-%d}", "classes",
         classes=hot_spot_legend(thresholds_c), description=summary.method,
     ), Provenance(inputs=inputs, lineage=f"intensity classes at {', '.join(f'{t:g}' for t in thresholds_c)} °C; "
@@ -100,7 +100,7 @@ def heat_islands(
     folder = layer_target(settings, f"uhi-zones-{stamp}").parent
     csv = write_csv(table, folder / "zones.csv")
     features = write_vector(figures, folder / "data.geojson")
-    published = publish_vector_layer(settings.results_dir, features, LayerSpec(
+    published = publish_vector_layer(results_store_for(settings), features, LayerSpec(
         f"uhi-zones-{stamp}", f"Heat-island intensity per zone {place} {day:%Y-%m-%d}", "vector",
         description=f"Mean and p90 of the intensity per zone (°C above the rural reference). {summary.method}",
         properties={"geovigie:diagnostic": "heat-island", "geovigie:place": place,

@@ -8,7 +8,7 @@ import pystac
 
 from geovigie.diagnostics import ndvi_layer, temperature_layer
 from geovigie.settings import Settings
-from geovigie.tiles import LayerSpec, Provenance, publish_layer
+from geovigie.tiles import LayerSpec, Provenance, publish_layer, results_store_for
 from geovigie.workflows._published import PublishedLayer, layer_target
 
 
@@ -26,7 +26,7 @@ def ndvi(item: pystac.Item, settings: Settings, *, crs: str = "EPSG:2154", resol
     provenance = Provenance(inputs=[item.get_self_href() or item.id], datetime=item.datetime,
                             lineage=f"NDVI = (B08 - B04) / (B08 + B04) on Theia FRE reflectance, {crs} "
                                     f"{resolution:g} m grid, pixels with CLM or EDG != 0 masked")
-    published = publish_layer(settings.results_dir, target, spec, provenance)
+    published = publish_layer(results_store_for(settings), target, spec, provenance)
     detail = f"mean {summary.mean_ndvi:.3f}, {summary.masked_fraction:.2%} masked (cloud, shadow, outside the scene)"
     return PublishedLayer(layer_id, "NDVI", published, detail, time.perf_counter() - started)
 
@@ -43,6 +43,6 @@ def surface_temperature(item: pystac.Item, settings: Settings) -> PublishedLayer
     provenance = Provenance(inputs=[item.get_self_href() or item.id], start_datetime=day,
                             end_datetime=item.common_metadata.end_datetime or day,
                             lineage="Landsat C2 L2 ST_B10 converted to °C; copied as COG")
-    published = publish_layer(settings.results_dir, target, spec, provenance)
+    published = publish_layer(results_store_for(settings), target, spec, provenance)
     detail = f"{stats.p02:.1f}–{stats.p98:.1f} °C (p2–p98), mean {stats.mean:.1f} °C"
     return PublishedLayer(layer_id, "temperature", published, detail, time.perf_counter() - started)

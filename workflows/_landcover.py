@@ -11,7 +11,7 @@ import pystac
 from geovigie.inference import PredictOptions, predict
 from geovigie.models import ModelBundle, load_bundle
 from geovigie.settings import Settings
-from geovigie.tiles import LayerSpec, Provenance, publish_layer
+from geovigie.tiles import LayerSpec, Provenance, publish_layer, results_store_for
 from geovigie.types import PROBA_SCALE
 from geovigie.workflows._published import PublishedLayer
 
@@ -65,6 +65,6 @@ def landcover(
         end_datetime=common.end_datetime if common is not None else None,
         extra_assets={"probabilities": (result.probabilities_path, f"Class probabilities (value / {PROBA_SCALE})")},
     )
-    published = publish_layer(settings.results_dir, result.classes_path, spec, provenance)
+    published = publish_layer(results_store_for(settings), result.classes_path, spec, provenance)
     detail = "up to date" if result.skipped else f"{result.tiles} tiles, {result.seconds:.1f} s"
     return PublishedLayer(layer_id, "land cover", published, detail, time.perf_counter() - started)

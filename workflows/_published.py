@@ -8,7 +8,7 @@ from pathlib import Path
 import pystac
 
 from geovigie.settings import Settings
-from geovigie.tiles import RESULTS_COLLECTION, results_store
+from geovigie.tiles import RESULTS_COLLECTION, results_store_for
 
 
 @dataclass(frozen=True)
@@ -23,10 +23,10 @@ class PublishedLayer:
 
     @property
     def item_path(self) -> Path:
-        """The layer's STAC item file."""
+        """The layer's STAC item file (in the static catalog, the export when the store is pgstac)."""
         return Path(self.item.get_self_href() or "")
 
 
 def layer_target(settings: Settings, layer_id: str, name: str = "data.tif") -> Path:
     """Where a producer writes a layer's file before publishing (the layer's own folder: the copy is skipped)."""
-    return results_store(settings.results_dir).files_dir(RESULTS_COLLECTION, layer_id) / name
+    return results_store_for(settings).files_dir(RESULTS_COLLECTION, layer_id) / name

@@ -12,7 +12,7 @@ import pystac
 from geovigie.diagnostics import Figure, Report, Section, Table, bar_chart_png, raster_map_png, write_report
 from geovigie.errors import EmptySearchError
 from geovigie.settings import Settings
-from geovigie.tiles import RESULTS_COLLECTION, LayerIndex, results_store
+from geovigie.tiles import RESULTS_COLLECTION, LayerIndex, results_store_for
 
 ORDER = ("vegetation", "zan", "dump-sites", "heat-island")
 TITLES = {"vegetation": "Végétation par zone / vegetation per zone",
@@ -97,7 +97,7 @@ def report(settings: Settings, out_dir: str | Path | None = None, *, title: str 
     Raises:
         EmptySearchError: no diagnostic has been published yet.
     """
-    store = results_store(settings.results_dir)
+    store = results_store_for(settings)
     index = LayerIndex(store)
     items = [store.get(RESULTS_COLLECTION, layer_id) for layer_id in index.ids()]
     found = [(str(i.properties["geovigie:diagnostic"]), i) for i in items

@@ -14,7 +14,7 @@ from geovigie.classes import ClassInfo, palette
 from geovigie.cog import cog_writer
 from geovigie.diagnostics import write_csv, write_vector, zonal_classes, zonal_continuous
 from geovigie.settings import Settings
-from geovigie.tiles import LayerIndex, LayerSpec, Provenance, VectorStyle, publish_vector_layer
+from geovigie.tiles import LayerIndex, LayerSpec, Provenance, VectorStyle, publish_vector_layer, results_store_for
 from geovigie.types import NODATA_CLASS
 from geovigie.workflows._published import PublishedLayer, layer_target
 
@@ -50,7 +50,7 @@ def _vegetation_classes(ndvi: str, target: str) -> None:
 def vegetation_by_zone(ndvi_layer: str, settings: Settings, *, zones: gpd.GeoDataFrame, place: str) -> VegetationResult:
     """NDVI mean, median, p10, p90 and the dense / sparse vegetation shares of each zone of a published NDVI layer."""
     started = time.perf_counter()
-    layer = LayerIndex(settings.results_dir).get(ndvi_layer)
+    layer = LayerIndex(results_store_for(settings)).get(ndvi_layer)
     layer_id = f"vegetation-zones-{place}"
     classes_path = layer_target(settings, layer_id, "vegetation_classes.tif")
     _vegetation_classes(str(layer.path), str(classes_path))
@@ -69,7 +69,7 @@ def vegetation_by_zone(ndvi_layer: str, settings: Settings, *, zones: gpd.GeoDat
     features = write_vector(zones[["zone_id", "geometry"]].merge(table, on="zone_id"), folder / "data.geojson")
     method = (f"exactextract over the NDVI layer {ndvi_layer} (cloud-masked pixels excluded); vegetation classes "
               f"at NDVI {THRESHOLDS[0]} and {THRESHOLDS[1]}; shares of the observed (valid, covered) area")
-    published = publish_vector_layer(settings.results_dir, features, LayerSpec(
+    published = publish_vector_layer(results_store_for(settings), features, LayerSpec(
         layer_id, f"Vegetation per zone {place}", "vector", description=method,
         properties={"geovigie:diagnostic": "vegetation", "geovigie:raster_layer": ndvi_layer},
         style=VectorStyle(color_by="ndvi_mean", colormap_name="rdylgn", rescale=(0.0, 0.9), unit="NDVI",

@@ -22,7 +22,7 @@ from geovigie.diagnostics import (
     zan_by_zone,
 )
 from geovigie.settings import Settings
-from geovigie.tiles import LayerSpec, Provenance, VectorStyle, publish_layer, publish_vector_layer
+from geovigie.tiles import LayerSpec, Provenance, VectorStyle, publish_layer, publish_vector_layer, results_store_for
 from geovigie.workflows._published import PublishedLayer, layer_target
 
 
@@ -69,7 +69,7 @@ def zan(
     when: dict[str, Any] = {"start_datetime": datetime(start.year, start.month, start.day, tzinfo=UTC),
             "end_datetime": datetime(end.year, end.month, end.day, tzinfo=UTC)}
     result = ZanResult(raw, kept, table)
-    published = publish_layer(settings.results_dir, target, LayerSpec(
+    published = publish_layer(results_store_for(settings), target, LayerSpec(
         f"zan-{stamp}", f"ZAN change {place} {start:%Y}–{end:%Y}", "classes", classes=CHANGE_CLASSES,
         description=f"Artificialised and renaturalised land; {rules_text}.{note}",
         properties={"geovigie:diagnostic": "zan-change"},
@@ -82,7 +82,7 @@ def zan(
     csv = write_csv(table, folder.parent / f"zan-zones-{stamp}" / "zones.csv")
     figures = zones[["zone_id", "geometry"]].merge(table, on="zone_id")
     features = write_vector(figures, csv.parent / "data.geojson")
-    published = publish_vector_layer(settings.results_dir, features, LayerSpec(
+    published = publish_vector_layer(results_store_for(settings), features, LayerSpec(
         f"zan-zones-{stamp}", f"ZAN per zone {place} {start:%Y}–{end:%Y}", "vector",
         description=f"Hectares artificialised / renaturalised / net per zone, with and without MMU; {rules_text}."
                     + note,

@@ -71,7 +71,10 @@ def _free_port() -> int:
 def server(demo_run):
     settings, _ = demo_run
     port = _free_port()
-    env = {**os.environ, "GEOVIGIE_DATA_DIR": str(settings.data_dir), "GEOVIGIE_PORT": str(port)}
+    env = {**os.environ, "GEOVIGIE_DATA_DIR": str(settings.data_dir), "GEOVIGIE_PORT": str(port),
+           "GEOVIGIE_STAC_BACKEND": settings.stac_backend}
+    if settings.database_url:
+        env["GEOVIGIE_DATABASE_URL"] = settings.database_url
     geovigie = Path(sys.executable).parent / "geovigie"
     proc = subprocess.Popen([str(geovigie), "serve", "--host", "127.0.0.1"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -105,6 +108,23 @@ def test_served_land_cover_tile_has_class_colours(server: str) -> None:
     assert len(opaque) > 1000
     assert {tuple(p) for p in opaque} <= colours
     assert len({tuple(p) for p in opaque}) >= 2  # a real map, not one flat colour
+
+
+def test_stac_api_lists_the_demo_layers_and_the_map_lists_them_from_it(server: str, demo_run) -> None:
+    settings, report = demo_run
+    require(settings.stac_backend == "pgstac", "PostgreSQL not installed: the demo published to the static catalog")
+    demo_ids = {layer["id"] for layer in report.layers}
+    found = httpx.get(f"{server}/api/stac/collections/geovigie-results/items", params={"limit": 100}).json()
+    assert {feature["id"] for feature in found["features"]} == demo_ids
+    assert {layer["id"] for layer in httpx.get(server + "/layers").json()} == demo_ids
+    search = httpx.post(f"{server}/api/stac/search", json={"collections": ["geovigie-results"], "limit": 100,
+                                                            "filter-lang": "cql2-json", "filter": {
+                                                                "op": "=", "args": [{"property": "geovigie:layer_kind"},
+                                                                                    "classes"]}}).json()
+    assert {f["id"] for f in search["features"]} >= {i for i in demo_ids if i.startswith("landcover-")}
+    data = next(f for f in found["features"] if f["id"] == "ndvi-gers-20181023")["assets"]["data"]["href"]
+    assert data == (settings.results_dir / "geovigie-results" / "ndvi-gers-20181023" / "data.tif").resolve().as_uri()
+    assert httpx.get(f"{server}/healthz").json()["stac_api"] == "/api/stac"
 
 
 def test_map_page_loads_without_console_errors(server: str, tmp_path: Path) -> None:

@@ -42,3 +42,21 @@ def test_cog_writer_makes_a_valid_cog(tmp_path: Path) -> None:
         assert (src.read() == data).all()
         assert src.colormap(1)[0] == (255, 0, 0, 255)
         assert src.overviews(1)
+
+
+def test_written_files_get_the_mode_of_a_plain_open_even_when_the_writer_replaces_the_file(tmp_path: Path) -> None:
+    """mkstemp creates 0600 files, and writers such as safetensors replace the file they are given."""
+    import os
+
+    import torch
+    from safetensors.torch import save_file
+
+    umask = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "weights.safetensors") as tmp:
+            save_file({"w": torch.zeros(2)}, str(tmp))
+        with atomic_path(tmp_path / "card.json") as tmp:
+            tmp.write_text("{}")
+    finally:
+        os.umask(umask)
+    assert {oct(p.stat().st_mode & 0o777) for p in tmp_path.iterdir()} == {"0o644"}

@@ -135,7 +135,7 @@ def test_crash_mid_run_leaves_no_output(settings, dask_client, tmp_path: Path, m
     from geovigie.inference import _blend
 
     calls = {"n": 0}
-    original = _blend.StripBlender.add
+    original = _blend.SeamMerger.add
 
     def failing_add(self, *args, **kwargs):
         calls["n"] += 1
@@ -143,9 +143,11 @@ def test_crash_mid_run_leaves_no_output(settings, dask_client, tmp_path: Path, m
             raise RuntimeError("simulated crash")
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(_blend.StripBlender, "add", failing_add)
+    monkeypatch.setattr(_blend.SeamMerger, "add", failing_add)
+    one_tile_chunks = PredictOptions(64, 16, 4, "cpu", chunk_tiles=1)  # 4 chunks, so seams to merge
     with pytest.raises(RuntimeError, match="simulated"):
-        predict(SLOVENIA_SCENE, tmp_path, _opts(settings), client=dask_client, progress=False, product_level="L1C")
+        predict(SLOVENIA_SCENE, tmp_path, one_tile_chunks, client=dask_client, progress=False, product_level="L1C")
+    assert calls["n"] == 3
     assert list(tmp_path.iterdir()) == []
 
 

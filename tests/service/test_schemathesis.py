@@ -38,7 +38,8 @@ def _app_over_one_layer() -> FastAPI:
     """
     folder = Path(tempfile.mkdtemp(prefix="geovigie-schemathesis-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    config = Settings(data_dir=folder / "gv")
+    # explicit: built at collection, before the fixture that sets the backend (the STAC API has its own tests)
+    config = Settings(data_dir=folder / "gv", stac_backend="static")
     publish_layer(config.results_dir, _class_cog(folder / "c.tif"),
                   LayerSpec("lc", "Land cover", "classes", classes=CLASSES), Provenance(inputs=[], lineage="t"))
     return create_app(config)

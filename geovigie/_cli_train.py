@@ -1,0 +1,61 @@
+"""`geovigie train CONFIG`: one experiment file in, one model bundle out (plus checkpoints and metrics.csv)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+err = Console(stderr=True, markup=False, highlight=False)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # noqa: ANN001
+    """Add `train` to the main app (errors go through the app's one error boundary)."""
+
+    @app.command("train")
+    @friendly_errors
+    def train(
+        config: Annotated[Path, typer.Argument(help="Experiment TOML (see training/configs/).")],
+        resume: Annotated[bool, typer.Option("--resume", help="Continue from the run folder's checkpoint.")] = False,
+        device: Annotated[str | None, typer.Option(help="auto, cpu or cuda (default: settings).")] = None,
+        out: Annotated[Path | None, typer.Option(help="Run folder (default: DATA_DIR/training/NAME-vVERSION).")] = None,
+        bundle: Annotated[Path | None, typer.Option(help="Write the bundle here (default: OUT/bundle).")] = None,
+        quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+        all_folds: Annotated[bool, typer.Option(
+            "--all-folds", help="Hold out every date (or area) in turn, then train the bundle on all of them "
+                                "(same as split.holdout = 'all').")] = False,
+    ) -> None:
+        """Train a segmentation model from imagery and labels described by CONFIG; write a bundle for `predict`.
+
+        Under torchrun (`torchrun --nproc-per-node N $(which geovigie) train CONFIG`) the ranks share the work
+        (NCCL on CUDA, gloo on CPU) and rank 0 writes.
+        """
+        from geovigie.training import load_config, run_experiment, summary_rows
+
+        settings = settings_factory(device=device)
+        experiment = load_config(config)
+        run_dir = out or settings.data_dir / "training" / f"{experiment.output.name}-v{experiment.output.version}"
+        command = f"geovigie train {config}" + (" --all-folds" if all_folds else "")
+        result = run_experiment(experiment, run_dir, resume=resume, device=settings.device, progress=not quiet,
+                                bundle_dir=bundle, command=command, all_folds=all_folds)
+        if result is None:  # not rank 0
+            return
+        table = Table(title=f"{experiment.output.name} v{experiment.output.version}: held-out metrics")
+        for column in ("set", "model", "overall accuracy", "mIoU", "pixels"):
+            table.add_column(column)
+        for row in summary_rows(result.metrics):
+            table.add_row(row["set"], row["model"], _fmt(row["overall_accuracy"]), _fmt(row["miou"]),
+                          str(row["pixels"]))
+        err.print(table)
+        if result.bundle.card.limitations:
+            err.print(f"limitations: {result.bundle.card.limitations}", soft_wrap=True)
+        err.print(f"epochs run: {len(result.fit.history)} (kept epoch {result.fit.best_epoch}); "
+                  f"metrics: {result.run_dir / 'metrics.csv'}")
+        err.print(f"bundle written to {result.bundle.path}")

@@ -1,0 +1,371 @@
+"""`geovigie train CONFIG`: load the data, split, train, evaluate beside the baselines, write a bundle."""
+
+from __future__ import annotations
+
+import logging
+import platform
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.warp
+import torch
+
+import geovigie.models as gv_models
+from geovigie.atomic import write_json_atomic
+from geovigie.errors import InvalidInputError
+from geovigie.models import Architecture, ClassInfo, ModelBundle, ModelCard, Normalisation, build_network, save_bundle
+from geovigie.models import resolve_device as _resolve_device
+from geovigie.training._baselines import RandomForestBaseline, majority_class, training_pixels
+from geovigie.training._chips import IGNORE
+from geovigie.training._config import ALL_FOLDS, ConfigError, ExperimentConfig, load_config
+from geovigie.training._data import Scene, image_sources, load_scenes, mapping_of
+from geovigie.training._evaluate import Predictions, evaluate, scene_logits, set_masks
+from geovigie.training._samplers import ChipSampler
+from geovigie.training._split import EmptySplitError, SceneSplit, check_split, spatial_split
+from geovigie.training._trainer import (
+    CHECKPOINT,
+    Distributed,
+    FitResult,
+    TrainData,
+    class_weights_for,
+    fingerprint,
+    fit,
+    setup_distributed,
+)
+
+log = logging.getLogger(__name__)
+PRIMARY_SETS = ("folds_heldout_test_blocks", "heldout_test_blocks", "heldout", "test_blocks", "validation")
+"""The set a bundle is judged on: the most held-out one the split has (`folds_*`: mean over leave-one-out folds)."""
+SUMMARY_SETS = (*PRIMARY_SETS[:1], "folds_heldout", *PRIMARY_SETS[1:])
+MODELS = ("network", "random_forest", "majority_class")
+
+
+@dataclass
+class ExperimentResult:
+    """What a run wrote: the bundle, the run folder, the loop's history and every metric."""
+
+    bundle: ModelBundle
+    run_dir: Path
+    fit: FitResult
+    metrics: dict[str, Any]
+    counts: dict[str, int]
+
+
+def normalisation_of(images: list[np.ndarray], masks: list[np.ndarray], kind: str) -> Normalisation:
+    """Per-band statistics of the training pixels: mean / std (`global`) or median / IQR / 1.349 (`robust`)."""
+    pixels = np.concatenate([img[:, m] for img, m in zip(images, masks, strict=True)], axis=1).astype(np.float64)
+    if kind == "robust":
+        low, mid, high = np.percentile(pixels, [25, 50, 75], axis=1)
+        centre, spread = mid, (high - low) / 1.349
+    else:
+        centre, spread = pixels.mean(axis=1), pixels.std(axis=1)
+    spread = np.where(spread > 1e-6, spread, 1.0)
+    return Normalisation(scale=1.0, mean=centre.tolist(), std=spread.tolist())
+
+
+def _class_counts(scenes: list[Scene], masks: list[np.ndarray], n: int) -> np.ndarray:
+    labels = np.concatenate([s.labels[m] for s, m in zip(scenes, masks, strict=True)])
+    return np.bincount(labels[labels != IGNORE].astype(np.int64), minlength=n)[:n]
+
+
+def _primary(metrics: dict[str, Any]) -> str:
+    return next(s for s in PRIMARY_SETS if s in metrics)
+
+
+def _verdict(metrics: dict[str, Any]) -> tuple[str, str]:
+    """(primary set, a sentence when the network does not beat the random forest there, else '')."""
+    primary = _primary(metrics)
+    net, rf = metrics[primary]["network"], metrics[primary]["random_forest"]
+    worse = [k for k in ("overall_accuracy", "miou") if (net[k] or 0) < (rf[k] or 0)]
+    if not worse:
+        return primary, ""
+    where = (f"{primary} (mean of {len(net['per_fold'])} leave-one-out folds)" if "per_fold" in net else primary)
+    return primary, (f"On {where} the network does not beat the per-pixel random forest "
+                     f"(overall accuracy {net['overall_accuracy']:.3f} vs {rf['overall_accuracy']:.3f}, "
+                     f"mIoU {net['miou']:.3f} vs {rf['miou']:.3f}): prefer the simpler model on this data.")
+
+
+def _optional(name: str) -> Any:
+    """A function of geovigie.models that a newer bundle format provides, or None."""
+    return getattr(gv_models, name) if name in getattr(gv_models, "__all__", []) else None
+
+
+def _pixels(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray],
+            masks: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Logits (N, classes) and labels (N,) of the labelled pixels of a set, or None."""
+    xs, ys = [], []
+    for name, mask in masks.items():
+        keep = mask & (labels[name] != IGNORE)
+        if keep.any():
+            xs.append(logits[name][:, keep].T)
+            ys.append(labels[name][keep].astype(np.int64))
+    return (np.concatenate(xs), np.concatenate(ys)) if xs else None
+
+
+def _calibration(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray],
+                 split: dict[str, SceneSplit]) -> tuple[Any, dict[str, Any]]:
+    """Temperature fitted on the validation pixels; ECE with T = 1 and with T on every held-out set.
+
+    T is kept only if it does not raise the ECE of the test blocks (of the trained images; of the held-out ones
+    when there are none): otherwise the card keeps T = 1 and says why. Returns (card calibration or None, report).
+    """
+    calibrate, ece, softmax = (_optional(n) for n in ("calibrate", "expected_calibration_error", "softmax"))
+    sets = set_masks(split)
+    val = _pixels(logits, labels, sets.get("validation", {}))
+    if calibrate is None or ece is None or softmax is None or val is None:
+        return None, {}
+    fitted = calibrate(*val, ignore=IGNORE, fitted_on="validation blocks of the training images")
+    temperature = float(fitted.temperature)
+    report: dict[str, Any] = {"fitted_temperature": temperature, "bins": fitted.bins, "ece": {
+        "validation": {"t1": fitted.ece_before, "fitted": fitted.ece_after, "pixels": fitted.pixels}}}
+    for set_name in ("test_blocks", "heldout_test_blocks", "heldout"):
+        pixels = _pixels(logits, labels, sets.get(set_name, {}))
+        if pixels is not None:
+            report["ece"][set_name] = {"t1": ece(softmax(pixels[0]), pixels[1], None, fitted.bins),
+                                       "fitted": ece(softmax(pixels[0], temperature), pixels[1], None, fitted.bins),
+                                       "pixels": int(len(pixels[1]))}
+    decide = next((k for k in ("test_blocks", "heldout_test_blocks", "heldout") if k in report["ece"]), None)
+    report["decided_on"] = decide
+    if decide is None or report["ece"][decide]["fitted"] <= report["ece"][decide]["t1"]:
+        report["kept_temperature"] = temperature
+        return fitted, report
+    held = report["ece"][decide]
+    report["kept_temperature"] = 1.0
+    note = (f"validation blocks of the training images; T = {temperature:.3f} fitted there lowered their ECE "
+            f"({fitted.ece_before:.3f} -> {fitted.ece_after:.3f}) but raised the ECE of the {decide.replace('_', ' ')} "
+            f"({held['t1']:.3f} -> {held['fitted']:.3f}): kept T = 1")
+    return fitted.model_copy(update={"temperature": 1.0, "ece_after": fitted.ece_before, "fitted_on": note}), report
+
+
+def _bbox_wgs84(scenes: list[Scene]) -> list[float]:
+    boxes = [rasterio.warp.transform_bounds(s.grid.crs, "EPSG:4326", *s.grid.bounds) for s in scenes]
+    return [round(f(b[i] for b in boxes), 6) for i, f in enumerate((min, min, max, max))]
+
+
+def _input_dtype(scene: Scene) -> str:
+    with rasterio.open(scene.files[0]) as src:
+        return "float" if src.dtypes[0].startswith("float") else "int"
+
+
+def run_experiment(config: ExperimentConfig | str | Path, out_dir: str | Path, *, resume: bool = False,
+                   device: str = "auto", progress: bool = True, bundle_dir: str | Path | None = None,
+                   command: str = "geovigie train", all_folds: bool = False) -> ExperimentResult | None:
+    """Train the experiment `config` into `out_dir` (checkpoint, metrics.csv, config.json, bundle/).
+
+    With `split.holdout = "all"` (or `all_folds`), every date (or area) is held out in turn: each fold trains in
+    `out_dir/folds/<date>` (`split.fold_epochs` epochs) and is scored with the random forest and the majority class
+    on the held-out date; then the bundle is trained on all dates (spatial blocks) and its card records the
+    per-fold and mean numbers (`folds_heldout_test_blocks`, `folds_heldout`).
+
+    Returns None on ranks other than 0 of a torchrun job (rank 0 writes everything).
+
+    Raises:
+        ConfigError, LabelError, EmptySplitError, CheckpointError, InputNotFoundError: bad input, with what to do.
+    """
+    config = config if isinstance(config, ExperimentConfig) else load_config(config)
+    if all_folds:
+        if config.split.mode == "blocks":
+            raise ConfigError("--all-folds needs split.mode = 'leave-one-date-out' or 'leave-one-area-out'")
+        config = config.model_copy(deep=True)
+        config.split.holdout = ALL_FOLDS
+    if config.split.rotates:
+        result = _rotate(config, Path(out_dir), bundle_dir, resume=resume, device=device, progress=progress,
+                         command=command)
+    else:
+        result = _train(config, Path(out_dir), bundle_dir=bundle_dir, resume=resume, device=device,
+                        progress=progress, command=command)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    return result
+
+
+def _fold_name(value: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in value) or "fold"
+
+
+def fold_summary(folds: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """`folds_heldout_test_blocks` and `folds_heldout`: per model, the mean over folds and each fold's numbers."""
+    out: dict[str, Any] = {}
+    for set_name in ("heldout_test_blocks", "heldout"):
+        present = {f: m[set_name] for f, m in folds.items() if set_name in m}
+        if not present:
+            continue
+        models = {}
+        for model in MODELS:
+            per_fold = {f: {k: m[model][k] for k in ("overall_accuracy", "miou", "pixels")} for f, m in present.items()}
+            oa = [v["overall_accuracy"] for v in per_fold.values() if v["overall_accuracy"] is not None]
+            miou = [v["miou"] for v in per_fold.values() if v["miou"] is not None]
+            models[model] = {"overall_accuracy": float(np.mean(oa)) if oa else None,
+                             "miou": float(np.mean(miou)) if miou else None,
+                             "pixels": int(sum(v["pixels"] for v in per_fold.values())), "per_fold": per_fold}
+        out[f"folds_{set_name}"] = models
+    return out
+
+
+def _rotate(config: ExperimentConfig, run_dir: Path, bundle_dir: str | Path | None, *, resume: bool, device: str,
+            progress: bool, command: str) -> ExperimentResult | None:
+    """Every leave-one-out fold (reduced budget: split.fold_epochs), then the bundle trained on all images."""
+    key = "date" if config.split.mode == "leave-one-date-out" else "area"
+    values = sorted({getattr(s, key) for s in image_sources(config)})
+    if len(values) < 2:
+        raise EmptySplitError(f"split.holdout = 'all' needs at least 2 {key}s to rotate over (found {values})")
+    folds: dict[str, dict[str, Any]] = {}
+    best: dict[str, int] = {}
+    epochs = config.split.fold_epochs or config.train.epochs
+    for value in values:
+        fold = config.model_copy(deep=True)
+        fold.split.holdout, fold.train.epochs, fold.output.onnx = value, epochs, False
+        log.info("fold %s = %s held out (%d epochs)", key, value, epochs)
+        result = _train(fold, run_dir / "folds" / _fold_name(value), bundle_dir=None, resume=resume, device=device,
+                        progress=progress, command=command, origin=config)
+        if result is None:  # not rank 0: rank 0 gathers the metrics
+            continue
+        folds[value], best[value] = result.metrics, result.fit.best_epoch
+    final = config.model_copy(deep=True)
+    final.split.mode, final.split.holdout = "blocks", None
+    extra = {**fold_summary(folds), "folds": {
+        "held_out": key, "values": values, "fold_epochs": epochs,
+        "final_model": f"trained on all {len(values)} {key}s ({config.train.epochs} epochs, spatial blocks) after "
+                       f"the folds; the folds' held-out numbers estimate how it does on a new {key}",
+        "kept_epoch": best}} if folds else {}
+    return _train(final, run_dir, bundle_dir=bundle_dir, resume=resume, device=device, progress=progress,
+                  command=command, origin=config, extra_metrics=extra)
+
+
+def _train(config: ExperimentConfig, run_dir: Path, *, bundle_dir: str | Path | None, resume: bool, device: str,
+           progress: bool, command: str, origin: ExperimentConfig | None = None,
+           extra_metrics: dict[str, Any] | None = None) -> ExperimentResult | None:
+    """One training run on one split (`origin`: the config as written, saved into the card)."""
+    torch_device = _resolve_device(device)
+    dist = setup_distributed(torch_device)
+    if dist.world > 1 and torch_device.type == "cuda":
+        torch_device = torch.device("cuda", dist.local_rank)
+    if not resume and (run_dir / CHECKPOINT).exists():
+        raise InvalidInputError(f"{run_dir} already holds a training checkpoint: pass --resume to continue it, or "
+                                "choose another --out")
+    scenes, bands = load_scenes(config)
+    sp = config.split
+    split = spatial_split(scenes, mode=sp.mode, block_px=sp.block_px, buffer_px=sp.buffer_px,
+                          val_fraction=sp.val_fraction, test_fraction=sp.test_fraction, seed=sp.seed,
+                          holdout=sp.holdout)
+    counts = check_split(scenes, split, IGNORE, need_val=sp.val_fraction > 0)
+    names = config.class_names
+    train_masks = [split[s.name].train for s in scenes]
+    norm = normalisation_of([s.image for s in scenes], train_masks, config.images.normalisation)
+    class_counts = _class_counts(scenes, train_masks, len(names))
+    opt = config.train
+    data = TrainData(
+        images=[s.image for s in scenes],
+        train=ChipSampler([s.labels for s in scenes], train_masks, opt.chip_size, len(names)),
+        val=ChipSampler([s.labels for s in scenes], [split[s.name].val for s in scenes], opt.chip_size, len(names))
+        if counts["val"] else None,
+        norm=norm, weights=class_weights_for(class_counts, opt.class_weights), class_names=names)
+    torch.manual_seed(opt.seed)
+    arch = Architecture(**config.model.model_dump())
+    network = build_network(arch, len(bands), len(names))
+    if dist.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(run_dir / "config.json", config.dump())
+    config_hash = fingerprint({k: v for k, v in config.dump().items() if k != "output"})
+    result = fit(network, data, opt, torch_device, run_dir, config_hash=config_hash, resume=resume,
+                 progress=progress, dist=dist)
+    if dist.world > 1:
+        torch.distributed.barrier()
+    if not dist.main:
+        return None
+    return _finish(config, scenes, bands, split, counts, class_counts, norm, arch, network, result, torch_device,
+                   run_dir, Path(bundle_dir) if bundle_dir else run_dir / "bundle", dist, command,
+                   origin or config, extra_metrics or {})
+
+
+def _finish(config: ExperimentConfig, scenes: list[Scene], bands: list[str], split: dict[str, SceneSplit],
+            counts: dict[str, int], class_counts: np.ndarray, norm: Normalisation, arch: Architecture,
+            network: torch.nn.Module, fitted: FitResult, device: torch.device, run_dir: Path, bundle_dir: Path,
+            dist: Distributed, command: str, origin: ExperimentConfig, extra: dict[str, Any]) -> ExperimentResult:
+    names, opt = config.class_names, config.train
+    labels = {s.name: s.labels for s in scenes}
+    logits = {s.name: scene_logits(network, s.image, norm, device) for s in scenes}
+    net_maps = {name: out.argmax(axis=0).astype(np.uint8) for name, out in logits.items()}
+    x, y = training_pixels([s.image for s in scenes], [s.labels for s in scenes],
+                           [split[s.name].train for s in scenes], opt.random_forest_max_pixels, opt.seed)
+    forest = RandomForestBaseline(opt.random_forest_trees, opt.seed).fit(x, y)
+    majority = majority_class(y)
+    models = [Predictions("network", net_maps),
+              Predictions("random_forest", {s.name: forest.predict_scene(s.image) for s in scenes}),
+              Predictions("majority_class", {s.name: np.full(s.labels.shape, majority, np.uint8) for s in scenes})]
+    metrics: dict[str, Any] = {**evaluate(models, labels, split, names), **extra}
+    primary, verdict = _verdict(metrics)
+    metrics["primary_set"] = primary
+    metrics["training_history"] = fitted.history
+    calibration, metrics["calibration"] = _calibration(logits, labels, split)
+    pixels_per_set = {k: int(sum((v[n] & (labels[n] != IGNORE)).sum() for n in v))
+                      for k, v in set_masks(split).items()}
+    mapping = mapping_of(config)
+    provenance = {
+        "data": config.output.data or config.output.description,
+        "bbox": _bbox_wgs84(scenes),
+        "images": [{"name": s.name, "files": s.files, "date": s.date, "area": s.area} for s in scenes],
+        "labels": {"source": config.labels.source, "path": config.labels.path, "attribute": config.labels.attribute,
+                   "unlabelled": config.labels.unlabelled, "ignored_source_values": sorted(mapping.ignored)},
+        "split": (f"{config.split.mode}: map-aligned blocks of {config.split.block_px} px, "
+                  f"{config.split.val_fraction:.0%} validation and {config.split.test_fraction:.0%} test blocks "
+                  f"(seed {config.split.seed}), {config.split.buffer_px} px buffer dropped around them"
+                  + (f"; held out: {config.split.holdout}" if config.split.holdout else "")
+                  + (f"; before it, {origin.split.mode} folds held out each of {extra['folds']['values']} in turn "
+                     f"({extra['folds']['fold_epochs']} epochs each)" if "folds" in extra else "")),
+        "labelled_pixels_per_set": pixels_per_set,
+        "train_label_pixels_per_class": dict(zip(names, class_counts.tolist(), strict=True)),
+        "training": opt.model_dump(mode="json") | {"device": fitted.device, "amp": fitted.amp,
+                                                   "world_size": dist.world, "epochs_run": len(fitted.history),
+                                                   "best_epoch": fitted.best_epoch,
+                                                   "stopped_early": fitted.stopped_early,
+                                                   "resumed_from_epoch": fitted.resumed_from},
+        "baselines": {"random_forest": f"scikit-learn RandomForestClassifier, {opt.random_forest_trees} trees, raw "
+                                       f"band values per pixel, {len(y)} training pixels (seed {opt.seed})",
+                      "majority_class": names[majority]},
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "software": {"torch": torch.__version__, "python": platform.python_version()},
+        "command": command,
+    }
+    limitations = " ".join(t for t in (config.output.limitations, verdict) if t)
+    fields: dict[str, Any] = {
+        "name": config.output.name, "version": config.output.version, "architecture": arch, "bands": bands,
+        "product_level": config.images.product_level, "normalisation": norm,
+        "input_range": config.images.input_range, "input_dtype": _input_dtype(scenes[0]),
+        "input_units": config.images.input_units, "pixel_size_m": abs(scenes[0].grid.transform.a),
+        "classes": [ClassInfo(value=i, name=c.name, color=c.color,
+                              description=c.description or f"source values {c.sources}")
+                    for i, c in enumerate(config.classes)],
+        "ignore_value": IGNORE, "provenance": provenance, "metrics": metrics, "limitations": limitations,
+    }
+    v2 = {"config": origin.dump(), "calibration": calibration,
+          "label_mapping": {**mapping.to_class, **dict.fromkeys(mapping.ignored, IGNORE)}}
+    for key, value in v2.items():  # bundle v2 card fields, when this geovigie.models has them
+        if key in ModelCard.model_fields and value is not None:
+            fields[key] = value
+        elif value is not None:
+            provenance[key] = value
+    card = ModelCard(**fields)
+    bundle = save_bundle(bundle_dir, network.cpu(), card)
+    export_onnx = _optional("export_onnx")
+    if config.output.onnx and export_onnx is not None:  # bundle v2: ONNX beside the weights, recorded in the card
+        export_onnx(bundle_dir)
+        bundle = gv_models.load_bundle(bundle_dir)
+    log.info("bundle written to %s", bundle_dir)
+    return ExperimentResult(bundle, run_dir, fitted, metrics, counts)
+
+
+def summary_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per (set, model): overall accuracy, mIoU, pixels, for tables and the CLI."""
+    rows = []
+    for set_name in SUMMARY_SETS:
+        for model, m in metrics.get(set_name, {}).items():
+            rows.append({"set": set_name, "model": model, "overall_accuracy": m["overall_accuracy"],
+                         "miou": m["miou"], "pixels": m["pixels"]})
+    return rows
+
