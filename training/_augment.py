@@ -18,8 +18,8 @@ def radiometric(image: np.ndarray, rng: np.random.Generator, aug: Augment, band_
     if rng.random() >= aug.probability:
         return image
     bands = image.shape[0]
-    gain = rng.uniform(1 - aug.gain, 1 + aug.gain, size=bands).astype(np.float32)
-    offset = (rng.uniform(-aug.offset, aug.offset, size=bands) * band_std).astype(np.float32)
+    gain = np.asarray(rng.uniform(1 - aug.gain, 1 + aug.gain, size=bands), dtype=np.float32)
+    offset = np.asarray(rng.uniform(-aug.offset, aug.offset, size=bands) * band_std, dtype=np.float32)
     out = image * gain[:, None, None] + offset[:, None, None]
     t = np.float32(rng.uniform(0, aug.haze)) if aug.haze else np.float32(0)
     if t:

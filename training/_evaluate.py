@@ -73,11 +73,12 @@ def score_set(pred: Predictions, labels: dict[str, np.ndarray], masks: dict[str,
         truth = np.where(mask, labels[scene], IGNORE)
         matrix = confusion_matrix(truth, pred.maps[scene], n, IGNORE)
         total += matrix
-        per_scene[scene] = scores(matrix, class_names)["overall_accuracy"]
+        accuracy = scores(matrix, class_names)["overall_accuracy"]
+        per_scene[scene] = None if accuracy is None else float(accuracy)  # type: ignore[arg-type]
         if n == 2:
             obj = object_scores(truth, pred.maps[scene], positive=1, ignore=IGNORE)
             for key in objects:
-                objects[key] += int(obj[key])
+                objects[key] += int(obj[key])  # type: ignore[call-overload]
     result = {**scores(total, class_names), "overall_accuracy_per_scene": per_scene, "confusion_matrix": total.tolist()}
     if n == 2:
         pred_n, truth_n = objects["predicted_objects"], objects["labelled_objects"]

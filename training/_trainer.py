@@ -199,7 +199,8 @@ def validate(network: torch.nn.Module, data: TrainData, opt: Optimisation, devic
     network.train()
     result = scores(matrix, data.class_names)
     return {"val_loss": float(np.mean(losses)) if losses else float("nan"),
-            "val_miou": float(result["miou"] or 0.0), "val_accuracy": float(result["overall_accuracy"] or 0.0)}
+            "val_miou": float(result["miou"] or 0.0),  # type: ignore[arg-type]
+            "val_accuracy": float(result["overall_accuracy"] or 0.0)}  # type: ignore[arg-type]
 
 
 def fit(network: torch.nn.Module, data: TrainData, opt: Optimisation, device: torch.device, run_dir: Path, *,
