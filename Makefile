@@ -50,7 +50,7 @@ test: install system-deps lint
 	$(VENV)/bin/python -m pytest -q -p no:cacheprovider
 
 bench: install
-	$(VENV)/bin/python benchmarks/inference_throughput.py
+	GDAL_CACHEMAX=128 $(VENV)/bin/python benchmarks/inference_throughput.py --size 4096 --runtime onnx
 
 train: install
 	$(VENV)/bin/geovigie train-landcover

@@ -298,7 +298,8 @@ def _already_ingested(store: ItemStore, collection: str, info: DalleInfo, cog: b
     if item.properties.get("geovigie:source_fingerprint") != info.fingerprint:
         return False
     asset = item.assets.get("image")
-    if asset is None or not Path(asset.href).is_file():
+    href = (asset.get_absolute_href() or asset.href) if asset is not None else ""
+    if asset is None or not Path(href.removeprefix("file://")).is_file():
         return False
     return not cog or bool(item.properties.get("geovigie:cog"))
 

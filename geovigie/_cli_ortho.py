@@ -44,10 +44,11 @@ def parse_aoi(text: str) -> tuple[float, float, float, float]:
 
 
 def _store(catalog: Path | None, settings_factory):  # noqa: ANN001, ANN202 - an ItemStore
-    from geovigie.catalog import StaticItemStore
+    """`--catalog DIR`: that static catalog; else the input store of the settings (the STAC API, exported to
+    DATA_DIR/catalog, or that static catalog alone)."""
+    from geovigie.tiles import inputs_store, inputs_store_for
 
-    return StaticItemStore(catalog or settings_factory().catalog_dir, catalog_id="geovigie-inputs",
-                           description="Imagery available to geovigie")
+    return inputs_store(catalog) if catalog is not None else inputs_store_for(settings_factory())
 
 
 def register(app: typer.Typer, friendly_errors, settings_factory, catalog_app: typer.Typer | None = None  # noqa: ANN001

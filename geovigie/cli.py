@@ -83,6 +83,14 @@ def catalog_build(
     catalog = build_sample_catalog(settings.sample_data_path(), target)
     count = sum(1 for _ in catalog.get_items(recursive=True))
     err.print(f"wrote {count} items to {target / 'catalog.json'}")
+    if out is None:  # the settings' input catalog: its items go into the STAC API too
+        from geovigie.tiles import index_inputs, stop_results_database
+
+        try:
+            if indexed := index_inputs(settings):
+                err.print(f"{indexed} items in the STAC API")
+        finally:
+            stop_results_database(settings)
 
 
 register_catalog(app, friendly_errors, _settings)

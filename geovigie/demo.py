@@ -44,7 +44,7 @@ def _run_demo(settings: Settings, console: Console, client: Any) -> DemoReport:
     from geovigie.catalog import GERS, MUENSTER, SLOVENIA, CatalogClient, build_sample_catalog
     from geovigie.inference import dask_client
     from geovigie.service import stac_api_url
-    from geovigie.tiles import results_database
+    from geovigie.tiles import index_inputs, results_database
 
     started = time.perf_counter()
     report = DemoReport()
@@ -57,9 +57,11 @@ def _run_demo(settings: Settings, console: Console, client: Any) -> DemoReport:
 
     console.rule("1/5 catalog and base map")
     build_sample_catalog(settings.sample_data_path(), settings.catalog_dir)
+    indexed = index_inputs(settings)  # the input imagery goes into the STAC API beside the layers
     catalog = CatalogClient.open(settings.catalog_dir)
     collections = ", ".join(catalog.collection_ids())
-    console.print(f"local STAC catalog: {settings.catalog_dir / 'catalog.json'} ({collections})")
+    console.print(f"local STAC catalog: {settings.catalog_dir / 'catalog.json'} ({collections})"
+                  + (f"; {indexed} items in the STAC API" if indexed else ""))
     samples = settings.sample_data_path()
     record(workflows.boundaries(settings, samples / "admin-express" / "departements_simplified_1km.geojson",
                                 layer_id="base-departements", title="Départements", code_field="code",

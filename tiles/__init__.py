@@ -2,6 +2,9 @@
 
 from geovigie.tiles._backend import (
     STATIC_NOTICE,
+    index_inputs,
+    inputs_store,
+    inputs_store_for,
     results_database,
     results_store,
     results_store_for,
@@ -31,6 +34,9 @@ __all__ = [
     "OfflineValidator",
     "Provenance",
     "VectorStyle",
+    "index_inputs",
+    "inputs_store",
+    "inputs_store_for",
     "publish_layer",
     "publish_vector_layer",
     "ramp_colors",

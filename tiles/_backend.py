@@ -10,6 +10,7 @@ from typing import Literal
 
 from geovigie.catalog import (
     MirroredItemStore,
+    PgstacItemStore,
     PostgresNotInstalledError,
     StacDatabase,
     StaticItemStore,
@@ -75,3 +76,36 @@ def stop_results_database(settings: Settings) -> None:
     database = results_database(settings)
     if database is not None:
         database.stop()
+
+
+def inputs_store(catalog_dir: str | Path) -> StaticItemStore:
+    """The static catalog of input imagery under `catalog_dir`."""
+    return StaticItemStore(catalog_dir, catalog_id="geovigie-inputs", description="Imagery available to geovigie")
+
+
+def inputs_store_for(settings: Settings) -> MirroredItemStore | StaticItemStore:
+    """THE store of ingested imagery (orthophotos, fetched areas): pgstac exported to `settings.catalog_dir`, or the
+    static catalog there, on the same backend as the published layers."""
+    database = results_database(settings)
+    static = inputs_store(settings.catalog_dir)
+    return static if database is None else MirroredItemStore(database, static)
+
+
+def index_inputs(settings: Settings) -> int:
+    """Put every item of the static input catalog (e.g. the freshly built sample catalog) into the STAC API.
+
+    Returns the number of items written (0 with the static backend, where the catalog folder is the store).
+    """
+    database = results_database(settings)
+    root = settings.catalog_dir / "catalog.json"
+    if database is None or not root.is_file():
+        return 0
+    import pystac
+
+    written = 0
+    catalog = pystac.Catalog.from_file(str(root))
+    with PgstacItemStore(database.url(), settings.catalog_dir) as store:
+        for collection in catalog.get_children():
+            if isinstance(collection, pystac.Collection):
+                written += store.upsert_many(list(collection.get_items()), collection)
+    return written

@@ -127,6 +127,25 @@ def test_stac_api_lists_the_demo_layers_and_the_map_lists_them_from_it(server: s
     assert httpx.get(f"{server}/healthz").json()["stac_api"] == "/api/stac"
 
 
+def test_the_input_imagery_is_in_the_stac_api_and_catalog_search_reads_it_there(server: str, demo_run) -> None:
+    """`geovigie catalog search`: the same command on the local catalog and on the project's STAC API."""
+    from typer.testing import CliRunner
+
+    from geovigie.cli import app
+
+    settings, _ = demo_run
+    require(settings.stac_backend == "pgstac", "PostgreSQL not installed: the demo published to the static catalog")
+    collections = {c["id"] for c in httpx.get(f"{server}/api/stac/collections").json()["collections"]}
+    assert {"s2-l2a-theia-gers", "s2-l1c-slovenia", "landsat-lst-muenster", "geovigie-results"} <= collections
+    found = {}
+    for source in (str(settings.catalog_dir), f"{server}/api/stac"):
+        done = CliRunner().invoke(app, ["catalog", "search", "--provider", source, "--collection",
+                                        "s2-l2a-theia-gers", "--aoi", "insee:32001", "--json"])
+        assert done.exit_code == 0, done.output
+        found[source] = sorted(json.loads(line)["id"] for line in done.stdout.splitlines() if line.startswith("{"))
+    assert len(set(map(tuple, found.values()))) == 1 and len(found[str(settings.catalog_dir)]) == 1
+
+
 def test_map_page_loads_without_console_errors(server: str, tmp_path: Path) -> None:
     require(Path(CHROMIUM).exists(), f"{CHROMIUM} not installed (apt install chromium)")
     playwright = pytest.importorskip("playwright.sync_api")

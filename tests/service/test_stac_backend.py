@@ -171,3 +171,22 @@ def test_the_service_starts_the_private_cluster_and_stops_it_with_the_app() -> N
     finally:
         stop_results_database(Settings(data_dir=folder / "gv", stac_backend="pgstac"))  # if an assert failed first
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_ingested_orthophotos_go_into_the_stac_api_and_the_static_export(tmp_path: Path, pgstac_url: str) -> None:
+    from geovigie.catalog import ingest_ortho
+    from geovigie.tiles import inputs_store_for
+    from tests.conftest import DATA
+
+    delivery = tmp_path / "delivery"
+    delivery.mkdir()
+    shutil.copy(DATA / "ortho-like-gers" / "rvb.tif", delivery / "32-2018-0463-6294-LA93-0M10-E080.tif")
+    settings = Settings(data_dir=tmp_path / "gv", stac_backend="pgstac", database_url=pgstac_url)
+    report = ingest_ortho(delivery, inputs_store_for(settings))
+    assert len(report.ingested) == 1
+    with PgstacItemStore(pgstac_url, settings.catalog_dir) as store:
+        item = store.get("ign-ortho", "32-2018-0463-6294-LA93-0M10-E080")
+    assert all(Path(a.href.removeprefix("file://")).is_file() for a in item.assets.values()) and item.assets
+    exported = StaticItemStore(settings.catalog_dir).get("ign-ortho", "32-2018-0463-6294-LA93-0M10-E080")
+    assert exported.id == item.id
+    assert len(ingest_ortho(delivery, inputs_store_for(settings)).skipped) == 1  # idempotent through pgstac too
