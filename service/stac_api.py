@@ -35,6 +35,13 @@ STAC_API_PREFIX = "/api/stac"
 def build_stac_api(*, transactions: bool = True) -> Any:
     """The stac-fastapi-pgstac `StacApi` (core, collections, features, item search, filter, sort, fields, query,
     token pagination, collection search; transactions when `transactions`), with no database attached yet."""
+    import os
+
+    # stac_fastapi.pgstac.app builds default settings at import and logs a warning about their generic names
+    for name, value in (("STAC_FASTAPI_TITLE", "geovigie STAC API"), ("STAC_FASTAPI_LANDING_ID", "geovigie"),
+                        ("STAC_FASTAPI_DESCRIPTION", "Imagery and map layers of geovigie, served from pgstac."),
+                        ("STAC_FASTAPI_VERSION", geovigie.__version__)):
+        os.environ.setdefault(name, value)
     from stac_fastapi.pgstac.app import instantiate_api
     from stac_fastapi.pgstac.config import Settings as StacSettings
     from stac_fastapi.pgstac.models.extensions import Extensions
