@@ -77,16 +77,21 @@ def _primary(metrics: dict[str, Any]) -> str:
 
 
 def _verdict(metrics: dict[str, Any]) -> tuple[str, str]:
-    """(primary set, a sentence when the network does not beat the random forest there, else '')."""
+    """(primary set, sentences saying where the network does not beat the random forest or the majority class
+    there, else '')."""
     primary = _primary(metrics)
     net, rf = metrics[primary]["network"], metrics[primary]["random_forest"]
-    worse = [k for k in ("overall_accuracy", "miou") if (net[k] or 0) < (rf[k] or 0)]
-    if not worse:
-        return primary, ""
+    majority = metrics[primary].get("majority_class", {})
     where = (f"{primary} (mean of {len(net['per_fold'])} leave-one-out folds)" if "per_fold" in net else primary)
-    return primary, (f"On {where} the network does not beat the per-pixel random forest "
-                     f"(overall accuracy {net['overall_accuracy']:.3f} vs {rf['overall_accuracy']:.3f}, "
-                     f"mIoU {net['miou']:.3f} vs {rf['miou']:.3f}): prefer the simpler model on this data.")
+    sentences = []
+    if any((net[k] or 0) < (rf[k] or 0) for k in ("overall_accuracy", "miou")):
+        sentences.append(f"On {where} the network does not beat the per-pixel random forest "
+                         f"(overall accuracy {net['overall_accuracy']:.3f} vs {rf['overall_accuracy']:.3f}, "
+                         f"mIoU {net['miou']:.3f} vs {rf['miou']:.3f}): prefer the simpler model on this data.")
+    if (net["overall_accuracy"] or 0) < (majority.get("overall_accuracy") or 0):
+        sentences.append(f"Its overall accuracy there is below always answering the majority class "
+                         f"({net['overall_accuracy']:.3f} vs {majority['overall_accuracy']:.3f}).")
+    return primary, " ".join(sentences)
 
 
 def _optional(name: str) -> Any:

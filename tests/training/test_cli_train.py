@@ -48,6 +48,8 @@ def test_train_writes_a_bundle_predict_uses(tmp_path: Path, dask_client) -> None
     forest, net = held["random_forest"], card.metrics["heldout_test_blocks"]["network"]
     if net["overall_accuracy"] < card.metrics["heldout_test_blocks"]["random_forest"]["overall_accuracy"]:
         assert "does not beat the per-pixel random forest" in card.limitations
+    below_majority = net["overall_accuracy"] < card.metrics["heldout_test_blocks"]["majority_class"]["overall_accuracy"]
+    assert ("below always answering the majority class" in card.limitations) == below_majority
     assert forest["per_class"]["forest"]["precision"] is not None
     assert card.provenance["labelled_pixels_per_set"]["heldout"] > 9000
     out = predict(SLOVENIA_SCENE, tmp_path / "pred", PredictOptions(tile_size=64, overlap=16, batch_size=4,
