@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import fcntl
 import glob
 import hashlib
 import logging
@@ -27,10 +26,10 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
+from geovigie.atomic import folder_lock
 from geovigie.errors import GeovigieError
 
 logger = logging.getLogger(__name__)
@@ -191,16 +190,9 @@ class PrivatePostgres:
                                 f"parent folder must let the `{self.server_user}` user through: chmod o+x)")
         return result.returncode == 0
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
         """One process at a time creates or starts the cluster."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        return folder_lock(self.root)
 
     def _give_to_server_user(self, *paths: Path) -> None:
         """As root: the server user owns its folders and can reach them through every parent folder."""

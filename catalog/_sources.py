@@ -155,12 +155,7 @@ class ImageryApiSource(ApiItemSource):
                     kwargs["filter_lang"] = "cql2-json"
         with self._remote("searching items"):
             items = self._client.search(**kwargs).items()
-        while True:
-            with self._remote("searching items"):
-                item = next(items, None)
-            if item is None:
-                return
-            yield item
+        yield from self._guarded(items)
 
 
 def _keep(item: pystac.Item, query: ImageryQuery) -> bool:

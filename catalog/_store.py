@@ -10,7 +10,6 @@ A pgstac-backed store is another implementation of `ItemStore`; nothing that use
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import pystac
 from shapely.geometry import box, shape
 
-from geovigie.atomic import write_json_atomic
+from geovigie.atomic import folder_lock, write_json_atomic
 from geovigie.catalog._query import SearchQuery, item_interval, overlaps
 from geovigie.errors import (
     GeovigieError,
@@ -112,15 +111,8 @@ class StaticItemStore:
         """The item's path relative to the catalog root (for links and static file serving)."""
         return self.item_path(collection, item_id).relative_to(self.root).as_posix()
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def _locked(self) -> contextlib.AbstractContextManager[None]:
+        return folder_lock(self.root)
 
     # reading
     def collection_ids(self) -> list[str]:
@@ -351,6 +343,10 @@ class ApiItemSource:
                 bbox=query.bbox, datetime=query.datetime, max_items=query.max_items, limit=query.limit,
             )
             items = search.items()
+        yield from self._guarded(items)
+
+    def _guarded(self, items: Iterator[pystac.Item]) -> Iterator[pystac.Item]:
+        """`items` of a remote search, each page fetch's failures turned into `RemoteSourceError`."""
         while True:
             with self._remote("searching items"):
                 item = next(items, None)

@@ -57,6 +57,19 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
         os.close(fd)
 
 
+@contextlib.contextmanager
+def folder_lock(folder: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on `folder/.lock` (created with the folder when missing): one process at a time."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def write_json_atomic(target: str | Path, payload: Any) -> Path:
     """Write `payload` as indented JSON, atomically."""
     with atomic_path(target) as tmp:
