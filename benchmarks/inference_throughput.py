@@ -114,7 +114,7 @@ def _legacy_cog_pass() -> None:
     import geovigie.cog
     import geovigie.inference._predict
 
-    def rio_cogeo(scratch: Path, cog: Path, resampling: str) -> None:
+    def rio_cogeo(scratch: Path, cog: Path, resampling: str, level: int | None = None) -> None:
         from rio_cogeo.cogeo import cog_translate
         from rio_cogeo.profiles import cog_profiles
 
@@ -179,7 +179,9 @@ def phase_naive(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _torch_threads(args: argparse.Namespace) -> int:
-    return max(1, (os.cpu_count() or 1) // (args.workers * args.threads))
+    from geovigie.inference._cluster import usable_cores
+
+    return max(1, usable_cores() // (args.workers * args.threads))
 
 
 def phase_forward(args: argparse.Namespace, seconds: float = 15.0) -> dict[str, object]:

@@ -36,7 +36,7 @@ def overview_factors(width: int, height: int, block: int = BLOCK) -> list[int]:
     return factors
 
 
-def _to_cog(scratch: Path, cog: Path, resampling: str) -> None:
+def _to_cog(scratch: Path, cog: Path, resampling: str, level: int | None = None) -> None:
     """Build `scratch`'s overviews in place (each level from the previous one, as rio-cogeo did: same pixels), then
     let GDAL's COG driver write them and the full resolution, deflate-compressed on every core."""
     with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS", GDAL_TIFF_OVR_BLOCKSIZE=BLOCK):
@@ -45,8 +45,9 @@ def _to_cog(scratch: Path, cog: Path, resampling: str) -> None:
             if factors:
                 dst.build_overviews(factors, Resampling[resampling])
                 dst.update_tags(OVERVIEW_RESAMPLING=resampling.upper())
+        options = {"LEVEL": level} if level is not None else {}
         rasterio.shutil.copy(scratch, cog, driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=BLOCK, NUM_THREADS="ALL_CPUS",
-                             OVERVIEWS="FORCE_USE_EXISTING" if factors else "NONE")
+                             OVERVIEWS="FORCE_USE_EXISTING" if factors else "NONE", **options)
 
 
 @contextlib.contextmanager
@@ -59,6 +60,7 @@ def cog_writer(
     overview_resampling: str = "nearest",
     tags: dict[str, str] | None = None,
     scratch_compress: str | None = None,
+    level: int | None = None,
 ) -> Iterator[rasterio.io.DatasetWriter]:
     """Open a scratch GeoTIFF for window writes; on success publish it as a COG at `target`.
 
@@ -71,6 +73,7 @@ def cog_writer(
         tags: dataset-level metadata tags.
         scratch_compress: compression of the scratch file (e.g. "zstd" where disk is short); None, the default,
             writes it uncompressed: each block is then compressed once, into the COG (2-3 times faster).
+        level: deflate level of the COG (1 fastest, 9 smallest); None: GDAL's default (6).
 
     Yields:
         The open scratch dataset; write windows with `dst.write(array, window=...)`.
@@ -99,7 +102,7 @@ def cog_writer(
             yield dst
         # the COG is made from the scratch file, then replaces it before the final rename
         with atomic_path(scratch) as cog:
-            _to_cog(scratch, cog, overview_resampling)
+            _to_cog(scratch, cog, overview_resampling, level)
 
 
 def iter_windows(width: int, height: int, block: int = 1024) -> Iterator[Window]:

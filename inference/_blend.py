@@ -72,39 +72,3 @@ class StripBlender:
     def close(self) -> None:
         """Write every remaining row."""
         self._flush(min(self.height, self.top + self.tile_height))
-
-
-Seam = tuple[tuple[int, int, int, int], np.ndarray, np.ndarray, np.ndarray]
-"""(window (col, row, width, height), weighted logit sum (C, h, w), weight sum (h, w), validity (h, w))."""
-
-
-class SeamMerger:
-    """Adds the partial sums chunks send for the cells they share; a cell is finished once all its owners sent theirs.
-
-    Partials are summed in chunk order whatever order they arrive in, so reruns give byte-identical outputs.
-    """
-
-    def __init__(self, owners: dict[tuple[int, int, int, int], int]) -> None:
-        self._owners = owners
-        self._parts: dict[tuple[int, int, int, int], list[tuple[int, Seam]]] = {}
-
-    @property
-    def pending(self) -> int:
-        """Cells waiting for more partial sums."""
-        return len(self._parts)
-
-    def add(self, chunk: int, seam: Seam) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray] | None:
-        """Record `chunk`'s partial sums for one cell; (window, classes, probabilities) when the cell is complete."""
-        window = seam[0]
-        parts = self._parts.setdefault(window, [])
-        parts.append((chunk, seam))
-        if len(parts) < self._owners[window]:
-            return None
-        del self._parts[window]
-        parts.sort(key=lambda part: part[0])
-        logits, weights = parts[0][1][1].copy(), parts[0][1][2].copy()
-        for _, (_, more_logits, more_weights, _) in parts[1:]:
-            logits += more_logits
-            weights += more_weights
-        classes, proba = finalise(logits, weights, parts[0][1][3], inplace=True)
-        return window, classes, proba

@@ -3,7 +3,7 @@
 The tile grid (`tile_offsets`) is cut into rectangles of about `chunk_tiles`² tiles. A chunk's extent is the union of
 its tiles. Along each axis the raster splits into runs covered by the same chunks; a cell (row run × column run)
 covered by one chunk only is blended and finished on that chunk's worker; the thin seams covered by several chunks
-(the tile overlap, 64 px by default) come back as weighted logit sums, added on the driver in chunk order.
+(the tile overlap, 64 px by default) are kept as weighted logit sums and added, in chunk order, by a seam task.
 """
 
 from __future__ import annotations
@@ -49,6 +49,11 @@ class Chunk:
         """(col, row, width, height) of the union of the chunk's tiles."""
         row0, col0 = self.rows[0], self.cols[0]
         return col0, row0, self.cols[-1] + self.tile_width - col0, self.rows[-1] + self.tile_height - row0
+
+    @property
+    def own_cell(self) -> Cell:
+        """The one cell no other chunk covers (its finished block)."""
+        return next(cell for cell in self.cells if cell.owners == 1)
 
     @property
     def tiles(self) -> list[tuple[int, int]]:

@@ -28,10 +28,19 @@ class ClusterOptions:
                    settings.dask_processes, settings.device)
 
     def torch_threads(self) -> int | None:
-        """Torch threads per worker: the local cores shared among worker threads; a remote cluster decides its own."""
+        """Torch threads per worker: the cores this process may use (its CPU affinity) shared among worker threads;
+        a remote cluster decides its own."""
         if self.scheduler:
             return None
-        return max(1, (os.cpu_count() or 1) // (self.workers * self.threads_per_worker))
+        return max(1, usable_cores() // (self.workers * self.threads_per_worker))
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (CPU affinity, e.g. `taskset` or a container's cpuset)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
 
 
 def local_cluster_kind(device: str, cuda_available: bool) -> str:

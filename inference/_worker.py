@@ -1,25 +1,31 @@
-"""Work done inside Dask workers: one network per worker process, reused for every chunk.
+"""Work done inside Dask workers: one network per worker process, loaded by a worker plugin and reused for every chunk.
 
 A chunk is read once (with the halo its tiles need), cut into tiles in memory, predicted batch by batch and
-blended on the worker; only finished uint8 cells and the thin float seams shared with neighbouring chunks go back.
+blended on the worker, which writes its finished block and the weighted logit sums of the seams it shares into the
+run's journal (`_journal`); a seam cell is finished, also on a worker, once every chunk around it is done. Only small
+reports go back to the client.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from distributed.diagnostics.plugin import WorkerPlugin
 from rasterio.windows import Window
 
 from geovigie.inference._blend import finalise
 from geovigie.inference._chunks import Chunk, Window4
 from geovigie.inference._engine import EngineOptions, Predictor, build_predictor
 from geovigie.inference._grid import blend_weights
+from geovigie.inference._journal import RunJournal
 from geovigie.inference._source import RasterSource
-from geovigie.models import ModelBundle, fill_values, load_bundle, normalise, resolve_device
+from geovigie.models import ModelBundle, load_bundle, resolve_device
 
 _LOCK = threading.Lock()
 _NETWORKS: dict[tuple[str, str, bool, EngineOptions], tuple[ModelBundle, Predictor]] = {}
@@ -58,38 +64,56 @@ class ChunkJob:
     input_scale: float = 1.0
     input_offset: float = 0.0
 
+    def load(self) -> tuple[ModelBundle, Predictor]:
+        """This process's predictor for the job (loaded once)."""
+        return get_predictor(self.bundle_path, self.device, self.amp, self.engine, self.torch_threads)
 
-@dataclass
-class ChunkResult:
-    """Finished cells (window, classes (h, w), probabilities (C, h, w)) and seams (window, logit sum, weight sum,
-    validity) of one chunk."""
+
+class PredictorPlugin(WorkerPlugin):
+    """A Dask worker plugin loading the job's network when a worker starts or joins (a worker replacing a lost one
+    too), so that no chunk pays for it; registered under a name per job, once per cluster (idempotent)."""
+
+    idempotent = True
+
+    def __init__(self, job: ChunkJob) -> None:
+        self.job = job
+        self.name = "geovigie-predictor-" + hashlib.sha256(repr(job).encode()).hexdigest()[:12]
+
+    async def setup(self, worker: object) -> None:
+        """Load the network off the worker's event loop."""
+        await asyncio.to_thread(self.job.load)
+
+
+@dataclass(frozen=True)
+class ChunkReport:
+    """What a chunk task returns: tiles predicted, whether its block file already existed, thread seconds by stage
+    (read, prepare, network, blend, finish, write)."""
 
     index: int
     tiles: int
-    finished: list[tuple[Window4, np.ndarray, np.ndarray]]
-    seams: list[tuple[Window4, np.ndarray, np.ndarray, np.ndarray]]
-    seconds: dict[str, float]
-    """Thread seconds spent reading, preparing (cut, convert, normalise), in the network, blending, finishing."""
+    reused: bool
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
-def prepare_batch(bundle: ModelBundle, data: np.ndarray, valid: np.ndarray, job: ChunkJob) -> np.ndarray:
-    """Raw (N, bands, H, W) values -> normalised float32 (in place when already float32): input scaling, invalid
-    pixels filled."""
-    batch = data if data.dtype == np.float32 else data.astype(np.float32)
-    if job.input_scale != 1.0 or job.input_offset != 0.0:
-        batch *= np.float32(job.input_scale)
-        batch += np.float32(job.input_offset)
-    invalid = ~valid
-    if invalid.any():
-        fill = fill_values(bundle.card)[None, :, None, None]
-        np.copyto(batch, np.broadcast_to(fill, batch.shape), where=invalid[:, None])
-    return normalise(bundle.card, batch)
+def _input_affine(bundle: ModelBundle, job: ChunkJob) -> tuple[np.ndarray, np.ndarray]:
+    """Per band (gain, bias) with gain * raw + bias = the normalised input: the job's input scaling and the card's
+    normalisation in one multiply-add (float32, (bands, 1, 1))."""
+    norm = bundle.card.normalisation
+    scale, std = np.float64(norm.scale), np.asarray(norm.std, np.float64)
+    gain = job.input_scale * scale / std
+    bias = (job.input_offset * scale - np.asarray(norm.mean, np.float64)) / std
+    return gain.astype(np.float32)[:, None, None], bias.astype(np.float32)[:, None, None]
 
 
-def predict_chunk(source: RasterSource, chunk: Chunk, job: ChunkJob) -> ChunkResult:
-    """Read the chunk's extent once, predict its tiles in batches, blend them, finish the cells it owns alone."""
-    bundle, predictor = get_predictor(job.bundle_path, job.device, job.amp, job.engine, job.torch_threads)
-    seconds = dict.fromkeys(("read", "prepare", "network", "blend", "finish"), 0.0)
+def predict_chunk(source: RasterSource, chunk: Chunk, job: ChunkJob, journal: RunJournal) -> ChunkReport:
+    """Read the chunk's extent once, predict its tiles in batches, blend them, write its block and seam sums.
+
+    Does nothing when the chunk's file exists (an earlier run, or a worker lost after writing it).
+    """
+    if journal.chunk(chunk.index).exists():
+        return ChunkReport(chunk.index, len(chunk.tiles), True)
+    bundle, predictor = job.load()
+    seconds = dict.fromkeys(("read", "prepare", "network", "blend", "finish", "write"), 0.0)
     clock = time.perf_counter()
 
     def lap(stage: str) -> None:
@@ -101,34 +125,57 @@ def predict_chunk(source: RasterSource, chunk: Chunk, job: ChunkJob) -> ChunkRes
     col0, row0, width, height = chunk.extent
     data, valid = source.read_native(Window(col0, row0, width, height))
     lap("read")
+    gain, bias = _input_affine(bundle, job)
     th, tw = chunk.tile_height, chunk.tile_width
     weights = blend_weights(th, tw, job.overlap)
     logit_sum = np.zeros((bundle.card.num_classes, height, width), np.float32)
     weight_sum = np.zeros((height, width), np.float32)
     tiles = chunk.tiles
+    batch_in = np.empty((min(job.batch_size, len(tiles)), data.shape[0], th, tw), np.float32)
     for start in range(0, len(tiles), job.batch_size):
-        batch = tiles[start : start + job.batch_size]
-        cuts = [np.s_[r - row0 : r - row0 + th, c - col0 : c - col0 + tw] for r, c in batch]
-        raw = np.empty((len(batch), data.shape[0], th, tw), np.float32)
+        group = tiles[start : start + job.batch_size]
+        cuts = [np.s_[r - row0 : r - row0 + th, c - col0 : c - col0 + tw] for r, c in group]
+        batch = batch_in[: len(cuts)]
         for i, cut in enumerate(cuts):
-            raw[i] = data[(slice(None), *cut)]  # the one conversion to float32
-        batch_in = prepare_batch(bundle, raw, np.stack([valid[cut] for cut in cuts]), job)
+            np.multiply(data[(slice(None), *cut)], gain, out=batch[i])  # the one conversion to float32
+            batch[i] += bias
+            invalid = ~valid[cut]
+            if invalid.any():  # filled with the values that normalise to 0
+                batch[i][:, invalid] = 0
         lap("prepare")
-        logits = predictor(batch_in)
+        logits = predictor(batch)
         lap("network")
         for i, cut in enumerate(cuts):
             logit_sum[(slice(None), *cut)] += logits[i] * weights
             weight_sum[cut] += weights
         lap("blend")
-    del data
-    result = ChunkResult(chunk.index, len(tiles), [], [], seconds)
+    del data, batch_in
+    block: np.ndarray | None = None
+    seams: dict[Window4, tuple[np.ndarray, ...]] = {}
     for cell in chunk.cells:
         local = np.s_[cell.row - row0 : cell.row - row0 + cell.height, cell.col - col0 : cell.col - col0 + cell.width]
         if cell.owners == 1:
             classes, proba = finalise(logit_sum[(slice(None), *local)], weight_sum[local], valid[local], inplace=True)
-            result.finished.append((cell.window, classes, proba))
+            block = np.concatenate([classes[None], proba])
         else:
-            result.seams.append((cell.window, logit_sum[(slice(None), *local)].copy(), weight_sum[local].copy(),
-                                 valid[local].copy()))
+            seams[cell.window] = (logit_sum[(slice(None), *local)], weight_sum[local], valid[local])
     lap("finish")
-    return result
+    if block is None:  # pragma: no cover - every chunk owns one cell alone (plan_chunks)
+        raise RuntimeError(f"chunk {chunk.index} owns no cell alone")
+    journal.write_chunk(chunk.index, block, seams)
+    lap("write")
+    return ChunkReport(chunk.index, len(tiles), False, seconds)
+
+
+def finish_seam(window: Window4, owners: tuple[int, ...], journal: RunJournal) -> Window4:
+    """Add the chunks' weighted logit sums over one seam cell (in chunk order, so reruns give the same bytes),
+    finish it and write it; nothing when its file exists."""
+    if not journal.seam(window).exists():
+        parts = [journal.read_seam_part(index, window) for index in sorted(owners)]
+        logits, weights, valid = parts[0]
+        for more_logits, more_weights, _ in parts[1:]:
+            logits += more_logits
+            weights += more_weights
+        classes, proba = finalise(logits, weights, valid, inplace=True)
+        journal.write_seam(window, np.concatenate([classes[None], proba]))
+    return window

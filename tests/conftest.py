@@ -12,6 +12,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "data"
+LOOPBACK_DASK = {"dashboard_address": "127.0.0.1:0", "worker_dashboard_address": "127.0.0.1:0"}
+"""LocalCluster arguments keeping the dashboards on loopback (add host="127.0.0.1" for worker processes)."""
 SLOVENIA_SCENE = DATA / "s2-l1c-slovenia" / "reference_scene_2.tif"
 GERS_DIR = DATA / "s2-l2a-theia-gers"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -68,7 +70,7 @@ def dask_client():
     """An in-process Dask cluster (threads) shared by the inference tests."""
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, **LOOPBACK_DASK) as cluster, \
             Client(cluster) as client:
         yield client
 

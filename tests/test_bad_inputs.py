@@ -30,6 +30,7 @@ from typer.testing import CliRunner
 
 from geovigie.atomic import SCRATCH_MARKER, run_lock, sweep_scratch
 from geovigie.cli import app
+from geovigie.inference._journal import PARTIAL_FOLDER
 from tests.catalog.test_remote_errors import closed_port_url, misbehaving_server
 from tests.conftest import DATA, SLOVENIA_SCENE
 from tests.inference.test_remote import file_server, remote_item
@@ -472,14 +473,18 @@ def test_sigterm_mid_run_leaves_nothing(tmp_path: Path) -> None:
     out = tmp_path / "out"
     process = _start_predict(_big_scene(tmp_path), out, tmp_path)
     _wait_for_scratch(out, process)
-    time.sleep(0.5)
+    deadline = time.monotonic() + 90
+    while not list(out.glob(f"{PARTIAL_FOLDER}/*/chunk-*.npz")) and time.monotonic() < deadline:
+        time.sleep(0.005)  # mid-run: the first chunk is finished, most are not
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 128 + signal.SIGTERM, stderr
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert errors == ["error: terminated by SIGTERM; temporary files removed"], stderr
     assert "Traceback" not in stderr
-    assert not out.exists() or list(out.iterdir()) == []
+    # nothing published, no temporary file; only the journal of finished chunks, kept for the next run to resume
+    assert [p.name for p in out.iterdir()] == [PARTIAL_FOLDER]
+    assert not [p for p in out.rglob("*") if SCRATCH_MARKER in p.name]
     assert not (tmp_path / "geovigie-data").exists()  # the layer was not published either
 
 

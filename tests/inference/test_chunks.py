@@ -76,8 +76,9 @@ def _read(path: Path) -> np.ndarray:
 
 
 def test_chunks_blend_like_the_streaming_pipeline(dask_client, tmp_path: Path) -> None:
-    """16 tiles of 32 px: one chunk is bit-identical to the streaming blend; 16 or 4 chunks differ only by float
-    rounding in the seams they add on the driver, and twice the same run gives the same bytes."""
+    """16 tiles of 32 px: one chunk gives the streaming blend's classes exactly and its probabilities within float
+    rounding (the workers scale and normalise in one multiply-add); 16 or 4 chunks differ only by float rounding in
+    the seams, and twice the same run gives the same bytes."""
     classes, proba = _streaming_blend(32, 8, 4)
     results = {}
     for per_chunk in (8, 2, 1, 1):
@@ -87,7 +88,8 @@ def test_chunks_blend_like_the_streaming_pipeline(dask_client, tmp_path: Path) -
         assert result.tiles == 16
         results[(per_chunk, len(results))] = (_read(result.classes_path)[0], _read(result.probabilities_path))
     one_chunk = results[(8, 0)]
-    assert np.array_equal(one_chunk[0], classes) and np.array_equal(one_chunk[1], proba)
+    assert np.array_equal(one_chunk[0], classes)
+    assert np.abs(one_chunk[1].astype(int) - proba).max() <= 1 and (one_chunk[1] == proba).mean() > 0.999
     for key in ((2, 1), (1, 2)):
         chunked_classes, chunked_proba = results[key]
         assert (chunked_classes == classes).mean() > 0.999, key

@@ -5,11 +5,11 @@ run `predict` on a 6 × 6 mosaic of a shipped Slovenia scene. A clean run on the
 (and loads the network on both workers); the second run loses a worker while it holds tasks. The run must finish on
 the survivor with outputs byte-identical to the clean run's.
 
-"No tile written twice": today tiles come back to the driver and are blended there, each batch's result is
-consumed once (`Future.result()`), and rows leave the strip blender once, in order (it refuses a tile whose rows
-were already written). A tile blended twice would change the weighted means of its overlaps, so identical bytes
-(and pixels, and tags) show it did not happen; the test also checks that the scheduler really recomputed lost work
-(tasks marked suspicious), and that no temporary file is left in the output folder.
+"No tile written twice": a chunk task blends its tiles and writes its block file into the run's journal under an
+atomic rename, and a task whose file already exists does nothing; seams are added by seam tasks in chunk order. A
+tile blended twice would change the weighted means of its overlaps, so identical bytes (and pixels, and tags) show
+it did not happen; the test also checks that the scheduler really recomputed lost work (tasks marked suspicious),
+and that no journal or temporary file is left in the output folder.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from rio_cogeo.cogeo import cog_validate
 from geovigie.errors import BandMismatchError, InputNotFoundError, InvalidRasterError
 from geovigie.inference import PredictOptions, predict
 from geovigie.models import forward, load_bundle, normalise
-from tests.conftest import SLOVENIA_SCENE
+from tests.conftest import LOOPBACK_DASK, SLOVENIA_SCENE
 
 
 def _opts(settings) -> PredictOptions:
@@ -116,7 +116,8 @@ def test_model_loaded_once_per_worker(settings, tmp_path: Path) -> None:
     from distributed import Client, LocalCluster
 
     settings = settings.model_copy(update={"tile_size": 32, "overlap": 8, "batch_size": 2})
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      **LOOPBACK_DASK) as cluster, \
             Client(cluster) as client:
         result = predict(SLOVENIA_SCENE, tmp_path, _opts(settings), client=client, progress=False, product_level="L1C")
         assert result.tiles >= 16
@@ -126,29 +127,14 @@ def test_model_loaded_once_per_worker(settings, tmp_path: Path) -> None:
 
             return cached_networks()
 
+        def plugins(dask_worker) -> list[str]:  # noqa: ANN001 - runs on the worker
+            return [name for name in dask_worker.plugins if name.startswith("geovigie-predictor-")]
+
         counts = client.run(loads)
-    assert sum(counts.values()) <= 2
-    assert all(c <= 1 for c in counts.values())
-
-
-def test_crash_mid_run_leaves_no_output(settings, dask_client, tmp_path: Path, monkeypatch) -> None:
-    from geovigie.inference import _blend
-
-    calls = {"n": 0}
-    original = _blend.SeamMerger.add
-
-    def failing_add(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise RuntimeError("simulated crash")
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(_blend.SeamMerger, "add", failing_add)
-    one_tile_chunks = PredictOptions(64, 16, 4, "cpu", chunk_tiles=1)  # 4 chunks, so seams to merge
-    with pytest.raises(RuntimeError, match="simulated"):
-        predict(SLOVENIA_SCENE, tmp_path, one_tile_chunks, client=dask_client, progress=False, product_level="L1C")
-    assert calls["n"] == 3
-    assert list(tmp_path.iterdir()) == []
+        registered = client.run(plugins)
+    # the plugin loaded the network on each worker as it started, once, whether or not it got a chunk
+    assert list(counts.values()) == [1, 1]
+    assert all(len(names) == 1 for names in registered.values()) and len(registered) == 2
 
 
 def test_bad_inputs(settings, dask_client, tmp_path: Path) -> None:
@@ -178,7 +164,7 @@ def test_existing_scheduler_address_from_settings(settings, tmp_path: Path) -> N
 
     from geovigie.inference import dask_client
 
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, **LOOPBACK_DASK) as cluster:
         remote = settings.model_copy(update={"dask_scheduler": cluster.scheduler_address})
         with dask_client(remote) as client:
             assert client.scheduler.address == cluster.scheduler_address
@@ -202,3 +188,23 @@ def test_force_predicts_with_a_warning_but_never_with_the_wrong_band_count(setti
     with pytest.warns(ForcedMismatchWarning), pytest.raises(BandMismatchError, match="even forced"):
         predict(gers_red, tmp_path / "x", _opts(settings), client=dask_client, progress=False, force=True,
                 band_names=["B04"])
+
+
+def test_a_failure_between_the_two_cogs_leaves_neither(settings, dask_client, tmp_path: Path, monkeypatch) -> None:
+    """The probabilities are published first; when the class map then fails, the probabilities are removed again."""
+    from geovigie import cog
+
+    original = cog._to_cog
+
+    def failing_for_classes(scratch: Path, target: Path, *args, **kwargs) -> None:
+        if "_classes" in target.name:
+            raise OSError("disk full (simulated)")
+        original(scratch, target, *args, **kwargs)
+
+    monkeypatch.setattr(cog, "_to_cog", failing_for_classes)
+    with pytest.raises(OSError, match="simulated"):
+        predict(SLOVENIA_SCENE, tmp_path, _opts(settings), client=dask_client, progress=False, product_level="L1C")
+    assert [p.name for p in tmp_path.iterdir()] == [".geovigie-partial"]  # no half pair; the journal for a rerun
+    monkeypatch.setattr(cog, "_to_cog", original)
+    rerun = predict(SLOVENIA_SCENE, tmp_path, _opts(settings), client=dask_client, progress=False, product_level="L1C")
+    assert rerun.resumed_chunks >= 1 and rerun.classes_path.exists() and rerun.probabilities_path.exists()
