@@ -66,6 +66,8 @@ class PeakRSS:
 
     def __init__(self, pid: int) -> None:
         self.peak = 0
+        self.samples: list[tuple[float, int]] = []
+        """(time.time(), RSS bytes) every 50 ms."""
         self._process = psutil.Process(pid)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -79,7 +81,12 @@ class PeakRSS:
                     with contextlib.suppress(psutil.Error):
                         total += child.memory_info().rss
             self.peak = max(self.peak, total)
+            self.samples.append((time.time(), total))
             time.sleep(0.05)
+
+    def peak_between(self, start: float, stop: float) -> int:
+        """The highest sample taken between two `time.time()` instants."""
+        return max((rss for t, rss in self.samples if start <= t <= stop), default=0)
 
     def __enter__(self) -> PeakRSS:
         self._thread.start()
@@ -101,6 +108,10 @@ def run_phase(args: list[str]) -> dict[str, object]:
     report = json.loads(out.strip().splitlines()[-1])
     report["process_seconds"] = round(time.perf_counter() - started, 1)
     report["peak_rss_mib"] = round(memory.peak / 2**20)
+    if "blocks_done_at" in report:  # ours: peak while predicting, and during the COG pass that follows
+        report["peak_rss_mib_predicting"] = round(memory.peak_between(0, float(report["blocks_done_at"])) / 2**20)
+        report["peak_rss_mib_cog_pass"] = round(memory.peak_between(float(report["blocks_done_at"]), math.inf)
+                                                / 2**20)
     return report
 
 
@@ -155,10 +166,12 @@ def phase_ours(args: argparse.Namespace) -> dict[str, object]:
     with dask_client(settings) as client:
         client.run(lambda: None)  # workers started before the clock runs
         cpu = _cpu_seconds()
+        began = time.time()
         result = predict(args.raster, args.out / "pred", options, client=client, overwrite=True, progress=False,
                          force=force, bundle=args.bundle)
         cpu = _cpu_seconds() - cpu
     return {"seconds": result.seconds, "seconds_predicting": result.seconds_predicting, "tiles": result.tiles,
+            "blocks_done_at": began + result.seconds_predicting,
             "options": str(options), "cpu_seconds": cpu if not args.processes else None,
             "stage_seconds": {k: round(v, 1) for k, v in getattr(result, "stage_seconds", {}).items()}}
 
@@ -265,6 +278,8 @@ def run_size(args: argparse.Namespace, size: int, folder: Path) -> dict[str, obj
         "ours_seconds_until_last_block": round(float(ours["seconds_predicting"]), 1),
         "ours_process_seconds": ours["process_seconds"],
         "ours_peak_rss_mib": ours["peak_rss_mib"],
+        "ours_peak_rss_mib_predicting": ours.get("peak_rss_mib_predicting"),
+        "ours_peak_rss_mib_cog_pass": ours.get("peak_rss_mib_cog_pass"),
         "ours_tile_mpx_per_s": round(ours_tile_mpx, 3),
         "forward_tile_mpx_per_s_one_stream": round(float(forward["one_stream"]), 3),
         "forward_tile_mpx_per_s_dask_shaped": round(float(forward["dask_shaped"]), 3),
@@ -305,7 +320,10 @@ def _memory_report(args: argparse.Namespace, width: int, height: int, ours: dict
     return {"raster": f"{width} x {height} px ({width * height / 1e6:.1f} Mpx), 13 bands {args.dtype}",
             "tiles": ours["tiles"], "ours_seconds": round(float(ours["seconds"]), 1),
             "ours_seconds_until_last_block": round(float(ours["seconds_predicting"]), 1),
-            "ours_peak_rss_mib": ours["peak_rss_mib"], "ours_worker_thread_seconds_by_stage": ours["stage_seconds"],
+            "ours_peak_rss_mib": ours["peak_rss_mib"],
+            "ours_peak_rss_mib_predicting": ours.get("peak_rss_mib_predicting"),
+            "ours_peak_rss_mib_cog_pass": ours.get("peak_rss_mib_cog_pass"),
+            "ours_worker_thread_seconds_by_stage": ours["stage_seconds"],
             "options": ours["options"]}
 
 

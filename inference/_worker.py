@@ -9,10 +9,12 @@ reports go back to the client.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -163,8 +165,33 @@ def predict_chunk(source: RasterSource, chunk: Chunk, job: ChunkJob, journal: Ru
     if block is None:  # pragma: no cover - every chunk owns one cell alone (plan_chunks)
         raise RuntimeError(f"chunk {chunk.index} owns no cell alone")
     journal.write_chunk(chunk.index, block, seams)
+    del valid, logit_sum, weight_sum, block, seams
+    trim_heap()
     lap("write")
     return ChunkReport(chunk.index, len(tiles), False, seconds)
+
+
+def trim_heap() -> None:
+    """Give the heap pages freed by a chunk back to the system (glibc `malloc_trim`), as Dask advises for workers:
+    chunk after chunk, arrays of a few MiB otherwise fragment the heap and the process grows with the raster."""
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+@functools.cache
+def _libc() -> Any:
+    """glibc, or None (another C library, another system)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        libc.malloc_trim  # noqa: B018 - missing outside glibc
+    except (OSError, AttributeError):
+        return None
+    return libc
 
 
 def finish_seam(window: Window4, owners: tuple[int, ...], journal: RunJournal) -> Window4:
