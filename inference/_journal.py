@@ -7,7 +7,8 @@ present is work done: a rerun after a crash or a kill skips it, a worker given a
 nothing, and a lost worker's half-written file never counts. The folder goes once the COGs are published.
 
 Workers write here directly, so on a cluster the output folder must be one that every worker and the client see
-(a shared file system, as for the inputs).
+(a shared file system, as for the inputs). Until the COGs are published the journal takes about the disk of the
+uncompressed outputs (1 + classes bytes a pixel) plus the float32 seams.
 """
 
 from __future__ import annotations
@@ -96,9 +97,10 @@ def open_journal(out_dir: Path, stem: str, signature: str, plan: str) -> RunJour
     and so are the temporary files killed writers left in this one."""
     key = hashlib.sha256(f"{signature}|{plan}".encode()).hexdigest()[:16]
     root = out_dir / PARTIAL_FOLDER
-    for stale in root.glob(f"{stem}.*"):
-        if stale.name != f"{stem}.{key}":
-            shutil.rmtree(stale, ignore_errors=True)
+    if root.is_dir():
+        for stale in root.iterdir():  # not a glob: ids may hold [ ] * ?
+            if stale.name.startswith(f"{stem}.") and stale.name != f"{stem}.{key}":
+                shutil.rmtree(stale, ignore_errors=True)
     journal = RunJournal(root / f"{stem}.{key}")
     journal.path.mkdir(parents=True, exist_ok=True)
     sweep_scratch(journal.path)

@@ -2,8 +2,9 @@
 
 The state (see `_batch_state`) lives in `OUTPUT_DIR/batch/<name>.json` and is saved after each finished job, so a
 crashed or killed run resumes at the next unfinished job, and an interrupted prediction from the chunks it had
-finished (`predict` keeps them in a journal beside its outputs, which go to the same folder on every pass). A rerun with nothing new writes nothing. A failing job is recorded with its
-error and the others carry on; it is retried on the next pass.
+finished (`predict` keeps them in a journal beside its outputs, which go to the same folder on every pass). A rerun
+with nothing new writes nothing. A failing job is recorded with its error and the others carry on; it is retried on
+the next pass.
 """
 
 from __future__ import annotations
