@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import shutil
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from geovigie.atomic import atomic_path, sweep_scratch
+from geovigie.errors import InvalidInputError
 from geovigie.inference._chunks import Window4
 
 PARTIAL_FOLDER = ".geovigie-partial"
@@ -64,14 +66,31 @@ class RunJournal:
 
     def read_block(self, index: int) -> np.ndarray:
         """Chunk `index`'s finished block."""
-        with np.load(self.chunk(index)) as saved:
-            return saved["block"]
+        return self._load(self.chunk(index), "block")[0]
 
     def read_seam_part(self, index: int, window: Window4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Chunk `index`'s (logit sum, weight sum, validity) over the seam cell at `window`."""
         name = _window_name(window)
-        with np.load(self.chunk(index)) as saved:
-            return saved[f"{name}_logits"], saved[f"{name}_weights"], saved[f"{name}_valid"]
+        logits, weights, valid = self._load(self.chunk(index), f"{name}_logits", f"{name}_weights", f"{name}_valid")
+        return logits, weights, valid
+
+    def _load(self, path: Path, *keys: str) -> list[np.ndarray]:
+        """Arrays of a journal file.
+
+        Raises:
+            FileNotFoundError: no such file (never written, or written where this machine does not see).
+            InvalidInputError: the file is damaged (it was renamed into place whole, so something else broke it).
+        """
+        try:
+            if not keys:
+                return [np.load(path, allow_pickle=False)]
+            with np.load(path, allow_pickle=False) as saved:
+                return [saved[key] for key in keys]
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
+            raise InvalidInputError(f"{path}: unreadable journal file ({err}); delete {self.path} to predict this "
+                                    "output afresh") from err
 
     def write_seam(self, window: Window4, block: np.ndarray) -> Path:
         """Save a finished seam cell, atomically."""
@@ -82,7 +101,7 @@ class RunJournal:
 
     def read_seam(self, window: Window4) -> np.ndarray:
         """A finished seam cell."""
-        return np.load(self.seam(window))
+        return self._load(self.seam(window))[0]
 
     def remove(self) -> None:
         """Delete the folder (the outputs are published), and the partial folder when nothing else is in it."""

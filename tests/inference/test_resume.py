@@ -8,6 +8,7 @@ journal lacks, publish outputs byte-identical to an uninterrupted run's, and lea
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -111,3 +112,26 @@ def test_journal_of_another_tiling_is_dropped(dask_client, tmp_path: Path) -> No
     result = predict(SLOVENIA_SCENE, tmp_path, options, client=dask_client, progress=False, product_level="L1C")
     assert result.resumed_chunks == 0
     assert not (tmp_path / PARTIAL_FOLDER).exists()
+
+
+def test_a_damaged_journal_file_is_named_and_deleting_the_journal_recovers(dask_client, tmp_path: Path,
+                                                                          monkeypatch) -> None:
+    from geovigie import cog
+    from geovigie.errors import InvalidInputError
+
+    def no_cog(*args, **kwargs) -> None:
+        raise OSError("disk full (simulated)")
+
+    options = PredictOptions(**OPTIONS)
+    monkeypatch.setattr(cog, "_to_cog", no_cog)
+    with pytest.raises(OSError, match="simulated"):  # every chunk is in the journal, no COG published
+        predict(SLOVENIA_SCENE, tmp_path, options, client=dask_client, progress=False, product_level="L1C")
+    monkeypatch.undo()
+    chunks = sorted(tmp_path.glob(f"{PARTIAL_FOLDER}/*/chunk-*.npz"))
+    assert len(chunks) == 4
+    chunks[0].write_bytes(chunks[0].read_bytes()[:100])  # damaged behind our back
+    with pytest.raises(InvalidInputError, match=rf"{chunks[0].name}: unreadable journal file.*delete"):
+        predict(SLOVENIA_SCENE, tmp_path, options, client=dask_client, progress=False, product_level="L1C")
+    shutil.rmtree(chunks[0].parent)  # as the message says
+    result = predict(SLOVENIA_SCENE, tmp_path, options, client=dask_client, progress=False, product_level="L1C")
+    assert result.resumed_chunks == 0 and result.classes_path.exists()

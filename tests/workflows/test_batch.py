@@ -281,3 +281,70 @@ def test_relative_paths_are_taken_from_the_config_folder(catalog_dir, tmp_path) 
     config = load_batch_config(path)
     assert config.name == "gers" and config.aoi == folder / "zone.geojson" and config.output_dir is None
 
+
+
+KILLED_BATCH = """
+import sys, time
+from pathlib import Path
+from geovigie.inference import _predict, _worker
+from geovigie.settings import Settings
+from geovigie.workflows import load_batch_config, run_batch
+
+def slow(*args, **kwargs):
+    time.sleep(0.2)
+    return _worker.predict_chunk(*args, **kwargs)
+
+_predict.predict_chunk = slow
+settings = Settings(data_dir=Path(sys.argv[2]), tile_size=32, overlap=8, batch_size=4, device="cpu", chunk_tiles=1,
+                    dask_workers=1, dask_threads_per_worker=1)
+run_batch(load_batch_config(Path(sys.argv[1])), settings, progress=False)
+"""
+CHUNK_REPORTS: list[bool] = []
+"""Whether each chunk task of the resumed pass found its block already in the journal."""
+
+
+def _counted_predict_chunk(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - a pass-through
+    from geovigie.inference import _worker
+
+    report = _worker.predict_chunk(*args, **kwargs)
+    CHUNK_REPORTS.append(report.reused)
+    return report
+
+
+@pytest.mark.slow
+def test_a_killed_batch_resumes_inside_its_interrupted_prediction(inputs, dask_client, tmp_path, monkeypatch) -> None:
+    """`kill -9` during the first item's prediction: the next pass predicts only the chunks its journal lacks."""
+    from geovigie.inference import _predict
+    from geovigie.inference._journal import PARTIAL_FOLDER
+    from geovigie.settings import Settings
+
+    path = _config(tmp_path, inputs.root / "catalog.json", LANDCOVER)
+    data_dir = tmp_path / "gv"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, "-c", KILLED_BATCH, str(path), str(data_dir)], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    journal = []
+    try:
+        deadline = time.monotonic() + 120
+        while process.poll() is None and time.monotonic() < deadline:
+            journal = list(tmp_path.rglob(f"{PARTIAL_FOLDER}/*/chunk-*.npz"))
+            if len(journal) >= 3:
+                process.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.01)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == -signal.SIGKILL, process.stdout.read().decode() if process.stdout else ""
+    left = len(list(tmp_path.rglob(f"{PARTIAL_FOLDER}/*/chunk-*.npz")))
+    assert 3 <= left < 16  # 100 × 101 px in tiles of 32 px: 16 one-tile chunks an item
+
+    CHUNK_REPORTS.clear()
+    monkeypatch.setattr(_predict, "predict_chunk", _counted_predict_chunk)
+    settings = Settings(data_dir=data_dir, tile_size=32, overlap=8, batch_size=4, device="cpu", chunk_tiles=1)
+    report = run_batch(load_batch_config(path), settings, client=dask_client, progress=False)
+    assert report.ok and len(report.published) == 2
+    assert len(CHUNK_REPORTS) == 2 * 16 - left  # the journal's chunks were not even submitted
+    assert not any(CHUNK_REPORTS)
+    assert not list(tmp_path.rglob(PARTIAL_FOLDER))  # journals gone once the COGs are published
