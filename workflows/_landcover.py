@@ -67,4 +67,6 @@ def landcover(
     )
     published = publish_layer(results_store_for(settings), result.classes_path, spec, provenance)
     detail = "up to date" if result.skipped else f"{result.tiles} tiles, {result.seconds:.1f} s"
+    if result.resumed_chunks:
+        detail += f", resumed: {result.resumed_chunks} chunks finished by an interrupted run were not predicted again"
     return PublishedLayer(layer_id, "land cover", published, detail, time.perf_counter() - started)

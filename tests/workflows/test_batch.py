@@ -347,4 +347,5 @@ def test_a_killed_batch_resumes_inside_its_interrupted_prediction(inputs, dask_c
     assert report.ok and len(report.published) == 2
     assert len(CHUNK_REPORTS) == 2 * 16 - left  # the journal's chunks were not even submitted
     assert not any(CHUNK_REPORTS)
+    assert [f"resumed: {left} chunks" in layer.detail for _, layer in report.published] == [True, False]
     assert not list(tmp_path.rglob(PARTIAL_FOLDER))  # journals gone once the COGs are published
