@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -45,6 +46,10 @@ def friendly_errors(func: F) -> F:
             err.print("error:", style="bold red", end=" ")
             err.print(f"{stop}; temporary files removed", soft_wrap=True)
             raise typer.Exit(stop.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("error:", style="bold red", end=" ")
+            err.print("interrupted; temporary files removed", soft_wrap=True)
+            raise typer.Exit(128 + signal.SIGINT) from None
         except GeovigieError as error:
             _fail(str(error))
         except ValidationError as error:  # settings from geovigie.toml, GEOVIGIE_* or options

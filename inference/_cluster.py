@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -78,5 +79,29 @@ def dask_client(options: ClusterOptions | Settings) -> Iterator[Any]:
     else:
         cluster = LocalCluster(n_workers=options.workers, threads_per_worker=options.threads_per_worker,
                                processes=options.processes, **local)
-    with cluster, Client(cluster) as client:
-        yield client
+    quiet = _QuietOnError("distributed")
+    with quiet, cluster, Client(cluster) as client:
+        try:
+            yield client
+        except BaseException:  # Ctrl-C, SIGTERM, an error: no warning per task cancelled by the shutdown
+            quiet.arm()
+            raise
+
+
+class _QuietOnError:
+    """Raises a logger's level to ERROR once armed, until the block ends (then restores it)."""
+
+    def __init__(self, name: str) -> None:
+        self._logger = logging.getLogger(name)
+        self._level: int | None = None
+
+    def arm(self) -> None:
+        self._level = self._logger.level
+        self._logger.setLevel(logging.ERROR)
+
+    def __enter__(self) -> _QuietOnError:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._level is not None:
+            self._logger.setLevel(self._level)
