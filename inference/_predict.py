@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import hashlib
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -469,6 +470,7 @@ def _run_chunks(client: Any, source: RasterSource, chunks: list[Chunk], job: Chu
             if cell.owners > 1:
                 owners.setdefault(cell.window, []).append(chunk.index)
     waiting = {window: len(indices) for window, indices in owners.items()}
+    check_workers_see(client, journal.path)
     client.register_plugin(PredictorPlugin(job))
     workers = client.scheduler_info().get("workers", {})
     slots = sum(int(w.get("nthreads", 1)) for w in workers.values()) or 1
@@ -521,6 +523,20 @@ def _run_chunks(client: Any, source: RasterSource, chunks: list[Chunk], job: Chu
                 write(report, _journal_read(journal, journal.read_seam, report))
                 stages["assemble"] += time.perf_counter() - clock
     return stages, len(done)
+
+
+def check_workers_see(client: Any, folder: Path) -> None:
+    """Fail before any work when a worker cannot see `folder` (the run's journal, where workers write their blocks).
+
+    Raises:
+        InvalidInputError: naming the workers and the folder: on a cluster the output folder must be shared.
+    """
+    seen = client.run(os.path.isdir, str(folder))
+    blind = sorted(address for address, visible in seen.items() if not visible)
+    if blind:
+        raise InvalidInputError(
+            f"{folder}: not visible from worker(s) {', '.join(blind)}; workers write their blocks there, so on a "
+            "cluster the output folder must be on a file system shared by the workers and the client")
 
 
 def _journal_read(journal: RunJournal, read: Callable[[Any], np.ndarray], key: Any) -> np.ndarray:

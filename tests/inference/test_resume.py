@@ -135,3 +135,14 @@ def test_a_damaged_journal_file_is_named_and_deleting_the_journal_recovers(dask_
     shutil.rmtree(chunks[0].parent)  # as the message says
     result = predict(SLOVENIA_SCENE, tmp_path, options, client=dask_client, progress=False, product_level="L1C")
     assert result.resumed_chunks == 0 and result.classes_path.exists()
+
+
+def test_workers_that_cannot_see_the_journal_are_named_before_any_work(dask_client, tmp_path: Path) -> None:
+    from geovigie.errors import InvalidInputError
+    from geovigie.inference._predict import check_workers_see
+
+    check_workers_see(dask_client, tmp_path)  # the in-process workers share this machine's files
+    elsewhere = tmp_path / "on-another-machine"
+    worker = next(iter(dask_client.scheduler_info()["workers"]))
+    with pytest.raises(InvalidInputError, match=rf"on-another-machine: not visible from worker\(s\) {worker}"):
+        check_workers_see(dask_client, elsewhere)
