@@ -140,3 +140,33 @@ def scene_copy(tmp_path: Path) -> Path:
     target = tmp_path / "scene.tif"
     shutil.copy(SLOVENIA_SCENE, target)
     return target
+
+
+def kill_after_journal_chunks(command: list[str], folder: Path, chunks: int, env: dict[str, str]) -> int:
+    """Run `command`, SIGKILL it as soon as `chunks` chunk files of a prediction journal exist under `folder`
+    (mid-run: the command is slowed so it cannot finish first), and return how many chunk files it left."""
+    import signal
+    import subprocess
+    import time
+
+    from geovigie.inference._journal import PARTIAL_FOLDER
+
+    def left() -> int:
+        return len(list(folder.rglob(f"{PARTIAL_FOLDER}/*/chunk-*.npz")))
+
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            if left() >= chunks:
+                process.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.01)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    output = process.stdout.read().decode() if process.stdout else ""
+    assert process.returncode == -signal.SIGKILL, f"the run ended on its own ({process.returncode}):\n{output}"
+    return left()

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +20,7 @@ import rasterio
 from geovigie.inference import PredictOptions, predict
 from geovigie.inference._chunks import plan_chunks
 from geovigie.inference._journal import PARTIAL_FOLDER
-from tests.conftest import REPO, SLOVENIA_SCENE
+from tests.conftest import REPO, SLOVENIA_SCENE, kill_after_journal_chunks
 
 MOSAIC = 3
 """The scene repeated 3 × 3: 300 × 303 px, 36 tiles of 64 px (overlap 16), one tile a chunk."""
@@ -60,22 +57,7 @@ def _kill_after_chunks(raster: Path, out: Path, chunks: int) -> int:
     script = textwrap.dedent(KILLED_RUN).replace("{options}", repr(OPTIONS))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
         filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    process = subprocess.Popen([sys.executable, "-c", script, str(raster), str(out)], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline and process.poll() is None:
-            if len(list(out.glob(f"{PARTIAL_FOLDER}/*/chunk-*.npz"))) >= chunks:
-                process.send_signal(signal.SIGKILL)
-                break
-            time.sleep(0.01)
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    output = process.stdout.read().decode() if process.stdout else ""
-    assert process.returncode == -signal.SIGKILL, f"the run ended on its own ({process.returncode}):\n{output}"
-    return len(list(out.glob(f"{PARTIAL_FOLDER}/*/chunk-*.npz")))
+    return kill_after_journal_chunks([sys.executable, "-c", script, str(raster), str(out)], out, chunks, env)
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from geovigie.catalog import GERS, MUENSTER, SLOVENIA, CatalogClient, StaticItemStore
 from geovigie.errors import InputNotFoundError, InvalidInputError
 from geovigie.workflows import load_batch_config, run_batch, search_items, watch_batch
-from tests.conftest import GERS_DIR
+from tests.conftest import GERS_DIR, kill_after_journal_chunks
 
 COMMUNES = GERS_DIR / "COMMUNE_32xxx.geojson"
 
@@ -320,24 +320,8 @@ def test_a_killed_batch_resumes_inside_its_interrupted_prediction(inputs, dask_c
 
     path = _config(tmp_path, inputs.root / "catalog.json", LANDCOVER)
     data_dir = tmp_path / "gv"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen([sys.executable, "-c", KILLED_BATCH, str(path), str(data_dir)], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    journal = []
-    try:
-        deadline = time.monotonic() + 120
-        while process.poll() is None and time.monotonic() < deadline:
-            journal = list(tmp_path.rglob(f"{PARTIAL_FOLDER}/*/chunk-*.npz"))
-            if len(journal) >= 3:
-                process.send_signal(signal.SIGKILL)
-                break
-            time.sleep(0.01)
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert process.returncode == -signal.SIGKILL, process.stdout.read().decode() if process.stdout else ""
-    left = len(list(tmp_path.rglob(f"{PARTIAL_FOLDER}/*/chunk-*.npz")))
+    command = [sys.executable, "-c", KILLED_BATCH, str(path), str(data_dir)]
+    left = kill_after_journal_chunks(command, tmp_path, 3, {**os.environ, "OMP_NUM_THREADS": "1"})
     assert 3 <= left < 16  # 100 × 101 px in tiles of 32 px: 16 one-tile chunks an item
 
     CHUNK_REPORTS.clear()
