@@ -77,6 +77,10 @@ class Settings(BaseSettings):
         "when unset.")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    public_url: str | None = Field(
+        None, description="The service's address as its users reach it (https://geo.example.fr/geovigie), used for "
+        "every absolute link (TileJSON, WMTS, STAC links and assets); http://HOST:PORT when unset. Links never come "
+        "from a request's Host or X-Forwarded-* headers.")
 
     @field_validator("overlap")
     @classmethod
@@ -96,6 +100,20 @@ class Settings(BaseSettings):
             raise ValueError(f"database_url must be a postgresql:// URL (got {scheme}), e.g. "
                              "postgresql://geovigie:secret@db.example:5432/geovigie")
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        if not value.startswith(("http://", "https://")) or "?" in value or "#" in value:
+            raise ValueError(f"public_url must be an http(s):// URL without query or fragment (got {value!r})")
+        return value.rstrip("/")
+
+    @property
+    def public_base_url(self) -> str:
+        """The absolute base of every link the service gives out (no trailing slash)."""
+        return self.public_url or f"http://{self.host}:{self.port}"
 
     def sample_data_path(self) -> Path:
         """The sample data folder: the configured one, else the checkout's `data/`, else `./data`.
