@@ -82,6 +82,11 @@ class Settings(BaseSettings):
         "every absolute link (TileJSON, WMTS, STAC links and assets); http://HOST:PORT when unset. Links never come "
         "from a request's Host or X-Forwarded-* headers.")
 
+    tile_cache_mb: int = Field(64, ge=0, description="Memory (MiB) for rendered tiles kept by each service "
+                               "process (0: none).")
+    tile_cache_dir: Path | None = Field(
+        None, description="Folder of rendered tiles shared by the service's worker processes (none when unset).")
+
     @field_validator("overlap")
     @classmethod
     def _overlap_below_tile(cls, value: int, info: Any) -> int:
