@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -142,8 +147,32 @@ def _middleware(app: FastAPI, settings: Settings, index: LayerIndex, metrics: Me
     app.add_middleware(PublicBaseUrl, public_url=settings.public_base_url)
 
 
+@contextlib.contextmanager
+def serve_environment(settings: Settings) -> Iterator[None]:
+    """Environment for worker processes building the app themselves (`app_from_environment`): the settings
+    given on the command line, a tile cache folder they share, and a folder for Prometheus' multiprocess mode
+    (so /metrics adds up every worker); the metrics folder is removed afterwards."""
+    values = {"GEOVIGIE_HOST": settings.host, "GEOVIGIE_PORT": str(settings.port),
+              "GEOVIGIE_DATA_DIR": str(settings.data_dir.resolve()),
+              "GEOVIGIE_TILE_CACHE_DIR": str((settings.tile_cache_dir or settings.data_dir / "tile-cache").resolve())}
+    previous = {name: os.environ.get(name) for name in [*values, "PROMETHEUS_MULTIPROC_DIR"]}
+    metrics_dir = tempfile.mkdtemp(prefix="geovigie-metrics-")
+    os.environ.update({**values, "PROMETHEUS_MULTIPROC_DIR": metrics_dir})
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
 def app_from_environment() -> FastAPI:
     """The app for the settings of the environment and geovigie.toml (`uvicorn --factory`, one per worker)."""
+    from geovigie.service.logs import configure_logging
     from geovigie.settings import get_settings
 
+    configure_logging()
     return create_app(get_settings())

@@ -6,6 +6,7 @@ Each app gets its own registry (tests build many apps). With several worker proc
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 
@@ -15,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+access = logging.getLogger("geovigie.service.access")
 TILE_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 AREAS = ("layers", "tiles", "api", "assets", "stac", "static", "healthz", "readyz", "metrics", "jobs", "features",
          "sites", "colorMaps", "docs", "openapi.json")
@@ -63,7 +65,7 @@ def area_of(path: str) -> str:
 
 
 class RequestMetrics:
-    """Count requests and time them, by area (ASGI middleware)."""
+    """Count requests, time them by area, and log one access line each (ASGI middleware)."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -85,8 +87,10 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, timed)
         finally:
+            elapsed = time.perf_counter() - start
             self.metrics.requests.labels(area, scope["method"], f"{status // 100}xx").inc()
-            self.metrics.latency.labels(area).observe(time.perf_counter() - start)
+            self.metrics.latency.labels(area).observe(elapsed)
+            access.info("%s %s %d %.1f ms", scope["method"], scope["path"][:200], status, elapsed * 1000)
 
 
 def metrics_endpoint(metrics: Metrics) -> object:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import uuid
@@ -129,27 +130,30 @@ class BodySizeLimit:
                     await self._refusal()(scope, receive, send)
                     return
         received = 0
-        started = False
+        started = refused = False
 
         async def counted() -> Message:
-            nonlocal received
+            nonlocal received, refused
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    # answered here: the app may turn the exception into its own error (FastAPI: a 400)
+                    if not started and not refused:
+                        refused = True
+                        await self._refusal()(scope, receive, send)
                     raise BodyTooLargeError
             return message
 
         async def tracked(message: Message) -> None:
             nonlocal started
+            if refused:
+                return  # the 413 is sent already
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        try:
+        with contextlib.suppress(BodyTooLargeError):
             await self.app(scope, counted, tracked)
-        except BodyTooLargeError:
-            if not started:
-                await self._refusal()(scope, receive, send)
 
 
 class RequestId:

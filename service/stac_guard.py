@@ -1,9 +1,9 @@
 """Checks on STAC API search requests before they reach stac-fastapi and the database.
 
-Every malformed request is a 400 naming the problem (a bbox that is not finite or not on the globe, a paging token
-that is not one, a body that is not a JSON object, a filter calling an unknown function), and the costly ones are
-bounded: geometry vertices, `limit`, and the size of a search body. Parsing and counting run in a worker thread, so
-one heavy request never holds the event loop.
+Every malformed request is a 400 naming the problem (a bbox that is not finite or not on the globe, a paging
+token that is not one, a body that is not a JSON object, a filter calling an unknown function), and the costly
+ones are bounded: geometry vertices, `limit` (lowered to its maximum) and the size of a search body. Parsing and
+counting run in a worker thread, so one heavy request never holds the event loop.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import json
 import math
 import re
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
@@ -23,7 +23,7 @@ MAX_SEARCH_BODY_BYTES = 1 * 2**20
 MAX_VERTICES = 20_000
 """Most vertices of an `intersects` geometry or of the geometries in a filter."""
 MAX_LIMIT = 1000
-"""Most items per page."""
+"""Most items per page (a larger `limit` is answered with this many, as the STAC API spec asks)."""
 MAX_FILTER_CHARS = 100_000
 TOKEN = re.compile(r"^(next|prev):[A-Za-z0-9_.:\-]{1,512}$")
 CQL2_OPERATORS = frozenset({
@@ -126,14 +126,16 @@ def check_filter(expression: Any, lang: str | None) -> None:
             stack.extend(node)
 
 
-def check_limit(value: Any) -> None:
-    """An integer page size in [1, MAX_LIMIT]."""
+def check_limit(value: Any) -> int:
+    """A page size: an integer of at least 1; returns it clamped to `MAX_LIMIT` (the STAC API spec: a server
+    answers a larger limit with its maximum, not an error)."""
     try:
         limit = int(value)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, OverflowError) as err:
         raise BadSearchError(f"limit must be an integer (got {_short(value)})") from err
-    if isinstance(value, float) and value != limit or not 1 <= limit <= MAX_LIMIT:
-        raise BadSearchError(f"limit must be between 1 and {MAX_LIMIT} (got {_short(value)})")
+    if (isinstance(value, float) and value != limit) or limit < 1:
+        raise BadSearchError(f"limit must be a whole number of at least 1 (got {_short(value)})")
+    return min(limit, MAX_LIMIT)
 
 
 def check_token(value: Any) -> None:
@@ -142,12 +144,17 @@ def check_token(value: Any) -> None:
         raise BadSearchError("invalid paging token: use the `next`/`prev` links the API returns")
 
 
-def check_search(params: dict[str, Any], *, from_query: bool) -> None:
-    """Check a search's parameters (a POST body, or GET query parameters when `from_query`).
+def check_search(params: dict[str, Any], *, from_query: bool) -> bool:
+    """Check a search's parameters (a POST body, or GET query parameters when `from_query`); a `limit` over
+    `MAX_LIMIT` is lowered to it in `params`.
+
+    Returns:
+        whether `params` was changed.
 
     Raises:
         BadSearchError: the first problem found.
     """
+    changed = False
     if "bbox" in params and params["bbox"] not in (None, ""):
         bbox = params["bbox"]
         check_bbox(bbox.split(",") if from_query and isinstance(bbox, str) else bbox)
@@ -160,11 +167,14 @@ def check_search(params: dict[str, Any], *, from_query: bool) -> None:
                 raise BadSearchError("intersects is not valid JSON") from err
         check_geometry(geometry)
     if params.get("limit") not in (None, ""):
-        check_limit(params["limit"])
+        limit = check_limit(params["limit"])
+        if str(limit) != str(params["limit"]):
+            params["limit"], changed = limit, True
     if params.get("token") not in (None, ""):
         check_token(params["token"])
     if params.get("filter") not in (None, ""):
         check_filter(params["filter"], params.get("filter-lang") or params.get("filter_lang"))
+    return changed
 
 
 class StacRequestGuard:
@@ -180,11 +190,13 @@ class StacRequestGuard:
             return
         try:
             if scope["method"] == "GET":
-                query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
-                await run_in_threadpool(check_search, query, from_query=True)
+                pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+                query = dict(pairs)
+                if await run_in_threadpool(check_search, query, from_query=True):
+                    kept = [(key, value) for key, value in pairs if key != "limit"]
+                    scope = {**scope, "query_string": urlencode([*kept, ("limit", query["limit"])]).encode()}
             elif scope["method"] == "POST":
-                body = await _read_body(receive)
-                await run_in_threadpool(_check_body, body)
+                body = await run_in_threadpool(_check_body, await _read_body(receive))
                 receive = _replay(body, receive)
         except BadSearchError as err:
             await JSONResponse({"code": "BadRequest", "description": str(err)}, status_code=400)(scope, receive, send)
@@ -216,14 +228,15 @@ async def _read_body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-def _check_body(body: bytes) -> None:
+def _check_body(body: bytes) -> bytes:
+    """The body checked (`check_search`), as sent or with its limit lowered."""
     try:
         payload = json.loads(body)
     except ValueError as err:
         raise BadSearchError(f"search body is not valid JSON ({_short(err, 80)})") from err
     if not isinstance(payload, dict):
         raise BadSearchError(f"search body must be a JSON object (got {type(payload).__name__})")
-    check_search(payload, from_query=False)
+    return json.dumps(payload).encode() if check_search(payload, from_query=False) else body
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

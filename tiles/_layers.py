@@ -94,8 +94,9 @@ def _cog_problem(path: str, mtime_ns: int, size: int) -> str | None:
             for row, col in ((rows - 1, cols - 1), (0, 0)):
                 offset = src.get_tag_item(f"BLOCK_OFFSET_{col}_{row}", "TIFF", bidx=1)
                 length = src.get_tag_item(f"BLOCK_SIZE_{col}_{row}", "TIFF", bidx=1)
-                if offset is not None and length is not None:
-                    ends.append(int(offset) + int(length))
+                if offset is None or length is None:  # GDAL gives none for a block past the end of the file
+                    return "its data file is truncated (a block of data is missing)"
+                ends.append(int(offset) + int(length))
     except (RasterioError, OSError, ValueError) as err:
         return f"its data file cannot be read ({str(err)[:120]})"
     if ends and max(ends) > size:
