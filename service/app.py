@@ -12,8 +12,9 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST
 
 import geovigie
 from geovigie.catalog import DatabaseError
@@ -82,7 +83,8 @@ def _health_routes(app: FastAPI, index: LayerIndex, metrics: Metrics) -> None:
 
     app.add_api_route("/metrics", metrics_endpoint(metrics), methods=["GET"],  # type: ignore[arg-type]
                       summary="Prometheus metrics (requests, tile latency, tile cache hits, shed requests).",
-                      tags=["operations"], include_in_schema=True)
+                      tags=["operations"], response_class=Response,
+                      responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}})
 
 
 def stac_api_url(settings: Settings) -> str | None:

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import attrs
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.routing import APIRoute
 from morecantile import tms as morecantile_tms
 from morecantile.defaults import TileMatrixSets
 from rio_tiler.colormap import cmap as default_cmap
@@ -34,6 +35,11 @@ DEFAULT_TMS = "WebMercatorQuad"
 LayerId = Annotated[str, Path(description="Layer id (see /layers)")]
 SUPPORTED_TMS = TileMatrixSets({name: morecantile_tms.get(name) for name in ("WebMercatorQuad", "WGS1984Quad")})
 """Tile grids offered (tiles, TileJSON, WMTS): web mercator for web maps, WGS 84 quad for GIS clients."""
+TILER_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    400: {"model": ErrorBody, "description": "Invalid rendering parameters (colour map, rescale, bands)."},
+    413: {"model": ErrorBody, "description": "Request body too large."},
+}
 GDAL_ENV = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
 
 
@@ -69,6 +75,9 @@ class LayerTilerFactory:
                 layer_identifier_provider=lambda path: FilePath(path).parent.name)],
         )
         self.register_routes()
+        for route in self.tiler.router.routes:  # TiTiler's routes answer these too: say so in the OpenAPI
+            if isinstance(route, APIRoute):
+                route.responses = {**TILER_ERRORS, **route.responses}
         self.router.include_router(self.tiler.router, prefix="/layers/{layer_id}", tags=["tiles"])
 
     # dependencies

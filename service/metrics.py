@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 access = logging.getLogger("geovigie.service.access")
 TILE_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 AREAS = ("layers", "tiles", "api", "assets", "stac", "static", "healthz", "readyz", "metrics", "jobs", "features",
          "sites", "colorMaps", "docs", "openapi.json")
 
@@ -88,7 +89,8 @@ class RequestMetrics:
             await self.app(scope, receive, timed)
         finally:
             elapsed = time.perf_counter() - start
-            self.metrics.requests.labels(area, scope["method"], f"{status // 100}xx").inc()
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            self.metrics.requests.labels(area, method, f"{status // 100}xx").inc()
             self.metrics.latency.labels(area).observe(elapsed)
             access.info("%s %s %d %.1f ms", scope["method"], scope["path"][:200], status, elapsed * 1000)
 

@@ -149,8 +149,10 @@ class TileCache:
             path = f"/layers/{match['id']}/tiles/{DEFAULT_TMS}/{match['z']}/{match['x']}/{match['y']}" + (
                 match["ext"] or ".png")
             scope = {**scope, "path": path, "raw_path": path.encode()}
-        try:
-            layer = await run_in_threadpool(self.index.get, match["id"])
+        try:  # from memory and file checks when possible; a database lookup goes to a worker thread
+            layer = self.index.peek(match["id"])
+            if layer is None:
+                layer = await run_in_threadpool(self.index.get, match["id"])
         except LayerNotFoundError:
             await self.app(scope, receive, send)  # the endpoint answers the 404
             return

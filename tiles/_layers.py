@@ -177,6 +177,21 @@ class LayerIndex:
             raise LayerNotFoundError(f"invalid layer id {shown!r}")
         return self._checked(layer_id, self._static_layer(layer_id) if self._static else self._stored_layer(layer_id))
 
+    def peek(self, layer_id: str) -> Layer | None:
+        """`get` when it needs no database query (static store, or a layer read from the database less than
+        `ttl` seconds ago): local file checks only, so an event loop may call it; None otherwise.
+
+        Raises:
+            LayerNotFoundError: as `get`.
+        """
+        if self._static:
+            return self.get(layer_id)
+        with self._lock:
+            cached = self._cache.get(layer_id)
+        if cached is None or cached[0] <= time.monotonic():
+            return None
+        return self._checked(layer_id, cached[1])
+
     def _checked(self, layer_id: str, layer: Layer) -> Layer:
         if not layer.path.is_relative_to(self.results_dir):
             raise LayerNotFoundError(f"layer {layer_id!r} points outside the data directory")
