@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -34,14 +35,18 @@ STATIC = Path(__file__).resolve().parent / "static"
 SWAGGER = "/static/vendor/swagger-ui"
 IGN_TILES = "https://data.geopf.fr"
 """The Géoplateforme (IGN) WMTS host: the page offers Plan IGN and orthophotos from it as optional base maps."""
-PAGE_HEADERS = {
-    "Referrer-Policy": "same-origin",
-    # the page loads only its own scripts and styles (Leaflet sets inline styles); images are this server's tiles,
-    # data: URIs, and the optional IGN base map tiles
-    "Content-Security-Policy": f"default-src 'self'; img-src 'self' data: {IGN_TILES}; "
-                               "style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; "
-                               "frame-ancestors 'none'; form-action 'none'",
-}
+def page_headers(public_url: str) -> dict[str, str]:
+    """Headers of the map page: it loads only its own scripts and styles (Leaflet sets inline styles); images and
+    data come from this server (as addressed, or at its public URL, which the layers' absolute links use), data:
+    URIs, and the optional IGN base map tiles."""
+    parts = urlsplit(public_url)
+    public = f"{parts.scheme}://{parts.netloc}"
+    return {
+        "Referrer-Policy": "same-origin",
+        "Content-Security-Policy": f"default-src 'self'; img-src 'self' data: {public} {IGN_TILES}; "
+                                   f"connect-src 'self' {public}; style-src 'self' 'unsafe-inline'; "
+                                   "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'",
+    }
 
 
 def _offline_docs(app: FastAPI) -> None:
@@ -160,9 +165,11 @@ def create_app(settings: Settings) -> FastAPI:
     layer_read_errors(app, index.report_broken)
     _middleware(app, settings, index, metrics)
 
+    headers = page_headers(settings.public_base_url)
+
     @app.get("/", include_in_schema=False)
     def home() -> FileResponse:
-        return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
+        return FileResponse(STATIC / "index.html", headers=headers)
 
     return app
 

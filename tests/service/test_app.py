@@ -187,5 +187,7 @@ def test_page_security_headers(client: TestClient) -> None:
     assert page.headers["x-content-type-options"] == "nosniff"
     policy = dict(part.strip().split(" ", 1) for part in page.headers["content-security-policy"].split(";"))
     assert policy["default-src"] == "'self'" and "'unsafe-inline'" not in policy.get("script-src", "")
-    assert policy["img-src"].split() == ["'self'", "data:", "https://data.geopf.fr"]
+    # the layers' absolute links start with the public URL (http://HOST:PORT by default)
+    assert policy["img-src"].split() == ["'self'", "data:", "http://127.0.0.1:8000", "https://data.geopf.fr"]
+    assert policy["connect-src"].split() == ["'self'", "http://127.0.0.1:8000"]
     assert policy["frame-ancestors"] == "'none'"
