@@ -24,10 +24,11 @@ IGN_TILES = "https://data.geopf.fr"
 """The Géoplateforme (IGN) WMTS host: the page offers Plan IGN and orthophotos from it as optional base maps."""
 PAGE_HEADERS = {
     "Referrer-Policy": "same-origin",
-    # the page loads only its own scripts and styles (Leaflet sets inline styles); images are this server's tiles,
-    # data: URIs, and the optional IGN base map tiles
-    "Content-Security-Policy": f"default-src 'self'; img-src 'self' data: {IGN_TILES}; "
-                               "style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; "
+    # the page loads only its own scripts, module worker and styles (MapLibre sets inline styles); tiles are fetched
+    # from this server and the optional IGN base maps; images are decoded through blob: URLs
+    "Content-Security-Policy": f"default-src 'self'; connect-src 'self' {IGN_TILES}; img-src 'self' data: blob: "
+                               f"{IGN_TILES}; worker-src 'self'; style-src 'self' 'unsafe-inline'; "
+                               "object-src 'none'; base-uri 'none'; "
                                "frame-ancestors 'none'; form-action 'none'",
 }
 
