@@ -84,7 +84,12 @@ const seriesKey = (info) => info.id.replace(/-\d{8}$/, "");
 
 function seriesName(info) {
   const known = SERIES_NAMES.find(([pattern]) => pattern.test(info.id));
-  return known ? t(known[1](info)) : info.title.replace(/\s\d{4}-\d{2}-\d{2}$/, "");
+  const name = known ? t(known[1](info)) : info.title.replace(/\s\d{4}-\d{2}-\d{2}$/, "");
+  // several series of one kind over one territory (three land-cover scenes): name what tells them apart
+  const rest = seriesKey(info).replace(PREFIX, "").split("-").slice(1).join(" ");
+  const twins = [...state.series.values()].filter((e) => e.territory === territoryOf(info)
+    && e.group === groupOf(info) && e.key !== seriesKey(info) && SERIES_NAMES.find(([pattern]) => pattern.test(e.key)) === known);
+  return known && twins.length && rest ? `${name} (${rest})` : name;
 }
 
 const isBase = (info) => info.id.startsWith("base-") || Boolean(info.style && info.style.base);
@@ -551,7 +556,7 @@ function legendBlock(entry) {
   if (isSites(info)) {
     for (const [status, color] of Object.entries(STATUS_COLORS)) box.appendChild(swatch(color, statusLabel(status)));
     for (const [feedback, color] of Object.entries(FEEDBACK_COLORS)) {
-      box.appendChild(swatch(color, `${t("feedback").split(" ")[0]} : ${t(`feedback_${feedback}`)}`));
+      box.appendChild(swatch(color, `${t("feedback_short")} : ${t(`feedback_${feedback}`)}`));
     }
     return box;
   }

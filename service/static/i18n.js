@@ -49,6 +49,7 @@ const UI = {
   history_unavailable: ["Historique du service indisponible : passages du fichier seulement.",
     "Service history unavailable: passes from the file only."],
   feedback: ["Votre avis sur ce site", "Your feedback on this site"],
+  feedback_short: ["Avis", "Feedback"],
   feedback_unavailable: ["Avis indisponible (le service ne reçoit pas encore d'avis).",
     "Feedback unavailable (the service does not take feedback yet)."],
   feedback_needs_key: ["Saisissez votre clé API (en bas du panneau) pour donner un avis.",
