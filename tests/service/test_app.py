@@ -62,7 +62,7 @@ def test_static_results_catalog(client: TestClient) -> None:
     item = client.get("/stac/geovigie-results/lc/lc.json").json()
     assert item["assets"]["data"]["href"] == "./data.tif"
     assert client.get("/").status_code == 200
-    assert client.get("/static/vendor/leaflet/leaflet.js").status_code == 200
+    assert client.get("/static/vendor/maplibre/maplibre-gl.mjs").status_code == 200
 
 
 def _gers_communes(tmp_path: Path, settings: Settings, layer_id: str = "communes", **style: object) -> Path:
