@@ -262,8 +262,8 @@ def bar_chart_png(table: pd.DataFrame, category: str, values: Sequence[str], *, 
     axes.invert_yaxis()
     if len(frame.columns) > 1 or stacked:
         axes.legend(fontsize=8, loc="best")
-    elif axes.get_legend() is not None:
-        axes.get_legend().remove()
+    elif (shown := axes.get_legend()) is not None:
+        shown.remove()
     return _png(figure)
 
 
@@ -275,8 +275,9 @@ def _cell(value: object) -> str:
     if isinstance(value, int | np.integer):
         return french_number(float(value), 0)
     if isinstance(value, float | np.floating):
-        digits = 0 if abs(value) >= 10000 else 2 if abs(value) >= 1 else 3
-        return french_number(float(value), digits)
+        number = float(value)
+        digits = 0 if abs(number) >= 10000 else 2 if abs(number) >= 1 else 3
+        return french_number(number, digits)
     return str(value)
 
 
