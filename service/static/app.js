@@ -101,7 +101,7 @@ function buildSeries(layers) {
     const key = seriesKey(info);
     if (!series.has(key)) {
       series.set(key, { key, group: groupOf(info), territory: territoryOf(info), passes: [], index: 0,
-        active: false, opacity: info.kind === "vector" ? 0.75 : 0.85, shown: null, dates: [], dateIndex: 0 });
+        active: false, opacity: info.kind === "vector" ? 0.75 : 0.85, shown: null, dates: [], dateIndex: -1 });
     }
     series.get(key).passes.push(info);
   }
@@ -246,9 +246,22 @@ function centroidOf(geometry) {
   return best;
 }
 
+async function allFeatures(url) {
+  // a GeoJSON file, or OGC API Features pages followed through their `next` links (bounded)
+  const first = await getJson(url);
+  let page = first;
+  for (let i = 0; i < 50; i += 1) {
+    const next = (page.links || []).find((link) => link.rel === "next");
+    if (!next) break;
+    page = await getJson(new URL(next.href, url).href);
+    first.features.push(...(page.features || []));
+  }
+  return first;
+}
+
 async function featuresOf(info) {
   if (!state.data.has(info.id)) {
-    state.data.set(info.id, getJson(info.features).catch((error) => {
+    state.data.set(info.id, allFeatures(new URL(info.features, window.location.href).href).catch((error) => {
       state.data.delete(info.id);
       throw error;
     }));
@@ -279,7 +292,9 @@ async function addToMap(entry) {
   if (isSites(info)) {
     entry.dates = [...new Set(data.features.flatMap((f) => Object.keys((f.properties || {}).status_history || {})))]
       .sort();
-    if (entry.dateIndex >= entry.dates.length) entry.dateIndex = Math.max(0, entry.dates.length - 1);
+    if (entry.dateIndex < 0 || entry.dateIndex >= entry.dates.length) {
+      entry.dateIndex = Math.max(0, entry.dates.length - 1);  // the latest pass first
+    }
   }
   entry.scale = prepareVector(entry, info, data);
   map.addSource(info.id, { type: "geojson", data });
@@ -389,19 +404,20 @@ function ignBase(name) {
     tiles: [`${IGN_WMTS}&LAYER=${base.layer}&FORMAT=${base.format}`],
     attribution: "© IGN – Géoplateforme" });
   map.addLayer({ id: `ign-${name}`, type: "raster", source: `ign-${name}` }, "slot-ign");
-  let loaded = false;
-  const onData = (event) => { if (event.sourceId === `ign-${name}` && event.tile) loaded = true; };
-  const onError = (event) => {
-    // an optional remote base map: when it cannot be reached, back to the offline base, once, quietly
-    if (event.sourceId !== `ign-${name}` || loaded || state.base !== name) return;
-    map.off("error", onError);
-    map.off("sourcedata", onData);
+  state.ignLoaded = false;
+}
+
+function onMapError(event) {
+  // an optional remote base map: when it cannot be reached, back to the offline base, once, quietly
+  const source = event.sourceId || "";
+  if (source.startsWith("ign-")) {
+    if (state.ignLoaded || state.base !== source.slice(4)) return;
     ignBase("offline");
     $("base-offline").checked = true;
-    notice(t("unreachable", base.label));
-  };
-  map.on("sourcedata", onData);
-  map.on("error", onError);
+    notice(t("unreachable", IGN_BASES[source.slice(4)].label));
+    return;
+  }
+  console.error(event.error || event);
 }
 
 async function drawBase(layers) {
@@ -986,6 +1002,10 @@ async function main() {
   await drawBase(all);
   await reportBroken().catch(() => {});  // informative only
   map.on("click", onMapClick);
+  map.on("error", onMapError);
+  map.on("sourcedata", (event) => {
+    if (String(event.sourceId).startsWith("ign-") && event.tile) state.ignLoaded = true;
+  });
   map.on("mousemove", (event) => {
     const ids = [...state.series.values()].filter((e) => e.shown && e.shown.kind === "vector")
       .flatMap((e) => layerIds(e.shown));

@@ -5,8 +5,8 @@
 import { getLang, t, withUnit } from "./i18n.js";
 
 const SVG = "http://www.w3.org/2000/svg";
-const WIDTH = 300;
-const LABEL = 118;
+const WIDTH = 320;
+const LABEL = 128;
 const ROW = 22;
 
 function node(name, attrs, text) {
@@ -26,7 +26,7 @@ export function barChart(title, rows, unit, digits = 2) {
   const low = Math.min(0, ...finite);
   const high = Math.max(0, ...finite);
   const span = high - low || 1;
-  const plot = WIDTH - LABEL - 64;
+  const plot = WIDTH - LABEL - 84;
   const x = (v) => LABEL + ((v - low) / span) * plot;
   const height = rows.length * ROW + 8;
   const svg = node("svg", { viewBox: `0 0 ${WIDTH} ${height}`, width: WIDTH, height, role: "img",

@@ -10,6 +10,7 @@ the page finds them in `/openapi.json` as it will find the real ones.
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import socket
@@ -27,6 +28,7 @@ import pytest
 import uvicorn
 from fastapi import APIRouter, FastAPI, Header, HTTPException
 from PIL import Image
+from shapely import affinity
 
 from geovigie.service import create_app
 from geovigie.settings import Settings
@@ -97,7 +99,8 @@ def _browser(server: str) -> Iterator[tuple[Any, list[str]]]:
         page.on("requestfailed", lambda r: record(f"failed: {r.url} {r.failure}") if "ABORTED" not in r.failure
                 else None)
         page.on("response", lambda r: record(f"{r.status} {r.url}") if r.status >= 400 else None)
-        page.on("console", lambda msg: record(msg.text) if msg.type == "error" else None)
+        page.on("console", lambda msg: record(f"{msg.text} {msg.location.get('url', '')}") if msg.type == "error"
+                else None)
         page.on("pageerror", lambda exc: record(str(exc)))
         try:
             yield page, problems
@@ -186,12 +189,19 @@ def _publish_small_map(tmp_path: Path, settings: Settings) -> gpd.GeoDataFrame:
         "vegetation-zones-gers", "Communes du Gers", "vector",
         style=VectorStyle(color_by="POPULATION", colormap_name="ylgn", unit="hab.", label="zone_name")),
         Provenance(inputs=[], lineage="t"))
-    site = communes[communes["zone_name"] == "Aignan"][["geometry"]].copy()
-    site["geometry"] = site.to_crs(2154).geometry.representative_point().buffer(300).to_crs(4326)
-    site = site.assign(site_id="s-1", status="new", commune_name=INJECTED, area_m2=1612.75, volume_m3=None)
-    site.to_file(tmp_path / "site.geojson")
-    publish_vector_layer(results, tmp_path / "site.geojson", LayerSpec(
-        "dumps-test", "Dump sites test 2024-05-01", "vector", style=VectorStyle(label="site_id")),
+    # three sites over two passes, written by hand: the status history is a JSON object of each feature
+    centre = communes[communes["zone_name"] == "Aignan"].to_crs(2154).geometry.representative_point().iloc[0]
+    histories = {"a": {"2024-05-01": "new", "2024-09-01": "persisting"}, "b": {"2024-09-01": "new"},
+                 "c": {"2024-05-01": "new", "2024-09-01": "removed"}}
+    footprints = gpd.GeoSeries([affinity.translate(f, xoff=dx) for f, dx in zip(
+        gpd.GeoSeries([centre.buffer(250)] * 3, crs=2154), (-900, 0, 900), strict=True)], crs=2154).to_crs(4326)
+    features = [{"type": "Feature", "geometry": footprint.__geo_interface__, "properties": {
+        "site_id": f"site-{key}", "status": list(history.values())[-1], "status_history": history,
+        "commune_name": INJECTED if key == "a" else "Aignan", "area_m2": 1612.75, "volume_m3": None}}
+        for (key, history), footprint in zip(histories.items(), footprints, strict=True)]
+    (tmp_path / "sites.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    publish_vector_layer(results, tmp_path / "sites.geojson", LayerSpec(
+        "dumps-test", "Dump sites test 2024-09-01", "vector", style=VectorStyle(label="site_id")),
         Provenance(inputs=[], lineage="t"))
     publish_vector_layer(results, DATA / "admin-express" / "departements_simplified_1km.geojson", LayerSpec(
         "base-departements", "Départements", "vector", style=VectorStyle(base=True)),
@@ -199,7 +209,7 @@ def _publish_small_map(tmp_path: Path, settings: Settings) -> gpd.GeoDataFrame:
     return communes
 
 
-def test_map_page_degrades_without_write_endpoints_and_shows_data_as_text(tmp_path: Path) -> None:
+def test_map_page_degrades_without_write_endpoints_and_shows_sites_through_passes(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "gv")
     communes = _publish_small_map(tmp_path, settings)
     with _serve(settings) as server, _browser(server) as (page, problems):
@@ -218,14 +228,41 @@ def test_map_page_degrades_without_write_endpoints_and_shows_data_as_text(tmp_pa
         assert "indisponibles" in page.inner_text("#jobs")
         _open_group(page, "dumps")
         _activate(page, "dumps-test")
-        site = communes[communes["zone_name"] == "Aignan"].to_crs(2154).geometry.representative_point().to_crs(4326)
-        page.mouse.click(*_pixel_of(page, site.iloc[0].x, site.iloc[0].y))
+        sites = gpd.read_file(tmp_path / "sites.geojson").set_index("site_id").geometry.representative_point()
+        colours = {"new": "#e31a1c", "persisting": "#ff7f00", "removed": "#8c8c8c"}
+
+        def site_colours() -> dict[str, np.ndarray]:
+            shot, _ = _map_pixels(page)
+            return {key: shot[_pixel_of(page, p.x, p.y)[::-1]] for key, p in sites.items()}
+
+        slider = page.locator("li[data-series='dumps-test'] input.time")
+        assert slider.get_attribute("max") == "1" and slider.input_value() == "1"  # the last pass first
+        latest = site_colours()
+        for key, status in (("site-a", "persisting"), ("site-b", "new"), ("site-c", "removed")):
+            assert np.abs(latest[key] - _hex(colours[status])).max() <= 6, (key, latest[key])
+        slider.evaluate(SET_RANGE, "0")
+        _idle(page)
+        first = site_colours()
+        assert np.abs(first["site-a"] - _hex(colours["new"])).max() <= 6
+        assert np.abs(first["site-c"] - _hex(colours["new"])).max() <= 6
+        assert np.abs(first["site-b"] - _hex(colours["new"])).max() > 60  # not found yet at the first pass
+        assert "1 mai 2024" in page.inner_text("li[data-series='dumps-test']")
+        page.mouse.click(*_pixel_of(page, sites["site-a"].x, sites["site-a"].y))
         panel = page.wait_for_selector("#details[data-kind=site]")
         text = panel.inner_text()
         assert INJECTED in text and page.locator("#injected").count() == 0  # data written as text, never HTML
         assert "1\u202f612,75\u00a0m²" in text  # French numbers
         assert "Avis indisponible" in text and page.locator("#feedback-form").count() == 0
+        # the optional IGN base map cannot be reached here: the page says so and goes back to the offline base
+        page.check("#base-plan")
+        page.wait_for_selector("#notice >> text=Plan IGN injoignable")
+        assert page.locator("#base-offline").is_checked()
         page.wait_for_load_state("networkidle")
+    ign = [p for p in problems if "data.geopf.fr" in p]
+    assert ign and all(p.startswith(("outside: https://data.geopf.fr/", "failed: https://data.geopf.fr/",
+                                     "Failed to load resource: net::ERR_FAILED https://data.geopf.fr/"))
+                       for p in ign)  # blocked by the test: never let through
+    problems = [p for p in problems if p not in ign]
     assert problems == []
 
 
