@@ -183,7 +183,7 @@ function siteStatusAt(props, date) {
 }
 
 function siteColor(props, status) {
-  const feedback = props._feedback || props.feedback;
+  const feedback = props._feedback || props.feedback_status || props.feedback;
   if (feedback && FEEDBACK_COLORS[feedback]) return FEEDBACK_COLORS[feedback];
   return STATUS_COLORS[status] || "#e31a1c";
 }
@@ -682,17 +682,21 @@ function zoneCharts(matches) {
 
 // ---------------------------------------------------------------- panel: a dump site
 
-function siteEndpoint(siteId, suffix = "") {
-  return `/sites/${encodeURIComponent(siteId)}${suffix}`;
+function siteEndpoint(entry, siteId, suffix = "") {
+  // the watch is the dump layer's name after `dumps-`: it tells the site apart when an id is in several watches
+  const watch = entry.shown ? entry.shown.id.replace(/^dumps?-/, "") : "";
+  return `/sites/${encodeURIComponent(siteId)}${suffix}${watch ? `?watch=${encodeURIComponent(watch)}` : ""}`;
 }
+
+const authHeaders = () => (apiKey() ? { Authorization: `Bearer ${apiKey()}` } : {});
 
 function historyList(props, remote) {
   const list = element("ol", { class: "history" });
   if (remote && Array.isArray(remote.history)) {
     for (const entry of remote.history) {
       const when = entry.time || entry.created_at || entry.date || entry.pass_date || entry.at || "";
-      const what = entry.status ? (statusLabel(entry.status) !== entry.status ? statusLabel(entry.status)
-        : t(`feedback_${entry.status}`)) : entry.kind || "";
+      const what = entry.kind === "feedback" || FEEDBACK_COLORS[entry.status]
+        ? `${t("feedback_short")} : ${t(`feedback_${entry.status}`)}` : statusLabel(entry.status || entry.kind || "");
       const who = entry.author ? ` (${entry.author})` : "";
       const comment = entry.comment ? ` — ${entry.comment}` : "";
       list.appendChild(element("li", {}, `${when ? formatDate(when) : ""} : ${what}${who}${comment}`));
@@ -742,8 +746,8 @@ function feedbackForm(entry, feature, after) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const status = form.querySelector("input[name=status]:checked").value;
-    const response = await fetch(siteEndpoint(feature.properties.site_id, "/feedback"), {
-      method: "POST", headers: { "Content-Type": "application/json", Authorization: `Bearer ${apiKey()}` },
+    const response = await fetch(siteEndpoint(entry, feature.properties.site_id, "/feedback"), {
+      method: "POST", headers: { "Content-Type": "application/json", ...authHeaders() },
       body: JSON.stringify({ status, comment: comment.value }),
     }).catch((error) => ({ ok: false, status: 0, statusText: error.message }));
     if (!response.ok) {
@@ -764,7 +768,12 @@ async function openSite(entry, feature) {
   const props = feature.properties;
   let remote = null;
   if (state.capabilities.site) {
-    remote = await getJson(siteEndpoint(props.site_id)).catch(() => null);
+    remote = await getJson(siteEndpoint(entry, props.site_id), { headers: authHeaders() }).catch(() => null);
+    const stored = remote && remote.properties && remote.properties.feedback_status;
+    if (stored && stored !== props._feedback) {
+      props._feedback = stored;  // the feedback others gave: the site takes its colour
+      recolourSites(entry);
+    }
   }
   const status = props._status || props.status;
   const badge = element("span", { class: "badge" }, statusLabel(status));
@@ -898,7 +907,7 @@ function renderJobs() {
 async function submitJob(body) {
   const status = $("job-status");
   const response = await fetch("/jobs", { method: "POST", body: JSON.stringify(body),
-    headers: { "Content-Type": "application/json", Authorization: `Bearer ${apiKey()}` } })
+    headers: { "Content-Type": "application/json", ...authHeaders() } })
     .catch((error) => ({ ok: false, status: 0, statusText: error.message }));
   if (!response.ok) {
     status.textContent = response.status === 404 ? t("jobs_unavailable") : t("refused", `HTTP ${response.status}`);
@@ -909,15 +918,22 @@ async function submitJob(body) {
 }
 
 async function pollJob(id, box) {
-  const job = await getJson(`/jobs/${encodeURIComponent(id)}`, {
-    headers: apiKey() ? { Authorization: `Bearer ${apiKey()}` } : {} }).catch(() => null);
+  const job = await getJson(`/jobs/${encodeURIComponent(id)}`, { headers: authHeaders() }).catch(() => null);
   if (!job) return;
   const progress = job.progress || {};
   const bar = element("progress", { max: String(progress.total || 1), value: String(progress.done || 0) });
   const line = element("p", { class: "job-line" }, `${t("job_state", id, job.state)} — ${formatNumber(
     progress.done || 0, 0)} / ${formatNumber(progress.total || 0, 0)} ${progress.unit || ""}`);
-  const log = element("pre", { class: "job-log" }, (job.log || []).slice(-5).join("\n"));
-  box.replaceChildren(line, bar, log);
+  const lines = Array.isArray(job.log) ? job.log.map(String) : String(job.log || "").split("\n");
+  const log = element("pre", { class: "job-log" }, [...lines.slice(-5), job.error ? String(job.error) : ""]
+    .filter(Boolean).join("\n"));
+  const links = element("ul", { class: "job-links" });
+  for (const link of Array.isArray(job.links) ? job.links : []) {
+    const href = String(link.href || "");
+    if (!/^(https?:\/\/|\/)/.test(href)) continue;
+    links.appendChild(element("li", {})).appendChild(element("a", { href }, String(link.title || link.rel || href)));
+  }
+  box.replaceChildren(line, bar, log, links);
   box.dataset.state = job.state;
   if (["queued", "running", "pending", "accepted"].includes(job.state)) {
     setTimeout(() => pollJob(id, box), 1000);

@@ -273,6 +273,7 @@ class _FakeWrites:
     def __init__(self) -> None:
         self.feedback: list[dict[str, Any]] = []
         self.jobs: dict[str, dict[str, Any]] = {}
+        self.watches: list[str | None] = []
         self.router = APIRouter()
         self.router.add_api_route("/sites/{site_id}", self.site, methods=["GET"])
         self.router.add_api_route("/sites/{site_id}/feedback", self.post_feedback, methods=["POST"], status_code=201)
@@ -285,17 +286,21 @@ class _FakeWrites:
             raise HTTPException(401, "missing or wrong key")
         return "agent"
 
-    def site(self, site_id: str) -> dict[str, Any]:
-        history = [{"time": "2024-05-01T00:00:00Z", "status": "new"}]
-        history += [{**entry, "author": "agent"} for entry in self.feedback if entry["site_id"] == site_id]
-        return {"site_id": site_id, "history": history}
+    def site(self, site_id: str, watch: str | None = None) -> dict[str, Any]:
+        # the shape of the real GET /sites/{id}: a Feature, its history (passes, then feedback) oldest first
+        self.watches.append(watch)
+        mine = [entry for entry in self.feedback if entry["site_id"] == site_id]
+        history = [{"kind": "pass", "time": "2024-05-01", "status": "new", "area_m2": 1.0}]
+        history += [{"kind": "feedback", **entry, "author": "agent"} for entry in mine]
+        return {"type": "Feature", "id": site_id, "geometry": None, "history": history,
+                "properties": {"site_id": site_id, "feedback_status": mine[-1]["status"] if mine else None}}
 
-    def post_feedback(self, site_id: str, body: dict[str, Any],
+    def post_feedback(self, site_id: str, body: dict[str, Any], watch: str | None = None,
                       authorization: str | None = Header(None)) -> dict[str, Any]:
         self._check(authorization)
-        if body.get("status") not in ("confirmed", "false_alarm", "cleaned"):
+        if body.get("status") not in ("confirmed", "false_alarm", "cleaned") or set(body) != {"status", "comment"}:
             raise HTTPException(422, "status")
-        entry = {"site_id": site_id, "status": body["status"], "comment": body.get("comment", ""),
+        entry = {"site_id": site_id, "watch": watch, "status": body["status"], "comment": body["comment"],
                  "time": "2026-12-04T10:00:00Z"}
         self.feedback.append(entry)
         return entry
@@ -311,7 +316,9 @@ class _FakeWrites:
         job["polls"] += 1
         done = min(job["polls"], 2)
         return {"id": job_id, "state": "running" if done < 2 else "succeeded",
-                "progress": {"done": done, "total": 2, "unit": "tiles"}, "log": [f"tile {done}/2"], "links": []}
+                "progress": {"done": done, "total": 2, "unit": "tiles"}, "log": [f"tile {done}/2"],
+                "links": [{"rel": "layer", "href": "/layers/ndvi-gers-20181023", "title": "NDVI"},
+                          {"rel": "bad", "href": "javascript:alert(1)", "title": "never a link"}] if done == 2 else []}
 
 
 @pytest.fixture(scope="module")
@@ -485,7 +492,7 @@ def test_site_panel_feedback_and_job_through_the_test_double(dashboard) -> None:
         page.click("#feedback-form button[type=submit]")
         page.wait_for_selector("#details .feedback .result >> text=Avis enregistré")
         assert writes.feedback[-1]["status"] == "false_alarm" and writes.feedback[-1]["site_id"] == site[
-            "properties"]["site_id"]
+            "properties"]["site_id"] and writes.feedback[-1]["watch"] == "montpellier-lidar"
         assert "un tas de terre de chantier" in page.inner_text("#details .history")  # the history shows it
         _idle(page)
         x, y = _pixel_of(page, point.x, point.y)  # the panel took its place beside the map: the map moved
@@ -498,4 +505,6 @@ def test_site_panel_feedback_and_job_through_the_test_double(dashboard) -> None:
         assert writes.jobs["job-1"]["body"] == {"territory": "insee:32001", "period": "2018-01-01/2018-12-31",
                                                 "tasks": ["vegetation"]}
         assert page.locator("#job-status progress").get_attribute("value") == "2"
+        assert page.locator("#job-status a").evaluate_all("as => as.map(a => a.getAttribute('href'))") == [
+            "/layers/ndvi-gers-20181023"]  # only http(s) or same-server links
     assert problems == []
