@@ -211,9 +211,12 @@ function prepareVector(entry, info, data) {
       .filter((p) => !zoneHasNoData(p, property)).map((p) => p[property]);
     const dataMin = values.length ? Math.min(...values) : 0;
     const dataMax = values.length ? Math.max(...values) : 1;
-    // ramps start at a meaningful value: 0 (ha, share, NDVI, °C above the rural reference) unless data go below
-    scale.min = Number.isFinite(legend.min) ? legend.min : Math.min(0, dataMin);
+    // ramps start at a meaningful value: 0 ha, share 0, NDVI 0, 0 °C above the rural reference
+    // below 0 (a cell cooler than the rural reference) takes the first colour, and the legend says « ≤ 0 »
+    scale.min = Number.isFinite(legend.min) ? legend.min : 0;
     scale.max = Number.isFinite(legend.max) ? legend.max : niceCeil(Math.max(dataMax, scale.min + 1e-9));
+    scale.below = values.length > 0 && dataMin < scale.min;
+    scale.above = values.length > 0 && dataMax > scale.max;
     scale.colors = legend.colors;
     scale.unit = legend.unit || style.unit;
   }
@@ -547,9 +550,10 @@ function rampBlock(scale) {
   const labels = element("div", { class: "ramp-labels" });
   const mid = (scale.min + scale.max) / 2;
   const digits = scale.max - scale.min < 5 ? 2 : 1;
-  for (const value of [scale.min, mid, scale.max]) {
-    labels.appendChild(element("span", {}, withUnit(formatNumber(value, digits), scale.unit)));
-  }
+  const marks = [scale.below ? "≤\u00a0" : "", "", scale.above ? "≥\u00a0" : ""];
+  [scale.min, mid, scale.max].forEach((value, i) => {
+    labels.appendChild(element("span", {}, marks[i] + withUnit(formatNumber(value, digits), scale.unit)));
+  });
   box.append(ramp, labels);
   return box;
 }

@@ -185,7 +185,7 @@ const FIELDS = {
 
 // fields of zones and sites shown in panels (others: technical, left to the download)
 export const HIDDEN_FIELDS = new Set(["detection_id", "source_kind", "layer_kind", "source_layer", "match",
-  "track_note", "centroid_x_l93", "centroid_y_l93", "area_history", "status_history", "centroid_lat",
+  "track_note", "area_ha", "centroid_x_l93", "centroid_y_l93", "area_history", "status_history", "centroid_lat",
   "centroid_lon"]);
 
 export function fieldLabel(key) {
