@@ -31,15 +31,6 @@ from geovigie.catalog._ortho import (
     ortho_collection,
 )
 from geovigie.catalog._pgstac import MirroredItemStore, PgstacItemStore, export_static
-from geovigie.catalog._postgres import (
-    DatabaseError,
-    PostgresNotInstalledError,
-    PrivatePostgres,
-    StacDatabase,
-    find_bin_dir,
-    prepare_database,
-    stac_database,
-)
 from geovigie.catalog._query import SearchQuery
 from geovigie.catalog._search import CatalogClient, ItemSearch, read_item
 from geovigie.catalog._sentinel2 import (
@@ -89,7 +80,6 @@ __all__ = [
     "AssetChecksumError",
     "AssetDownloadError",
     "CatalogClient",
-    "DatabaseError",
     "ImageryQuery",
     "ItemSearch",
     "ItemSource",
@@ -98,12 +88,9 @@ __all__ = [
     "MirroredItemStore",
     "OrthoIngestReport",
     "PgstacItemStore",
-    "PostgresNotInstalledError",
-    "PrivatePostgres",
     "Provider",
     "QaOptions",
     "SearchQuery",
-    "StacDatabase",
     "StaticItemStore",
     "UnknownAreaError",
     "UnknownProviderError",
@@ -121,7 +108,6 @@ __all__ = [
     "export_static",
     "fetch_asset",
     "fetch_wms",
-    "find_bin_dir",
     "ingest_ortho",
     "landsat_asset",
     "load_items",
@@ -132,7 +118,6 @@ __all__ = [
     "parse_aoi",
     "patch_url_through",
     "ortho_collection",
-    "prepare_database",
     "processor",
     "qa_clear",
     "read_item",
@@ -144,7 +129,6 @@ __all__ = [
     "signer",
     "sr_to_reflectance",
     "st_to_celsius",
-    "stac_database",
     "unsigned",
     "snap_grid",
 ]
