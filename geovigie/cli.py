@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import logging
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -42,6 +43,27 @@ SYSTEM_ERRORS = {
 """Operating system errors that are the machine's state, not a bug: one `error:` line each, exit code 2."""
 _SYSTEM_TEXTS = {"No space left on device": errno.ENOSPC, "Disk quota exceeded": errno.EDQUOT,
                  "File too large": errno.EFBIG, "Read-only file system": errno.EROFS}
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+_NOISY_LOGGERS = ("distributed.worker", "rasterio._env", "rasterio._err", "rasterio._io", "rasterio")
+"""Loggers that repeat a full disk once per task or GDAL call (a Dask task's traceback, `_tiffWriteProc: ...`)."""
+
+
+class _SystemErrorEcho(logging.Filter):
+    """Drops the records that only echo a full disk or file size limit: the command's `error:` line says it once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(text in message for text in _SYSTEM_TEXTS)
+
+
+_ECHO_FILTER = _SystemErrorEcho()
+
+
+def _quiet_system_error_echoes() -> None:
+    for name in _NOISY_LOGGERS:
+        logger = logging.getLogger(name)
+        if _ECHO_FILTER not in logger.filters:
+            logger.addFilter(_ECHO_FILTER)
 
 
 def friendly_errors(func: F) -> F:
@@ -56,6 +78,7 @@ def friendly_errors(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         install_log_redaction()
+        _quiet_system_error_echoes()
         try:
             with terminate_as_interrupt():
                 return func(*args, **kwargs)
@@ -73,7 +96,7 @@ def friendly_errors(func: F) -> F:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in error.errors())
             _fail(f"invalid settings: {problems}")
         except Exception as error:
-            system = system_error(error)
+            system = system_error(error, kwargs.get("out"))
             if system is None:
                 raise
             _fail(system)
@@ -81,8 +104,12 @@ def friendly_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def system_error(error: BaseException) -> str | None:
-    """The one-line message for an operating system error in `error`'s chain (`SYSTEM_ERRORS`), else None."""
+def system_error(error: BaseException, out: Any = None) -> str | None:
+    """The one-line message for an operating system error in `error`'s chain (`SYSTEM_ERRORS`), else None.
+
+    It names the file when the error does, else the command's output folder `out` for errors that only writing
+    meets (full disk, size limit, read-only file system).
+    """
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
@@ -92,7 +119,7 @@ def system_error(error: BaseException) -> str | None:
             code = next((value for text, value in _SYSTEM_TEXTS.items() if text in str(current)), None)
         if code in SYSTEM_ERRORS:
             filename = getattr(current, "filename", None)
-            where = f"{filename}: " if filename else ""
+            where = f"{filename}: " if filename else f"writing in {out}: " if out and code in _WRITE_ERRORS else ""
             return f"{where}{SYSTEM_ERRORS[code]}"
         current = current.__cause__ or current.__context__
     return None
