@@ -206,7 +206,9 @@ class PrivatePostgres:
             return self.root
         if (system / "cluster" / "PG_VERSION").is_file():
             return system
-        self.root.mkdir(parents=True, exist_ok=True)
+        if not self.root.exists():
+            self.root.mkdir(parents=True)
+            self.root.chmod(0o711)  # made here: whatever the umask, `postgres` may pass (not list) it
         return self.root if self._reachable(self.root) else system
 
     @property
@@ -561,6 +563,8 @@ class PrivatePostgres:
         with self._locked():
             reaped = self.leases.reap()
             running = self.is_running()
+            if running:
+                self._ensure_watcher()  # an orphan whose watcher was killed too: stopped within a second if unused
             return ServerStatus(running, self._postmaster_pid() if running else None, self.cluster,
                                 self._live_socket_dir() if running else None, self.url if running else None,
                                 self._watcher_pid(), [lease for lease in self.leases.all() if lease.alive], reaped)
