@@ -9,7 +9,9 @@ out stops the server, so no command stops it under another. A process killed wit
 the server's watcher (`python -m geovigie.postgres watch`, started with the server, one per server) looks every
 second, removes stale leases and stops the server when no live lease is left, then exits. So an orphan server
 lives about a second after its last user died; the next user (or `geovigie db status`) also reaps stale leases.
-`geovigie db start` takes an operator lease that keeps the server up until `geovigie db stop`.
+`geovigie db start` takes an operator lease that keeps the server up until `geovigie db stop`. (PostgreSQL's own
+`idle_session_timeout` ends idle sessions, never the server, and an idle user such as a service holds no session:
+only something that knows the users can stop it, hence leases and a watcher rather than a server setting.)
 
 **Where the files are.** As a normal user the server runs as that user: cluster in `root/cluster`, log in
 `root/postgres.log`, socket in `root/run`, or, when that path is too long for a Unix socket, in a fresh private

@@ -105,3 +105,23 @@ def test_predict_into_an_immutable_folder(tmp_path: Path) -> None:
     line = _one_error_line(stderr)
     assert code == 2 and str(out) in line and ("not permitted" in line or "permission denied" in line)
     assert list(out.iterdir()) == []
+
+
+def test_system_errors_are_found_anywhere_in_the_chain_and_nothing_else_is_taken() -> None:
+    import errno
+
+    from geovigie.cli import system_error
+
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device", "/data/out/x.tif")
+        except OSError as low:
+            raise RuntimeError("task failed") from low
+    except RuntimeError as wrapped:
+        assert system_error(wrapped) == "/data/out/x.tif: no space left on the device: free some or write elsewhere"
+    assert system_error(OSError(errno.EFBIG, "File too large"), Path("out")) == (
+        "writing in out: file too large for this process's file size limit (ulimit -f)")
+    assert "permission denied" in (system_error(PermissionError(errno.EACCES, "Permission denied", "/x")) or "")
+    assert system_error(ValueError("GDAL: Read-only file system")) == "read-only file system: write elsewhere"
+    assert system_error(FileNotFoundError(errno.ENOENT, "No such file")) is None  # a bug or a bad input: not ours
+    assert system_error(KeyError("x")) is None

@@ -189,3 +189,18 @@ def test_db_stop_refuses_while_another_process_uses_the_server(data_dir: Path) -
     assert wait_for(lambda: not server_processes(data_dir))
     stopped = subprocess.run([GEOVIGIE, "db", "status"], env=env, capture_output=True, text=True, check=False)
     assert stopped.returncode == 3 and "not running" in stopped.stdout
+
+
+def test_db_start_keeps_the_server_up_past_its_users_until_db_stop(data_dir: Path) -> None:
+    env = _env(data_dir)
+    started = subprocess.run([GEOVIGIE, "db", "start"], env=env, capture_output=True, text=True, check=False)
+    assert started.returncode == 0, started.stderr
+    publisher = subprocess.run([GEOVIGIE, "diagnose", "dumps", str(CLASS_MAP), "--watch", "operator", "--date",
+                                "2024-05-01", "--class-value", "1", "--min-area", "0"], env=env, capture_output=True,
+                               text=True, check=False, cwd=data_dir.parent)
+    assert publisher.returncode == 0, publisher.stderr
+    status = subprocess.run([GEOVIGIE, "db", "status"], env=env, capture_output=True, text=True, check=False)
+    assert status.returncode == 0 and "users: 1" in status.stdout and "operator" in status.stdout, status.stdout
+    stopped = subprocess.run([GEOVIGIE, "db", "stop"], env=env, capture_output=True, text=True, check=False)
+    assert stopped.returncode == 0 and "stopped" in stopped.stderr
+    assert wait_for(lambda: not server_processes(data_dir))
