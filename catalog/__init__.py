@@ -61,6 +61,7 @@ from geovigie.catalog._wms import (
     fetch_wms,
     snap_grid,
 )
+from geovigie.errors import DatabaseError  # what the pgstac store raises (the server manager: geovigie.postgres)
 
 __all__ = [
     "BUILTIN",
@@ -80,6 +81,7 @@ __all__ = [
     "AssetChecksumError",
     "AssetDownloadError",
     "CatalogClient",
+    "DatabaseError",
     "ImageryQuery",
     "ItemSearch",
     "ItemSource",
