@@ -41,6 +41,7 @@ from geovigie.catalog._postgres import (
     stac_database,
 )
 from geovigie.catalog._query import SearchQuery
+from geovigie.catalog._raster_item import is_raster_file, raster_item
 from geovigie.catalog._search import CatalogClient, ItemSearch, read_item
 from geovigie.catalog._sentinel2 import (
     MaskOptions,
@@ -129,6 +130,8 @@ __all__ = [
     "load_s2",
     "median_composite",
     "open_store",
+    "is_raster_file",
+    "raster_item",
     "parse_aoi",
     "patch_url_through",
     "ortho_collection",

@@ -57,22 +57,23 @@ def test_pixel_aligned_zone_matches_numpy(classes: Path) -> None:
 def test_lambert93_and_wgs84_zones_give_the_same_figures(classes: Path) -> None:
     zones = read_zones(COMMUNES)
     assert zones.crs.to_epsg() == 2154 and len(zones) == 19
-    with pytest.warns(DiagnosticsWarning, match="outside the layer"):
-        lambert = zonal_classes(zones, classes)
+    with pytest.warns(DiagnosticsWarning, match="not covered"):
+        lambert = zonal_classes(zones, classes, min_coverage=0.0)
     with pytest.warns(DiagnosticsWarning):
-        wgs84 = zonal_classes(zones.to_crs("EPSG:4326"), classes)
+        wgs84 = zonal_classes(zones.to_crs("EPSG:4326"), classes, min_coverage=0.0)
     merged = lambert.merge(wgs84, on=["zone_id", "class_value"], how="outer")
-    assert np.allclose(merged["area_m2_x"], merged["area_m2_y"], rtol=1e-3, atol=50)
+    assert np.allclose(merged["area_m2_x"], merged["area_m2_y"], rtol=1e-3, atol=50, equal_nan=True)
 
 
 def test_class_areas_sum_to_the_valid_covered_area(classes: Path) -> None:
     zones = read_zones(COMMUNES)
     with pytest.warns(DiagnosticsWarning):
-        table = zonal_classes(zones, classes, {0: "dark", 1: "bright"})
+        table = zonal_classes(zones, classes, {0: "dark", 1: "bright"}, min_coverage=0.0)
     aignan = table[table["zone_name"] == "Aignan"]
     zone = aignan.iloc[0]
-    valid_covered = zone["zone_area_m2"] * zone["covered_fraction"] * zone["valid_fraction"]
-    assert aignan["area_m2"].sum() == pytest.approx(valid_covered, rel=1e-6)
+    observed = zone["zone_area_m2"] * zone["covered_fraction"]
+    assert (aignan["area_m2"] % 100.0 == 0).all()  # whole 10 m pixels
+    assert abs(aignan["area_m2"].sum() - observed) <= len(aignan) * 0.5 * 100.0  # each class within half a pixel
     assert set(aignan["class_name"]) == {"dark", "bright"}
     # against a plain rasterisation (pixel centres) of the same commune: within 1 % (edge pixels differ)
     from rasterio.features import geometry_mask
