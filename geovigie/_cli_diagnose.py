@@ -61,14 +61,18 @@ def _sensitive(specs: list[str] | None, crs: str | None):  # noqa: ANN202 - dict
         key = (name if sep else path.stem).strip().lower().replace("-", "_")
         if key in layers:
             raise InvalidInputError(f"--sensitive {spec!r}: the name {key!r} is given twice")
-        layers[key] = read_vector(path, f"sensitive layer {key!r}", crs=crs)
+        layer = read_vector(path, f"sensitive layer {key!r}", crs=crs)
+        if not {"name", "zone_name"} & set(layer.columns):
+            raise InvalidInputError(f"--sensitive {spec}: {path} needs a 'name' (or 'zone_name') column naming each "
+                                    f"feature (has {', '.join(c for c in layer.columns if c != 'geometry')})")
+        layers[key] = layer
     return layers
 
 
 def _coverage_line(table, min_coverage: float) -> None:  # noqa: ANN001 - a DataFrame
     from geovigie.diagnostics import coverage_summary
 
-    err.print(coverage_summary(table, min_coverage))
+    err.print(coverage_summary(table, min_coverage), soft_wrap=True)
 
 
 def _scene(path: Path, when: str | None, unit: str | None):  # noqa: ANN202 - a pystac.Item
