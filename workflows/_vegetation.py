@@ -24,9 +24,17 @@ from geovigie.diagnostics import (
 )
 from geovigie.errors import DiagnosticsWarning
 from geovigie.settings import Settings
-from geovigie.tiles import LayerIndex, LayerSpec, Provenance, VectorStyle, publish_vector_layer, results_store_for
+from geovigie.tiles import (
+    Layer,
+    LayerIndex,
+    LayerSpec,
+    Provenance,
+    VectorStyle,
+    publish_vector_layer,
+    results_store_for,
+)
 from geovigie.types import NODATA_CLASS
-from geovigie.workflows._published import PublishedLayer, layer_target
+from geovigie.workflows._published import PublishedLayer, layer_target, removed_on_failure
 
 VEGETATION_CLASSES = (
     ClassInfo(value=0, name="little or no vegetation (NDVI < 0.2)", color="#bdbdbd"),
@@ -64,9 +72,15 @@ def vegetation_by_zone(ndvi_layer: str, settings: Settings, *, zones: gpd.GeoDat
     Figures of zones observed on less than `min_coverage` of their area (status "partial" / "not_covered") are
     null, never 0.
     """
-    started = time.perf_counter()
     layer = LayerIndex(results_store_for(settings)).get(ndvi_layer)
     check_ndvi_layer(layer.path)
+    with removed_on_failure(settings, f"vegetation-zones-{place}"):
+        return _vegetation_by_zone(layer, ndvi_layer, settings, zones=zones, place=place, min_coverage=min_coverage)
+
+
+def _vegetation_by_zone(layer: Layer, ndvi_layer: str, settings: Settings, *, zones: gpd.GeoDataFrame, place: str,
+                        min_coverage: float) -> VegetationResult:
+    started = time.perf_counter()
     layer_id = f"vegetation-zones-{place}"
     classes_path = layer_target(settings, layer_id, "vegetation_classes.tif")
     _vegetation_classes(str(layer.path), str(classes_path))
