@@ -188,6 +188,11 @@ def _check_min_coverage(min_coverage: float) -> float:
 
 def _local(zones: gpd.GeoDataFrame, crs: object, bounds: tuple[float, float, float, float]) -> gpd.GeoDataFrame:
     """Zones in the layer's CRS with their area and the share of it inside the layer's footprint."""
+    if not isinstance(zones, gpd.GeoDataFrame) or zones.crs is None:
+        raise InvalidZonesError("zones have no CRS: read them with read_zones (and --zones-crs for a file without one)")
+    missing = [c for c in ("zone_id", "zone_name") if c not in zones.columns]
+    if missing:
+        raise InvalidZonesError(f"zones lack the columns {missing}: read them with read_zones")
     local = zones.to_crs(crs)
     finite = np.isfinite(np.asarray(local.geometry.bounds, dtype=float)).all(axis=1)
     if not finite.all():
