@@ -96,7 +96,7 @@ def _vegetation_by_zone(layer: Layer, ndvi_layer: str, settings: Settings, *, zo
     observed = table["status"] == COVERED  # a covered zone without the class has a share of 0; others none
     for column, value in (("dense_vegetation_share", 2), ("sparse_vegetation_share", 1)):
         share = table["zone_id"].map(pivot.get(value, pd.Series(dtype=float)))
-        table[column] = share.where(~observed, share.fillna(0.0)).where(observed)
+        table[column] = share.fillna(0.0).where(observed)
     folder = classes_path.parent
     csv = write_csv(table, folder / "zones.csv")
     features = write_vector(zones[["zone_id", "geometry"]].merge(table, on="zone_id"), folder / "data.geojson")
