@@ -383,6 +383,7 @@ def _site_volume(geom: BaseGeometry, surface: rasterio.DatasetReader, terrain: r
     dsm = surface.read(1, window=window, masked=True, boundless=True).astype(np.float64)
     dtm = terrain.read(1, window=window, masked=True, boundless=True).astype(np.float64)
     valid = ~(np.ma.getmaskarray(dsm) | np.ma.getmaskarray(dtm))
+    valid &= np.isfinite(dsm.filled(0.0)) & np.isfinite(dtm.filled(0.0))  # NaN without a declared nodata
     height = np.where(valid, dsm.filled(0.0) - dtm.filled(0.0), 0.0)
     n_inside, n_valid = int(inside.sum()), int((valid & inside).sum())
     share = n_valid / n_inside
