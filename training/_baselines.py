@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from geovigie.training._chips import IGNORE
+from geovigie.training._targets import IGNORE
 
 
 def training_pixels(images: list[np.ndarray], labels: list[np.ndarray], masks: list[np.ndarray], max_pixels: int,

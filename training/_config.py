@@ -156,7 +156,9 @@ class Optimisation(_Strict):
     balanced: bool = Field(default=False, description="Centre chips on classes drawn uniformly (rare classes).")
     augment: Augment = Field(default_factory=lambda: Augment())
     seed: int = 0
-    amp: bool = True
+    amp: bool | Literal["bf16", "fp16"] = Field(
+        default=True, description="Mixed precision: true = bf16 (or fp16) autocast on CUDA only; 'bf16' / 'fp16': "
+        "that autocast on any device, CPU included.")
     channels_last: bool = True
     early_stopping_patience: int = Field(default=0, ge=0, description="Epochs without gain; 0: off.")
     monitor: Literal["val_loss", "val_miou", "val_accuracy"] = Field(

@@ -20,22 +20,15 @@ from geovigie.errors import InvalidInputError
 from geovigie.models import Architecture, ClassInfo, ModelBundle, ModelCard, Normalisation, build_network, save_bundle
 from geovigie.models import resolve_device as _resolve_device
 from geovigie.training._baselines import RandomForestBaseline, majority_class, training_pixels
-from geovigie.training._chips import IGNORE
 from geovigie.training._config import ALL_FOLDS, ConfigError, ExperimentConfig, load_config
 from geovigie.training._data import Scene, image_sources, load_scenes, mapping_of
 from geovigie.training._evaluate import Predictions, evaluate, scene_logits, set_masks
+from geovigie.training._hooks import CHECKPOINT, fingerprint
+from geovigie.training._parallel import Distributed, setup_distributed
 from geovigie.training._samplers import ChipSampler
 from geovigie.training._split import EmptySplitError, SceneSplit, check_split, spatial_split
-from geovigie.training._trainer import (
-    CHECKPOINT,
-    Distributed,
-    FitResult,
-    TrainData,
-    class_weights_for,
-    fingerprint,
-    fit,
-    setup_distributed,
-)
+from geovigie.training._targets import IGNORE, class_weights_for
+from geovigie.training._trainer import FitResult, TrainData, fit
 
 log = logging.getLogger(__name__)
 PRIMARY_SETS = ("folds_heldout_test_blocks", "heldout_test_blocks", "heldout", "test_blocks", "validation")
