@@ -72,6 +72,8 @@ MAX_TRANSPOSED_ROWS = 6
 """A table of at most this many rows and too many columns is shown transposed (a column per row)."""
 MAX_TICKS = 5
 NO_DATA = "pas de données"
+"""What the page shows for the figures of a zone that was not (or not enough) observed: never a number."""
+NO_DATA_TEXT = NO_DATA
 COLUMN_LABELS = {
     "zone_id": "code", "zone_name": "zone", "site_id": "site", "status": "statut", "covered_fraction": "part couverte",
     "valid_fraction": "part valide", "zone_area_m2": "surface (m²)", "observed_area_ha": "observé (ha)",
@@ -244,15 +246,20 @@ def bar_chart_png(table: pd.DataFrame, category: str, values: Sequence[str], *, 
     import matplotlib.pyplot as plt
     from matplotlib.ticker import FuncFormatter
 
-    frame = table.set_index(category)[list(values)]
+    frame = table.set_index(category)[list(values)].apply(pd.to_numeric, errors="coerce")
     frame.index = [str(i) for i in frame.index]
     frame.columns = list(labels) if labels else [column_label(c) for c in frame.columns]
     figure, axes = plt.subplots(figsize=(7, max(2.5, 0.3 * len(frame) * (1 if stacked else max(1, len(values) / 2))
                                                 + 1.2)))
-    frame.astype(float).plot.barh(ax=axes, stacked=stacked, color=list(colors) if colors else None, width=0.8)
+    if frame.isna().all().all():  # no value at all: a chart that says so
+        axes.text(0.5, 0.5, NO_DATA, ha="center", va="center", transform=axes.transAxes)
+        axes.set_yticks([])
+        stacked = False
+    else:
+        frame.plot.barh(ax=axes, stacked=stacked, color=list(colors) if colors else None, width=0.8)
     missing = frame.isna().all(axis=1)
-    for row, empty in enumerate(missing):
-        if empty:
+    for row, empty in enumerate(missing if not frame.isna().all().all() else []):
+        if empty:  # a zone without data: no bar (never a bar of 0) and the words saying why
             axes.annotate(NO_DATA, (0, row), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8,
                           color="#555555", style="italic")
     _bounded_ticks(axes.xaxis, FuncFormatter(lambda v, _: french_number(v, 2)))

@@ -124,8 +124,8 @@ def _section(kind: str, item: pystac.Item, index: LayerIndex, store_items: dict[
     if kind == "dump-sites":
         csv = _asset_path(item, "csv")
         frame = pd.read_csv(csv) if csv else pd.DataFrame()
-        columns = [c for c in ("site_id", "status", "area_m2", "volume_m3", "commune_name", "first_seen",
-                               "last_seen", "volume_note") if c in frame.columns]
+        columns = [c for c in ("site_id", "status", "area_m2", "volume_m3", "volume_uncertainty_m3", "valid_fraction",
+                               "commune_name", "first_seen", "last_seen", "volume_note") if c in frame.columns]
         section.figures += _dump_figures(item)
         section.tables.append(Table(frame[columns], "Sites du dernier passage (une ligne par site)", f"{item.id}.csv"))
         if item.properties.get("geovigie:candidate"):
@@ -136,23 +136,32 @@ def _section(kind: str, item: pystac.Item, index: LayerIndex, store_items: dict[
     zones = _zones(item)
     section.figures += _raster_figure(index, item, zones, store_items)
     illustrative = bool(item.properties.get("geovigie:illustrative_reference", False))
+    covered = frame[frame["status"] == "covered"] if "status" in frame.columns else frame
+    unobserved = frame.loc[frame["status"] != "covered"] if "status" in frame.columns else frame.iloc[:0]
+    if len(unobserved):
+        names = [str(n) for n in unobserved["zone_name"]]
+        shown_names = ", ".join(names[:20]) + (f" … and {len(names) - 20} more" if len(names) > 20 else "")
+        section.notes.append(f"{len(unobserved)} of {len(frame)} zones not or not enough observed: pas de données "
+                             f"(no figure, not 0): {shown_names}.")
     if kind == "vegetation":
+        # every zone listed: the ones not (enough) observed say « pas de données », never a bar of 0
+        observed = frame["status"] == "covered" if "status" in frame.columns else frame["covered_fraction"] > 0
         section.figures.append(Figure(bar_chart_png(frame.assign(
-            dense_vegetation_share=frame["dense_vegetation_share"].where(frame["covered_fraction"] > 0),
-            sparse_vegetation_share=frame["sparse_vegetation_share"].where(frame["covered_fraction"] > 0)),
+            dense_vegetation_share=frame["dense_vegetation_share"].where(observed),
+            sparse_vegetation_share=frame["sparse_vegetation_share"].where(observed)),
             "zone_name", ["dense_vegetation_share", "sparse_vegetation_share"],
             title="Part de végétation de la surface observée", unit="part (0–1)", colors=["#1a9850", "#a6d96a"]),
             "Végétation dense et clairsemée par zone (« pas de données » : zone non vue par l'image)"))
     elif kind == "zan":
         columns = ["artificialised_ha", "artificialised_ha_no_mmu", "renaturalised_ha"]
-        section.figures.append(Figure(bar_chart_png(frame, "zone_name", columns,
+        section.figures.append(Figure(bar_chart_png(covered, "zone_name", columns,
                                                     title="Surfaces artificialisées / renaturées", unit="ha"),
-                                      "Hectares par zone, avec et sans unités minimales de cartographie"))
+                                      "Hectares par zone observée, avec et sans unités minimales de cartographie"))
         if illustrative:
             section.notes.append("The reference consumption table is ILLUSTRATIVE: the trajectory columns are not "
                                  "official figures.")
     elif kind == "heat-island":
-        top = frame.sort_values("mean", ascending=False).head(15)
+        top = covered.sort_values("mean", ascending=False).head(15)
         section.figures.append(Figure(bar_chart_png(top, "zone_name", ["mean", "p90"],
                                                     title="Mailles les plus chaudes : écart à la référence rurale",
                                                     unit="°C", colors=["#fd8d3c", "#bd0026"]),
