@@ -185,5 +185,7 @@ def test_page_security_headers(client: TestClient) -> None:
     assert page.headers["x-content-type-options"] == "nosniff"
     policy = dict(part.strip().split(" ", 1) for part in page.headers["content-security-policy"].split(";"))
     assert policy["default-src"] == "'self'" and "'unsafe-inline'" not in policy.get("script-src", "")
-    assert policy["img-src"].split() == ["'self'", "data:", "https://data.geopf.fr"]
+    # MapLibre: tiles fetched (connect-src), decoded through blob: URLs where createImageBitmap is missing
+    assert policy["img-src"].split() == ["'self'", "data:", "blob:", "https://data.geopf.fr"]
+    assert policy["connect-src"].split() == ["'self'", "https://data.geopf.fr"] and policy["worker-src"] == "'self'"
     assert policy["frame-ancestors"] == "'none'"
