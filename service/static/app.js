@@ -135,7 +135,7 @@ function hatchImage() {
   canvas.width = canvas.height = size;
   const ctx = canvas.getContext("2d");
   ctx.strokeStyle = "#666666";
-  ctx.lineWidth = 1.5;
+  ctx.lineWidth = 2;
   ctx.beginPath();
   ctx.moveTo(0, size);
   ctx.lineTo(size, 0);
@@ -329,7 +329,7 @@ async function addToMap(entry) {
   map.addLayer({ id: `${info.id}-fill`, type: "fill", source: info.id, filter: ["!", ["get", "_nodata"]],
     paint: { "fill-color": ["get", "_color"], "fill-opacity": opacity } }, "slot-zones");
   map.addLayer({ id: `${info.id}-hatch`, type: "fill", source: info.id, filter: ["get", "_nodata"],
-    paint: { "fill-pattern": "hatch", "fill-opacity": Math.max(opacity, 0.6) } }, "slot-zones");
+    paint: { "fill-pattern": "hatch", "fill-opacity": 0.85 } }, "slot-zones");
   map.addLayer({ id: `${info.id}-line`, type: "line", source: info.id,
     paint: { "line-color": "#333333", "line-width": 0.7, "line-opacity": 0.8 } }, "slot-zones");
   noDataLabels(info, data);
@@ -344,6 +344,20 @@ function noDataLabels(info, data) {
     element: element("span", { class: "no-data-label" }, t("no_data")),
   }).setLngLat(centroidOf(f.geometry)).addTo(map));
   state.markers.set(info.id, markers);
+  declutterLabels();
+}
+
+function declutterLabels() {
+  // a « pas de données » label is shown only where it does not cover another one
+  const kept = [];
+  for (const marker of [...state.markers.values()].flat()) {
+    const label = marker.getElement();
+    label.style.visibility = "visible";
+    const box = label.getBoundingClientRect();
+    const clash = kept.some((o) => box.left < o.right && o.left < box.right && box.top < o.bottom && o.top < box.bottom);
+    if (clash) label.style.visibility = "hidden";
+    else kept.push(box);
+  }
 }
 
 function removeFromMap(info) {
@@ -1023,6 +1037,7 @@ async function main() {
   await reportBroken().catch(() => {});  // informative only
   map.on("click", onMapClick);
   map.on("error", onMapError);
+  map.on("moveend", declutterLabels);
   map.on("sourcedata", (event) => {
     if (String(event.sourceId).startsWith("ign-") && event.tile) state.ignLoaded = true;
   });
