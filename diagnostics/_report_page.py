@@ -86,8 +86,14 @@ COLUMN_LABELS = {
     "mean": "moyenne (°C)", "median": "médiane (°C)", "p10": "p10 (°C)", "p90": "p90 (°C)", "min": "min (°C)",
     "max": "max (°C)", "area_m2": "surface (m²)", "volume_m3": "volume (m³)", "volume_note": "note volume",
     "commune_name": "commune", "first_seen": "vu d'abord", "last_seen": "vu en dernier", "candidate": "candidat",
-    "centroid_lat": "lat.", "centroid_lon": "lon.", "sites": "sites",
+    "centroid_lat": "lat.", "centroid_lon": "lon.", "sites": "sites", "volume_uncertainty_m3": "± volume (m³)",
 }
+VALUE_LABELS = {"new": "nouveau", "grown": "agrandi", "persisting": "persistant", "shrunk": "réduit",
+                "removed": "disparu", "covered": "couverte", "partial": "partielle", "not_covered": "non couverte",
+                "confirmed": "confirmé", "false_alarm": "fausse alerte", "cleaned": "nettoyé"}
+"""Statuses written in French in the tables (the CSV keeps the raw values)."""
+TEXT_COLUMNS = frozenset({"volume_note", "note", "track_note", "commune_name", "commune_code", "comment"})
+"""Columns of free text: empty is « — », not a missing figure."""
 
 
 def column_label(name: str) -> str:
@@ -293,7 +299,9 @@ def _html_table(frame: pd.DataFrame) -> str:
     head = "".join(f'<th scope="col" title="{e(str(c))}">{e(column_label(str(c)))}</th>' for c in frame.columns)
     rows = []
     for record in frame.itertuples(index=False):
-        cells = [_cell(v) for v in record]
+        cells = [("—" if column in TEXT_COLUMNS and _cell(v) == NO_DATA
+                  else VALUE_LABELS.get(v, _cell(v)) if column == "status" else _cell(v))
+                 for column, v in zip(frame.columns, record, strict=True)]
         rows.append("<tr>" + "".join(
             f'<td class="{"nd" if c == NO_DATA else ""}">{e(c)}</td>' for c in cells) + "</tr>")
     return f'<table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
