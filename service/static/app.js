@@ -599,6 +599,7 @@ function legendBlock(entry) {
     if (scale.colors) box.appendChild(rampBlock(scale));
     else box.appendChild(swatch((info.style && info.style.color) || "#d7301f", seriesName(info)));
     if (scale.noData || scale.colors) box.appendChild(swatch(null, t("no_data"), true));
+    box.appendChild(zonePicker(info));
     return box;
   }
   for (const item of info.legend || []) {
@@ -609,6 +610,30 @@ function legendBlock(entry) {
     }
   }
   return box;
+}
+
+function zonePicker(info) {
+  // the keyboard way to a zone's panel (the map itself needs a pointer): a list of the layer's zones by name
+  const picker = element("select", { class: "zone-picker", "aria-label": `${t("zone_pick")} — ${seriesName(info)}` });
+  picker.appendChild(element("option", { value: "" }, t("zone_pick")));
+  const data = state.data.get(info.id);
+  if (data) {
+    data.then((loaded) => {
+      const zones = loaded.features.map((f) => f.properties || {}).filter((p) => p.zone_id !== undefined)
+        .sort((a, b) => String(a.zone_name).localeCompare(String(b.zone_name), getLang()));
+      for (const p of zones) picker.appendChild(element("option", { value: String(p.zone_id) }, String(p.zone_name)));
+      if (!zones.length) picker.hidden = true;
+    });
+  }
+  picker.addEventListener("change", async () => {
+    if (!picker.value) return;
+    const loaded = await state.data.get(info.id);
+    const feature = loaded.features.find((f) => String((f.properties || {}).zone_id) === picker.value);
+    const centre = feature && feature.geometry ? centroidOf(feature.geometry) : null;
+    state.clicked = centre ? new maplibregl.LngLat(centre[0], centre[1]) : null;
+    await openZone(picker.value);
+  });
+  return picker;
 }
 
 function renderLegend() {

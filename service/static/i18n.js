@@ -33,6 +33,7 @@ const UI = {
   load_failed: ["Impossible de charger les couches : {0}", "Could not load the layers: {0}"],
   close: ["Fermer", "Close"],
   zone_figures: ["Chiffres de la zone", "Zone figures"],
+  zone_pick: ["Ouvrir les chiffres d'une zone…", "Open the figures of a zone…"],
   no_figures: ["Aucune couche de chiffres ne couvre cette zone.", "No figure layer covers this zone."],
   chart_veg: ["Part de végétation (%)", "Vegetation share (%)"],
   chart_zan: ["Artificialisation comparée à la référence (ha/an)", "Land take against the reference (ha/yr)"],

@@ -466,6 +466,10 @@ def test_click_a_commune_reads_its_figures_and_chart_in_french_then_english(dash
         assert table["covered_fraction"].startswith("Part couverte par l'image = ") and table[
             "covered_fraction"].endswith("\u00a0%")
         _keep(page, "commune")
+        # the same panel without a pointer: the zone list under the legend
+        page.click("#details .close")
+        page.select_option("#legend select.zone-picker", label="Sabazan")
+        page.wait_for_selector("#details[data-id='32354'] h2 >> text=Sabazan")
         page.click("#lang")
         page.wait_for_selector("#details table.figures tr[data-field=ndvi_mean] >> text=Mean NDVI")
         assert page.locator("#layers details summary").first.inner_text() == "Illegal dumps"
