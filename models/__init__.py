@@ -16,7 +16,13 @@ from geovigie.models._card import (
 from geovigie.models._mlm import mlm_item
 from geovigie.models._network import build_network
 from geovigie.models._onnx import export_onnx
-from geovigie.models._pixel import feature_model, pixel_features, save_pixel_bundle, wrap_pixel_model
+from geovigie.models._pixel import (
+    PROBABILITY_FLOOR,
+    feature_model,
+    pixel_features,
+    save_pixel_bundle,
+    wrap_pixel_model,
+)
 from geovigie.models._predictor import (
     RUNTIMES,
     OnnxPredictor,
@@ -64,6 +70,7 @@ __all__ = [
     "resolve_device",
     "save_bundle",
     "save_pixel_bundle",
+    "PROBABILITY_FLOOR",
     "softmax",
     "wrap_pixel_model",
     "write_card",
