@@ -40,7 +40,7 @@ from geovigie.catalog._postgres import (
     prepare_database,
     stac_database,
 )
-from geovigie.catalog._query import SearchQuery
+from geovigie.catalog._query import DEFAULT_MAX_CLOUD, SearchQuery, cloud_skip_reason, cql2_filter, cql2_matches
 from geovigie.catalog._search import CatalogClient, ItemSearch, read_item
 from geovigie.catalog._sentinel2 import (
     MaskOptions,
@@ -73,6 +73,7 @@ from geovigie.catalog._wms import (
 
 __all__ = [
     "BUILTIN",
+    "DEFAULT_MAX_CLOUD",
     "GEOPLATEFORME_WMS",
     "GERS",
     "MUENSTER",
@@ -116,8 +117,11 @@ __all__ = [
     "cache_dir_of",
     "check_id",
     "clear_from_scl",
+    "cloud_skip_reason",
     "clear_from_theia",
     "convert_to_cog",
+    "cql2_filter",
+    "cql2_matches",
     "export_static",
     "fetch_asset",
     "fetch_wms",

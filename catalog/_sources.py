@@ -20,7 +20,7 @@ from shapely.geometry import shape
 
 from geovigie.catalog._aoi import Aoi
 from geovigie.catalog._datetime import to_interval
-from geovigie.catalog._query import SearchQuery
+from geovigie.catalog._query import SearchQuery, cloud_skip_reason
 from geovigie.catalog._search import CatalogClient
 from geovigie.catalog._store import ApiItemSource
 from geovigie.errors import EmptySearchError, InvalidInputError, UnknownCollectionError
@@ -159,8 +159,7 @@ class ImageryApiSource(ApiItemSource):
 
 
 def _keep(item: pystac.Item, query: ImageryQuery) -> bool:
-    cloud = item.properties.get("eo:cloud_cover")
-    if query.max_cloud is not None and cloud is not None and float(cloud) > query.max_cloud:
+    if cloud_skip_reason(item, query.max_cloud) is not None:
         return False
     return query.aoi is None or item.geometry is None or shape(item.geometry).intersects(query.aoi.geometry)
 
@@ -178,7 +177,8 @@ def search_imagery(provider: str | Provider | None, collections: Sequence[str] |
                    require: bool = True) -> list[pystac.Item]:
     """Search a provider for images over an AOI in a period, at most `max_cloud` % cloudy.
 
-    Items without `eo:cloud_cover` are kept (their masks decide). Signed providers return signed items.
+    Cloudy items go by the one rule of `cloud_skip_reason` (an item without `eo:cloud_cover` is kept, its masks
+    decide, unless it is marked `geovigie:cloudy`). Signed providers return signed items.
 
     Raises:
         UnknownProviderError, UnknownCollectionError: checked before any request for the built-in APIs.

@@ -10,6 +10,7 @@ A pgstac-backed store is another implementation of `ItemStore`; nothing that use
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -23,7 +24,7 @@ import pystac
 from shapely.geometry import box, shape
 
 from geovigie.atomic import folder_lock, write_json_atomic
-from geovigie.catalog._query import SearchQuery, item_interval, overlaps
+from geovigie.catalog._query import SearchQuery, cql2_matches, item_interval, overlaps
 from geovigie.errors import (
     GeovigieError,
     InputNotFoundError,
@@ -335,15 +336,36 @@ class ApiItemSource:
         with self._remote("listing collections"):
             return [c.id for c in self._client.get_collections()]
 
+    applies_filter = True
+    """`search` applies `SearchQuery.filter` itself: sent to the server, or checked here when it has no filter."""
+
     def search(self, query: SearchQuery) -> Iterator[pystac.Item]:
-        """Items from the API's item search, page by page."""
+        """Items from the API's item search, page by page, every match unless `max_items` caps them.
+
+        The CQL2 filter goes to the server (CQL2-JSON, POST) when it conforms to the Filter extension; otherwise
+        the server's pages are checked here with the `cql2` library, and `max_items` counts what passes.
+        """
+        from pystac_client import ConformanceClasses
+
+        kwargs: dict[str, Any] = {"collections": list(query.collections) if query.collections else None,
+                                  "bbox": query.bbox, "datetime": query.datetime, "max_items": query.max_items,
+                                  "limit": query.limit}
+        local = None
+        if query.filter is not None:
+            with self._remote("reading the conformance classes"):
+                remote = self._client.conforms_to(ConformanceClasses.FILTER)
+            if remote:
+                kwargs.update(filter=query.filter, filter_lang="cql2-json")
+            else:
+                local, kwargs["max_items"] = query.filter, None
         with self._remote("searching items"):
-            search = self._client.search(
-                collections=list(query.collections) if query.collections else None,
-                bbox=query.bbox, datetime=query.datetime, max_items=query.max_items, limit=query.limit,
-            )
-            items = search.items()
-        yield from self._guarded(items)
+            items = self._client.search(**kwargs).items()
+        found = self._guarded(items)
+        if local is None:
+            yield from found
+            return
+        kept = (item for item in found if cql2_matches(item, local))
+        yield from itertools.islice(kept, query.max_items)
 
     def _guarded(self, items: Iterator[pystac.Item]) -> Iterator[pystac.Item]:
         """`items` of a remote search, each page fetch's failures turned into `RemoteSourceError`."""

@@ -19,6 +19,7 @@ from geovigie._cli_model import register as register_model
 from geovigie._cli_ortho import register as register_ortho
 from geovigie._cli_train import register as register_train
 from geovigie._signals import Terminated, terminate_as_interrupt
+from geovigie.config_file import describe_errors
 from geovigie.errors import GeovigieError
 from geovigie.settings import Settings, get_settings
 
@@ -53,8 +54,7 @@ def friendly_errors(func: F) -> F:
         except GeovigieError as error:
             _fail(str(error))
         except ValidationError as error:  # settings from geovigie.toml, GEOVIGIE_* or options
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in error.errors())
-            _fail(f"invalid settings: {problems}")
+            _fail(f"invalid settings: {describe_errors(error, 'settings')}")
 
     return wrapper  # type: ignore[return-value]
 

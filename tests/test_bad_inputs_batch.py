@@ -1,0 +1,36 @@
+"""Bad batch selections: `geovigie batch` answers one `error:` line naming the problem, exit code 2, and writes
+nothing (no state, no output folder), for filters the `cql2` library refuses and out-of-range limits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from geovigie.catalog import SLOVENIA
+from geovigie.cli import app
+
+CASES = {
+    "cql2 text that does not parse": ('filter = "eo:cloud_cover >>> 20"', "filter: filter 'eo:cloud_cover >>> 20' is "
+                                                                          "not valid CQL2"),
+    "cql2-json of an unknown shape": ('filter = { op = "s_intersects", args = [] }', "is not valid CQL2"),
+    "filter neither text nor table": ("filter = 3", "give a CQL2 filter as cql2-text"),
+    "query operator unknown": ('query = { x = { contains = 1 } }', "unknown operator 'contains'"),
+    "cloud limit over 100": ("max_cloud = 101", "max_cloud: Input should be less than or equal to 100"),
+    "cap of zero items": ("max_items = 0", "max_items: Input should be greater than or equal to 1"),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_selection_is_one_error_line(name: str, catalog_dir: Path, tmp_path: Path) -> None:
+    body, message = CASES[name]
+    config = tmp_path / "job.toml"
+    config.write_text(f'source = "{catalog_dir}"\noutput_dir = "out"\ncollection = "{SLOVENIA}"\n{body}\n'
+                      '[[tasks]]\nkind = "landcover"\n', encoding="utf-8")
+    result = CliRunner().invoke(app, ["batch", str(config), "--no-progress"])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and str(config) in lines[0], result.output
+    assert message in lines[0] and "Value error" not in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["job.toml"]  # nothing written
