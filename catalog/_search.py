@@ -68,14 +68,14 @@ class CatalogClient:
 
     @classmethod
     def open(
-        cls, source: str | Path, *, modifier: RequestModifier | None = None, timeout: float | None = 30.0
+        cls, source: str | Path, *, modifier: RequestModifier | None = None, timeout: float | None = None
     ) -> CatalogClient:
         """Open `source`: an http(s) URL is a STAC API, anything else a local catalog.json (or its folder).
 
         Args:
             source: STAC API root URL, or path to a static catalog.
             modifier: called on each remote item/request, e.g. to sign Planetary Computer URLs.
-            timeout: seconds for remote requests.
+            timeout: seconds for remote requests; the settings' `http_timeout` when configured or when None.
         """
         text = str(source)
         if text.startswith(("http://", "https://")):

@@ -173,7 +173,7 @@ def _check_collections(known: Sequence[str], wanted: Sequence[str], source: Prov
 
 def search_imagery(provider: str | Provider | None, collections: Sequence[str] | str | None = None, *,
                    aoi: Aoi | None = None, period: str | None = None, max_cloud: float | None = None,
-                   max_items: int | None = 100, settings: Any = None, timeout: float | None = 30.0,
+                   max_items: int | None = 100, settings: Any = None, timeout: float | None = None,
                    require: bool = True) -> list[pystac.Item]:
     """Search a provider for images over an AOI in a period, at most `max_cloud` % cloudy.
 

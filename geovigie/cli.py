@@ -54,7 +54,7 @@ def friendly_errors(func: F) -> F:
         except GeovigieError as error:
             _fail(str(error))
         except ValidationError as error:  # settings from geovigie.toml, GEOVIGIE_* or options
-            _fail(f"invalid settings: {describe_errors(error, 'settings')}")
+            _fail(f"invalid settings: {describe_errors(error, 'settings', env_prefix='GEOVIGIE_')}")
 
     return wrapper  # type: ignore[return-value]
 

@@ -34,9 +34,10 @@ def read_toml(path: str | Path, what: str = "config") -> dict[str, Any]:
         raise InvalidInputError(f"{path}: not valid TOML ({err})") from err
 
 
-def describe_errors(error: ValidationError, root: str = "config") -> str:
+def describe_errors(error: ValidationError, root: str = "config", env_prefix: str | None = None) -> str:
     """Every problem pydantic found, one clause each, naming the key: `unknown key 'x' (...)`, `missing key 'x'`,
-    or `x.y: what is wrong` (`root` names the whole file's problems)."""
+    or `x.y: what is wrong` (`root` names the whole file's problems). With `env_prefix` (settings), a top-level key
+    also names its environment variable: `http_timeout (GEOVIGIE_HTTP_TIMEOUT): ...`."""
     parts = []
     for problem in error.errors(include_url=False):
         where = ".".join(str(part) for part in problem["loc"]) or root
@@ -45,6 +46,8 @@ def describe_errors(error: ValidationError, root: str = "config") -> str:
         elif problem["type"] == "missing":
             parts.append(f"missing key {where!r}")
         else:
+            if env_prefix and len(problem["loc"]) == 1:
+                where = f"{where} ({env_prefix}{where.upper()})"
             parts.append(f"{where}: {problem['msg'].removeprefix('Value error, ')}")
     return "; ".join(parts)
 
