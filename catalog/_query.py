@@ -13,8 +13,8 @@ from geovigie.catalog._datetime import Interval, overlaps, to_interval
 from geovigie.errors import InvalidInputError
 from geovigie.types import BBox, DatetimeLike
 
-__all__ = ["DEFAULT_MAX_CLOUD", "SearchQuery", "cloud_cover", "cloud_skip_reason", "cql2_filter", "cql2_matches",
-           "item_interval", "overlaps"]
+__all__ = ["DEFAULT_MAX_CLOUD", "SearchQuery", "cloud_cover", "cloud_filter", "cloud_skip_reason", "cql2_filter",
+           "cql2_matches", "item_interval", "overlaps"]
 
 DEFAULT_MAX_CLOUD = 20.0
 """Cloud cover (%) above which the demo and the batch skip an item unless told otherwise."""
@@ -95,3 +95,10 @@ def cloud_skip_reason(item: pystac.Item, max_cloud: float | None) -> str | None:
     if "eo:cloud_cover" not in item.properties:
         return f"cloudy (geovigie:cloudy) and no cloud mask ships for it (limit {max_cloud:g} %)"
     return f"cloud cover {cover:g} % above {max_cloud:g} %"
+
+
+def cloud_filter(max_cloud: float) -> dict[str, Any]:
+    """`cloud_skip_reason`'s limit as CQL2-JSON for a server: at most `max_cloud` %, or an unknown cover (an item
+    marked `geovigie:cloudy` comes back and is dropped by the rule itself)."""
+    cover = {"property": "eo:cloud_cover"}
+    return {"op": "or", "args": [{"op": "<=", "args": [cover, max_cloud]}, {"op": "isNull", "args": [cover]}]}

@@ -20,7 +20,7 @@ from shapely.geometry import shape
 
 from geovigie.catalog._aoi import Aoi
 from geovigie.catalog._datetime import to_interval
-from geovigie.catalog._query import SearchQuery, cloud_skip_reason
+from geovigie.catalog._query import SearchQuery, cloud_filter, cloud_skip_reason
 from geovigie.catalog._search import CatalogClient
 from geovigie.catalog._store import ApiItemSource
 from geovigie.errors import EmptySearchError, InvalidInputError, UnknownCollectionError
@@ -135,8 +135,8 @@ class ImageryQuery:
 
 
 class ImageryApiSource(ApiItemSource):
-    """A STAC API searched by geometry, with the cloud-cover limit sent as the `query` or `filter` extension
-    when the API offers one (and always checked again on what comes back)."""
+    """A STAC API searched by geometry, with the cloud-cover limit sent as a CQL2 `filter` (else the `query`
+    extension) when the API offers one, and always checked again on what comes back (`cloud_skip_reason`)."""
 
     def find(self, query: ImageryQuery) -> Iterator[pystac.Item]:
         """Items matching `query`, lazily, page by page."""
@@ -148,11 +148,10 @@ class ImageryApiSource(ApiItemSource):
             kwargs["intersects"] = query.aoi.geojson()
         if query.max_cloud is not None:
             with self._remote("reading the conformance classes"):
-                if self._client.conforms_to(ConformanceClasses.QUERY):
+                if self._client.conforms_to(ConformanceClasses.FILTER):  # the rule itself, unknown covers kept
+                    kwargs["filter"], kwargs["filter_lang"] = cloud_filter(query.max_cloud), "cql2-json"
+                elif self._client.conforms_to(ConformanceClasses.QUERY):  # drops unknown covers: no OR in `query`
                     kwargs["query"] = {"eo:cloud_cover": {"lte": query.max_cloud}}
-                elif self._client.conforms_to(ConformanceClasses.FILTER):
-                    kwargs["filter"] = {"op": "<=", "args": [{"property": "eo:cloud_cover"}, query.max_cloud]}
-                    kwargs["filter_lang"] = "cql2-json"
         with self._remote("searching items"):
             items = self._client.search(**kwargs).items()
         yield from self._guarded(items)

@@ -1,5 +1,6 @@
 """Bad batch selections: `geovigie batch` answers one `error:` line naming the problem, exit code 2, and writes
-nothing (no state, no output folder), for filters the `cql2` library refuses and out-of-range limits."""
+nothing (no state, no output folder), for filters the `cql2` library refuses, out-of-range limits, and files the
+one config reader (`geovigie.config_file`) refuses."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ CASES = {
     "query operator unknown": ('query = { x = { contains = 1 } }', "unknown operator 'contains'"),
     "cloud limit over 100": ("max_cloud = 101", "max_cloud: Input should be less than or equal to 100"),
     "cap of zero items": ("max_items = 0", "max_items: Input should be greater than or equal to 1"),
+    "not TOML": ("filter = ", "not valid TOML (Invalid value (at line 4, column 10))"),
+    "misspelt key": ('max_clouds = 10', "unknown key 'max_clouds' (remove it or check its spelling)"),
 }
 
 

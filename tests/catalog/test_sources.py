@@ -205,7 +205,8 @@ def test_api_cloud_limit_as_cql2_filter_and_checked_again(api: Api, aignan, sett
     with pytest.raises(EmptySearchError, match="cloud cover ≤ 10 %"):  # the server ignores it; geovigie does not
         search_imagery(f"{api.url}/f/", FIXTURE_COLLECTION, aoi=aignan, max_cloud=10, settings=settings)
     body = api.bodies[-1]
-    assert body["filter"] == {"op": "<=", "args": [{"property": "eo:cloud_cover"}, 10]}
+    assert body["filter"] == {"op": "or", "args": [{"op": "<=", "args": [{"property": "eo:cloud_cover"}, 10]},
+                                                   {"op": "isNull", "args": [{"property": "eo:cloud_cover"}]}]}
     assert body.get("filter-lang") == "cql2-json" and "query" not in body
 
 

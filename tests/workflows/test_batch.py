@@ -19,7 +19,7 @@ import rasterio
 import typer
 from typer.testing import CliRunner
 
-from geovigie.catalog import GERS, MUENSTER, SLOVENIA, CatalogClient, StaticItemStore
+from geovigie.catalog import GERS, MUENSTER, SLOVENIA, CatalogClient, StaticItemStore, search_imagery
 from geovigie.errors import InputNotFoundError, InvalidInputError
 from geovigie.workflows import load_batch_config, run_batch, search_items, watch_batch
 from tests.conftest import GERS_DIR, kill_after_journal_chunks
@@ -201,6 +201,11 @@ def test_the_shipped_readme_job_selects_the_clear_slovenia_scenes(catalog_dir, s
     assert [i.id for i in selection.items] == [f"slovenia-reference-scene-{i}" for i in (1, 2, 3)]
     assert [item.id for item, _ in selection.cloudy] == ["slovenia-reference-scene-0"]
     assert selection.notes()[0].startswith("skipped slovenia-reference-scene-0: cloudy")
+    # `catalog search --max-cloud` and the demo go by the same rule (catalog.cloud_skip_reason)
+    searched = search_imagery(str(catalog_dir / "catalog.json"), SLOVENIA, max_cloud=config.max_cloud,
+                              settings=settings)
+    assert [i.id for i in searched] == [i.id for i in selection.items]
+    assert len(search_imagery(str(catalog_dir / "catalog.json"), SLOVENIA, settings=settings)) == 4  # no limit
 
 
 def test_ndvi_task_on_the_gers_scene(catalog_dir, settings, tmp_path) -> None:
