@@ -88,9 +88,7 @@ class Settings(BaseSettings):
     @field_validator("overlap")
     @classmethod
     def _overlap_below_tile(cls, value: int, info: Any) -> int:
-        tile = info.data.get("tile_size", 256)
-        if value >= tile:
-            raise ValueError(f"overlap ({value}) must be smaller than tile_size ({tile})")
+        check_tiling(info.data.get("tile_size", 256), value)
         return value
 
     @field_validator("database_url")
@@ -156,6 +154,16 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=config_file()))
+
+
+def check_tiling(tile_size: int, overlap: int) -> None:
+    """The one tiling rule of settings, batch tasks and experiments: tiles overlap by less than their size.
+
+    Raises:
+        ValueError: overlap >= tile_size (pydantic validators turn it into the key's message).
+    """
+    if overlap >= tile_size:
+        raise ValueError(f"overlap ({overlap}) must be smaller than tile_size ({tile_size})")
 
 
 def config_file() -> Path:

@@ -27,7 +27,7 @@ from geovigie.errors import GeovigieError, InputNotFoundError, InvalidInputError
 from geovigie.inference import ClusterOptions, dask_client
 from geovigie.models import DEFAULT_BUNDLE, ModelBundle, load_bundle
 from geovigie.progress import progress_bar
-from geovigie.settings import Settings
+from geovigie.settings import Settings, check_tiling
 from geovigie.workflows._batch_config import (
     BatchConfig,
     BatchTask,
@@ -115,7 +115,12 @@ def _task_settings(task: BatchTask, settings: Settings) -> Settings:
     if not isinstance(task, LandcoverTask):
         return settings
     update = {k: v for k in ("tile_size", "overlap", "batch_size", "device") if (v := getattr(task, k)) is not None}
-    return settings.model_copy(update=update)
+    effective = settings.model_copy(update=update)
+    try:
+        check_tiling(effective.tile_size, effective.overlap)  # a task's tile_size against the settings' overlap
+    except ValueError as err:
+        raise InvalidInputError(f"landcover task: {err} (set both in the task)") from None
+    return effective
 
 
 def task_signature(task: BatchTask, settings: Settings) -> str:

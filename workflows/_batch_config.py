@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from geovigie.catalog import DEFAULT_MAX_CLOUD, cql2_filter
 from geovigie.config_file import read_toml, validate
 from geovigie.errors import InputNotFoundError
+from geovigie.settings import check_tiling
 
 QUERY_OPS = {"eq": "=", "neq": "<>", "lt": "<", "lte": "<=", "gt": ">", "gte": ">=", "in": "in",
              "startsWith": "like", "endsWith": "like"}
@@ -57,8 +58,8 @@ class LandcoverTask(_Task):
 
     @model_validator(mode="after")
     def _overlap_below_tile(self) -> LandcoverTask:
-        if self.tile_size is not None and self.overlap is not None and self.overlap >= self.tile_size:
-            raise ValueError(f"overlap ({self.overlap}) must be smaller than tile_size ({self.tile_size})")
+        if self.tile_size is not None and self.overlap is not None:
+            check_tiling(self.tile_size, self.overlap)
         return self
 
 
