@@ -62,7 +62,36 @@ def cql2_filter(expression: str | dict[str, Any], what: str = "filter") -> dict[
         shown = expression if isinstance(expression, str) else json.dumps(expression)
         raise InvalidInputError(f"{what} {shown[:200]!r} is not valid CQL2: {' '.join(str(err).split())[:300]}") \
             from err
-    return expr.to_json()
+    return _instants(expr.to_json())
+
+
+TIME_PROPERTIES = frozenset({"datetime", "start_datetime", "end_datetime", "created", "updated"})
+"""Item properties that hold instants: a plain string compared with one is read as a TIMESTAMP, as pgstac does."""
+_COMPARISONS = frozenset({"=", "<>", "<", "<=", ">", ">="})
+
+
+def _instants(node: Any) -> Any:
+    """`node` with the ISO strings compared to a time property (`TIME_PROPERTIES`) made TIMESTAMP literals, so that
+    `datetime >= '2018-10-23T10:51:07Z'` compares instants here as a STAC API (pgstac) does, not text."""
+    if isinstance(node, list):
+        return [_instants(child) for child in node]
+    if not isinstance(node, dict) or "op" not in node:
+        return node
+    args = [_instants(arg) for arg in node.get("args", [])]
+    if node["op"] in _COMPARISONS and args and isinstance(args[0], dict) and args[0].get("property") in \
+            TIME_PROPERTIES:
+        args = [args[0], *(_as_timestamp(arg) for arg in args[1:])]
+    return {**node, "args": args}
+
+
+def _as_timestamp(value: Any) -> Any:
+    if isinstance(value, str) and "T" in value:
+        try:
+            datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+        return {"timestamp": value}
+    return value
 
 
 def cql2_matches(item: pystac.Item | dict[str, Any], expression: dict[str, Any]) -> bool:

@@ -35,6 +35,9 @@ FILTERS = {
     "timestamp with fraction": {"op": ">=", "args": [{"property": "datetime"}, {"timestamp": WHEN}]},
     "timestamp window": "datetime > TIMESTAMP('2018-10-23T10:50:30Z') AND "
                         "datetime <= TIMESTAMP('2018-10-23T10:51:07Z')",
+    "timestamp as a plain string": f"datetime >= '{WHEN}'",  # pgstac reads it as an instant: so does the batch
+    "t_intersects": "T_INTERSECTS(datetime, INTERVAL('2018-10-23T10:50:00Z', '2018-10-23T10:51:07Z'))",
+    "casei": "CASEI(platform) = CASEI('SENTINEL-2A')",
     "<> with missing property": {"op": "<>", "args": [{"property": "eo:cloud_cover"}, 50]},
     "not over missing property": "NOT (eo:cloud_cover > 10)",
     "is null": "eo:cloud_cover IS NULL",
@@ -129,6 +132,7 @@ def test_batch_selects_what_pystac_client_gets_from_the_stac_api(sources, settin
         assert 0 < len(reference) < COPIES, name  # each filter decides something
         sizes[name] = len(reference)
     assert sizes["timestamp with fraction"] == COPIES - COPIES // 2  # the original instant (.455 s) is included
+    assert sizes["timestamp as a plain string"] == sizes["timestamp with fraction"]
     assert sizes["timestamp window"] == 37  # 10:50:30.455 .. 10:51:06.455
     assert sizes["<> with missing property"] == COPIES - len(range(0, COPIES, 7)) - 2  # two copies at 50 %
     assert sizes["is null"] == len(range(0, COPIES, 7))
