@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -14,7 +15,7 @@ from geovigie.errors import InvalidInputError
 from geovigie.types import BBox, DatetimeLike
 
 __all__ = ["DEFAULT_MAX_CLOUD", "SearchQuery", "cloud_cover", "cloud_filter", "cloud_skip_reason", "cql2_filter",
-           "cql2_matches", "item_interval", "overlaps"]
+           "cql2_matches", "cql2_select", "item_interval", "overlaps"]
 
 DEFAULT_MAX_CLOUD = 20.0
 """Cloud cover (%) above which the demo and the batch skip an item unless told otherwise."""
@@ -94,16 +95,26 @@ def _as_timestamp(value: Any) -> Any:
     return value
 
 
-def cql2_matches(item: pystac.Item | dict[str, Any], expression: dict[str, Any]) -> bool:
-    """Whether `item` satisfies a CQL2-JSON expression, as a CQL2 server decides (the `cql2` library).
+def cql2_matches(item: pystac.Item | dict[str, Any], expression: Any) -> bool:
+    """Whether `item` satisfies a CQL2-JSON expression (or a parsed `cql2.Expr`), as a CQL2 server decides (the
+    `cql2` library).
 
     Timestamps compare as instants, spatial operators test the item's geometry, and a comparison with a property
     the item lacks is unknown, hence not a match (`x <> 3` does not match an item without `x`).
     """
     import cql2
 
+    expr = expression if isinstance(expression, cql2.Expr) else cql2.Expr(expression)
     payload = item if isinstance(item, dict) else item.to_dict(include_self_link=False, transform_hrefs=False)
-    return cql2.Expr(expression).reduce(payload).to_json() is True
+    return expr.reduce(payload).to_json() is True
+
+
+def cql2_select(items: Iterable[pystac.Item], expression: dict[str, Any]) -> Iterator[pystac.Item]:
+    """The items that satisfy a CQL2-JSON expression (`cql2_matches`), parsed once."""
+    import cql2
+
+    expr = cql2.Expr(expression)
+    return (item for item in items if cql2_matches(item, expr))
 
 
 def cloud_cover(item: pystac.Item) -> float | None:

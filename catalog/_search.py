@@ -10,7 +10,7 @@ from typing import Any
 
 import pystac
 
-from geovigie.catalog._query import SearchQuery, cql2_filter, cql2_matches
+from geovigie.catalog._query import SearchQuery, cql2_filter, cql2_select
 from geovigie.catalog._store import ApiItemSource, ItemSource, open_store
 from geovigie.errors import EmptySearchError, InputNotFoundError, InvalidInputError, UnknownCollectionError
 from geovigie.types import BBoxLike, DatetimeLike, normalize_bbox
@@ -35,8 +35,7 @@ class ItemSearch:
         if query.filter is None or getattr(backend, "applies_filter", False):
             yield from backend.search(query)
             return
-        expression = query.filter
-        kept = (item for item in backend.search(replace(query, max_items=None)) if cql2_matches(item, expression))
+        kept = cql2_select(backend.search(replace(query, max_items=None)), query.filter)
         yield from itertools.islice(kept, query.max_items)
 
     def item_list(self, *, require: bool = True) -> list[pystac.Item]:

@@ -34,7 +34,7 @@ from geovigie.catalog._http import (
     resolve_timeout,
     send,
 )
-from geovigie.catalog._query import SearchQuery, cql2_matches, item_interval, overlaps
+from geovigie.catalog._query import SearchQuery, cql2_select, item_interval, overlaps
 from geovigie.errors import (
     GeovigieError,
     InputNotFoundError,
@@ -355,7 +355,7 @@ class ApiItemSource:
         if local is None:
             yield from found
             return
-        kept = (item for item in found if cql2_matches(item, local))
+        kept = cql2_select(found, local)
         yield from itertools.islice(kept, query.max_items)
 
     def _guarded(self, items: Iterator[pystac.Item]) -> Iterator[pystac.Item]:
