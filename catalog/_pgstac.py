@@ -26,6 +26,7 @@ from geovigie.catalog._postgres import DatabaseError, StacDatabase, redact
 from geovigie.catalog._query import SearchQuery
 from geovigie.catalog._store import StaticItemStore, check_id
 from geovigie.errors import GeovigieError, InputNotFoundError, InvalidInputError, UnknownCollectionError
+from geovigie.paths import safe_join
 
 CONNECT_TIMEOUT = 10
 """Seconds to wait for the database server to accept a connection."""
@@ -188,7 +189,7 @@ class PgstacItemStore:
     # writing
     def files_dir(self, collection: str, item_id: str) -> Path:
         """The folder of an item's asset files: `files_root/<collection>/<item id>/`."""
-        return self.root / check_id(collection, "collection id") / check_id(item_id)
+        return safe_join(self.root, check_id(collection, "collection id"), check_id(item_id))
 
     def upsert(self, item: pystac.Item, collection: pystac.Collection | None = None) -> pystac.Item:
         """Insert or replace `item`; its collection is created (from `collection` or defaults) when new.

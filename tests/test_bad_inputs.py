@@ -195,17 +195,6 @@ def _remote_asset_item(asset: str) -> Callable[[Path, dict[str, str]], None]:
     return setup
 
 
-def _first_scene_predicted(work: Path, ctx: dict[str, str]) -> None:
-    """Two different files named scene.tif: the first one's prediction is already in out/."""
-    from geovigie.inference import PredictOptions, predict
-
-    for name in ("a", "b"):
-        (work / name).mkdir()
-        shutil.copy(SLOVENIA_SCENE, work / name / "scene.tif")
-    predict(work / "a" / "scene.tif", work / "out", PredictOptions(64, 16, 4, "cpu"), progress=False,
-            product_level="L1C")
-
-
 L1C = ("--product-level", "L1C")
 CASES: dict[str, Case] = {
     # raster files
@@ -262,9 +251,6 @@ CASES: dict[str, Case] = {
                              setup=_write_in_work("taken", "a file\n")),
     "out-read-only-fs": Case(("predict", str(SLOVENIA_SCENE), "--out", "/sys/geovigie-out/o", *L1C),
                              ("cannot create output folder /sys/geovigie-out/o",)),
-    "same-name-two-inputs": Case(("predict", "{work}/b/scene.tif", "--out", "{work}/out", *L1C),
-                                 ("holds the prediction of another input", "a/scene.tif"),
-                                 setup=_first_scene_predicted),
     # settings and options
     "toml-broken": Case(("catalog", "search"), ("not valid TOML",), env={"GEOVIGIE_CONFIG": "{work}/bad.toml"},
                         setup=_write_in_work("bad.toml", "tile_size = [\n")),

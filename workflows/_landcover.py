@@ -50,7 +50,7 @@ def landcover(
                      client=client, force=force, band_names=band_names, product_level=product_level,
                      progress=progress, overwrite=overwrite)
     card = bundle.card
-    layer_id = f"landcover-{result.source.id}"
+    layer_id = f"landcover-{result.source.key}"  # the input's identity: item id, or file stem + content hash
     item = source if isinstance(source, pystac.Item) else None
     common = item.common_metadata if item is not None else None
     spec = LayerSpec(layer_id, f"Land cover {result.source.id}", "classes", classes=card.classes,

@@ -13,6 +13,7 @@ import rasterio
 from geovigie.classes import ClassInfo, palette
 from geovigie.cog import cog_writer
 from geovigie.diagnostics import write_csv, write_vector, zonal_classes, zonal_continuous
+from geovigie.paths import safe_name
 from geovigie.settings import Settings
 from geovigie.tiles import LayerIndex, LayerSpec, Provenance, VectorStyle, publish_vector_layer, results_store_for
 from geovigie.types import NODATA_CLASS
@@ -51,7 +52,7 @@ def vegetation_by_zone(ndvi_layer: str, settings: Settings, *, zones: gpd.GeoDat
     """NDVI mean, median, p10, p90 and the dense / sparse vegetation shares of each zone of a published NDVI layer."""
     started = time.perf_counter()
     layer = LayerIndex(results_store_for(settings)).get(ndvi_layer)
-    layer_id = f"vegetation-zones-{place}"
+    layer_id = f"vegetation-zones-{safe_name(place, 'place')}"
     classes_path = layer_target(settings, layer_id, "vegetation_classes.tif")
     _vegetation_classes(str(layer.path), str(classes_path))
     figures = zonal_continuous(zones, layer.path, variable="ndvi")
