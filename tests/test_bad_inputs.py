@@ -30,6 +30,7 @@ from typer.testing import CliRunner
 
 from geovigie.atomic import SCRATCH_MARKER, run_lock, sweep_scratch
 from geovigie.cli import app
+from geovigie.inference import open_source
 from geovigie.inference._journal import PARTIAL_FOLDER
 from tests.catalog.test_remote_errors import closed_port_url, misbehaving_server
 from tests.conftest import DATA, SLOVENIA_SCENE
@@ -490,10 +491,8 @@ def test_kill_9_debris_is_swept_by_the_next_run(tmp_path: Path) -> None:
     assert rerun.returncode == 0, stderr
     left = sorted(os.listdir(out))
     assert not any(SCRATCH_MARKER in n for n in left), left
-    assert [n for n in left if n.endswith(".tif")] == [
-        "reference_scene_2__landcover-s2l1c-slovenia-v1_classes.tif",
-        "reference_scene_2__landcover-s2l1c-slovenia-v1_probabilities.tif",
-    ]
+    stem = f"{open_source(SLOVENIA_SCENE).key}__landcover-s2l1c-slovenia-v1"  # reference_scene_2-<content hash>
+    assert [n for n in left if n.endswith(".tif")] == [f"{stem}_classes.tif", f"{stem}_probabilities.tif"]
 
 
 HOLDER = textwrap.dedent("""
