@@ -24,7 +24,6 @@ from geovigie.classes import palette
 from geovigie.cog import cog_writer
 from geovigie.errors import (
     BandMismatchError,
-    BundleError,
     EmptyInputError,
     ForcedMismatchWarning,
     GeovigieError,
@@ -33,12 +32,20 @@ from geovigie.errors import (
 )
 from geovigie.inference._chunks import Chunk, Window4, plan_chunks
 from geovigie.inference._cluster import ClusterOptions, dask_client
-from geovigie.inference._engine import RUNTIMES, EngineOptions, resolve_runtime
 from geovigie.inference._grid import tile_offsets
 from geovigie.inference._journal import RunJournal, open_journal
 from geovigie.inference._source import RasterSource, http_env, open_source
 from geovigie.inference._worker import ChunkJob, ChunkReport, PredictorPlugin, finish_seam, predict_chunk
-from geovigie.models import ModelBundle, ModelCard, check_runtime, load_bundle, resolve_device
+from geovigie.models import (
+    RUNTIMES,
+    ModelBundle,
+    ModelCard,
+    check_runtime,
+    check_weights,
+    load_bundle,
+    resolve_device,
+    resolve_runtime,
+)
 from geovigie.paths import safe_join, safe_name
 from geovigie.settings import Settings
 from geovigie.types import NODATA_CLASS, NODATA_PROBA, PROBA_SCALE
@@ -93,11 +100,6 @@ class PredictOptions:
                                     f"{self.input_offset}")
         if self.runtime not in RUNTIMES:
             raise InvalidInputError(f"runtime {self.runtime!r} unknown: use one of {', '.join(RUNTIMES)}")
-
-    @property
-    def engine(self) -> EngineOptions:
-        """How the workers run the network."""
-        return EngineOptions(self.runtime, self.channels_last, self.quantise)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PredictOptions:
@@ -248,28 +250,6 @@ def _dtype_of(source: RasterSource) -> str:
         return str(src.dtypes[source.bands[0].index - 1])
 
 
-def check_bundle_weights(bundle: ModelBundle) -> None:
-    """Check the weights file before any work: its SHA-256 against the card, else that its header is readable.
-
-    Raises:
-        BundleError: truncated, corrupt or another card's weights.
-    """
-    from safetensors import SafetensorError, safe_open
-
-    weights = bundle.path / "weights.safetensors"
-    if bundle.card.weights_sha256:
-        digest = hashlib.sha256(weights.read_bytes()).hexdigest()
-        if digest != bundle.card.weights_sha256:
-            raise BundleError(f"{weights}: SHA-256 {digest[:12]}… differs from the card's "
-                              f"{bundle.card.weights_sha256[:12]}…; the weights are corrupt or not this card's")
-        return
-    try:
-        with safe_open(str(weights), "pt") as handle:
-            handle.keys()
-    except (SafetensorError, OSError) as err:
-        raise BundleError(f"{weights}: cannot load the weights ({err})") from err
-
-
 def check_device(options: PredictOptions, client: Any = None) -> None:
     """Fail before any work when the device is unusable here and the workers are local (no remote scheduler).
 
@@ -380,7 +360,7 @@ def predict(
     options = options or PredictOptions()
     check_device(options, client)
     bundle = bundle if isinstance(bundle, ModelBundle) else load_bundle(bundle)
-    check_bundle_weights(bundle)
+    check_weights(bundle)  # once per run, here: the workers are told the digest and do not hash again
     options = dataclasses.replace(options, runtime=resolve_runtime(options.runtime, bundle))
     if options.runtime == "onnx":  # a missing, corrupt or stale export fails here, before any cluster work
         check_runtime(bundle, "onnx", "cpu" if client is not None or options.cluster.scheduler else options.device)
@@ -453,7 +433,8 @@ def _predict_locked(source: RasterSource, bundle: ModelBundle, paths: tuple[Path
         client_cm = contextlib.nullcontext(client) if client is not None else dask_client(options.cluster)
         active = stack.enter_context(client_cm)
         job = ChunkJob(str(bundle.path), options.device, options.amp, options.overlap, options.batch_size,
-                       options.engine, options.cluster.torch_threads(), options.input_scale, options.input_offset)
+                       options.runtime, options.channels_last, options.quantise, options.cluster.torch_threads(),
+                       options.input_scale, options.input_offset, bundle.card.weights_sha256)
         stages, resumed = _run_chunks(active, source, chunks, job, journal, write, progress)
         predicted = time.perf_counter() - started
     journal.remove()

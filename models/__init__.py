@@ -1,7 +1,14 @@
 """Model bundles (smp networks built from names, with a card) and the runtime shared by training and inference."""
 
 from geovigie.classes import ClassInfo
-from geovigie.models._bundle import DEFAULT_BUNDLE, ModelBundle, load_bundle, save_bundle, write_card
+from geovigie.models._bundle import (
+    DEFAULT_BUNDLE,
+    ModelBundle,
+    check_weights,
+    load_bundle,
+    save_bundle,
+    write_card,
+)
 from geovigie.models._calibration import calibrate, expected_calibration_error, fit_temperature, softmax
 from geovigie.models._card import CARD_FORMAT_VERSION, Architecture, Calibration, ModelCard, Normalisation, OnnxExport
 from geovigie.models._mlm import mlm_item
@@ -15,6 +22,7 @@ from geovigie.models._predictor import (
     TorchPredictor,
     check_runtime,
     load_predictor,
+    resolve_runtime,
 )
 from geovigie.models._runtime import autocast, fill_values, forward, inference_context, normalise, resolve_device
 
@@ -37,6 +45,7 @@ __all__ = [
     "build_network",
     "calibrate",
     "check_runtime",
+    "check_weights",
     "expected_calibration_error",
     "export_onnx",
     "fill_values",
@@ -48,6 +57,7 @@ __all__ = [
     "mlm_item",
     "normalise",
     "resolve_device",
+    "resolve_runtime",
     "save_bundle",
     "softmax",
     "write_card",
