@@ -21,6 +21,7 @@ from geovigie.diagnostics import (
     write_vector,
     zan_by_zone,
 )
+from geovigie.paths import safe_name
 from geovigie.settings import Settings
 from geovigie.tiles import LayerSpec, Provenance, VectorStyle, publish_layer, publish_vector_layer, results_store_for
 from geovigie.workflows._published import PublishedLayer, layer_target
@@ -54,7 +55,7 @@ def zan(
     """Land artificialised and renaturalised between two class maps, per zone, with and without MMU."""
     started = time.perf_counter()
     rules = load_mapping(mapping)
-    stamp = f"{place}-{start:%Y}-{end:%Y}"
+    stamp = f"{safe_name(place, 'place')}-{start:%Y}-{end:%Y}"
     folder = layer_target(settings, f"zan-{stamp}").parent
     raw = change_map(before, after, rules, folder / "change_no_mmu.tif", apply_mmu=False)
     target = layer_target(settings, f"zan-{stamp}")
