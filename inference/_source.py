@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import math
 import os
 import re
@@ -26,6 +25,7 @@ from rasterio.windows import Window
 from geovigie.bands import canonical_s2_name
 from geovigie.catalog import ApiItemSource, read_item
 from geovigie.errors import BandMismatchError, GeovigieError, InputNotFoundError, InvalidRasterError, RemoteSourceError
+from geovigie.models import sha256_of
 from geovigie.paths import HASH_CHARS, SAFE_NAME_MAX, safe_name
 
 HTTP_ENV = {"GDAL_HTTP_TIMEOUT": 30, "GDAL_HTTP_CONNECTTIMEOUT": 10, "GDAL_HTTP_MAX_RETRY": 3,
@@ -337,21 +337,12 @@ def open_source(
         )
     level = product_level or tags.get("PROCESSING_LEVEL") or tags.get("processing:level")
     href = str(path.resolve())
-    fingerprint = content_sha256(path)
+    # the whole file, not its first MiB: two uncompressed scenes of one place differ only below their first rows, and
+    # a header-only hash would take them for one input, then call the older output up to date. Measured 3.3 s per
+    # GiB on the shared 2-core development machine: small beside predicting the same pixels
+    fingerprint = sha256_of(path)
     refs = tuple(BandRef(canonical_s2_name(n), href, i + 1, f"sha256:{fingerprint}") for i, n in enumerate(names))
     return RasterSource(path.stem, str(path), refs, level, width, height, wkt, transform, nodata, fingerprint)
-
-
-def content_sha256(path: Path) -> str:
-    """SHA-256 (hex) of a whole file: a raster file's identity.
-
-    The whole file, not its first MiB: two uncompressed scenes of one place differ only below their first rows
-    (clouds, changes), and a header-only hash would take them for one input, then call the older output up to
-    date. Measured 3.3 s per GiB on the shared 2-core development machine (under load): small beside predicting
-    the same pixels, and paid again by an up-to-date rerun.
-    """
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _band_names(asset: pystac.Asset, key: str, location: str) -> list[str]:

@@ -7,6 +7,7 @@ from geovigie.models._bundle import (
     check_weights,
     load_bundle,
     save_bundle,
+    sha256_of,
     write_card,
 )
 from geovigie.models._calibration import calibrate, expected_calibration_error, fit_temperature, softmax
@@ -59,6 +60,7 @@ __all__ = [
     "resolve_device",
     "resolve_runtime",
     "save_bundle",
+    "sha256_of",
     "softmax",
     "write_card",
 ]
