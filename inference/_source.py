@@ -26,7 +26,7 @@ from geovigie.bands import canonical_s2_name
 from geovigie.catalog import ApiItemSource, read_item
 from geovigie.errors import BandMismatchError, GeovigieError, InputNotFoundError, InvalidRasterError, RemoteSourceError
 from geovigie.models import sha256_of
-from geovigie.paths import HASH_CHARS, SAFE_NAME_MAX, safe_name
+from geovigie.paths import HASH_CHARS, SAFE_NAME_MAX, printable, safe_name
 
 HTTP_ENV = {"GDAL_HTTP_TIMEOUT": 30, "GDAL_HTTP_CONNECTTIMEOUT": 10, "GDAL_HTTP_MAX_RETRY": 3,
             "GDAL_HTTP_RETRY_DELAY": 1, "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
@@ -320,7 +320,8 @@ def open_source(
         InvalidRasterError: no CRS, unreadable file, not a STAC item.
     """
     if isinstance(source, pystac.Item):
-        return _source_from_item(source, source.get_self_href() or source.id, product_level)
+        # an item without a self link is named by its id in messages: escaped, so that one error stays one line
+        return _source_from_item(source, source.get_self_href() or printable(source.id, 200), product_level)
     path = Path(source)
     if not path.exists():
         raise InputNotFoundError(f"input not found: {path}")

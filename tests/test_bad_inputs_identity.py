@@ -277,13 +277,15 @@ def test_batch_over_a_hostile_api_stays_inside_out(work: Path) -> None:
     assert layers == sorted(f"landcover-{safe_name(i)}" for i in HOSTILE_IDS.values())
 
 
-def test_batch_records_an_id_without_a_name_as_a_failed_job(work: Path) -> None:
+def test_batch_records_ids_without_a_name_or_asset_as_failed_jobs(work: Path) -> None:
     with file_server() as (base, _, _):
         items = [remote_item(base, "/scene.tif", item_id) for item_id in ("..", "fine")]
+        items.append(remote_item(base, "/missing.tif", "gone\x1b[2J\nid"))  # fails, its id clears the screen
         with hostile_api(items) as api:
             code, stderr = _cli("batch", str(_batch_config(work, api)), "--no-progress", work=work)
-    assert code == 3, stderr  # the pass ran, one job failed (batch's partial-failure code)
+    assert code == 3, stderr  # the pass ran, two jobs failed (batch's partial-failure code)
     assert "invalid item id '..'" in stderr and "Traceback" not in stderr
+    assert "\x1b" not in stderr and "gone\\x1b[2J\\nid" in stderr and "HTTP 404" in stderr  # escaped, one line
     assert [p.name for p in (work / "out" / "results" / "geovigie-results").iterdir() if p.is_dir()] == [
         "landcover-fine"]
 
