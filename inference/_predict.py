@@ -362,8 +362,8 @@ def predict(
     bundle = bundle if isinstance(bundle, ModelBundle) else load_bundle(bundle)
     check_weights(bundle)  # once per run, here: the workers are told the digest and do not hash again
     options = dataclasses.replace(options, runtime=resolve_runtime(options.runtime, bundle))
-    if options.runtime == "onnx":  # a missing, corrupt or stale export fails here, before any cluster work
-        check_runtime(bundle, "onnx", "cpu" if client is not None or options.cluster.scheduler else options.device)
+    # a missing, corrupt or stale export, or a pixel classifier asked to run on torch, fails here, before any work
+    check_runtime(bundle, options.runtime, "cpu" if client is not None or options.cluster.scheduler else options.device)
     caught: list[warnings.WarningMessage] = []
     try:
         with warnings.catch_warnings(record=True) as caught:

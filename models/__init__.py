@@ -11,10 +11,20 @@ from geovigie.models._bundle import (
     write_card,
 )
 from geovigie.models._calibration import calibrate, expected_calibration_error, fit_temperature, softmax
-from geovigie.models._card import CARD_FORMAT_VERSION, Architecture, Calibration, ModelCard, Normalisation, OnnxExport
+from geovigie.models._card import (
+    CARD_FORMAT_VERSION,
+    Architecture,
+    Calibration,
+    ModelCard,
+    Normalisation,
+    NormalisedDifference,
+    OnnxExport,
+    PixelFeatures,
+)
 from geovigie.models._mlm import mlm_item
 from geovigie.models._network import build_network
 from geovigie.models._onnx import export_onnx
+from geovigie.models._pixel import PROBABILITY_FLOOR, feature_model, pixel_features, save_pixel_bundle, wrap_pixel_model
 from geovigie.models._predictor import (
     RUNTIMES,
     OnnxPredictor,
@@ -28,6 +38,7 @@ from geovigie.models._predictor import (
 from geovigie.models._runtime import autocast, fill_values, forward, inference_context, normalise, resolve_device
 
 __all__ = [
+    "PROBABILITY_FLOOR",
     "CARD_FORMAT_VERSION",
     "DEFAULT_BUNDLE",
     "RUNTIMES",
@@ -36,9 +47,11 @@ __all__ = [
     "ClassInfo",
     "ModelBundle",
     "ModelCard",
+    "NormalisedDifference",
     "Normalisation",
     "OnnxExport",
     "OnnxPredictor",
+    "PixelFeatures",
     "Predictor",
     "Runtime",
     "TorchPredictor",
@@ -49,6 +62,7 @@ __all__ = [
     "check_weights",
     "expected_calibration_error",
     "export_onnx",
+    "feature_model",
     "fill_values",
     "fit_temperature",
     "forward",
@@ -57,10 +71,13 @@ __all__ = [
     "load_predictor",
     "mlm_item",
     "normalise",
+    "pixel_features",
     "resolve_device",
     "resolve_runtime",
     "save_bundle",
+    "save_pixel_bundle",
     "sha256_of",
     "softmax",
+    "wrap_pixel_model",
     "write_card",
 ]

@@ -39,13 +39,25 @@ class ModelBundle:
         """`name@version`, used to name outputs and in STAC processing metadata."""
         return f"{self.card.name}@{self.card.version}"
 
+    @property
+    def weights_path(self) -> Path:
+        """The file `card.weights_sha256` is the hash of: the safetensors weights, or a pixel classifier's ONNX
+        model (its only weights)."""
+        if self.card.kind == "pixel-classifier":
+            return self.path / (self.card.onnx.file if self.card.onnx is not None else "model.onnx")
+        return self.path / WEIGHTS
+
     def load_network(self, device: torch.device | str = "cpu", *, verified: bool = False) -> torch.nn.Module:
         """Build the network from the card and load the weights, in eval mode; the weights are checked first
         (`check_weights`) unless `verified` says this run checked them already.
 
         Raises:
-            BundleError: corrupt or other weights.
+            BundleError: corrupt or other weights, or the bundle is a pixel classifier (no network: runtime onnx
+                runs it).
         """
+        if self.card.architecture is None:
+            raise BundleError(f"{self.path}: bundle {self.id} is a {self.card.kind} without a PyTorch network; "
+                              "run it with runtime onnx (or auto)")
         weights = self.path / WEIGHTS
         if not verified:
             check_weights(self)
@@ -101,7 +113,7 @@ def check_weights(bundle: ModelBundle) -> None:
     """
     from safetensors import SafetensorError, safe_open
 
-    weights = bundle.path / WEIGHTS
+    weights = bundle.weights_path  # a pixel classifier's weights are its ONNX model
     if bundle.card.weights_sha256:
         digest = sha256_of(weights)
         if digest != bundle.card.weights_sha256:
@@ -133,7 +145,7 @@ def load_bundle(path: str | Path | None = None) -> ModelBundle:
     """
     folder = Path(path) if path is not None else DEFAULT_BUNDLE
     card_path = folder / CARD
-    if not card_path.exists() or not (folder / WEIGHTS).exists():
+    if not card_path.exists():
         raise InputNotFoundError(f"no model bundle at {folder}: expected {CARD} and {WEIGHTS}")
     try:
         raw = json.loads(card_path.read_text(encoding="utf-8"))
@@ -152,7 +164,10 @@ def load_bundle(path: str | Path | None = None) -> ModelBundle:
                           "fix the card or retrain the bundle") from err
     except ValueError as err:  # model_post_init checks
         raise BundleError(f"{card_path}: not a valid model card ({err})") from err
-    return ModelBundle(folder, card)
+    bundle = ModelBundle(folder, card)
+    if not bundle.weights_path.exists():
+        raise InputNotFoundError(f"no model bundle at {folder}: expected {CARD} and {bundle.weights_path.name}")
+    return bundle
 
 
 def write_card(folder: str | Path, card: ModelCard) -> ModelBundle:

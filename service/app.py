@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 import geovigie
-from geovigie.catalog import DatabaseError
+from geovigie.errors import DatabaseError
 from geovigie.service.errors import DEFAULT_STATUS_CODES, add_exception_handlers
 from geovigie.service.factories import LayerTilerFactory
 from geovigie.service.middleware import CommonHeaders, HeadAsGet
