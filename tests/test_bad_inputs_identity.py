@@ -157,8 +157,8 @@ def test_predict_writes_a_hostile_item_under_a_clean_name_inside_out(key: str, w
     layer = work / "geovigie-data" / "results" / "geovigie-results" / f"landcover-{key_name}"
     assert (layer / "data.tif").is_file()
     created = _files(sandbox) - before
-    assert all(path.startswith("a/b/c/work/") for path in created), created  # nothing outside the working folder
-    assert not Path("/tmp/x/escaped").exists() or not any(Path("/tmp/x").glob("escaped*"))
+    # the traversal from work/out lands in sandbox/a/tmp/x: nothing may appear outside the working folder
+    assert all(path.startswith("a/b/c/work/") for path in created), created
 
 
 @pytest.mark.parametrize("key", list(NO_NAME_IDS))
