@@ -69,8 +69,8 @@ def check_name(value: object, what: str = "name", limit: int = NAME_MAX) -> str:
 
 def safe_name(value: object, what: str = "name", limit: int = SAFE_NAME_MAX) -> str:
     """A safe file-name component for any text: `value` itself when it is one and fits `limit`, else its readable
-    part (accents dropped, other characters replaced by `_`) cut to fit, plus `-` and 8 hex digits of the SHA-256 of
-    `value`, so that two different values never give the same name.
+    part (accents dropped, other characters replaced by `_`; `name` when no letter has an ASCII form) cut to fit,
+    plus `-` and 8 hex digits of the SHA-256 of `value`, so that two different values never give the same name.
 
     Raises:
         InvalidInputError: `value` is not text, is empty, `.`, `..`, or holds no letter or digit at all.
@@ -81,8 +81,9 @@ def safe_name(value: object, what: str = "name", limit: int = SAFE_NAME_MAX) -> 
         return value
     ascii_text = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode("ascii")
     readable = _UNSAFE_RUN.sub("_", ascii_text).strip("._-")
-    if not any(c.isalnum() for c in readable):
+    if not any(c.isalnum() for c in value):
         raise InvalidInputError(f"invalid {what} {shown(value)}: no letter or digit to name a file by")
+    readable = readable or "name"  # letters with no ASCII form (景色, Ωμέγα): the hash tells them apart
     digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:HASH_CHARS]
     return f"{readable[: limit - HASH_CHARS - 1].rstrip('._-')}-{digest}"
 

@@ -73,6 +73,7 @@ def test_safe_name_cleans_cuts_and_keeps_ids_apart(key: str) -> None:
 def test_safe_name_keeps_the_readable_part() -> None:
     assert safe_name(TRAVERSAL).startswith("tmp_x_escaped-")
     assert safe_name("scène été").startswith("scene_ete-")
+    assert safe_name("景色").startswith("name-") and safe_name("景色") != safe_name("风景")  # no ASCII form: the hash
     assert safe_name("s" * 5000) == "s" * (SAFE_NAME_MAX - 9) + "-" + safe_name("s" * 5000)[-8:]
     assert len(safe_name("s" * (SAFE_NAME_MAX + 1))) == SAFE_NAME_MAX  # the boundary: one past the cap is cut
     assert safe_name("s" * SAFE_NAME_MAX) == "s" * SAFE_NAME_MAX
