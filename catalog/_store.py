@@ -42,6 +42,7 @@ from geovigie.errors import (
     RemoteSourceError,
     UnknownCollectionError,
 )
+from geovigie.paths import check_name, is_safe_name, safe_join
 
 if TYPE_CHECKING:
     from geovigie.catalog._pgstac import PgstacItemStore
@@ -80,11 +81,8 @@ class ItemStore(ItemSource, Protocol):
 
 
 def check_id(value: str, what: str = "item id") -> str:
-    """Ids become folder and file names: refuse anything but a plain bounded name."""
-    if not value or len(value) > ITEM_ID_MAX or value.startswith(".") or any(c in value for c in '/\\\0:*?"<>|'):
-        shown = value if len(value) <= 40 else value[:40] + "…"
-        raise InvalidInputError(f"invalid {what} {shown!r}: use 1-{ITEM_ID_MAX} letters, digits, '-', '_' or '.'")
-    return value
+    """Ids become folder and file names: refuse anything but a plain bounded name (`geovigie.paths.check_name`)."""
+    return check_name(value, what, ITEM_ID_MAX)
 
 
 def _now() -> str:
@@ -108,11 +106,11 @@ class StaticItemStore:
     # paths: the only place that knows the layout
     def collection_path(self, collection: str) -> Path:
         """Where a collection's JSON lives."""
-        return self.root / check_id(collection, "collection id") / "collection.json"
+        return safe_join(self.root, check_id(collection, "collection id"), "collection.json")
 
     def item_path(self, collection: str, item_id: str) -> Path:
         """Where an item's JSON lives."""
-        return self.root / check_id(collection, "collection id") / check_id(item_id) / f"{item_id}.json"
+        return safe_join(self.root, check_id(collection, "collection id"), check_id(item_id), f"{item_id}.json")
 
     def files_dir(self, collection: str, item_id: str) -> Path:
         """An item's folder: its JSON and its asset files."""
@@ -155,8 +153,8 @@ class StaticItemStore:
     def item_paths(self, collections: tuple[str, ...] | None = None) -> Iterator[Path]:
         """Item JSON files, collection by collection, in id order (no file is parsed)."""
         for collection in collections or tuple(self.collection_ids()):
-            folder = self.root / collection
-            if not (folder / "collection.json").is_file():
+            folder = safe_join(self.root, collection) if is_safe_name(collection, ITEM_ID_MAX) else None
+            if folder is None or not (folder / "collection.json").is_file():
                 raise UnknownCollectionError(
                     f"unknown collection {collection} in {self.location}; known: {', '.join(self.collection_ids())}"
                 )

@@ -24,8 +24,9 @@ import pystac
 from geovigie.atomic import run_lock
 from geovigie.catalog import CatalogClient, cloud_skip_reason
 from geovigie.errors import GeovigieError, InputNotFoundError, InvalidInputError, RemoteSourceError
-from geovigie.inference import ClusterOptions, dask_client
+from geovigie.inference import ClusterOptions, PredictOptions, dask_client, prediction_signature
 from geovigie.models import DEFAULT_BUNDLE, ModelBundle, load_bundle
+from geovigie.paths import check_name, printable, safe_join
 from geovigie.progress import progress_bar
 from geovigie.settings import Settings, check_tiling
 from geovigie.workflows._batch_config import (
@@ -124,13 +125,14 @@ def _task_settings(task: BatchTask, settings: Settings) -> Settings:
 
 
 def task_signature(task: BatchTask, settings: Settings) -> str:
-    """What a task's outputs depend on: its options, and for a model its weights and the tiling (16 hex digits)."""
+    """What a task's outputs depend on (16 hex digits): its options, and for a model everything `predict`'s own
+    signature holds besides the input (`geovigie.inference.prediction_signature`: weights, tiling, input scale and
+    offset, runtime, calibration), so that changing any of them recomputes the layers."""
     parts: dict[str, Any] = task.model_dump(mode="json")
     if isinstance(task, LandcoverTask):
         bundle = resolve_bundle(task.bundle)
-        effective = _task_settings(task, settings)
-        parts.update(bundle=bundle.id, weights=bundle.card.weights_sha256, tile_size=effective.tile_size,
-                     overlap=effective.overlap)
+        options = PredictOptions.from_settings(_task_settings(task, settings))
+        parts.update(bundle=bundle.id, prediction=prediction_signature(bundle, options))
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -208,7 +210,7 @@ def output_settings(config: BatchConfig, settings: Settings, scheduler: str | No
 
 def state_path(config: BatchConfig, settings: Settings) -> Path:
     """Where the batch's state is kept: beside its outputs."""
-    return (config.output_dir or settings.data_dir) / "batch" / f"{config.name}.json"
+    return safe_join(config.output_dir or settings.data_dir, "batch", f"{check_name(config.name, 'batch name')}.json")
 
 
 def _model_client(settings: Settings, client: Any, stack: contextlib.ExitStack) -> Any:
@@ -287,11 +289,11 @@ def run_batch(config: BatchConfig, settings: Settings, *, dry_run: bool = False,
                     state.record_done(job.key, job.fingerprint, job.signature, layer=layer.id,
                                       item=str(layer.item_path))
                     report.published.append((job, layer))
-                    say(f"ok      {job.item.id} {job.task.kind}: {layer.id} ({layer.detail})")
+                    say(f"ok      {printable(job.item.id)} {job.task.kind}: {layer.id} ({layer.detail})")
                     advance(1)
                     continue
                 state.record_failure(job.key, job.fingerprint, job.signature, report.failed[-1][1])
-                say(f"FAILED  {job.item.id} {job.task.kind}: {report.failed[-1][1]}")
+                say(f"FAILED  {printable(job.item.id)} {job.task.kind}: {report.failed[-1][1]}")
                 advance(1)
     return report
 

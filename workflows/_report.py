@@ -11,6 +11,7 @@ import pystac
 
 from geovigie.diagnostics import Figure, Report, Section, Table, bar_chart_png, raster_map_png, write_report
 from geovigie.errors import EmptySearchError
+from geovigie.paths import safe_name
 from geovigie.settings import Settings
 from geovigie.tiles import RESULTS_COLLECTION, LayerIndex, results_store_for
 
@@ -54,7 +55,8 @@ def _section(kind: str, item: pystac.Item, index: LayerIndex) -> Section:
                                "volume_note", "commune_name",
                                "centroid_lat", "centroid_lon", "first_seen", "last_seen", "candidate")
                    if c in frame.columns]
-        section.tables.append(Table(frame[columns], "Sites of the last pass (one row per site)", f"{item.id}.csv"))
+        section.tables.append(Table(frame[columns], "Sites of the last pass (one row per site)",
+                                    f"{safe_name(item.id)}.csv"))
         if not frame.empty:
             counts = frame.groupby("status").size().rename("sites").reset_index()
             section.figures.append(Figure(bar_chart_png(counts, "status", ["sites"], title="Sites by status",
@@ -94,7 +96,7 @@ def _section(kind: str, item: pystac.Item, index: LayerIndex) -> Section:
                                                     title="Hottest zones: intensity above the rural reference",
                                                     unit="°C"), "The 15 zones with the highest mean intensity"))
         frame = top
-    section.tables.append(Table(frame, "Per-zone figures", f"{item.id}.csv", illustrative=illustrative))
+    section.tables.append(Table(frame, "Per-zone figures", f"{safe_name(item.id)}.csv", illustrative=illustrative))
     return section
 
 
