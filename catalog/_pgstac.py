@@ -31,6 +31,7 @@ from geovigie.errors import (
     InvalidInputError,
     UnknownCollectionError,
 )
+from geovigie.paths import safe_join
 from geovigie.postgres import StacDatabase
 from geovigie.redaction import redact
 
@@ -196,7 +197,7 @@ class PgstacItemStore:
     # writing
     def files_dir(self, collection: str, item_id: str) -> Path:
         """The folder of an item's asset files: `files_root/<collection>/<item id>/`."""
-        return self.root / check_id(collection, "collection id") / check_id(item_id)
+        return safe_join(self.root, check_id(collection, "collection id"), check_id(item_id))
 
     def upsert(self, item: pystac.Item, collection: pystac.Collection | None = None) -> pystac.Item:
         """Insert or replace `item`; its collection is created (from `collection` or defaults) when new.

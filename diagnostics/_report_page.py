@@ -19,6 +19,7 @@ import rasterio
 from rasterio.enums import Resampling
 
 from geovigie.diagnostics._export import write_csv
+from geovigie.paths import safe_join
 
 MAX_MAP_PIXELS = 1_000_000
 
@@ -391,7 +392,7 @@ def write_report(report: Report, out_dir: str | Path) -> Path:
         for section in report.sections:
             for table in section.tables:
                 frame = table.frame.assign(illustrative=True) if table.illustrative else table.frame
-                write_csv(frame, staging / table.filename)
+                write_csv(frame, safe_join(staging, table.filename, what="table file"))
         (staging / "index.html").write_text(render_html(report), encoding="utf-8")
         old = out_dir.with_name(f".{out_dir.name}.old")
         if out_dir.exists():

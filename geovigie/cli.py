@@ -22,6 +22,7 @@ from geovigie._cli_model import register as register_model
 from geovigie._cli_ortho import register as register_ortho
 from geovigie._cli_train import register as register_train
 from geovigie._signals import Terminated, terminate_as_interrupt
+from geovigie.config_file import describe_errors
 from geovigie.errors import GeovigieError
 from geovigie.redaction import install_log_redaction, redact
 from geovigie.settings import Settings, get_settings
@@ -93,8 +94,7 @@ def friendly_errors(func: F) -> F:
         except GeovigieError as error:
             _fail(str(error))
         except ValidationError as error:  # settings from geovigie.toml, GEOVIGIE_* or options
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in error.errors())
-            _fail(f"invalid settings: {problems}")
+            _fail(f"invalid settings: {describe_errors(error, 'settings', env_prefix='GEOVIGIE_')}")
         except Exception as error:
             system = system_error(error, kwargs.get("out"))
             if system is None:

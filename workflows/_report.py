@@ -12,6 +12,7 @@ import pystac
 
 from geovigie.diagnostics import Figure, Report, Section, Table, bar_chart_png, raster_map_png, write_report
 from geovigie.errors import EmptySearchError
+from geovigie.paths import safe_name
 from geovigie.settings import Settings
 from geovigie.tiles import RESULTS_COLLECTION, LayerIndex, results_store_for
 
@@ -127,7 +128,8 @@ def _section(kind: str, item: pystac.Item, index: LayerIndex, store_items: dict[
         columns = [c for c in ("site_id", "status", "area_m2", "volume_m3", "volume_uncertainty_m3", "valid_fraction",
                                "commune_name", "first_seen", "last_seen", "volume_note") if c in frame.columns]
         section.figures += _dump_figures(item)
-        section.tables.append(Table(frame[columns], "Sites du dernier passage (une ligne par site)", f"{item.id}.csv"))
+        section.tables.append(Table(frame[columns], "Sites du dernier passage (une ligne par site)",
+                                    f"{safe_name(item.id)}.csv"))
         if item.properties.get("geovigie:candidate"):
             section.notes.append("Candidates only: no validated dump detector ran on this layer.")
         return section
@@ -167,7 +169,7 @@ def _section(kind: str, item: pystac.Item, index: LayerIndex, store_items: dict[
                                                     unit="°C", colors=["#fd8d3c", "#bd0026"]),
                                       "Les 15 mailles à l'intensité moyenne la plus forte"))
         frame = top
-    section.tables.append(Table(frame, "Chiffres par zone", f"{item.id}.csv", illustrative=illustrative))
+    section.tables.append(Table(frame, "Chiffres par zone", f"{safe_name(item.id)}.csv", illustrative=illustrative))
     return section
 
 
