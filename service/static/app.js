@@ -350,11 +350,13 @@ function noDataLabels(info, data) {
 function declutterLabels() {
   // a « pas de données » label is shown only where it does not cover another one
   const kept = [];
+  const frame = map.getContainer().getBoundingClientRect();
   for (const marker of [...state.markers.values()].flat()) {
     const label = marker.getElement();
     label.style.visibility = "visible";
     const box = label.getBoundingClientRect();
-    const clash = kept.some((o) => box.left < o.right && o.left < box.right && box.top < o.bottom && o.top < box.bottom);
+    const cut = box.left < frame.left || box.right > frame.right || box.top < frame.top || box.bottom > frame.bottom;
+    const clash = cut || kept.some((o) => box.left < o.right && o.left < box.right && box.top < o.bottom && o.top < box.bottom);
     if (clash) label.style.visibility = "hidden";
     else kept.push(box);
   }
@@ -1063,6 +1065,7 @@ async function main() {
   map.on("click", onMapClick);
   map.on("error", onMapError);
   map.on("moveend", declutterLabels);
+  map.on("resize", declutterLabels);
   map.on("sourcedata", (event) => {
     if (String(event.sourceId).startsWith("ign-") && event.tile) state.ignLoaded = true;
   });
