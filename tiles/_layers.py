@@ -288,8 +288,8 @@ class LayerIndex:
             try:
                 if item is None:
                     layers.append(self.get(layer_id))
-                elif not LAYER_ID.match(layer_id):
-                    raise LayerNotFoundError(f"invalid layer id {layer_id[:40]!r}")
+                elif not is_safe_name(layer_id):
+                    raise LayerNotFoundError(f"invalid layer id {shown(layer_id)}")
                 else:
                     layers.append(self._checked(layer_id, self._remember(layer_id, item,
                                                                           self._folder(layer_id, None))))
