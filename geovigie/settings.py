@@ -85,6 +85,11 @@ class Settings(BaseSettings):
     http_timeout: float = Field(30.0, gt=0, le=3600, description="Seconds every HTTP request to a remote source "
                                 "(STAC API, asset download, WMS, GDAL reads) may wait to connect or between two reads.")
 
+    tile_cache_mb: int = Field(64, ge=0, description="Memory (MiB) for rendered tiles kept by each service "
+                               "process (0: none).")
+    tile_cache_dir: Path | None = Field(
+        None, description="Folder of rendered tiles shared by the service's worker processes (none when unset).")
+
     @field_validator("overlap")
     @classmethod
     def _overlap_below_tile(cls, value: int, info: Any) -> int:
