@@ -285,7 +285,11 @@ async function addToMap(entry) {
   const info = entry.passes[entry.index];
   const opacity = entry.opacity;
   if (info.kind !== "vector") {
-    map.addSource(info.id, { type: "raster", tiles: info.tiles, tileSize: 256, bounds: info.bounds, maxzoom: 19 });
+    // bounds drawn in by 0.1 %: no tile is asked for that only touches the layer's edge (the tiler answers 404)
+    const [w, s, e, n] = info.bounds;
+    const [dx, dy] = [(e - w) * 0.001, (n - s) * 0.001];
+    map.addSource(info.id, { type: "raster", tiles: info.tiles, tileSize: 256, maxzoom: 19,
+      bounds: [w + dx, s + dy, e - dx, n - dy] });
     map.addLayer({ id: `${info.id}-raster`, type: "raster", source: info.id,
       paint: { "raster-opacity": opacity, "raster-fade-duration": 0 } }, "slot-raster");
     return info;
@@ -436,6 +440,8 @@ function onMapError(event) {
     notice(t("unreachable", IGN_BASES[source.slice(4)].label));
     return;
   }
+  // a raster tile outside the layer's footprint (but inside its bounding box): the tiler answers 404, nothing to draw
+  if (event.tile && event.error && event.error.status === 404) return;
   console.error(event.error || event);
 }
 
