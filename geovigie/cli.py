@@ -15,6 +15,7 @@ from rich.console import Console
 from geovigie._cli_batch import register as register_batch
 from geovigie._cli_catalog import register as register_catalog
 from geovigie._cli_diagnose import register as register_diagnostics
+from geovigie._cli_keys import register as register_keys
 from geovigie._cli_model import register as register_model
 from geovigie._cli_ortho import register as register_ortho
 from geovigie._cli_train import register as register_train
@@ -73,6 +74,7 @@ register_diagnostics(app, friendly_errors, _settings)
 register_batch(app, friendly_errors, _settings)
 register_model(app, friendly_errors, _settings)
 register_train(app, friendly_errors, _settings)
+register_keys(app, friendly_errors, _settings)
 
 
 @catalog_app.command("build")

@@ -11,6 +11,8 @@ from fastapi.staticfiles import StaticFiles
 
 import geovigie
 from geovigie.catalog import DatabaseError
+from geovigie.records import WritesUnavailableError
+from geovigie.service import auth, feedback
 from geovigie.service.errors import DEFAULT_STATUS_CODES, add_exception_handlers
 from geovigie.service.factories import LayerTilerFactory
 from geovigie.service.middleware import CommonHeaders, HeadAsGet
@@ -93,12 +95,15 @@ def create_app(settings: Settings) -> FastAPI:
     layers = LayerTilerFactory(index=LayerIndex(results_store_for(settings)))
     app.include_router(layers.router, tags=["layers"])
     _health_routes(app, layers.index)
+    access = auth.Access(settings)  # keys, feedback, jobs, features: README "Writes"
+    app.include_router(feedback.router(access))
     _offline_docs(app)
     # the results catalog, browseable as a static STAC catalog (html=False: JSON files only)
     app.mount("/stac", StaticFiles(directory=results, follow_symlink=False), name="stac")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    add_exception_handlers(app, {**DEFAULT_STATUS_CODES, DatabaseError: 503})
+    add_exception_handlers(app, {**DEFAULT_STATUS_CODES, DatabaseError: 503, WritesUnavailableError: 503})
     app.add_middleware(CommonHeaders)
+    app.add_middleware(auth.KeyGate, access=access)
     app.add_middleware(HeadAsGet)
 
     @app.get("/", include_in_schema=False)

@@ -1,0 +1,274 @@
+"""The `geovigie` schema in the project's PostgreSQL: API keys, jobs, feedback and the dump sites served as features.
+
+Used by the service (keys, feedback, jobs API, OGC API Features) and the job runner (`workflows`); it imports no
+model code (the service never loads torch).
+
+The same database as the STAC API (`tiles.results_database`): the private cluster under DATA_DIR/postgres, or the
+configured server. Migrations are numbered SQL scripts applied once, in order, under an advisory lock (several
+processes may start together); `connect` applies them on a process's first connection to a database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from geovigie.errors import GeovigieError
+from geovigie.settings import Settings
+from geovigie.tiles import results_database
+
+SCHEMA = "geovigie"
+MIGRATION_LOCK = 0x6765_6F76  # "geov": the advisory lock held while migrating
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: keys, jobs, feedback, dump sites and their passes
+    """
+    CREATE EXTENSION IF NOT EXISTS postgis;
+    CREATE TABLE geovigie.api_keys (
+        id text PRIMARY KEY,
+        owner text NOT NULL,
+        scopes text[] NOT NULL,
+        sha256 bytea NOT NULL,
+        created timestamptz NOT NULL DEFAULT now(),
+        revoked timestamptz,
+        last_used timestamptz
+    );
+    CREATE TABLE geovigie.jobs (
+        id text PRIMARY KEY,
+        owner text NOT NULL,
+        idempotency_key text,
+        request jsonb NOT NULL,
+        state text NOT NULL DEFAULT 'queued'
+            CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+        progress_done integer NOT NULL DEFAULT 0,
+        progress_total integer,
+        progress_unit text NOT NULL DEFAULT 'items',
+        log jsonb NOT NULL DEFAULT '[]'::jsonb,
+        links jsonb NOT NULL DEFAULT '[]'::jsonb,
+        error text,
+        cancel_requested boolean NOT NULL DEFAULT false,
+        attempts integer NOT NULL DEFAULT 0,
+        worker text,
+        created timestamptz NOT NULL DEFAULT now(),
+        started timestamptz,
+        finished timestamptz,
+        heartbeat timestamptz,
+        UNIQUE (owner, idempotency_key)
+    );
+    CREATE INDEX jobs_state ON geovigie.jobs (state, created);
+    CREATE TABLE geovigie.dump_sites (
+        watch text NOT NULL,
+        site_id text NOT NULL,
+        pass_date date NOT NULL,
+        status text NOT NULL,
+        area_m2 double precision,
+        volume_m3 double precision,
+        commune_code text,
+        commune_name text,
+        first_seen date,
+        last_seen date,
+        candidate boolean,
+        properties jsonb NOT NULL,
+        geom geometry(Geometry, 4326) NOT NULL,
+        PRIMARY KEY (watch, site_id)
+    );
+    CREATE INDEX dump_sites_geom ON geovigie.dump_sites USING gist (geom);
+    CREATE TABLE geovigie.dump_site_passes (
+        watch text NOT NULL,
+        site_id text NOT NULL,
+        pass_date date NOT NULL,
+        status text NOT NULL,
+        area_m2 double precision,
+        PRIMARY KEY (watch, site_id, pass_date)
+    );
+    CREATE TABLE geovigie.dump_site_sources (
+        watch text PRIMARY KEY,
+        signature text NOT NULL,
+        loaded timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE TABLE geovigie.feedback (
+        id bigserial PRIMARY KEY,
+        watch text NOT NULL,
+        site_id text NOT NULL,
+        status text NOT NULL CHECK (status IN ('confirmed', 'false_alarm', 'cleaned')),
+        comment text NOT NULL DEFAULT '',
+        author text NOT NULL,
+        created timestamptz NOT NULL DEFAULT now(),
+        geom geometry(Geometry, 4326) NOT NULL
+    );
+    CREATE INDEX feedback_site ON geovigie.feedback (watch, site_id, created);
+    """,
+)
+"""Schema migrations, applied in order; never edit one that shipped: append a new one."""
+
+
+class WritesUnavailableError(GeovigieError, RuntimeError):
+    """Keys, jobs and feedback need the project's PostgreSQL, which this configuration does not have."""
+
+
+_migrated: set[str] = set()
+_migrated_lock = threading.Lock()
+
+
+def database_url(settings: Settings) -> str:
+    """The URL of the project's PostgreSQL (started on first use), its `geovigie` schema up to date.
+
+    Raises:
+        WritesUnavailableError: the static backend (no PostgreSQL configured or installed).
+        DatabaseError: the database cannot be started or reached.
+    """
+    database = results_database(settings)
+    if database is None:
+        raise WritesUnavailableError(
+            "keys, jobs and feedback need PostgreSQL: install it (apt-get install postgresql postgis) or set "
+            "GEOVIGIE_DATABASE_URL, and use stac_backend auto or pgstac")
+    url = database.url()
+    with _migrated_lock:
+        if url not in _migrated:
+            migrate(url)
+            _migrated.add(url)
+    return url
+
+
+def migrate(url: str) -> int:
+    """Apply the migrations `url` lacks (one transaction each); returns the schema version."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        try:
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {SCHEMA}.schema_migrations "
+                         "(version integer PRIMARY KEY, applied timestamptz NOT NULL DEFAULT now())")
+            row = conn.execute(f"SELECT coalesce(max(version), 0) FROM {SCHEMA}.schema_migrations").fetchone()
+            version = int(row[0]) if row else 0
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                with conn.transaction():
+                    conn.execute(script.encode())
+                    conn.execute(f"INSERT INTO {SCHEMA}.schema_migrations (version) VALUES (%s)", (number,))
+                version = number
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+    return version
+
+
+@contextlib.contextmanager
+def connect(settings: Settings) -> Iterator[Any]:
+    """A psycopg connection (dict rows) to the project's database, committed on success, rolled back on error."""
+    import psycopg
+    from psycopg.rows import dict_row
+
+    from geovigie.catalog import DatabaseError
+
+    url = database_url(settings)
+    try:
+        conn = psycopg.connect(url, row_factory=dict_row)
+    except psycopg.OperationalError as err:
+        raise DatabaseError(f"cannot reach the database of keys and jobs: {str(err).strip().splitlines()[0]}") from err
+    with conn:
+        yield conn
+
+
+# Dump sites into PostGIS. The dump-site workflow writes one tracked snapshot per pass under
+# DATA_DIR/diagnostics/dumps/<watch>/passes/ (`workflows.dump_sites`). `sync_sites` copies the latest one of each
+# watch into `geovigie.dump_sites` (one row per site, removed sites included) and every site's statuses across passes
+# (the snapshot's `status_history` / `area_history` JSON columns) into `geovigie.dump_site_passes`; a watch is
+# reloaded only when its pass files changed (names, sizes, modification times), and dropped when its folder is gone.
+
+_PASS_FILE = re.compile(r"^\d{8}\.gpkg$")
+COLUMNS = ("site_id", "status", "area_m2", "volume_m3", "commune_code", "commune_name", "first_seen", "last_seen",
+           "candidate")
+
+
+def dumps_root(settings: Settings) -> Path:
+    """The folder of every watch's dump-site state."""
+    return settings.data_dir / "diagnostics" / "dumps"
+
+
+def _passes(folder: Path) -> list[Path]:
+    return sorted(p for p in (folder / "passes").glob("*.gpkg") if _PASS_FILE.match(p.name))
+
+
+def _signature(passes: list[Path]) -> str:
+    return json.dumps([(p.name, (stat := p.stat()).st_size, stat.st_mtime_ns) for p in passes])
+
+
+def _value(value: Any) -> Any:
+    """A frame value as SQL/JSON wants it (None for NaN/NaT)."""
+    if value is None:
+        return None
+    if hasattr(value, "item"):  # numpy scalars
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def _day(value: Any) -> str | None:
+    value = _value(value)
+    return None if value in (None, "") else str(value)[:10]
+
+
+def _rows(snapshot: Path, watch: str) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    import geopandas as gpd
+    import shapely
+
+    frame = gpd.read_file(snapshot, engine="pyogrio")
+    if frame.empty:
+        return [], []
+    frame = frame.to_crs("EPSG:4326")
+    pass_date = f"{snapshot.stem[:4]}-{snapshot.stem[4:6]}-{snapshot.stem[6:]}"
+    attributes = json.loads(frame.drop(columns=frame.geometry.name).to_json(orient="records", date_format="iso"))
+    sites = []
+    for record, geometry in zip(attributes, frame.geometry, strict=True):
+        record.pop("area_history", None)
+        record.pop("status_history", None)
+        get = record.get
+        sites.append((watch, str(get("site_id")), pass_date, str(get("status")), get("area_m2"), get("volume_m3"),
+                      get("commune_code"), get("commune_name"), _day(get("first_seen")), _day(get("last_seen")),
+                      None if get("candidate") is None else bool(get("candidate")), json.dumps(record),
+                      shapely.to_wkb(geometry)))
+    history = []
+    for site_id, areas, statuses in zip(frame["site_id"], frame["area_history"], frame["status_history"],
+                                        strict=True):
+        area_by_pass, status_by_pass = json.loads(areas or "{}"), json.loads(statuses or "{}")
+        history += [(watch, str(site_id), _day(day), str(status), _value(area_by_pass.get(day)))
+                    for day, status in status_by_pass.items() if status is not None]
+    return sites, history
+
+
+def sync_sites(settings: Settings) -> int:
+    """Bring `geovigie.dump_sites` up to date with the watches' snapshots; returns how many watches were reloaded."""
+    root = dumps_root(settings)
+    watches = {p.name: _passes(p) for p in sorted(root.iterdir()) if p.is_dir()} if root.is_dir() else {}
+    reloaded = 0
+    with connect(settings) as conn:
+        known = {row["watch"]: row["signature"] for row in conn.execute("SELECT * FROM geovigie.dump_site_sources")}
+        for gone in set(known) - {w for w, passes in watches.items() if passes}:
+            for table in ("dump_sites", "dump_site_passes", "dump_site_sources"):
+                conn.execute(f"DELETE FROM geovigie.{table} WHERE watch = %s", (gone,))
+        for watch, passes in watches.items():
+            if not passes or known.get(watch) == (signature := _signature(passes)):
+                continue
+            sites, history = _rows(passes[-1], watch)
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"geovigie.sites:{watch}",))
+                conn.execute("DELETE FROM geovigie.dump_sites WHERE watch = %s", (watch,))
+                conn.execute("DELETE FROM geovigie.dump_site_passes WHERE watch = %s", (watch,))
+                with conn.cursor() as cursor:
+                    cursor.executemany(
+                        "INSERT INTO geovigie.dump_sites (watch, site_id, pass_date, status, area_m2, volume_m3, "
+                        "commune_code, commune_name, first_seen, last_seen, candidate, properties, geom) VALUES "
+                        "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, ST_GeomFromWKB(%s, 4326))", sites)
+                    cursor.executemany("INSERT INTO geovigie.dump_site_passes VALUES (%s, %s, %s, %s, %s) "
+                                       "ON CONFLICT DO NOTHING", history)
+                conn.execute("INSERT INTO geovigie.dump_site_sources (watch, signature) VALUES (%s, %s) ON CONFLICT "
+                             "(watch) DO UPDATE SET signature = excluded.signature, loaded = now()",
+                             (watch, signature))
+            reloaded += 1
+    return reloaded
