@@ -15,6 +15,8 @@ from rich.console import Console
 from geovigie._cli_batch import register as register_batch
 from geovigie._cli_catalog import register as register_catalog
 from geovigie._cli_diagnose import register as register_diagnostics
+from geovigie._cli_jobs import register as register_jobs
+from geovigie._cli_jobs import worker_process
 from geovigie._cli_keys import register as register_keys
 from geovigie._cli_model import register as register_model
 from geovigie._cli_ortho import register as register_ortho
@@ -75,6 +77,7 @@ register_batch(app, friendly_errors, _settings)
 register_model(app, friendly_errors, _settings)
 register_train(app, friendly_errors, _settings)
 register_keys(app, friendly_errors, _settings)
+register_jobs(app, friendly_errors, _settings)
 
 
 @catalog_app.command("build")
@@ -180,7 +183,8 @@ def serve(
     stac = stac_api_url(settings)
     err.print(f"map: http://{settings.host}:{settings.port}/   STAC API: {stac or 'off (static catalog only)'}   "
               "(Ctrl-C to stop)")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    with worker_process(settings):  # the job runner, in a process of its own (job_runner = false: none)
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
 
 
 @app.command()

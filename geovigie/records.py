@@ -272,3 +272,127 @@ def sync_sites(settings: Settings) -> int:
                              (watch, signature))
             reloaded += 1
     return reloaded
+
+
+# Jobs. A job is a row of `geovigie.jobs`: queued by the API (`insert_job`), claimed by a runner (`claim_job`, with
+# FOR UPDATE SKIP LOCKED so two runners never take the same one), reported on while it runs (`report_job`,
+# `heartbeat`), finished (`finish_job`). A running job whose runner stopped reporting for `job_stale_after_s`, or
+# whose runner process on this machine is gone, is claimed again: it resumes from its batch state and the run journal.
+
+JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+JOB_TASKS = ("landcover", "vegetation", "zan", "dumps", "heat")
+"""Tasks a job request may name."""
+RUNNABLE_TASKS = ("landcover", "vegetation", "heat")
+"""Tasks the runner runs today (per item: land cover, NDVI, land surface temperature); zan and dumps need inputs a
+job request cannot carry yet (two dated label layers; a probability layer and LiDAR) and are refused (422)."""
+FINISHED = ("succeeded", "failed", "cancelled")
+LOG_LINES_KEPT = 200
+
+
+def insert_job(settings: Settings, owner: str, request: dict[str, Any],
+               idempotency_key: str | None = None) -> tuple[dict[str, Any], bool]:
+    """Queue a job; returns its row and whether it is new (False: the same owner's `idempotency_key` was used)."""
+    import secrets
+
+    with connect(settings) as conn:
+        if idempotency_key is not None:
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"job:{owner}:{idempotency_key}",))
+            row = conn.execute("SELECT * FROM geovigie.jobs WHERE owner = %s AND idempotency_key = %s",
+                               (owner, idempotency_key)).fetchone()
+            if row is not None:
+                return dict(row), False
+        row = conn.execute("INSERT INTO geovigie.jobs (id, owner, idempotency_key, request) VALUES (%s, %s, %s, %s) "
+                           "RETURNING *", (secrets.token_hex(8), owner, idempotency_key, json.dumps(request)),
+                           ).fetchone()
+    return dict(row), True
+
+
+def get_job(settings: Settings, job_id: str) -> dict[str, Any] | None:
+    """The job's row, or None."""
+    with connect(settings) as conn:
+        row = conn.execute("SELECT * FROM geovigie.jobs WHERE id = %s", (job_id,)).fetchone()
+    return None if row is None else dict(row)
+
+
+def list_jobs(settings: Settings, *, state: str | None = None, limit: int = 100, offset: int = 0,
+              ) -> list[dict[str, Any]]:
+    """Jobs, newest first."""
+    with connect(settings) as conn:
+        rows = conn.execute("SELECT * FROM geovigie.jobs WHERE (%s::text IS NULL OR state = %s) "
+                            "ORDER BY created DESC, id LIMIT %s OFFSET %s", (state, state, limit, offset)).fetchall()
+    return [dict(row) for row in rows]
+
+
+def cancel_job(settings: Settings, job_id: str, by: str) -> dict[str, Any] | None:
+    """Cancel a queued job now, ask a running one to stop (between items); a finished job is left as it is."""
+    line = f"cancel requested by {by}"
+    with connect(settings) as conn:
+        row = conn.execute(
+            "UPDATE geovigie.jobs SET cancel_requested = true, "
+            "state = CASE WHEN state = 'queued' THEN 'cancelled' ELSE state END, "
+            "finished = CASE WHEN state = 'queued' THEN now() ELSE finished END, "
+            "log = log || to_jsonb(%s::text) WHERE id = %s AND state IN ('queued', 'running') RETURNING *",
+            (line, job_id)).fetchone()
+        if row is None:
+            row = conn.execute("SELECT * FROM geovigie.jobs WHERE id = %s", (job_id,)).fetchone()
+    return None if row is None else dict(row)
+
+
+def _dead_local_workers(conn: Any) -> list[str]:
+    """Runner ids (`host:pid`) of running jobs whose process on this machine no longer exists."""
+    import os
+    import socket
+
+    host = socket.gethostname()
+    dead = []
+    for row in conn.execute("SELECT DISTINCT worker FROM geovigie.jobs WHERE state = 'running'"):
+        name, _, pid = str(row["worker"] or "").rpartition(":")
+        if name != host or not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            dead.append(row["worker"])
+        except PermissionError:
+            pass
+    return dead
+
+
+def claim_job(settings: Settings, worker: str) -> dict[str, Any] | None:
+    """Take the oldest queued job, or a running one its runner abandoned; None when there is none."""
+    with connect(settings) as conn:
+        dead = _dead_local_workers(conn)
+        row = conn.execute(
+            "UPDATE geovigie.jobs SET state = 'running', worker = %s, heartbeat = now(), attempts = attempts + 1, "
+            "started = coalesce(started, now()), log = log || to_jsonb(CASE WHEN state = 'running' THEN "
+            "'resumed by ' || %s || ' (runner ' || coalesce(worker, '?') || ' stopped)' ELSE 'started by ' || %s END) "
+            "WHERE id = (SELECT id FROM geovigie.jobs WHERE state = 'queued' OR (state = 'running' AND "
+            "(heartbeat < now() - make_interval(secs => %s) OR worker = ANY(%s))) "
+            "ORDER BY created FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING *",
+            (worker, worker, worker, settings.job_stale_after_s, dead)).fetchone()
+    return None if row is None else dict(row)
+
+
+def report_job(settings: Settings, job_id: str, worker: str, *, line: str | None = None, done: int | None = None,
+               total: int | None = None, unit: str | None = None) -> bool:
+    """Record progress and a log line (the heartbeat too); returns whether a cancel was requested."""
+    with connect(settings) as conn:
+        row = conn.execute(
+            "UPDATE geovigie.jobs SET heartbeat = now(), progress_done = coalesce(%s, progress_done), "
+            "progress_total = coalesce(%s, progress_total), progress_unit = coalesce(%s, progress_unit), "
+            "log = CASE WHEN %s::text IS NULL THEN log ELSE (SELECT coalesce(jsonb_agg(value ORDER BY n), '[]') "
+            "FROM (SELECT value, n FROM jsonb_array_elements(log || to_jsonb(%s::text)) WITH ORDINALITY AS e(value, n) "
+            "ORDER BY n DESC LIMIT %s) kept) END "
+            "WHERE id = %s AND worker = %s RETURNING cancel_requested",
+            (done, total, unit, line, line, LOG_LINES_KEPT, job_id, worker)).fetchone()
+    return bool(row and row["cancel_requested"])
+
+
+def finish_job(settings: Settings, job_id: str, worker: str, state: str, *, links: list[dict[str, Any]],
+               error: str | None = None, line: str | None = None) -> None:
+    """Set a job's final state, links and error (only if `worker` still holds it)."""
+    with connect(settings) as conn:
+        conn.execute("UPDATE geovigie.jobs SET state = %s, links = %s, error = %s, finished = now(), "
+                     "heartbeat = now(), log = CASE WHEN %s::text IS NULL THEN log ELSE log || to_jsonb(%s::text) END "
+                     "WHERE id = %s AND worker = %s",
+                     (state, json.dumps(links), error, line, line, job_id, worker))

@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 import geovigie
 from geovigie.catalog import DatabaseError
 from geovigie.records import WritesUnavailableError
-from geovigie.service import auth, feedback
+from geovigie.service import auth, feedback, jobs
 from geovigie.service.errors import DEFAULT_STATUS_CODES, add_exception_handlers
 from geovigie.service.factories import LayerTilerFactory
 from geovigie.service.middleware import CommonHeaders, HeadAsGet
@@ -97,6 +97,7 @@ def create_app(settings: Settings) -> FastAPI:
     _health_routes(app, layers.index)
     access = auth.Access(settings)  # keys, feedback, jobs, features: README "Writes"
     app.include_router(feedback.router(access))
+    app.include_router(jobs.router(access))
     _offline_docs(app)
     # the results catalog, browseable as a static STAC catalog (html=False: JSON files only)
     app.mount("/stac", StaticFiles(directory=results, follow_symlink=False), name="stac")
