@@ -62,6 +62,7 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX jobs_state ON geovigie.jobs (state, created);
     CREATE TABLE geovigie.dump_sites (
+        id text PRIMARY KEY,
         watch text NOT NULL,
         site_id text NOT NULL,
         pass_date date NOT NULL,
@@ -75,7 +76,7 @@ MIGRATIONS: tuple[str, ...] = (
         candidate boolean,
         properties jsonb NOT NULL,
         geom geometry(Geometry, 4326) NOT NULL,
-        PRIMARY KEY (watch, site_id)
+        UNIQUE (watch, site_id)
     );
     CREATE INDEX dump_sites_geom ON geovigie.dump_sites USING gist (geom);
     CREATE TABLE geovigie.dump_site_passes (
@@ -262,9 +263,10 @@ def sync_sites(settings: Settings) -> int:
                 conn.execute("DELETE FROM geovigie.dump_site_passes WHERE watch = %s", (watch,))
                 with conn.cursor() as cursor:
                     cursor.executemany(
-                        "INSERT INTO geovigie.dump_sites (watch, site_id, pass_date, status, area_m2, volume_m3, "
+                        "INSERT INTO geovigie.dump_sites (id, watch, site_id, pass_date, status, area_m2, volume_m3, "
                         "commune_code, commune_name, first_seen, last_seen, candidate, properties, geom) VALUES "
-                        "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, ST_GeomFromWKB(%s, 4326))", sites)
+                        "(%s || ':' || %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, ST_GeomFromWKB(%s, 4326))",
+                        [(row[0], row[1], *row) for row in sites])
                     cursor.executemany("INSERT INTO geovigie.dump_site_passes VALUES (%s, %s, %s, %s, %s) "
                                        "ON CONFLICT DO NOTHING", history)
                 conn.execute("INSERT INTO geovigie.dump_site_sources (watch, signature) VALUES (%s, %s) ON CONFLICT "

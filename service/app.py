@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 import geovigie
 from geovigie.catalog import DatabaseError
 from geovigie.records import WritesUnavailableError
-from geovigie.service import auth, feedback, jobs
+from geovigie.service import auth, features, feedback, jobs
 from geovigie.service.errors import DEFAULT_STATUS_CODES, add_exception_handlers
 from geovigie.service.factories import LayerTilerFactory
 from geovigie.service.middleware import CommonHeaders, HeadAsGet
@@ -95,9 +95,11 @@ def create_app(settings: Settings) -> FastAPI:
     layers = LayerTilerFactory(index=LayerIndex(results_store_for(settings)))
     app.include_router(layers.router, tags=["layers"])
     _health_routes(app, layers.index)
-    access = auth.Access(settings)  # keys, feedback, jobs, features: README "Writes"
-    app.include_router(feedback.router(access))
-    app.include_router(jobs.router(access))
+    access = auth.Access(settings)  # keys, feedback, jobs, features (README "Writes"): they need the database
+    if database is not None:
+        app.include_router(feedback.router(access))
+        app.include_router(jobs.router(access))
+        features.mount(app, access)  # OGC API Features (tipg) at /ogc, /sites.csv, /sites.gpkg
     _offline_docs(app)
     # the results catalog, browseable as a static STAC catalog (html=False: JSON files only)
     app.mount("/stac", StaticFiles(directory=results, follow_symlink=False), name="stac")

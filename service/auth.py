@@ -23,11 +23,12 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from geovigie.errors import InputNotFoundError, InvalidInputError
+from geovigie.errors import GeovigieError, InputNotFoundError, InvalidInputError
 from geovigie.records import connect
 from geovigie.settings import Settings
 
@@ -152,6 +153,30 @@ class RateLimiter:
             return (1 - tokens) / self.rate
 
 
+class ErrorBody(BaseModel):
+    """What every error response holds."""
+
+    detail: Any
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+READ_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: _error("No API key, and `read_requires_key` is set."),
+    403: _error("Unknown, wrong or revoked API key."),
+    422: _error("Invalid request (the reason in `detail`)."),
+    429: _error("The key's rate limit is reached: retry after `Retry-After` seconds."),
+    503: _error("The database is unavailable."),
+}
+"""OpenAPI `responses` of every endpoint of the keys, jobs, feedback and features modules."""
+WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **READ_RESPONSES, 401: _error("No API key (`Authorization: Bearer <key>` or `X-API-Key`)."),
+    403: _error("Unknown, wrong or revoked API key, or a read-only key."),
+}
+"""OpenAPI `responses` of the endpoints that write."""
+
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer gvk_...` (an API key)")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key, as a header")
 
@@ -210,7 +235,9 @@ class KeyGate:
 
     def _scope_needed(self, method: str, path: str) -> str | None:
         if method not in ("GET", "HEAD", "OPTIONS"):
-            return "write" if path == self.stac_prefix or path.startswith(self.stac_prefix + "/") else None
+            stac = path == self.stac_prefix or path.startswith(self.stac_prefix + "/")
+            search = method == "POST" and path.rstrip("/").endswith("/search")  # a read sent as POST
+            return "write" if stac and not search and self.access.settings.stac_api_transactions else None
         if method == "OPTIONS" or not self.access.settings.read_requires_key:
             return None
         if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
@@ -228,5 +255,8 @@ class KeyGate:
                     response = JSONResponse({"detail": refused.detail}, status_code=refused.status_code,
                                             headers=refused.headers)
                     await response(scope, receive, send)
+                    return
+                except GeovigieError as err:  # no database to check keys against: refuse rather than open up
+                    await JSONResponse({"detail": str(err)}, status_code=503)(scope, receive, send)
                     return
         await self.app(scope, receive, send)

@@ -19,12 +19,16 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from geovigie.records import connect, sync_sites
-from geovigie.service.auth import Access, ApiKey
+from geovigie.service.auth import READ_RESPONSES, WRITE_RESPONSES, Access, ApiKey, ErrorBody
 from geovigie.settings import Settings
 
 SYNC_INTERVAL_S = 2.0
 """The dump-site files are checked for new passes at most this often."""
 GEOJSON = "application/geo+json"
+SITE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "No such site."},
+    409: {"model": ErrorBody, "description": "The site id is in several watches: add ?watch=."},
+}
 
 
 class SiteSync:
@@ -109,10 +113,11 @@ def router(access: Access) -> APIRouter:
     """The sites and feedback endpoints."""
     settings = access.settings
     sync = SiteSync(settings)
-    routes = APIRouter(tags=["sites and feedback"])
+    routes = APIRouter(tags=["sites and feedback"], responses=READ_RESPONSES)
     writer = Depends(access.writer())
 
-    @routes.get("/sites/{site_id}", summary="A dump site (GeoJSON Feature) with its history across passes and its "
+    @routes.get("/sites/{site_id}", responses=SITE_RESPONSES,
+                summary="A dump site (GeoJSON Feature) with its history across passes and its "
                 "feedback, oldest first.")
     def get_site(site_id: str, watch: Annotated[str | None, Query(description="The watch, when the id is in "
                                                                               "several.")] = None) -> JSONResponse:
@@ -121,7 +126,8 @@ def router(access: Access) -> APIRouter:
             feature = site_feature(conn, _find_site(conn, site_id, watch))
         return JSONResponse(feature, media_type=GEOJSON)
 
-    @routes.post("/sites/{site_id}/feedback", status_code=201, summary="Report a site confirmed, a false alarm or "
+    @routes.post("/sites/{site_id}/feedback", status_code=201, responses={**WRITE_RESPONSES, **SITE_RESPONSES},
+                 summary="Report a site confirmed, a false alarm or "
                  "cleaned (write key); the author is the key's owner.")
     def post_feedback(site_id: str, body: FeedbackIn, watch: Annotated[str | None, Query()] = None,
                       key: ApiKey = writer) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from geovigie.records import (
     insert_job,
     list_jobs,
 )
-from geovigie.service.auth import Access, ApiKey
+from geovigie.service.auth import READ_RESPONSES, WRITE_RESPONSES, Access, ApiKey, ErrorBody
 from geovigie.settings import Settings
 from geovigie.url_guard import check_redirects
 
@@ -163,10 +163,14 @@ def job_view(settings: Settings, row: dict[str, Any]) -> dict[str, Any]:
 def router(access: Access) -> APIRouter:
     """The jobs endpoints."""
     settings = access.settings
-    routes = APIRouter(tags=["jobs"])
+    routes = APIRouter(tags=["jobs"], responses=READ_RESPONSES)
     writer = Depends(access.writer())
+    _missing = {"model": ErrorBody, "description": "No such job."}
+    _conflict = {"model": ErrorBody, "description": "Idempotency-Key reused for another request, or the job has "
+                 "already finished."}
 
-    @routes.post("/jobs", status_code=202, summary="Queue a job (write key): territory, period, tasks, collection.")
+    @routes.post("/jobs", status_code=202, responses={**WRITE_RESPONSES, 409: _conflict},
+                 summary="Queue a job (write key): territory, period, tasks, collection.")
     def submit(body: JobIn, response: Response, key: ApiKey = writer,
                idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> dict[str, Any]:
         given = body.model_dump(mode="json")
@@ -206,14 +210,16 @@ def router(access: Access) -> APIRouter:
         rows = list_jobs(settings, state=state, limit=limit, offset=offset)
         return {"jobs": [job_view(settings, row) for row in rows], "states": list(JOB_STATES)}
 
-    @routes.get("/jobs/{job_id}", summary="One job: state, progress, log lines, links to what it published.")
+    @routes.get("/jobs/{job_id}", responses={404: _missing},
+                summary="One job: state, progress, log lines, links to what it published.")
     def job(job_id: str) -> dict[str, Any]:
         row = get_job(settings, job_id)
         if row is None:
             raise HTTPException(404, f"no job {job_id!r}")
         return job_view(settings, row)
 
-    @routes.delete("/jobs/{job_id}", status_code=202, summary="Cancel a job (write key): a queued job at once, a "
+    @routes.delete("/jobs/{job_id}", status_code=202, responses={**WRITE_RESPONSES, 404: _missing, 409: _conflict},
+                   summary="Cancel a job (write key): a queued job at once, a "
                    "running one after its current item.")
     def cancel(job_id: str, key: ApiKey = writer) -> dict[str, Any]:
         row = cancel_job(settings, job_id, key.owner)

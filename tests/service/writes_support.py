@@ -33,9 +33,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def served(app: Any) -> Iterator[str]:
-    """`app` under uvicorn on 127.0.0.1 (a free port) in a thread; yields its base URL."""
-    port = free_port()
+def served(app: Any, port: int | None = None) -> Iterator[str]:
+    """`app` under uvicorn on 127.0.0.1 (`port`, else a free one) in a thread; yields its base URL."""
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
