@@ -50,6 +50,7 @@ def main() -> None:
     import morecantile
 
     folder = Path(tempfile.mkdtemp(prefix="geovigie-bench-tiles-"))
+    folder.chmod(0o711)  # as root the server runs as `postgres`, which must reach it
     try:
         settings = Settings(data_dir=folder / "gv", stac_backend=args.backend)
         store = results_store_for(settings)

@@ -22,10 +22,17 @@ from urllib.request import url2pathname
 
 import pystac
 
-from geovigie.catalog._postgres import DatabaseError, StacDatabase, redact
 from geovigie.catalog._query import SearchQuery
 from geovigie.catalog._store import StaticItemStore, check_id
-from geovigie.errors import GeovigieError, InputNotFoundError, InvalidInputError, UnknownCollectionError
+from geovigie.errors import (
+    DatabaseError,
+    GeovigieError,
+    InputNotFoundError,
+    InvalidInputError,
+    UnknownCollectionError,
+)
+from geovigie.postgres import StacDatabase
+from geovigie.redaction import redact
 
 CONNECT_TIMEOUT = 10
 """Seconds to wait for the database server to accept a connection."""
@@ -110,7 +117,8 @@ class PgstacItemStore:
                 if isinstance(err, psycopg.OperationalError) and self._conn is not None:
                     self._conn.close()  # reconnect next time (the server may have restarted)
                 text = str(err).strip().splitlines()
-                raise DatabaseError(f"{self.location}: {text[0] if text else type(err).__name__} ({doing})") from err
+                raise DatabaseError(f"{self.location}: {redact(text[0]) if text else type(err).__name__} ({doing})"
+                                    ) from err
 
     def _one(self, sql: str, params: list[Any], doing: str) -> Any:
         with self._database(doing) as conn:

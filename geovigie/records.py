@@ -164,7 +164,7 @@ def connect(settings: Settings) -> Iterator[Any]:
     import psycopg
     from psycopg.rows import dict_row
 
-    from geovigie.catalog import DatabaseError
+    from geovigie.errors import DatabaseError
 
     url = database_url(settings)
     try:

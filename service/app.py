@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 import geovigie
-from geovigie.catalog import DatabaseError
+from geovigie.errors import DatabaseError
 from geovigie.records import WritesUnavailableError
 from geovigie.service import auth, features, feedback, jobs
 from geovigie.service.errors import DEFAULT_STATUS_CODES, add_exception_handlers

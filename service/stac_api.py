@@ -23,8 +23,8 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 import geovigie
-from geovigie.catalog import DatabaseError, StacDatabase, stac_database
-from geovigie.errors import GeovigieError
+from geovigie.errors import DatabaseError, GeovigieError
+from geovigie.postgres import StacDatabase, stac_database
 
 logger = logging.getLogger(__name__)
 
