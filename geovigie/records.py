@@ -47,7 +47,7 @@ MIGRATIONS: tuple[str, ...] = (
             CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
         progress_done integer NOT NULL DEFAULT 0,
         progress_total integer,
-        progress_unit text NOT NULL DEFAULT 'items',
+        progress_unit text NOT NULL DEFAULT 'item tasks',
         log jsonb NOT NULL DEFAULT '[]'::jsonb,
         links jsonb NOT NULL DEFAULT '[]'::jsonb,
         error text,
