@@ -23,7 +23,6 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -153,27 +152,23 @@ class RateLimiter:
             return (1 - tokens) / self.rate
 
 
-class ErrorBody(BaseModel):
-    """What every error response holds."""
-
-    detail: Any
-
-
-def _error(description: str) -> dict[str, Any]:
-    return {"model": ErrorBody, "description": description}
+def error_response(description: str) -> dict[str, Any]:
+    """An OpenAPI error response: JSON `{"detail": ...}` (whatever the endpoint's own media type)."""
+    schema = {"type": "object", "properties": {"detail": {}}, "required": ["detail"]}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 READ_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: _error("No API key, and `read_requires_key` is set."),
-    403: _error("Unknown, wrong or revoked API key."),
-    422: _error("Invalid request (the reason in `detail`)."),
-    429: _error("The key's rate limit is reached: retry after `Retry-After` seconds."),
-    503: _error("The database is unavailable."),
+    401: error_response("No API key, and `read_requires_key` is set."),
+    403: error_response("Unknown, wrong or revoked API key."),
+    422: error_response("Invalid request (the reason in `detail`)."),
+    429: error_response("The key's rate limit is reached: retry after `Retry-After` seconds."),
+    503: error_response("The database is unavailable."),
 }
 """OpenAPI `responses` of every endpoint of the keys, jobs, feedback and features modules."""
 WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    **READ_RESPONSES, 401: _error("No API key (`Authorization: Bearer <key>` or `X-API-Key`)."),
-    403: _error("Unknown, wrong or revoked API key, or a read-only key."),
+    **READ_RESPONSES, 401: error_response("No API key (`Authorization: Bearer <key>` or `X-API-Key`)."),
+    403: error_response("Unknown, wrong or revoked API key, or a read-only key."),
 }
 """OpenAPI `responses` of the endpoints that write."""
 

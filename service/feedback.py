@@ -19,15 +19,23 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from geovigie.records import connect, sync_sites
-from geovigie.service.auth import READ_RESPONSES, WRITE_RESPONSES, Access, ApiKey, ErrorBody
+from geovigie.service.auth import READ_RESPONSES, WRITE_RESPONSES, Access, ApiKey, error_response
 from geovigie.settings import Settings
 
 SYNC_INTERVAL_S = 2.0
 """The dump-site files are checked for new passes at most this often."""
 GEOJSON = "application/geo+json"
+
+
+class GeoJSONResponse(JSONResponse):
+    """JSON sent as `application/geo+json` (and documented so)."""
+
+    media_type = GEOJSON
+
+
 SITE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorBody, "description": "No such site."},
-    409: {"model": ErrorBody, "description": "The site id is in several watches: add ?watch=."},
+    404: error_response("No such site."),
+    409: error_response("The site id is in several watches: add ?watch=."),
 }
 
 
@@ -116,7 +124,7 @@ def router(access: Access) -> APIRouter:
     routes = APIRouter(tags=["sites and feedback"], responses=READ_RESPONSES)
     writer = Depends(access.writer())
 
-    @routes.get("/sites/{site_id}", responses=SITE_RESPONSES,
+    @routes.get("/sites/{site_id}", responses=SITE_RESPONSES, response_class=GeoJSONResponse,
                 summary="A dump site (GeoJSON Feature) with its history across passes and its "
                 "feedback, oldest first.")
     def get_site(site_id: str, watch: Annotated[str | None, Query(description="The watch, when the id is in "
@@ -124,7 +132,7 @@ def router(access: Access) -> APIRouter:
         sync()
         with connect(settings) as conn:
             feature = site_feature(conn, _find_site(conn, site_id, watch))
-        return JSONResponse(feature, media_type=GEOJSON)
+        return GeoJSONResponse(feature)
 
     @routes.post("/sites/{site_id}/feedback", status_code=201, responses={**WRITE_RESPONSES, **SITE_RESPONSES},
                  summary="Report a site confirmed, a false alarm or "
@@ -140,14 +148,15 @@ def router(access: Access) -> APIRouter:
                                (body.status, body.comment, key.owner, site["watch"], site_id)).fetchone()
         return _record(row)
 
-    @routes.get("/feedback/export", summary="Feedback as the field-validation labels `geovigie train` reads "
+    @routes.get("/feedback/export", response_class=GeoJSONResponse,
+                summary="Feedback as the field-validation labels `geovigie train` reads "
                 "(GeoJSON: status, date, author per site).")
     def export(format: Annotated[Literal["geojson"], Query(description="Only geojson.")] = "geojson",
                all: Annotated[bool, Query(description="Every record, not only each site's latest.")] = False,
                ) -> JSONResponse:
         with connect(settings) as conn:
             features = export_features(conn, all)
-        return JSONResponse({"type": "FeatureCollection", "features": features}, media_type=GEOJSON,
+        return GeoJSONResponse({"type": "FeatureCollection", "features": features},
                             headers={"Content-Disposition": 'attachment; filename="field-validation.geojson"'})
 
     return routes

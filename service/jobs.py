@@ -28,7 +28,7 @@ from geovigie.records import (
     insert_job,
     list_jobs,
 )
-from geovigie.service.auth import READ_RESPONSES, WRITE_RESPONSES, Access, ApiKey, ErrorBody
+from geovigie.service.auth import READ_RESPONSES, WRITE_RESPONSES, Access, ApiKey, error_response
 from geovigie.settings import Settings
 from geovigie.url_guard import check_redirects
 
@@ -165,9 +165,8 @@ def router(access: Access) -> APIRouter:
     settings = access.settings
     routes = APIRouter(tags=["jobs"], responses=READ_RESPONSES)
     writer = Depends(access.writer())
-    _missing = {"model": ErrorBody, "description": "No such job."}
-    _conflict = {"model": ErrorBody, "description": "Idempotency-Key reused for another request, or the job has "
-                 "already finished."}
+    _missing = error_response("No such job.")
+    _conflict = error_response("Idempotency-Key reused for another request, or the job has already finished.")
 
     @routes.post("/jobs", status_code=202, responses={**WRITE_RESPONSES, 409: _conflict},
                  summary="Queue a job (write key): territory, period, tasks, collection.")
@@ -206,7 +205,7 @@ def router(access: Access) -> APIRouter:
     def jobs(state: Annotated[Literal["queued", "running", "succeeded", "failed", "cancelled"] | None,
                               Query()] = None,
              limit: Annotated[int, Query(ge=1, le=500)] = 100,
-             offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+             offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> dict[str, Any]:
         rows = list_jobs(settings, state=state, limit=limit, offset=offset)
         return {"jobs": [job_view(settings, row) for row in rows], "states": list(JOB_STATES)}
 

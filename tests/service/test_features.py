@@ -135,3 +135,34 @@ def test_a_new_pass_shows_up_without_restarting(tmp_path: Path, pgstac_url: str,
             f"/ogc/collections/{SITES}/items", params={"limit": 100}).json()["features"]]
         assert sorted(statuses) == sorted(second.sites["status"])
         assert client.get("/sites.csv").status_code == httpx.codes.OK
+
+
+def test_write_endpoints_conform_to_their_schema(passes) -> None:
+    """schemathesis over the jobs, sites and feedback operations with a write key: no 5xx, only documented
+    status codes, content types and bodies (tests/service/test_schemathesis.py covers the static backend)."""
+    import schemathesis
+    from hypothesis import HealthCheck, given
+    from hypothesis import settings as hypothesis_settings
+
+    from tests.service.writes_support import make_key
+
+    settings, _, _ = passes
+    settings = settings.model_copy(update={"rate_limit_per_minute": 100_000})
+    key = make_key(settings)
+    app = create_app(settings)
+    checks = [schemathesis.checks.not_a_server_error, schemathesis.checks.status_code_conformance,
+              schemathesis.checks.content_type_conformance, schemathesis.checks.response_schema_conformance]
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    ours = [op for op in operations if op.path.startswith(("/jobs", "/sites", "/feedback"))]
+    assert len(ours) == 9
+    with TestClient(app):
+        for operation in ours:
+            @hypothesis_settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck),
+                                 database=None)
+            @given(case=operation.as_strategy())
+            def conforms(case: schemathesis.Case) -> None:
+                case.headers = {**(case.headers or {}), "X-API-Key": key}
+                case.call_and_validate(checks=checks)
+
+            conforms()
