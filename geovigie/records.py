@@ -104,6 +104,26 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX feedback_site ON geovigie.feedback (watch, site_id, created);
     """,
+    # 2: zone figures of the published diagnostics (vegetation, ZAN, heat islands)
+    """
+    CREATE TABLE geovigie.zone_figures (
+        id text PRIMARY KEY,
+        layer_id text NOT NULL,
+        diagnostic text NOT NULL,
+        zone_id text,
+        zone_name text,
+        period text,
+        properties jsonb NOT NULL,
+        geom geometry(Geometry, 4326) NOT NULL
+    );
+    CREATE INDEX zone_figures_geom ON geovigie.zone_figures USING gist (geom);
+    CREATE INDEX zone_figures_layer ON geovigie.zone_figures (layer_id);
+    CREATE TABLE geovigie.zone_figure_sources (
+        layer_id text PRIMARY KEY,
+        signature text NOT NULL,
+        loaded timestamptz NOT NULL DEFAULT now()
+    );
+    """,
 )
 """Schema migrations, applied in order; never edit one that shipped: append a new one."""
 
@@ -275,6 +295,78 @@ def sync_sites(settings: Settings) -> int:
             reloaded += 1
     return reloaded
 
+
+# Zone figures. The zone diagnostics publish one GeoJSON layer of figures per zone (communes, patches, grid cells);
+# `sync_zones` copies every such layer of the results store into `geovigie.zone_figures` (one row per zone and
+# layer), reloading a layer when its file changes and dropping layers no longer published.
+
+ZONE_DIAGNOSTICS = ("vegetation", "zan", "heat-island")
+"""`geovigie:diagnostic` values of the published layers whose features are zone figures."""
+
+
+def _zone_layers(settings: Settings) -> dict[str, tuple[str, Path, str]]:
+    """layer id -> (diagnostic, GeoJSON file, period) of the published zone-figure layers."""
+    from geovigie.catalog import SearchQuery
+    from geovigie.errors import UnknownCollectionError
+    from geovigie.tiles import RESULTS_COLLECTION, results_store_for
+
+    layers: dict[str, tuple[str, Path, str]] = {}
+    try:
+        items = list(results_store_for(settings).search(SearchQuery(collections=(RESULTS_COLLECTION,),
+                                                                    max_items=None)))
+    except UnknownCollectionError:  # nothing published yet
+        return layers
+    for item in items:
+        diagnostic = item.properties.get("geovigie:diagnostic")
+        asset = item.assets.get("data")
+        if diagnostic not in ZONE_DIAGNOSTICS or asset is None:
+            continue
+        path = Path(asset.get_absolute_href() or "")
+        if path.suffix.lower() != ".geojson" or not path.is_file():
+            continue
+        props = item.properties
+        start, end = props.get("start_datetime"), props.get("end_datetime")
+        period = f"{start}/{end}" if start and end else str(props.get("datetime") or "")
+        layers[item.id] = (str(diagnostic), path, period)
+    return layers
+
+
+def sync_zones(settings: Settings) -> int:
+    """Bring `geovigie.zone_figures` up to date with the published zone layers; returns how many were reloaded."""
+    layers = _zone_layers(settings)
+    reloaded = 0
+    with connect(settings) as conn:
+        known = {r["layer_id"]: r["signature"] for r in conn.execute("SELECT * FROM geovigie.zone_figure_sources")}
+        for gone in set(known) - set(layers):
+            conn.execute("DELETE FROM geovigie.zone_figures WHERE layer_id = %s", (gone,))
+            conn.execute("DELETE FROM geovigie.zone_figure_sources WHERE layer_id = %s", (gone,))
+        for layer_id, (diagnostic, path, period) in layers.items():
+            stat = path.stat()
+            signature = json.dumps([str(path), stat.st_size, stat.st_mtime_ns, period])
+            if known.get(layer_id) == signature:
+                continue
+            features = json.loads(path.read_text(encoding="utf-8")).get("features") or []
+            rows = []
+            for number, feature in enumerate(features):
+                props = feature.get("properties") or {}
+                if not feature.get("geometry"):
+                    continue
+                zone = props.get("zone_id", props.get("code", number))
+                rows.append((f"{layer_id}:{zone}", layer_id, diagnostic, None if zone is None else str(zone),
+                             props.get("zone_name", props.get("nom")), period, json.dumps(props),
+                             json.dumps(feature["geometry"])))
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"geovigie.zones:{layer_id}",))
+                conn.execute("DELETE FROM geovigie.zone_figures WHERE layer_id = %s", (layer_id,))
+                with conn.cursor() as cursor:
+                    cursor.executemany(
+                        "INSERT INTO geovigie.zone_figures VALUES (%s, %s, %s, %s, %s, %s, %s, "
+                        "ST_SetSRID(ST_GeomFromGeoJSON(%s), 4326)) ON CONFLICT (id) DO NOTHING", rows)
+                conn.execute("INSERT INTO geovigie.zone_figure_sources (layer_id, signature) VALUES (%s, %s) "
+                             "ON CONFLICT (layer_id) DO UPDATE SET signature = excluded.signature, loaded = now()",
+                             (layer_id, signature))
+            reloaded += 1
+    return reloaded
 
 # Jobs. A job is a row of `geovigie.jobs`: queued by the API (`insert_job`), claimed by a runner (`claim_job`, with
 # FOR UPDATE SKIP LOCKED so two runners never take the same one), reported on while it runs (`report_job`,

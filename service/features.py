@@ -3,8 +3,9 @@ downloads of the sites for field teams (`/sites.csv`, `/sites.gpkg`).
 
 tipg runs as a sub-application on its own asyncpg pool, connected on the first request (the database may be the
 private cluster, started then). It serves only the tables of `FEATURE_TABLES` (never keys, jobs or feedback
-authors). Its links are built from `public_url` (the request's Host header never reaches them). Sites are loaded
-into PostGIS from the dump-site passes on disk before serving (`records.sync_sites`, at most every few seconds).
+authors). Its links are built from `public_url` (the request's Host header never reaches them). Sites and zone
+figures are loaded into PostGIS from the dump-site passes and the published zone layers before serving
+(`records.sync_sites`, `records.sync_zones`, at most every few seconds).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from geovigie.settings import Settings
 log = logging.getLogger(__name__)
 
 OGC_PREFIX = "/ogc"
-FEATURE_TABLES = ["geovigie.dump_sites"]
+FEATURE_TABLES = ["geovigie.dump_sites", "geovigie.zone_figures"]
 """The tables served as collections (collection id = schema.table)."""
 CSV_COLUMNS = ("watch", "site_id", "status", "pass_date", "first_seen", "last_seen", "area_m2", "volume_m3",
                "commune_code", "commune_name", "candidate")
@@ -177,7 +178,7 @@ def router(access: Access, sync: SiteSync) -> APIRouter:
 
 def mount(app: FastAPI, access: Access) -> FeaturesMount:
     """Mount OGC API Features at `/ogc` and the downloads; the pool closes with `app`."""
-    sync = SiteSync(access.settings)
+    sync = SiteSync(access.settings, zones=True)
     features = FeaturesMount(access.settings, sync)
     previous = app.router.lifespan_context
 

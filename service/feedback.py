@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from geovigie.records import connect, sync_sites
+from geovigie.records import connect, sync_sites, sync_zones
 from geovigie.service.auth import READ_RESPONSES, WRITE_RESPONSES, Access, ApiKey, error_response
 from geovigie.settings import Settings
 
@@ -40,10 +40,12 @@ SITE_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 class SiteSync:
-    """`sync_sites` at most every `SYNC_INTERVAL_S` seconds (one thread at a time)."""
+    """`sync_sites` (and `sync_zones`, with `zones`) at most every `SYNC_INTERVAL_S` seconds, one thread at a
+    time."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, zones: bool = False) -> None:
         self.settings = settings
+        self.zones = zones
         self._last = -SYNC_INTERVAL_S
         self._lock = threading.Lock()
 
@@ -51,6 +53,8 @@ class SiteSync:
         with self._lock:
             if time.monotonic() - self._last >= SYNC_INTERVAL_S:
                 sync_sites(self.settings)
+                if self.zones:
+                    sync_zones(self.settings)
                 self._last = time.monotonic()
 
 

@@ -16,6 +16,7 @@ from geovigie.service import create_app
 from tests.service.writes_support import free_port, served, two_dump_passes, writes_settings
 
 SITES = "geovigie.dump_sites"
+ZONES = "geovigie.zone_figures"
 
 
 @pytest.fixture
@@ -36,7 +37,7 @@ def test_owslib_lists_and_pages_the_sites(passes) -> None:
         for wanted in ("ogcapi-features-1/1.0/conf/core", "ogcapi-features-1/1.0/conf/geojson",
                        "ogcapi-features-3/1.0/conf/features-filter", "ogcapi-tiles-1/1.0/conf/mvt"):
             assert any(c.endswith(wanted) for c in conformance), wanted
-        assert api.feature_collections() == [SITES]
+        assert sorted(api.feature_collections()) == [SITES, ZONES]
         pages, offset = [], 0
         while True:
             page = api.collection_items(SITES, limit=4, offset=offset)
@@ -166,3 +167,39 @@ def test_write_endpoints_conform_to_their_schema(passes) -> None:
                 case.call_and_validate(checks=checks)
 
             conforms()
+
+
+def test_zone_figures_of_a_published_diagnostic_are_features(tmp_path: Path, pgstac_url: str) -> None:
+    """The ZAN account of the shipped ODEON patches (the demo's), published then served per zone."""
+    import json
+    import warnings
+    from datetime import date
+
+    from geovigie import workflows
+    from tests.conftest import DATA
+
+    settings = writes_settings(tmp_path / "gv", pgstac_url)
+    with TestClient(create_app(settings)) as client:
+        assert client.get(f"/ogc/collections/{ZONES}/items").json()["numberMatched"] == 0
+        before, after, patches = workflows.odeon_mosaics(DATA, tmp_path / "scratch")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # partial coverage of the patches: tested in tests/diagnostics
+            result = workflows.zan(before, after, settings, place="gers-odeon", zones=gpd.read_file(patches),
+                                   start=date(2016, 7, 1), end=date(2019, 7, 1), mapping="odeon-naf")
+        zones_layer = next(layer for layer in result.layers if layer.id.startswith("zan-zones"))
+        published = json.loads(Path(zones_layer.item.assets["data"].get_absolute_href()).read_text())["features"]
+        from geovigie.service import feedback
+
+        feedback.SYNC_INTERVAL_S = 0.0
+        try:
+            served = client.get(f"/ogc/collections/{ZONES}/items", params={"layer_id": zones_layer.id}).json()
+        finally:
+            feedback.SYNC_INTERVAL_S = 2.0
+        assert served["numberMatched"] == len(published) > 0
+        by_zone = {f["properties"]["zone_id"]: f["properties"] for f in served["features"]}
+        for feature in published:
+            figures = by_zone[str(feature["properties"]["zone_id"])]
+            assert figures["diagnostic"] == "zan" and figures["period"].startswith("2016-07-01")
+            assert figures["properties"]["covered_fraction"] == pytest.approx(feature["properties"]["covered_fraction"])
+        assert client.get(f"/ogc/collections/{ZONES}/items", params={"diagnostic": "vegetation"}).json()[
+            "numberMatched"] == 0
