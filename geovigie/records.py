@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 import threading
 from collections.abc import Iterator
@@ -21,6 +22,8 @@ from typing import Any
 from geovigie.errors import GeovigieError
 from geovigie.settings import Settings
 from geovigie.tiles import results_database
+
+log = logging.getLogger(__name__)
 
 SCHEMA = "geovigie"
 MIGRATION_LOCK = 0x6765_6F76  # "geov": the advisory lock held while migrating
@@ -276,7 +279,11 @@ def sync_sites(settings: Settings) -> int:
         for watch, passes in watches.items():
             if not passes or known.get(watch) == (signature := _signature(passes)):
                 continue
-            sites, history = _rows(passes[-1], watch)
+            try:
+                sites, history = _rows(passes[-1], watch)
+            except Exception as err:  # noqa: BLE001 - pyogrio/JSON errors: one bad file must not hide the others
+                log.warning("dump sites of watch %s not reloaded: %s is unreadable (%s)", watch, passes[-1], err)
+                continue
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"geovigie.sites:{watch}",))
                 conn.execute("DELETE FROM geovigie.dump_sites WHERE watch = %s", (watch,))
@@ -345,7 +352,11 @@ def sync_zones(settings: Settings) -> int:
             signature = json.dumps([str(path), stat.st_size, stat.st_mtime_ns, period])
             if known.get(layer_id) == signature:
                 continue
-            features = json.loads(path.read_text(encoding="utf-8")).get("features") or []
+            try:
+                features = json.loads(path.read_text(encoding="utf-8")).get("features") or []
+            except (OSError, ValueError, AttributeError) as err:
+                log.warning("zone figures of layer %s not reloaded: %s is unreadable (%s)", layer_id, path, err)
+                continue
             rows = []
             for number, feature in enumerate(features):
                 props = feature.get("properties") or {}

@@ -108,3 +108,21 @@ def test_feedback_input_is_checked(sites) -> None:
                        headers=key).status_code == 422
     assert client.post("/sites/nope/feedback", json={"status": "confirmed"}, headers=key).status_code == 404
     assert client.get("/feedback/export").json()["features"] == []  # nothing stored by refused posts
+
+
+def test_an_unreadable_pass_file_keeps_the_sites_already_loaded(sites, caplog) -> None:
+    from geovigie.service import feedback
+    from geovigie.workflows import watch_folder
+
+    client, settings, _, second = sites
+    site_id = second.sites.loc[second.sites["status"] == "persisting", "site_id"].iloc[0]
+    assert client.get(f"/sites/{site_id}").status_code == 200
+    latest = sorted((watch_folder(settings, "montpellier") / "passes").glob("*.gpkg"))[-1]
+    latest.write_bytes(b"not a geopackage")  # a disk error, a half-copied file
+    feedback.SYNC_INTERVAL_S, before = 0.0, feedback.SYNC_INTERVAL_S
+    try:
+        answer = client.get(f"/sites/{site_id}")
+    finally:
+        feedback.SYNC_INTERVAL_S = before
+    assert answer.status_code == 200 and answer.json()["properties"]["status"] == "persisting"
+    assert "not reloaded" in caplog.text and latest.name in caplog.text
