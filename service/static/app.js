@@ -935,6 +935,8 @@ function renderJobs() {
       "aria-label": t("territory") });
     const period = element("input", { name: "period", required: true, value: "2018-01-01/2018-12-31",
       "aria-label": t("period") });
+    const collection = element("input", { name: "collection", required: true, value: "s2-l2a-theia-gers",
+      "aria-label": t("collection") });
     const tasks = element("fieldset", {});
     tasks.appendChild(element("legend", {}, t("tasks")));
     for (const task of TASKS) {
@@ -943,12 +945,14 @@ function renderJobs() {
         document.createTextNode(` ${t(`task_${task}`)}`));
       tasks.appendChild(label);
     }
-    form.append(element("label", {}, t("territory")), territory, element("label", {}, t("period")), period, tasks,
+    form.append(element("label", {}, t("territory")), territory, element("label", {}, t("period")), period,
+      element("label", {}, t("collection")), collection, tasks,
       element("button", { type: "submit" }, t("submit")), element("div", { id: "job-status", role: "status" }));
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       const chosen = [...form.querySelectorAll("input[name=tasks]:checked")].map((i) => i.value);
-      submitJob({ territory: territory.value.trim(), period: period.value.trim(), tasks: chosen });
+      submitJob({ territory: territory.value.trim(), period: period.value.trim(), tasks: chosen,
+        collection: collection.value.trim() });
     });
     parts.push(form);
   }
@@ -961,7 +965,10 @@ async function submitJob(body) {
     headers: { "Content-Type": "application/json", ...authHeaders() } })
     .catch((error) => ({ ok: false, status: 0, statusText: error.message }));
   if (!response.ok) {
-    status.textContent = response.status === 404 ? t("jobs_unavailable") : t("refused", `HTTP ${response.status}`);
+    // the service says why (422: which field): shown as text
+    const detail = response.json ? await response.json().then((b) => JSON.stringify(b.detail), () => "") : "";
+    status.textContent = response.status === 404 ? t("jobs_unavailable")
+      : t("refused", `HTTP ${response.status} ${detail}`.trim());
     return;
   }
   const job = await response.json();

@@ -70,6 +70,7 @@ const UI = {
   jobs_needs_key: ["Une clé API est nécessaire pour lancer un traitement.", "An API key is needed to submit a job."],
   territory: ["Territoire (insee:32001, dep:95)", "Territory (insee:32001, dep:95)"],
   period: ["Période (début/fin)", "Period (start/end)"],
+  collection: ["Collection d'images", "Image collection"],
   tasks: ["Traitements", "Tasks"],
   submit: ["Lancer", "Submit"],
   job_state: ["Traitement {0} : {1}", "Job {0}: {1}"],

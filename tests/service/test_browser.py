@@ -271,22 +271,22 @@ def test_map_page_degrades_without_write_endpoints_and_shows_sites_through_passe
 
 
 class _FakeWrites:
-    """TEST DOUBLE of the write endpoints (the real ones come from the service's writes work): feedback kept in
+    """TEST DOUBLE of the write endpoints (the real ones come from the service's writes work; the fixture uses them where it can): feedback kept in
     memory, a job that runs for two polls. It only answers as the documented contract says."""
 
     def __init__(self) -> None:
         self.feedback: list[dict[str, Any]] = []
         self.jobs: dict[str, dict[str, Any]] = {}
         self.watches: list[str | None] = []
+        self.key = TEST_KEY
         self.router = APIRouter()
         self.router.add_api_route("/sites/{site_id}", self.site, methods=["GET"])
         self.router.add_api_route("/sites/{site_id}/feedback", self.post_feedback, methods=["POST"], status_code=201)
         self.router.add_api_route("/jobs", self.post_job, methods=["POST"], status_code=202)
         self.router.add_api_route("/jobs/{job_id}", self.job, methods=["GET"])
 
-    @staticmethod
-    def _check(authorization: str | None) -> str:
-        if authorization != f"Bearer {TEST_KEY}":
+    def _check(self, authorization: str | None) -> str:
+        if authorization != f"Bearer {self.key}":
             raise HTTPException(401, "missing or wrong key")
         return "agent"
 
@@ -327,9 +327,23 @@ class _FakeWrites:
 
 @pytest.fixture(scope="module")
 def dashboard(demo_run) -> Iterator[tuple[str, Settings, _FakeWrites]]:
+    """The demo served with the REAL sites and feedback endpoints and a real write key when the demo runs on
+    PostgreSQL (the test double answers them otherwise). Jobs: the test double where it takes the route; where the
+    service's own jobs endpoint answers first (with its database), the job is taken and stays queued (no runner)."""
     settings, _ = demo_run
     writes = _FakeWrites()
-    with _serve(settings, lambda app: app.include_router(writes.router)) as server:
+    real_sites = settings.stac_backend == "pgstac"
+    if real_sites:
+        from tests.service.writes_support import make_key
+
+        writes.key = make_key(settings.model_copy(update={"job_runner": False}), owner="agent")
+    doubled = {"/jobs", "/jobs/{job_id}"} | (set() if real_sites else {"/sites/{site_id}", "/sites/{site_id}/feedback"})
+
+    def fake(app: FastAPI) -> None:
+        app.router.routes[:] = [r for r in app.router.routes if getattr(r, "path", None) not in doubled]
+        app.router.routes.extend(r for r in writes.router.routes if getattr(r, "path", None) in doubled)
+
+    with _serve(settings.model_copy(update={"job_runner": False}), fake) as server:
         yield server, settings, writes
 
 
@@ -489,9 +503,9 @@ def test_site_panel_feedback_and_job_through_the_test_double(dashboard) -> None:
         page.goto(server + "/")
         page.wait_for_selector("body[data-ready=true]", timeout=30000)
         assert "clé API" in page.inner_text("#jobs")  # offered, once a key is given
-        page.fill("#api-key", TEST_KEY)
+        page.fill("#api-key", writes.key)
         page.click("#key-save")
-        assert page.evaluate("() => localStorage.getItem('geovigie.apiKey')") == TEST_KEY
+        assert page.evaluate("() => localStorage.getItem('geovigie.apiKey')") == writes.key
         _open_group(page, "dumps")
         _activate(page, "dumps-montpellier-lidar", opacity=1.0)
         x, y = _pixel_of(page, point.x, point.y)
@@ -511,8 +525,14 @@ def test_site_panel_feedback_and_job_through_the_test_double(dashboard) -> None:
         page.fill("#feedback-form textarea", "un tas de terre de chantier, autorisé")
         page.click("#feedback-form button[type=submit]")
         page.wait_for_selector("#details .feedback .result >> text=Avis enregistré")
-        assert writes.feedback[-1]["status"] == "false_alarm" and writes.feedback[-1]["site_id"] == site[
-            "properties"]["site_id"] and writes.feedback[-1]["watch"] == "montpellier-lidar"
+        site_id = site["properties"]["site_id"]
+        if writes.key == TEST_KEY:  # the test double took it
+            assert writes.feedback[-1] == {"site_id": site_id, "watch": "montpellier-lidar", "status": "false_alarm",
+                                           "comment": "un tas de terre de chantier, autorisé",
+                                           "time": writes.feedback[-1]["time"]}
+        else:  # the service stored it, with the key's owner
+            stored = httpx.get(f"{server}/sites/{site_id}", params={"watch": "montpellier-lidar"}).json()
+            assert stored["history"][-1]["status"] == "false_alarm" and stored["history"][-1]["author"] == "agent"
         assert "un tas de terre de chantier" in page.inner_text("#details .history")  # the history shows it
         _idle(page)
         x, y = _pixel_of(page, point.x, point.y)  # the panel took its place beside the map: the map moved
@@ -521,10 +541,16 @@ def test_site_panel_feedback_and_job_through_the_test_double(dashboard) -> None:
         _keep(page, "site")
         page.fill("#job-form input[name=territory]", "insee:32001")
         page.click("#job-form button[type=submit]")
-        page.wait_for_selector("#job-status[data-state=succeeded]", timeout=15000)
-        assert writes.jobs["job-1"]["body"] == {"territory": "insee:32001", "period": "2018-01-01/2018-12-31",
-                                                "tasks": ["vegetation"]}
-        assert page.locator("#job-status progress").get_attribute("value") == "2"
-        assert page.locator("#job-status a").evaluate_all("as => as.map(a => a.getAttribute('href'))") == [
-            "/layers/ndvi-gers-20181023"]  # only http(s) or same-server links
+        request = {"territory": "insee:32001", "period": "2018-01-01/2018-12-31", "tasks": ["vegetation"],
+                   "collection": "s2-l2a-theia-gers"}
+        page.wait_for_selector("#job-status[data-state]", timeout=15000)
+        if not writes.jobs:  # the service's own jobs endpoint took it (no runner in this test): shown queued
+            assert page.get_attribute("#job-status", "data-state") == "queued"
+            assert "queued" in page.inner_text("#job-status")
+        else:  # the test double: it runs for two polls and links what it made
+            page.wait_for_selector("#job-status[data-state=succeeded]", timeout=15000)
+            assert writes.jobs["job-1"]["body"] == request
+            assert page.locator("#job-status progress").get_attribute("value") == "2"
+            assert page.locator("#job-status a").evaluate_all("as => as.map(a => a.getAttribute('href'))") == [
+                "/layers/ndvi-gers-20181023"]  # only http(s) or same-server links
     assert problems == []
