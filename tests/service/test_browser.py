@@ -271,8 +271,8 @@ def test_map_page_degrades_without_write_endpoints_and_shows_sites_through_passe
 
 
 class _FakeWrites:
-    """TEST DOUBLE of the write endpoints (the real ones come from the service's writes work; the fixture uses them where it can): feedback kept in
-    memory, a job that runs for two polls. It only answers as the documented contract says."""
+    """TEST DOUBLE of the write endpoints (the fixture uses the service's own where it can): feedback kept in memory,
+    a job that runs for two polls. It only answers as the documented contract says."""
 
     def __init__(self) -> None:
         self.feedback: list[dict[str, Any]] = []
