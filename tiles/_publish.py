@@ -20,6 +20,7 @@ from typing import Any
 
 import pystac
 from pystac.extensions.classification import Classification, ClassificationExtension
+from pystac.extensions.eo import EOExtension
 from pystac.extensions.processing import ProcessingExtension
 from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import RasterBand, RasterExtension
@@ -170,6 +171,26 @@ def acquisition_dates(provenance: Provenance) -> tuple[dt.datetime | None, dt.da
     return None, min(starts), max(ends)
 
 
+INHERITED = ("platform", "constellation", "instruments", "gsd")
+"""Input item properties a layer keeps when all its dated inputs agree on them (users filter on them)."""
+
+
+def _inherit(item: pystac.Item, provenance: Provenance) -> None:
+    """Keep the inputs' `eo:cloud_cover` (the cloudiest input's) and the properties they share (platform...)."""
+    inputs = _input_items(provenance.inputs)
+    if not inputs:
+        return
+    covers = [i.properties["eo:cloud_cover"] for i in inputs
+              if isinstance(i.properties.get("eo:cloud_cover"), int | float)]
+    if len(covers) == len(inputs):
+        EOExtension.add_to(item)
+        item.properties["eo:cloud_cover"] = max(covers)
+    for key in INHERITED:
+        values = [i.properties.get(key) for i in inputs]
+        if values[0] is not None and all(v == values[0] for v in values):
+            item.properties.setdefault(key, values[0])
+
+
 def _dated(props: dict[str, object], provenance: Provenance) -> dt.datetime | None:
     """Set `created` and the acquisition interval in `props`; returns the item's `datetime` (None for intervals).
 
@@ -240,6 +261,7 @@ def publish_layer(store: ItemStore | str | Path, cog: str | Path, spec: LayerSpe
         if placed.suffix == ".tif":
             _describe_raster(item, name, placed, None)
     root = getattr(store, "root", folder).parent
+    _inherit(item, provenance)
     _add_classes(item, spec, folder, data)
     _add_processing(item, provenance, folder, root)
     _add_render(item, spec)
@@ -314,6 +336,7 @@ def publish_vector_layer(store: ItemStore | str | Path, features: str | Path, sp
         media = {".gpkg": pystac.MediaType.GEOPACKAGE, ".csv": "text/csv", ".tif": pystac.MediaType.COG,
                  ".html": pystac.MediaType.HTML}.get(placed.suffix)
         item.add_asset(name, pystac.Asset(f"./{placed.name}", title=title, media_type=media, roles=["data"]))
+    _inherit(item, provenance)
     _add_processing(item, provenance, folder, getattr(store, "root", folder).parent)
     return store.upsert(item, results_collection())
 

@@ -60,6 +60,7 @@ def test_published_item_validates_offline(tmp_path: Path) -> None:
     assert derived.href.endswith("inputs/scene-2018-07-04.json")
     assert saved.properties["geovigie:inputs"] == ["item.json"]
     assert saved.datetime is not None and saved.datetime.isoformat() == "2018-07-04T10:56:21+00:00"
+    assert saved.properties["eo:cloud_cover"] == 3.5  # kept from the input
     assert saved.common_metadata.created is not None and saved.common_metadata.created.year >= 2025
     data = saved.assets["data"]
     assert data.roles == ["data", "visual"]
