@@ -56,7 +56,7 @@ def _asset(path: Path, title: str, roles: list[str], src: rasterio.DatasetReader
 
 def _raster_bands(src: rasterio.DatasetReader, scale: float = 1.0, unit: str | None = None) -> list[RasterBand]:
     return [
-        RasterBand.create(nodata=src.nodata, data_type=src.dtypes[i], scale=scale, unit=unit,
+        RasterBand.create(nodata=src.nodata, data_type=src.dtypes[i], scale=scale, offset=0.0, unit=unit,
                           spatial_resolution=src.res[0])
         for i in range(src.count)
     ]

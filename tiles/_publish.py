@@ -336,6 +336,8 @@ def publish_vector_layer(store: ItemStore | str | Path, features: str | Path, sp
         media = {".gpkg": pystac.MediaType.GEOPACKAGE, ".csv": "text/csv", ".tif": pystac.MediaType.COG,
                  ".html": pystac.MediaType.HTML}.get(placed.suffix)
         item.add_asset(name, pystac.Asset(f"./{placed.name}", title=title, media_type=media, roles=["data"]))
+        if placed.suffix == ".tif":
+            _describe_raster(item, name, placed, None)
     _inherit(item, provenance)
     _add_processing(item, provenance, folder, getattr(store, "root", folder).parent)
     return store.upsert(item, results_collection())
