@@ -47,8 +47,12 @@ INPUTS_TAG = "GEOVIGIE_INPUTS"
 
 
 def input_label(location: str) -> str:
-    """The input as the COG's tag names it: a URL as is, a local file by its name only (COGs are published)."""
-    return location if "://" in location else Path(location).name
+    """The input as the COG's tag names it: a URL as is; a local file by its name and a digest of its full path,
+    which tells two same-named inputs apart without publishing a server path (the COGs are published)."""
+    if "://" in location:
+        return location
+    digest = hashlib.sha256(str(Path(location).resolve()).encode()).hexdigest()[:12]
+    return f"{Path(location).name} (path sha256 {digest})"
 BUNDLE_TAG = "GEOVIGIE_BUNDLE"
 FORCED_TAG = "GEOVIGIE_FORCED"
 """Tag of outputs predicted although the input did not match the bundle: the forced warnings, joined by ' | '."""

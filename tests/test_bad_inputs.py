@@ -263,7 +263,7 @@ CASES: dict[str, Case] = {
     "out-read-only-fs": Case(("predict", str(SLOVENIA_SCENE), "--out", "/sys/geovigie-out/o", *L1C),
                              ("cannot create output folder /sys/geovigie-out/o",)),
     "same-name-two-inputs": Case(("predict", "{work}/b/scene.tif", "--out", "{work}/out", *L1C),
-                                 ("holds the prediction of another input", "a/scene.tif"),
+                                 ("holds the prediction of another input", "scene.tif (path sha256"),
                                  setup=_first_scene_predicted),
     # settings and options
     "toml-broken": Case(("catalog", "search"), ("not valid TOML",), env={"GEOVIGIE_CONFIG": "{work}/bad.toml"},

@@ -10,6 +10,7 @@ Every raster asset describes its bands (`raster:bands`: data type, nodata, scale
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import shutil
 from collections.abc import Mapping, Sequence
@@ -268,6 +269,13 @@ def publish_layer(store: ItemStore | str | Path, cog: str | Path, spec: LayerSpe
     return store.upsert(item, results_collection())
 
 
+def _nodata(value: float | None) -> float | str | None:
+    """A nodata value as JSON and the raster extension write it: NaN and infinities as "nan", "inf", "-inf"."""
+    if value is None or math.isfinite(value):
+        return value
+    return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+
+
 def _describe_raster(item: pystac.Item, key: str, path: Path, unit: str | None) -> None:
     """Projection v2 (`proj:code`, shape, transform, bbox) and `raster:bands` (data type, nodata, scale, offset,
     unit, resolution; rio-stac's statistics kept) of the COG asset `key`, read from the file."""
@@ -289,7 +297,7 @@ def _describe_raster(item: pystac.Item, key: str, path: Path, unit: str | None) 
         bands = []
         for index in range(src.count):
             band = RasterBand.create(
-                nodata=src.nodatavals[index], data_type=src.dtypes[index], scale=float(src.scales[index]),
+                nodata=_nodata(src.nodatavals[index]), data_type=src.dtypes[index], scale=float(src.scales[index]),
                 offset=float(src.offsets[index]), unit=src.units[index] or unit, spatial_resolution=src.res[0],
             )
             extra = {k: v for k, v in known[index].items() if k in ("statistics", "histogram")}

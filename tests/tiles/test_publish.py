@@ -101,3 +101,20 @@ def test_index_refuses_non_ids(tmp_path: Path, bad: str) -> None:
 
     with pytest.raises(LayerNotFoundError):
         LayerIndex(tmp_path).get(bad)
+
+
+def test_continuous_layer_with_nan_nodata_has_json_band_metadata(tmp_path: Path) -> None:
+    import json
+
+    values = np.linspace(0, 1, 300 * 300, dtype=np.float32).reshape(1, 300, 300)
+    values[:, :5] = np.nan
+    cog = write_array_cog(tmp_path / "ndvi.tif", values, profile={**PROFILE, "nodata": float("nan")},
+                          tags={"UNIT": "NDVI"})
+    item = publish_layer(tmp_path / "results", cog, LayerSpec("ndvi", "NDVI", "continuous", rescale=(0, 1)),
+                         Provenance(inputs=[], lineage="test"))
+    validate_offline(item)
+    raw = json.loads((tmp_path / "results/geovigie-results/ndvi/ndvi.json").read_text())  # strict JSON: no NaN
+    (band,) = raw["assets"]["data"]["raster:bands"]
+    assert (band["nodata"], band["data_type"], band["unit"]) == ("nan", "float32", "NDVI")
+    assert raw["assets"]["data"]["roles"] == ["data"] and "class-names" not in raw["assets"]
+    assert raw["properties"]["datetime"] == raw["properties"]["created"]  # nothing dates it: publication time
