@@ -25,7 +25,7 @@ from pystac.extensions.classification import Classification, ClassificationExten
 from pystac.extensions.eo import EOExtension
 from pystac.extensions.processing import ProcessingExtension
 from pystac.extensions.projection import ProjectionExtension
-from pystac.extensions.raster import RasterBand, RasterExtension
+from pystac.extensions.raster import NoDataStrings, RasterBand, RasterExtension
 from pystac.extensions.render import Render, RenderExtension
 from rio_stac import create_stac_item
 from rio_stac.stac import get_projection_info
@@ -273,11 +273,13 @@ def publish_layer(store: ItemStore | str | Path, cog: str | Path, spec: LayerSpe
     return store.upsert(item, results_collection())
 
 
-def _nodata(value: float | None) -> float | str | None:
+def _nodata(value: float | None) -> float | NoDataStrings | None:
     """A nodata value as JSON and the raster extension write it: NaN and infinities as "nan", "inf", "-inf"."""
     if value is None or math.isfinite(value):
         return value
-    return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if math.isnan(value):
+        return NoDataStrings.NAN
+    return NoDataStrings.INF if value > 0 else NoDataStrings.NINF
 
 
 def _describe_raster(item: pystac.Item, key: str, path: Path, unit: str | None) -> None:
