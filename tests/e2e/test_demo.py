@@ -17,6 +17,7 @@ import httpx
 import numpy as np
 import pystac
 import pytest
+import rasterio
 from PIL import Image
 
 from geovigie.tiles import validate_offline
@@ -102,8 +103,12 @@ def test_served_land_cover_tile_has_class_colours(server: str) -> None:
     colours = {tuple(int(e["color"][i : i + 2], 16) for i in (1, 3, 5)) for e in layer["legend"]}
     west, south, east, north = layer["bounds"]
     tile = morecantile.tms.get("WebMercatorQuad").tile((west + east) / 2, (south + north) / 2, 16)
-    assert layer["tiles"][0].startswith("/")  # root-relative: no Host header reflected
-    response = httpx.get(server + layer["tiles"][0].format(z=tile.z, x=tile.x, y=tile.y))
+    # absolute (TileJSON 3.0), built from the configured public base URL, never from the request's Host header
+    assert layer["tiles"][0].startswith(server + "/layers/")
+    spoofed = httpx.get(f"{server}/layers/landcover-slovenia-reference-scene-2",
+                        headers={"Host": "evil.example", "X-Forwarded-Host": "evil.example"}).json()
+    assert spoofed["tiles"] == layer["tiles"]
+    response = httpx.get(layer["tiles"][0].format(z=tile.z, x=tile.x, y=tile.y))
     assert response.status_code == 200
     rgba = np.asarray(Image.open(io.BytesIO(response.content)).convert("RGBA")).reshape(-1, 4)
     opaque = rgba[rgba[:, 3] == 255][:, :3]
@@ -125,7 +130,13 @@ def test_stac_api_lists_the_demo_layers_and_the_map_lists_them_from_it(server: s
                                                                                     "classes"]}}).json()
     assert {f["id"] for f in search["features"]} >= {i for i in demo_ids if i.startswith("landcover-")}
     data = next(f for f in found["features"] if f["id"] == "ndvi-gers-20181023")["assets"]["data"]["href"]
-    assert data == (settings.results_dir / "geovigie-results" / "ndvi-gers-20181023" / "data.tif").resolve().as_uri()
+    # assets are served over HTTP (Range requests): another machine, GDAL's /vsicurl/ or QGIS can read them
+    assert data.startswith(server + "/assets/ndvi-gers-20181023/")
+    with rasterio.open(f"/vsicurl/{data}") as remote, \
+            rasterio.open(settings.results_dir / "geovigie-results" / "ndvi-gers-20181023" / "data.tif") as local:
+        assert remote.profile["width"] == local.profile["width"]
+        assert np.array_equal(remote.read(1, window=((0, 64), (0, 64))), local.read(1, window=((0, 64), (0, 64))),
+                              equal_nan=True)
     assert httpx.get(f"{server}/healthz").json()["stac_api"] == "/api/stac"
 
 
