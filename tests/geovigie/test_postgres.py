@@ -108,3 +108,24 @@ def test_a_symlink_where_the_server_keeps_its_files_is_refused(folder: Path) -> 
     with pytest.raises(DatabaseError, match="refusing"):
         PrivatePostgres(root).start()
     assert list(elsewhere.iterdir()) == [] and stat.S_IMODE(elsewhere.stat().st_mode) == 0o755
+
+
+def test_as_a_normal_user_the_socket_is_under_the_data_dir_or_in_a_fresh_private_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 4242)  # no server user to switch to: the server runs as ourselves
+    short = PrivatePostgres(tmp_path / "gv" / "postgres")
+    assert short.server_user is None and short.home == short.root
+    short.root.mkdir(parents=True)
+    assert short._new_socket_dir() == short.root / "run"
+    long = PrivatePostgres(tmp_path / ("d" * 100) / "postgres")
+    long.root.mkdir(parents=True)
+    made = [long._new_socket_dir(), long._new_socket_dir()]
+    try:
+        assert made[0] != made[1]  # a new random name each time: nothing to predict or plant
+        for folder in made:
+            info = os.lstat(folder)
+            assert folder.name.startswith("geovigie-pg-") and stat.S_ISDIR(info.st_mode)
+            assert stat.S_IMODE(info.st_mode) == 0o700
+    finally:
+        for folder in made:
+            folder.rmdir()
