@@ -32,6 +32,7 @@ from geovigie.catalog._ortho import (
 )
 from geovigie.catalog._pgstac import MirroredItemStore, PgstacItemStore, export_static
 from geovigie.catalog._query import SearchQuery
+from geovigie.catalog._raster_item import is_raster_file, raster_item
 from geovigie.catalog._search import CatalogClient, ItemSearch, read_item
 from geovigie.catalog._sentinel2 import (
     MaskOptions,
@@ -117,6 +118,8 @@ __all__ = [
     "load_s2",
     "median_composite",
     "open_store",
+    "is_raster_file",
+    "raster_item",
     "parse_aoi",
     "patch_url_through",
     "ortho_collection",

@@ -131,26 +131,38 @@ def raster_map_png(raster: str | Path, *, title: str, zones: gpd.GeoDataFrame | 
 
 
 def bar_chart_png(table: pd.DataFrame, category: str, values: Sequence[str], *, title: str, unit: str) -> bytes:
-    """Horizontal bars of one or more columns per category (zone)."""
+    """Horizontal bars of one or more columns per category (zone); rows without any value are not drawn (a zone
+    without data gets no bar, not a bar of 0), and a table with no value at all gives a chart saying so."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    frame = table.set_index(category)[list(values)]
+    frame = table.set_index(category)[list(values)].apply(pd.to_numeric, errors="coerce").dropna(how="all")
     figure, axes = plt.subplots(figsize=(7, max(2.5, 0.3 * len(frame) + 1)))
-    frame.plot.barh(ax=axes)
+    if frame.empty:
+        axes.text(0.5, 0.5, NO_DATA_TEXT, ha="center", va="center", transform=axes.transAxes)
+        axes.set_yticks([])
+    else:
+        frame.plot.barh(ax=axes)
     axes.set_xlabel(unit)
     axes.set_title(title)
     axes.invert_yaxis()
     return _png(figure)
 
 
+NO_DATA_TEXT = "pas de données"
+"""What the page shows for the figures of a zone that was not (or not enough) observed: never a number."""
+
+
 def _table_html(table: Table) -> str:
     frame = table.frame.copy()
+    unobserved = (frame["status"].isin(["partial", "not_covered"]) if "status" in frame.columns
+                  else pd.Series(False, index=frame.index))
     for column in frame.columns:
         if pd.api.types.is_float_dtype(frame[column]):
-            frame[column] = frame[column].map(lambda v: "" if pd.isna(v) else f"{v:,.3f}".rstrip("0").rstrip("."))
+            text = frame[column].map(lambda v: "" if pd.isna(v) else f"{v:,.3f}".rstrip("0").rstrip("."))
+            frame[column] = text.where(~(unobserved & frame[column].isna()), NO_DATA_TEXT)
     banner = '<p class="illustrative">ILLUSTRATIVE data: not official figures.</p>' if table.illustrative else ""
     body = frame.to_html(index=False, escape=True, border=0)
     link = f'<a href="{html.escape(table.filename)}">{html.escape(table.filename)}</a>'

@@ -16,8 +16,19 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+V1_CONFIG = "landcover-s2l1c-slovenia-v1.toml"
+"""The v1 recipe of the baseline land-cover bundle, in training/configs/."""
+
+
+def shipped_config(name: str) -> Path:
+    """A config shipped in geovigie/training/configs/."""
+    import geovigie.training
+
+    return Path(geovigie.training.__file__).resolve().parent / "configs" / name
+
+
 def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # noqa: ANN001
-    """Add `train` to the main app (errors go through the app's one error boundary)."""
+    """Add `train` and its alias `train-landcover` to the main app (errors go through the app's one boundary)."""
 
     @app.command("train")
     @friendly_errors
@@ -59,3 +70,15 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
         err.print(f"epochs run: {len(result.fit.history)} (kept epoch {result.fit.best_epoch}); "
                   f"metrics: {result.run_dir / 'metrics.csv'}")
         err.print(f"bundle written to {result.bundle.path}")
+
+    @app.command("train-landcover")
+    @friendly_errors
+    def train_landcover(
+        out: Annotated[Path, typer.Option(help="Bundle folder to write.")] = Path(
+            "models/bundles/landcover-s2l1c-slovenia-v1"),
+        device: Annotated[str | None, typer.Option(help="auto, cpu or cuda (default: settings).")] = None,
+        quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    ) -> None:
+        """Retrain the v1 land-cover bundle: `geovigie train` with training/configs/landcover-s2l1c-slovenia-v1.toml."""
+        config = shipped_config(V1_CONFIG)
+        train(config, resume=False, device=device, out=None, bundle=out, quiet=quiet, all_folds=False)

@@ -206,30 +206,6 @@ def predict(
               f"probabilities: {assets['probabilities'].get_absolute_href()}\nSTAC item: {layer.item_path}")
 
 
-@app.command("train-landcover")
-@friendly_errors
-def train_landcover(
-    out: Annotated[Path, typer.Option(help="Bundle folder to write.")] = Path(
-        "models/bundles/landcover-s2l1c-slovenia-v1"
-    ),
-    steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 600,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-) -> None:
-    """Train the baseline land-cover bundle on the shipped Slovenia scenes."""
-    import json
-
-    from geovigie.catalog import build_sample_catalog
-    from geovigie.training import TrainConfig, train_landcover_baseline
-
-    settings = _settings()
-    build_sample_catalog(settings.sample_data_path(), settings.catalog_dir)
-    bundle = train_landcover_baseline(settings.catalog_dir, out, config=TrainConfig(steps=steps, lr=3e-3),
-                                      device=device)
-    val = bundle.card.metrics["validation"]
-    err.print(json.dumps({k: val[k] for k in ("overall_accuracy", "miou", "pixels")}, indent=1))
-    err.print(f"bundle written to {out}")
-
-
 @app.command()
 @friendly_errors
 def serve(

@@ -255,7 +255,7 @@ def check_bundle_weights(bundle: ModelBundle) -> None:
     """
     from safetensors import SafetensorError, safe_open
 
-    weights = bundle.path / "weights.safetensors"
+    weights = bundle.weights_path  # a pixel classifier's weights are its ONNX model
     if bundle.card.weights_sha256:
         digest = hashlib.sha256(weights.read_bytes()).hexdigest()
         if digest != bundle.card.weights_sha256:
@@ -364,8 +364,8 @@ def predict(
     bundle = bundle if isinstance(bundle, ModelBundle) else load_bundle(bundle)
     check_bundle_weights(bundle)
     options = dataclasses.replace(options, runtime=resolve_runtime(options.runtime, bundle))
-    if options.runtime == "onnx":  # a missing, corrupt or stale export fails here, before any cluster work
-        check_runtime(bundle, "onnx", "cpu" if client is not None or options.cluster.scheduler else options.device)
+    # a missing, corrupt or stale export, or a pixel classifier asked to run on torch, fails here, before any work
+    check_runtime(bundle, options.runtime, "cpu" if client is not None or options.cluster.scheduler else options.device)
     caught: list[warnings.WarningMessage] = []
     try:
         with warnings.catch_warnings(record=True) as caught:

@@ -3,10 +3,20 @@
 from geovigie.classes import ClassInfo
 from geovigie.models._bundle import DEFAULT_BUNDLE, ModelBundle, load_bundle, save_bundle, write_card
 from geovigie.models._calibration import calibrate, expected_calibration_error, fit_temperature, softmax
-from geovigie.models._card import CARD_FORMAT_VERSION, Architecture, Calibration, ModelCard, Normalisation, OnnxExport
+from geovigie.models._card import (
+    CARD_FORMAT_VERSION,
+    Architecture,
+    Calibration,
+    ModelCard,
+    Normalisation,
+    NormalisedDifference,
+    OnnxExport,
+    PixelFeatures,
+)
 from geovigie.models._mlm import mlm_item
 from geovigie.models._network import build_network
 from geovigie.models._onnx import export_onnx
+from geovigie.models._pixel import feature_model, pixel_features, save_pixel_bundle, wrap_pixel_model
 from geovigie.models._predictor import (
     RUNTIMES,
     OnnxPredictor,
@@ -27,9 +37,11 @@ __all__ = [
     "ClassInfo",
     "ModelBundle",
     "ModelCard",
+    "NormalisedDifference",
     "Normalisation",
     "OnnxExport",
     "OnnxPredictor",
+    "PixelFeatures",
     "Predictor",
     "Runtime",
     "TorchPredictor",
@@ -39,6 +51,7 @@ __all__ = [
     "check_runtime",
     "expected_calibration_error",
     "export_onnx",
+    "feature_model",
     "fill_values",
     "fit_temperature",
     "forward",
@@ -47,8 +60,11 @@ __all__ = [
     "load_predictor",
     "mlm_item",
     "normalise",
+    "pixel_features",
     "resolve_device",
     "save_bundle",
+    "save_pixel_bundle",
     "softmax",
+    "wrap_pixel_model",
     "write_card",
 ]

@@ -39,8 +39,23 @@ class ModelBundle:
         """`name@version`, used to name outputs and in STAC processing metadata."""
         return f"{self.card.name}@{self.card.version}"
 
+    @property
+    def weights_path(self) -> Path:
+        """The file `card.weights_sha256` is the hash of: the safetensors weights, or a pixel classifier's ONNX
+        model (its only weights)."""
+        if self.card.kind == "pixel-classifier":
+            return self.path / (self.card.onnx.file if self.card.onnx is not None else "model.onnx")
+        return self.path / WEIGHTS
+
     def load_network(self, device: torch.device | str = "cpu") -> torch.nn.Module:
-        """Build the network from the card and load the weights, in eval mode."""
+        """Build the network from the card and load the weights, in eval mode.
+
+        Raises:
+            BundleError: corrupt weights, or the bundle is a pixel classifier (no network: runtime onnx runs it).
+        """
+        if self.card.architecture is None:
+            raise BundleError(f"{self.path}: bundle {self.id} is a {self.card.kind} without a PyTorch network; "
+                              "run it with runtime onnx (or auto)")
         weights = self.path / WEIGHTS
         if self.card.weights_sha256:
             digest = hashlib.sha256(weights.read_bytes()).hexdigest()
@@ -102,7 +117,7 @@ def load_bundle(path: str | Path | None = None) -> ModelBundle:
     """
     folder = Path(path) if path is not None else DEFAULT_BUNDLE
     card_path = folder / CARD
-    if not card_path.exists() or not (folder / WEIGHTS).exists():
+    if not card_path.exists():
         raise InputNotFoundError(f"no model bundle at {folder}: expected {CARD} and {WEIGHTS}")
     try:
         raw = json.loads(card_path.read_text(encoding="utf-8"))
@@ -121,7 +136,10 @@ def load_bundle(path: str | Path | None = None) -> ModelBundle:
                           "fix the card or retrain the bundle") from err
     except ValueError as err:  # model_post_init checks
         raise BundleError(f"{card_path}: not a valid model card ({err})") from err
-    return ModelBundle(folder, card)
+    bundle = ModelBundle(folder, card)
+    if not bundle.weights_path.exists():
+        raise InputNotFoundError(f"no model bundle at {folder}: expected {CARD} and {bundle.weights_path.name}")
+    return bundle
 
 
 def write_card(folder: str | Path, card: ModelCard) -> ModelBundle:

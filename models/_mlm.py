@@ -55,6 +55,10 @@ def _footprint(provenance: dict[str, Any]) -> tuple[dict[str, Any] | None, list[
 def total_parameters(bundle: ModelBundle) -> int:
     """Trainable and frozen parameters of the network the card describes (buffers such as BN statistics excluded)."""
     card = bundle.card
+    if card.architecture is None:  # a pixel classifier: its ONNX model holds all its numbers
+        from geovigie.models._pixel import onnx_parameters
+
+        return onnx_parameters(bundle.weights_path)
     network = build_network(card.architecture, len(card.bands), card.num_classes)
     return sum(p.numel() for p in network.parameters())
 
@@ -100,6 +104,15 @@ def _outputs(bundle: ModelBundle, task: str) -> list[dict[str, Any]]:
     }]
 
 
+def _architecture(card: Any) -> str:
+    if card.architecture is not None:
+        return f"{card.architecture.name} ({card.architecture.encoder} encoder)"
+    pixel = card.pixel
+    features = f"{len(card.bands)} bands" + (f" + {', '.join(i.name for i in pixel.indices)}" if pixel.indices else "")
+    near = f", with their {pixel.neighbourhood}x{pixel.neighbourhood} mean" if pixel.neighbourhood else ""
+    return f"per-pixel {pixel.estimator or 'classifier'} on {features}{near} (ONNX)"
+
+
 def mlm_item(bundle: ModelBundle) -> pystac.Item:
     """The bundle's card as a STAC item with the MLM extension: properties `mlm:*`, assets `weights`, `onnx`, `card`.
 
@@ -120,16 +133,18 @@ def mlm_item(bundle: ModelBundle) -> pystac.Item:
         "title": f"{card.name} v{card.version}",
         "description": card.limitations or f"{card.task} model {card.name} v{card.version}",
         "mlm:name": name,
-        "mlm:architecture": f"{card.architecture.name} ({card.architecture.encoder} encoder)",
+        "mlm:architecture": _architecture(card),
         "mlm:tasks": [task],
-        "mlm:framework": "PyTorch",
-        "mlm:framework_version": str(framework_version or torch.__version__),
+        "mlm:framework": "PyTorch" if card.kind == "network" else "scikit-learn",
+        "mlm:framework_version": str((framework_version or torch.__version__) if card.kind == "network"
+                                     else software.get("scikit-learn", "unknown")),
         "mlm:total_parameters": total_parameters(bundle),
         "mlm:pretrained": False,
         "mlm:pretrained_source": None,
         "mlm:accelerator": "amd64",
         "mlm:accelerator_constrained": False,
-        "mlm:accelerator_summary": "runs on CPU (PyTorch or ONNX Runtime) or a CUDA GPU (float16 autocast)",
+        "mlm:accelerator_summary": "runs on CPU (PyTorch or ONNX Runtime) or a CUDA GPU (float16 autocast)"
+                                   if card.kind == "network" else "runs on CPU with ONNX Runtime",
         "mlm:input": _inputs(bundle),
         "mlm:output": _outputs(bundle, task),
         "geovigie:card_format": card.format_version,
@@ -145,12 +160,14 @@ def mlm_item(bundle: ModelBundle) -> pystac.Item:
     weights: dict[str, Any] = {"mlm:artifact_type": "safetensors"}
     if card.weights_sha256:
         weights["file:checksum"] = _checksum(card.weights_sha256)
-    item.add_asset("weights", pystac.Asset("./weights.safetensors", title="PyTorch weights (safetensors)",
-                                           media_type=SAFETENSORS_TYPE, roles=["mlm:model", "mlm:weights", "data"],
-                                           extra_fields=weights))
+    if card.kind == "network":
+        item.add_asset("weights", pystac.Asset("./weights.safetensors", title="PyTorch weights (safetensors)",
+                                               media_type=SAFETENSORS_TYPE, roles=["mlm:model", "mlm:weights", "data"],
+                                               extra_fields=weights))
     if card.onnx is not None:
+        roles = ["mlm:model", "data"] if card.kind == "network" else ["mlm:model", "mlm:weights", "data"]
         item.add_asset("onnx", pystac.Asset(f"./{card.onnx.file}", title=f"ONNX model (opset {card.onnx.opset})",
-                                            media_type=ONNX_TYPE, roles=["mlm:model", "data"],
+                                            media_type=ONNX_TYPE, roles=roles,
                                             extra_fields={"mlm:artifact_type": "onnx",
                                                           "file:checksum": _checksum(card.onnx.sha256)}))
     item.add_asset("card", pystac.Asset("./card.json", title="geovigie model card", media_type=pystac.MediaType.JSON,

@@ -176,6 +176,9 @@ def check_runtime(bundle: ModelBundle, runtime: Runtime | str = "torch", device:
         _check_onnx(bundle)
         _onnx_providers(device)
     else:
+        if bundle.card.kind != "network":
+            raise BundleError(f"{bundle.path}: bundle {bundle.id} is a {bundle.card.kind} (an ONNX model, no PyTorch "
+                              "network): use runtime onnx or auto")
         resolve_device(device)
 
 

@@ -50,7 +50,8 @@ def _section(kind: str, item: pystac.Item, index: LayerIndex) -> Section:
     if kind == "dump-sites":
         csv = _asset_path(item, "csv")
         frame = pd.read_csv(csv) if csv else pd.DataFrame()
-        columns = [c for c in ("site_id", "status", "area_m2", "volume_m3", "volume_note", "commune_name",
+        columns = [c for c in ("site_id", "status", "area_m2", "volume_m3", "volume_uncertainty_m3", "valid_fraction",
+                               "volume_note", "commune_name",
                                "centroid_lat", "centroid_lon", "first_seen", "last_seen", "candidate")
                    if c in frame.columns]
         section.tables.append(Table(frame[columns], "Sites of the last pass (one row per site)", f"{item.id}.csv"))
@@ -66,22 +67,29 @@ def _section(kind: str, item: pystac.Item, index: LayerIndex) -> Section:
     zones = _zones(item)
     section.figures += _raster_figure(index, item, zones)
     illustrative = bool(item.properties.get("geovigie:illustrative_reference", False))
+    covered = frame[frame["status"] == "covered"] if "status" in frame.columns else frame
+    unobserved = frame.loc[frame["status"] != "covered"] if "status" in frame.columns else frame.iloc[:0]
+    if len(unobserved):
+        names = [str(n) for n in unobserved["zone_name"]]
+        shown_names = ", ".join(names[:20]) + (f" … and {len(names) - 20} more" if len(names) > 20 else "")
+        section.notes.append(f"{len(unobserved)} of {len(frame)} zones not or not enough observed: pas de données "
+                             f"(no figure, not 0): {shown_names}.")
     if kind == "vegetation":
-        shown = frame[frame["covered_fraction"] > 0]
+        shown = covered
         section.figures.append(Figure(bar_chart_png(shown, "zone_name", ["dense_vegetation_share",
                                                                           "sparse_vegetation_share"],
                                                     title="Vegetation share of the observed area", unit="share"),
                                       "Dense and sparse vegetation per zone (zones seen by the image only)"))
     elif kind == "zan":
         columns = ["artificialised_ha", "artificialised_ha_no_mmu", "renaturalised_ha"]
-        section.figures.append(Figure(bar_chart_png(frame, "zone_name", columns,
+        section.figures.append(Figure(bar_chart_png(covered, "zone_name", columns,
                                                     title="Land artificialised / renaturalised", unit="ha"),
                                       "Hectares per zone, with and without minimum mapping units"))
         if illustrative:
             section.notes.append("The reference consumption table is ILLUSTRATIVE: the trajectory columns are not "
                                  "official figures.")
     elif kind == "heat-island":
-        top = frame.sort_values("mean", ascending=False).head(15)
+        top = covered.sort_values("mean", ascending=False).head(15)
         section.figures.append(Figure(bar_chart_png(top, "zone_name", ["mean", "p90"],
                                                     title="Hottest zones: intensity above the rural reference",
                                                     unit="°C"), "The 15 zones with the highest mean intensity"))

@@ -15,7 +15,8 @@ from geovigie.models import (
     normalise,
     softmax,
 )
-from geovigie.training import block_split
+from geovigie.training import load_config, load_scenes, spatial_split
+from tests.conftest import REPO
 from tests.models.conftest import Slovenia
 
 
@@ -30,7 +31,12 @@ def validation(slovenia: Slovenia) -> tuple[np.ndarray, np.ndarray]:
     """Raw logits of scenes 1-3 and their labels on the bundle's validation blocks only (255 elsewhere)."""
     bundle = load_bundle()
     logits = load_predictor(bundle, "cpu", calibrated=False)(normalise(bundle.card, slovenia.images.copy()))
-    _, val = block_split(101, 100, block=20, val_fraction=0.3, buffer=3, seed=7)  # the card's split
+    config = load_config(REPO / "training" / "configs" / "landcover-s2l1c-slovenia-v1.toml")  # the card's split
+    scenes, _ = load_scenes(config)
+    sp = config.split
+    split = spatial_split(scenes, mode=sp.mode, block_px=sp.block_px, buffer_px=sp.buffer_px,
+                          val_fraction=sp.val_fraction, test_fraction=sp.test_fraction, seed=sp.seed)
+    val = split[scenes[0].name].val  # the same blocks on every date
     return logits, np.where(val[None], slovenia.labels, 255).astype(np.uint8)
 
 
