@@ -463,8 +463,9 @@ class PrivatePostgres:
     def _ensure_watcher(self) -> None:
         if self._watcher_pid() is not None:
             return
-        command = [sys.executable, "-m", "geovigie.postgres", "watch", str(self.root), "--port", str(self.port),
-                   "--system-dir", str(self.system_dir)]
+        # -P: the working folder (the data directory's) is not put on sys.path, so nothing there is imported
+        command = [sys.executable, "-P", "-m", "geovigie.postgres", "watch", str(self.root), "--port",
+                   str(self.port), "--system-dir", str(self.system_dir)]
         if self._bin_dir:
             command += ["--bin-dir", str(self._bin_dir)]
         with open(self.root / "watcher.log", "ab") as log:
