@@ -129,3 +129,15 @@ def test_as_a_normal_user_the_socket_is_under_the_data_dir_or_in_a_fresh_private
     finally:
         for folder in made:
             folder.rmdir()
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="the server user differs from ours as root only")
+def test_an_existing_cluster_postgres_cannot_reach_is_a_clear_error_and_no_mode_changes(folder: Path) -> None:
+    closed = folder / "closed"
+    closed.mkdir(mode=0o700)
+    cluster_dir = closed / "gv" / "postgres" / "cluster"
+    cluster_dir.mkdir(parents=True)
+    (cluster_dir / "PG_VERSION").write_text("15\n")  # left by an earlier run, when the folder was open
+    with pytest.raises(DatabaseError, match=f"{closed} lets no other user through.*o\\+x yourself"):
+        PrivatePostgres(closed / "gv" / "postgres", system_dir=folder / "system").start()
+    assert stat.S_IMODE(closed.stat().st_mode) == 0o700 and not (folder / "system").exists()
