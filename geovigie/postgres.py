@@ -544,6 +544,8 @@ class PrivatePostgres:
         Raises:
             DatabaseBusyError: other processes use it and not `force`.
         """
+        if not self.root.is_dir():
+            return False  # nothing was ever started here: create nothing
         with self._locked():
             live = self.leases.live()
             users = [lease for lease in live if not lease.operator]
