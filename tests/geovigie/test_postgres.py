@@ -141,3 +141,4 @@ def test_an_existing_cluster_postgres_cannot_reach_is_a_clear_error_and_no_mode_
     with pytest.raises(DatabaseError, match=f"{closed} lets no other user through.*o\\+x yourself"):
         PrivatePostgres(closed / "gv" / "postgres", system_dir=folder / "system").start()
     assert stat.S_IMODE(closed.stat().st_mode) == 0o700 and not (folder / "system").exists()
+
