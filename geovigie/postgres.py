@@ -534,6 +534,9 @@ class PrivatePostgres:
                 if json.loads(self._watcher_file.read_text(encoding="utf-8"))["pid"] != me:
                     return True  # replaced (a later server has its own watcher)
             if not self.is_running():
+                if server[0] is not None and process_alive(server[0], server[1]):  # its cluster went away
+                    logger.warning("pg_ctl cannot reach the server of %s: stopping pid %s", self.cluster, server[0])
+                    self._stop_pid(*server)
                 self._watcher_file.unlink(missing_ok=True)
                 return True
             if not self.leases.live():

@@ -142,3 +142,27 @@ def test_an_existing_cluster_postgres_cannot_reach_is_a_clear_error_and_no_mode_
         PrivatePostgres(closed / "gv" / "postgres", system_dir=folder / "system").start()
     assert stat.S_IMODE(closed.stat().st_mode) == 0o700 and not (folder / "system").exists()
 
+
+
+def test_a_data_dir_deleted_under_its_server_stops_it_and_is_not_recreated(folder: Path) -> None:
+    import time
+
+    from geovigie.leases import process_alive, process_start_time
+
+    root = folder / ("d" * 60) / ("e" * 40) / "postgres"  # long: the socket is in a private /tmp folder
+    cluster = PrivatePostgres(root)
+    cluster.start()
+    socket_dir, pid = cluster.socket_dir, cluster._postmaster_pid()
+    assert pid is not None and socket_dir.name.startswith("geovigie-pg-")
+    started = process_start_time(pid)
+
+    def gone() -> bool:
+        shutil.rmtree(folder / ("d" * 60), ignore_errors=True)  # the server writes files until it is stopped
+        return not (folder / ("d" * 60)).exists() and not process_alive(pid, started) and not socket_dir.exists()
+
+    deadline = time.monotonic() + 120
+    while not gone() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not process_alive(pid, started) and not socket_dir.exists()  # stopped by its watcher
+    time.sleep(2)  # the watcher's next look, had it survived, would come within a second
+    assert not (folder / ("d" * 60)).exists()  # and it did not make the folders again
