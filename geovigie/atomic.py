@@ -59,14 +59,18 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
 
 
 @contextlib.contextmanager
-def folder_lock(folder: str | Path) -> Iterator[None]:
+def folder_lock(folder: str | Path, *, create: bool = True) -> Iterator[None]:
     """Hold an exclusive lock on `folder/.lock` (created with the folder when missing): one process at a time.
 
     The lock file stays (removing it would let a waiter lock a deleted file while a newcomer locks a new one). Not
-    reentrant across calls: a process nesting two `folder_lock`s on one folder waits for itself.
+    reentrant across calls: a process nesting two `folder_lock`s on one folder waits for itself. With `create`
+    false a missing folder is not made (FileNotFoundError).
     """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    if create:
+        folder.mkdir(parents=True, exist_ok=True)
+    elif not folder.is_dir():
+        raise FileNotFoundError(f"no folder {folder} to lock")
     with FileLock(folder / ".lock", thread_local=False, preserve_lock_file=True):
         yield
 

@@ -174,8 +174,11 @@ class PrivatePostgres:
     """
 
     def __init__(self, root: str | Path, *, bin_dir: str | Path | None = None, database: str = DATABASE,
-                 port: int = PORT, timeout: float = 60.0, system_dir: str | Path = SYSTEM_DIR) -> None:
+                 port: int = PORT, timeout: float = 60.0, system_dir: str | Path = SYSTEM_DIR,
+                 home: str | Path | None = None) -> None:
         self.root = Path(root).absolute()
+        if home is not None:  # the watcher is told where the cluster is rather than looking (which may create it)
+            self.__dict__["home"] = Path(home)
         self.database, self.port, self.timeout = database, port, timeout
         self.system_dir = Path(system_dir)
         self.leases = LeaseFolder(self.root / "leases")
@@ -183,7 +186,8 @@ class PrivatePostgres:
         self._lease: Lease | None = None
         self.started = False
         """True when this object started the server process (informative: the last user out stops it)."""
-        self._pid: int | None = None
+        self._seen: tuple[int | None, float | None, Path | None] = (None, None, None)
+        """The server this object started or watches: pid, start time, socket folder (for when its files vanish)."""
 
     # where things are
     @property
@@ -401,33 +405,49 @@ class PrivatePostgres:
             self._remove_temp_socket_dir(socket_dir)
             raise
         self.started = True
-        self._pid = self._postmaster_pid()
+        pid = self._postmaster_pid()
+        self._seen = (pid, process_start_time(pid) if pid else None, socket_dir)
         logger.info("started PostgreSQL on %s", socket_dir)
 
     def _stop_server(self) -> None:
-        """Stop the server now (whoever uses it); wait until its socket is gone."""
-        socket_dir = self._live_socket_dir()
-        pid = self._postmaster_pid()
-        if self.is_running():
-            self._run("pg_ctl", "stop", "-m", "fast", "-w", "-t", str(int(self.timeout)), "-D", str(self.cluster))
-        elif pid is not None and pid == self._pid:  # its folder was deleted under it: stop it by its pid
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGINT)  # PostgreSQL's "fast" shutdown
-        if socket_dir is not None:
-            # pg_ctl returns once postmaster.pid is gone; the exiting server removes its socket lock just after, and
-            # a start in between fails ("lock file ... already exists"): wait for it too
-            lock = socket_dir / f".s.PGSQL.{self.port}.lock"
-            deadline = time.monotonic() + self.timeout
-            while lock.exists() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            self._remove_temp_socket_dir(socket_dir)
-        self._pid = None
+        """Stop the server now, whoever uses it: `pg_ctl stop`, else (its folder deleted under it, pg_ctl failing)
+        by its pid; return once it is gone, its private socket folder removed."""
+        seen_pid, seen_started, seen_socket = self._seen
+        socket_dir, pid = self._live_socket_dir() or seen_socket, self._postmaster_pid() or seen_pid
+        started = seen_started if pid == seen_pid and seen_started else process_start_time(pid) if pid else None
+        try:
+            if self.is_running():
+                self._run("pg_ctl", "stop", "-m", "fast", "-w", "-t", str(int(self.timeout)), "-D", str(self.cluster))
+        except DatabaseError as err:
+            logger.warning("pg_ctl could not stop the server of %s (%s): stopping pid %s", self.cluster, err, pid)
+        self._stop_pid(pid, started, socket_dir)
+        self._seen = (None, None, None)
         logger.info("stopped PostgreSQL in %s", self.cluster)
 
+    def _stop_pid(self, pid: int | None, started: float | None, socket_dir: Path | None) -> None:
+        """Make sure server `pid` is gone (fast shutdown; immediate after the timeout), then remove its private
+        socket folder. pg_ctl returns once postmaster.pid is gone and the exiting server removes its socket lock
+        just after (a start in between fails, "lock file ... already exists"): waiting for the process covers it."""
+        if pid is not None and process_alive(pid, started):
+            for signum in (signal.SIGINT, signal.SIGQUIT):  # PostgreSQL's "fast", then "immediate" shutdown
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signum)
+                deadline = time.monotonic() + self.timeout
+                while process_alive(pid, started) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                if not process_alive(pid, started):
+                    break
+        if socket_dir is not None:
+            self._remove_temp_socket_dir(socket_dir)
+
     def _remove_temp_socket_dir(self, socket_dir: Path) -> None:
+        """Remove a private socket folder made by `_new_socket_dir` once its server is gone (with the socket files
+        a server that could not shut down cleanly leaves)."""
         if socket_dir.name.startswith(TEMP_SOCKET_PREFIX) and socket_dir.parent == Path(tempfile.gettempdir()):
             with contextlib.suppress(OSError):
-                socket_dir.rmdir()  # empty once the server is gone
+                for name in (f".s.PGSQL.{self.port}", f".s.PGSQL.{self.port}.lock"):
+                    (socket_dir / name).unlink(missing_ok=True)
+                socket_dir.rmdir()
 
     def _postmaster_pid(self) -> int | None:
         try:
@@ -463,34 +483,68 @@ class PrivatePostgres:
     def _ensure_watcher(self) -> None:
         if self._watcher_pid() is not None:
             return
-        command = [sys.executable, "-m", "geovigie.postgres", "watch", str(self.root), "--port", str(self.port),
-                   "--system-dir", str(self.system_dir)]
+        # -P: the working folder (the data directory's) is not put on sys.path, so nothing there is imported
+        command = [sys.executable, "-P", "-m", "geovigie.postgres", "watch", str(self.root), "--port",
+                   str(self.port), "--system-dir", str(self.system_dir), "--home", str(self.home)]
+        pid, socket_dir = self._postmaster_pid(), self._live_socket_dir()
+        if pid is not None:  # what to stop should the cluster folder vanish before the watcher has read it
+            command += ["--server-pid", str(pid), "--server-started", repr(process_start_time(pid))]
+        if socket_dir is not None:
+            command += ["--socket-dir", str(socket_dir)]
         if self._bin_dir:
             command += ["--bin-dir", str(self._bin_dir)]
         with open(self.root / "watcher.log", "ab") as log:
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, close_fds=True,
-                                       start_new_session=True, cwd=self.root)
+                                       start_new_session=True, cwd="/")  # absolute paths: a deleted folder is no cwd
         record = {"pid": process.pid, "started": process_start_time(process.pid)}
         self._watcher_file.write_text(json.dumps(record) + "\n", encoding="utf-8")
 
-    def watch(self, interval: float = WATCH_INTERVAL) -> None:
+    def watch(self, interval: float = WATCH_INTERVAL, server: tuple[int | None, float | None, Path | None] = (
+            None, None, None)) -> None:
         """The watcher's loop: every `interval` seconds, reap stale leases; stop the server when none is live and
-        return; return as well when the server stopped or another watcher took over."""
+        return; return as well when the server stopped or another watcher took over. A server whose cluster
+        folder was deleted under it is stopped by its pid (pg_ctl cannot reach it any more): `server` is its pid,
+        start time and socket folder, as the process that started the watcher saw them."""
         me = os.getpid()
+        self._seen = server
         while True:
             time.sleep(interval)
-            with self._locked():
-                with contextlib.suppress(OSError, ValueError, KeyError):
-                    if json.loads(self._watcher_file.read_text(encoding="utf-8"))["pid"] != me:
-                        return  # replaced (a later server has its own watcher)
-                if not self.is_running():
-                    self._watcher_file.unlink(missing_ok=True)
+            try:
+                if self._watch_once(me, server):
                     return
-                if not self.leases.live():
-                    logger.warning("no live user of %s left: stopping it", self.cluster)
-                    self._stop_server()
-                    self._watcher_file.unlink(missing_ok=True)
+            except Exception:  # keep watching whatever one look met; a deleted cluster ends the server anyway
+                logger.exception("watching %s", self.cluster)
+                if not (self.cluster / "PG_VERSION").is_file():
+                    self._stop_pid(*server)
                     return
+
+    def _watch_once(self, me: int, server: tuple[int | None, float | None, Path | None]) -> bool:
+        """One look of the watcher; True when its work is over."""
+        if not (self.cluster / "PG_VERSION").is_file():
+            logger.warning("the cluster %s was deleted under its server: stopping pid %s", self.cluster, server[0])
+            self._stop_pid(*server)
+            return True
+        with contextlib.ExitStack() as locked:
+            try:  # never re-create a data directory deleted meanwhile
+                locked.enter_context(folder_lock(self.root, create=False))
+            except OSError:
+                self._stop_pid(*server)
+                return True
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                if json.loads(self._watcher_file.read_text(encoding="utf-8"))["pid"] != me:
+                    return True  # replaced (a later server has its own watcher)
+            if not self.is_running():
+                if server[0] is not None and process_alive(server[0], server[1]):  # its cluster went away
+                    logger.warning("pg_ctl cannot reach the server of %s: stopping pid %s", self.cluster, server[0])
+                    self._stop_pid(*server)
+                self._watcher_file.unlink(missing_ok=True)
+                return True
+            if not self.leases.live():
+                logger.warning("no live user of %s left: stopping it", self.cluster)
+                self._stop_server()
+                self._watcher_file.unlink(missing_ok=True)
+                return True
+        return False
 
     # the users' side
     def start(self, *, operator: bool = False) -> str:
@@ -543,6 +597,8 @@ class PrivatePostgres:
         Raises:
             DatabaseBusyError: other processes use it and not `force`.
         """
+        if not self.root.is_dir():
+            return False  # nothing was ever started here: create nothing
         with self._locked():
             live = self.leases.live()
             users = [lease for lease in live if not lease.operator]
@@ -661,11 +717,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bin-dir", default=None)
     parser.add_argument("--system-dir", default=str(SYSTEM_DIR))
     parser.add_argument("--interval", type=float, default=WATCH_INTERVAL)
+    parser.add_argument("--server-pid", type=int, default=None)
+    parser.add_argument("--server-started", type=float, default=None)
+    parser.add_argument("--socket-dir", type=Path, default=None)
+    parser.add_argument("--home", type=Path, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s watcher %(process)d: %(message)s")
     for signum in (signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, signal.SIG_IGN)  # only the leases decide
-    PrivatePostgres(args.root, bin_dir=args.bin_dir, port=args.port, system_dir=args.system_dir).watch(args.interval)
+    PrivatePostgres(args.root, bin_dir=args.bin_dir, port=args.port, system_dir=args.system_dir, home=args.home).watch(
+        args.interval, (args.server_pid, args.server_started, args.socket_dir))
     return 0
 
 

@@ -184,9 +184,13 @@ def test_db_stop_refuses_while_another_process_uses_the_server(data_dir: Path) -
         assert _status(url, "/api/stac/collections") == 200
         status = subprocess.run([GEOVIGIE, "db", "status"], env=env, capture_output=True, text=True, check=False)
         assert status.returncode == 0 and "users: 1" in status.stdout and f"pid {service.pid}" in status.stdout
+        forced = subprocess.run([GEOVIGIE, "db", "stop", "--force"], env=env, capture_output=True, text=True,
+                                check=False)
+        assert forced.returncode == 0 and "stopped" in forced.stderr
+        assert wait_for(lambda: not server_processes(data_dir))
     finally:
         _stop(service)
-    assert wait_for(lambda: not server_processes(data_dir))
+    assert service.returncode == 0
     stopped = subprocess.run([GEOVIGIE, "db", "status"], env=env, capture_output=True, text=True, check=False)
     assert stopped.returncode == 3 and "not running" in stopped.stdout
 
@@ -204,3 +208,29 @@ def test_db_start_keeps_the_server_up_past_its_users_until_db_stop(data_dir: Pat
     stopped = subprocess.run([GEOVIGIE, "db", "stop"], env=env, capture_output=True, text=True, check=False)
     assert stopped.returncode == 0 and "stopped" in stopped.stderr
     assert wait_for(lambda: not server_processes(data_dir))
+
+
+HOLD = ("import sys, time; from geovigie.postgres import PrivatePostgres; "
+        "PrivatePostgres(sys.argv[1]).start(); print('held', flush=True); time.sleep(600)")
+
+
+def test_a_server_whose_users_and_watcher_were_all_killed_is_stopped_by_the_next_db_status(data_dir: Path) -> None:
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(data_dir / "postgres")], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == b"held"
+        watchers = [p for p in server_processes(data_dir) if "watch" in p.cmdline()]
+        assert len(watchers) == 1
+        watchers[0].kill()
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+
+    def only_the_server_left() -> bool:
+        left = server_processes(data_dir)
+        return len(left) == 1 and "watch" not in left[0].cmdline()
+
+    assert wait_for(only_the_server_left)  # an orphan: nobody left to stop it
+    status = subprocess.run([GEOVIGIE, "db", "status"], env=_env(data_dir), capture_output=True, text=True,
+                            check=False)
+    assert f"pid {holder.pid}" in status.stdout and "stale" in status.stdout, status.stdout
+    assert wait_for(lambda: not server_processes(data_dir)), server_processes(data_dir)

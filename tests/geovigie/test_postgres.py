@@ -108,3 +108,61 @@ def test_a_symlink_where_the_server_keeps_its_files_is_refused(folder: Path) -> 
     with pytest.raises(DatabaseError, match="refusing"):
         PrivatePostgres(root).start()
     assert list(elsewhere.iterdir()) == [] and stat.S_IMODE(elsewhere.stat().st_mode) == 0o755
+
+
+def test_as_a_normal_user_the_socket_is_under_the_data_dir_or_in_a_fresh_private_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 4242)  # no server user to switch to: the server runs as ourselves
+    short = PrivatePostgres(tmp_path / "gv" / "postgres")
+    assert short.server_user is None and short.home == short.root
+    short.root.mkdir(parents=True)
+    assert short._new_socket_dir() == short.root / "run"
+    long = PrivatePostgres(tmp_path / ("d" * 100) / "postgres")
+    long.root.mkdir(parents=True)
+    made = [long._new_socket_dir(), long._new_socket_dir()]
+    try:
+        assert made[0] != made[1]  # a new random name each time: nothing to predict or plant
+        for folder in made:
+            info = os.lstat(folder)
+            assert folder.name.startswith("geovigie-pg-") and stat.S_ISDIR(info.st_mode)
+            assert stat.S_IMODE(info.st_mode) == 0o700
+    finally:
+        for folder in made:
+            folder.rmdir()
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="the server user differs from ours as root only")
+def test_an_existing_cluster_postgres_cannot_reach_is_a_clear_error_and_no_mode_changes(folder: Path) -> None:
+    closed = folder / "closed"
+    closed.mkdir(mode=0o700)
+    cluster_dir = closed / "gv" / "postgres" / "cluster"
+    cluster_dir.mkdir(parents=True)
+    (cluster_dir / "PG_VERSION").write_text("15\n")  # left by an earlier run, when the folder was open
+    with pytest.raises(DatabaseError, match=f"{closed} lets no other user through.*o\\+x yourself"):
+        PrivatePostgres(closed / "gv" / "postgres", system_dir=folder / "system").start()
+    assert stat.S_IMODE(closed.stat().st_mode) == 0o700 and not (folder / "system").exists()
+
+
+
+def test_a_data_dir_deleted_under_its_server_stops_it_and_is_not_recreated(folder: Path) -> None:
+    import time
+
+    from geovigie.leases import process_alive, process_start_time
+
+    root = folder / ("d" * 60) / ("e" * 40) / "postgres"  # long: the socket is in a private /tmp folder
+    cluster = PrivatePostgres(root)
+    cluster.start()
+    socket_dir, pid = cluster.socket_dir, cluster._postmaster_pid()
+    assert pid is not None and socket_dir.name.startswith("geovigie-pg-")
+    started = process_start_time(pid)
+
+    def gone() -> bool:
+        shutil.rmtree(folder / ("d" * 60), ignore_errors=True)  # the server writes files until it is stopped
+        return not (folder / ("d" * 60)).exists() and not process_alive(pid, started) and not socket_dir.exists()
+
+    deadline = time.monotonic() + 120
+    while not gone() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not process_alive(pid, started) and not socket_dir.exists()  # stopped by its watcher
+    time.sleep(2)  # the watcher's next look, had it survived, would come within a second
+    assert not (folder / ("d" * 60)).exists()  # and it did not make the folders again
