@@ -31,7 +31,7 @@ from geovigie.catalog._ortho import (
     ortho_collection,
 )
 from geovigie.catalog._pgstac import MirroredItemStore, PgstacItemStore, export_static
-from geovigie.catalog._query import SearchQuery
+from geovigie.catalog._query import DEFAULT_MAX_CLOUD, SearchQuery, cloud_skip_reason, cql2_filter, cql2_matches
 from geovigie.catalog._raster_item import is_raster_file, raster_item
 from geovigie.catalog._search import CatalogClient, ItemSearch, read_item
 from geovigie.catalog._sentinel2 import (
@@ -66,6 +66,7 @@ from geovigie.errors import DatabaseError  # what the pgstac store raises (the s
 
 __all__ = [
     "BUILTIN",
+    "DEFAULT_MAX_CLOUD",
     "GEOPLATEFORME_WMS",
     "GERS",
     "MUENSTER",
@@ -106,8 +107,11 @@ __all__ = [
     "cache_dir_of",
     "check_id",
     "clear_from_scl",
+    "cloud_skip_reason",
     "clear_from_theia",
     "convert_to_cog",
+    "cql2_filter",
+    "cql2_matches",
     "export_static",
     "fetch_asset",
     "fetch_wms",

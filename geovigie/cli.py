@@ -25,6 +25,7 @@ from geovigie._cli_model import register as register_model
 from geovigie._cli_ortho import register as register_ortho
 from geovigie._cli_train import register as register_train
 from geovigie._signals import Terminated, terminate_as_interrupt
+from geovigie.config_file import describe_errors
 from geovigie.errors import GeovigieError
 from geovigie.redaction import install_log_redaction, redact
 from geovigie.settings import Settings, get_settings
@@ -96,8 +97,7 @@ def friendly_errors(func: F) -> F:
         except GeovigieError as error:
             _fail(str(error))
         except ValidationError as error:  # settings from geovigie.toml, GEOVIGIE_* or options
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in error.errors())
-            _fail(f"invalid settings: {problems}")
+            _fail(f"invalid settings: {describe_errors(error, 'settings', env_prefix='GEOVIGIE_')}")
         except Exception as error:
             system = system_error(error, kwargs.get("out"))
             if system is None:
@@ -216,18 +216,29 @@ def predict(
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes (they share a tile cache folder, "
+                                         "DATA_DIR/tile-cache unless GEOVIGIE_TILE_CACHE_DIR is set).")] = 1,
 ) -> None:
     """Serve the layers, the STAC results and the map page."""
     import uvicorn
 
-    from geovigie.service import create_app, stac_api_url
+    from geovigie.service import create_app, serve_environment, stac_api_url
 
     settings = _settings(host=host, port=port)
     stac = stac_api_url(settings)
     err.print(f"map: http://{settings.host}:{settings.port}/   STAC API: {stac or 'off (static catalog only)'}   "
-              "(Ctrl-C to stop)")
+              f"({workers} worker{'s' * (workers > 1)}; Ctrl-C to stop)")
     with worker_process(settings):  # the job runner, in a process of its own (job_runner = false: none)
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+        if workers == 1:
+            from geovigie.service.logs import configure_logging
+
+            configure_logging()
+            uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning",
+                        log_config=None)
+            return
+        with serve_environment(settings):  # each worker builds the app from the same settings
+            uvicorn.run("geovigie.service.app:app_from_environment", factory=True, workers=workers,
+                        host=settings.host, port=settings.port, log_level="warning", log_config=None)
 
 
 @app.command()

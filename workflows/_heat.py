@@ -25,6 +25,7 @@ from geovigie.diagnostics import (
     write_vector,
     zonal_continuous,
 )
+from geovigie.paths import safe_name
 from geovigie.settings import Settings
 from geovigie.tiles import LayerSpec, Provenance, VectorStyle, publish_layer, publish_vector_layer, results_store_for
 from geovigie.workflows._published import PublishedLayer, layer_target, removed_on_failure
@@ -82,7 +83,7 @@ def _heat_islands(item: pystac.Item, settings: Settings, *, urban: gpd.GeoDataFr
                   min_coverage: float) -> HeatIslandResult:
     started = time.perf_counter()
     day = item.datetime or item.common_metadata.start_datetime
-    stamp = f"{place}-{day:%Y%m%d}"
+    stamp = f"{safe_name(place, 'place')}-{day:%Y%m%d}"
     lst = layer_target(settings, f"uhi-{stamp}", "lst_celsius.tif")
     temperature_layer(item, lst)
     reference = rural_reference(lst, urban, ring_inner_m=ring_inner_m, ring_outer_m=ring_outer_m,

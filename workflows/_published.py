@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pystac
 
+from geovigie.paths import safe_join
 from geovigie.settings import Settings
 from geovigie.tiles import RESULTS_COLLECTION, results_store_for
 
@@ -32,7 +33,7 @@ class PublishedLayer:
 
 def layer_target(settings: Settings, layer_id: str, name: str = "data.tif") -> Path:
     """Where a producer writes a layer's file before publishing (the layer's own folder: the copy is skipped)."""
-    return results_store_for(settings).files_dir(RESULTS_COLLECTION, layer_id) / name
+    return safe_join(results_store_for(settings).files_dir(RESULTS_COLLECTION, layer_id), name, what="file name")
 
 
 @contextlib.contextmanager

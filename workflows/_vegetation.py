@@ -23,6 +23,7 @@ from geovigie.diagnostics import (
     zonal_continuous,
 )
 from geovigie.errors import DiagnosticsWarning
+from geovigie.paths import safe_name
 from geovigie.settings import Settings
 from geovigie.tiles import (
     Layer,
@@ -74,14 +75,14 @@ def vegetation_by_zone(ndvi_layer: str, settings: Settings, *, zones: gpd.GeoDat
     """
     layer = LayerIndex(results_store_for(settings)).get(ndvi_layer)
     check_ndvi_layer(layer.path)
-    with removed_on_failure(settings, f"vegetation-zones-{place}"):
+    with removed_on_failure(settings, f"vegetation-zones-{safe_name(place, 'place')}"):
         return _vegetation_by_zone(layer, ndvi_layer, settings, zones=zones, place=place, min_coverage=min_coverage)
 
 
 def _vegetation_by_zone(layer: Layer, ndvi_layer: str, settings: Settings, *, zones: gpd.GeoDataFrame, place: str,
                         min_coverage: float) -> VegetationResult:
     started = time.perf_counter()
-    layer_id = f"vegetation-zones-{place}"
+    layer_id = f"vegetation-zones-{safe_name(place, 'place')}"
     classes_path = layer_target(settings, layer_id, "vegetation_classes.tif")
     _vegetation_classes(str(layer.path), str(classes_path))
     figures = zonal_continuous(zones, layer.path, variable="ndvi", min_coverage=min_coverage)

@@ -23,6 +23,7 @@ from geovigie.diagnostics import (
     write_vector,
     zan_by_zone,
 )
+from geovigie.paths import safe_name
 from geovigie.settings import Settings
 from geovigie.tiles import LayerSpec, Provenance, VectorStyle, publish_layer, publish_vector_layer, results_store_for
 from geovigie.workflows._published import PublishedLayer, layer_target, removed_on_failure
@@ -66,7 +67,7 @@ def zan(
     A failed run removes the layer folders it created.
     """
     rules = load_mapping(mapping)
-    stamp = f"{place}-{start:%Y}-{end:%Y}"
+    stamp = f"{safe_name(place, 'place')}-{start:%Y}-{end:%Y}"
     table_ref = read_reference_consumption(reference) if reference else None
     with removed_on_failure(settings, f"zan-{stamp}", f"zan-zones-{stamp}"):
         return _zan(before, after, settings, place=place, zones=zones, start=start, end=end, rules=rules,
@@ -78,7 +79,7 @@ def _zan(before: str | Path, after: str | Path, settings: Settings, *, place: st
          start: date, end: date, rules: ZanMapping, table_ref: pd.DataFrame | None, mmu_building_m2: float,
          mmu_other_m2: float, min_coverage: float) -> ZanResult:
     started = time.perf_counter()
-    stamp = f"{place}-{start:%Y}-{end:%Y}"
+    stamp = f"{safe_name(place, 'place')}-{start:%Y}-{end:%Y}"
     folder = layer_target(settings, f"zan-{stamp}").parent
     raw = change_map(before, after, rules, folder / "change_no_mmu.tif", apply_mmu=False)
     target = layer_target(settings, f"zan-{stamp}")
