@@ -135,8 +135,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     add_exception_handlers(app, {**DEFAULT_STATUS_CODES, DatabaseError: 503, WritesUnavailableError: 503})
     layer_read_errors(app, index.report_broken)
-    _middleware(app, settings, index, metrics)
-    app.add_middleware(auth.KeyGate, access=access)  # outermost: before the tile cache answers
+    _middleware(app, settings, index, metrics, access)
 
     @app.get("/", include_in_schema=False)
     def home() -> FileResponse:
@@ -145,12 +144,13 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def _middleware(app: FastAPI, settings: Settings, index: LayerIndex, metrics: Metrics) -> None:
+def _middleware(app: FastAPI, settings: Settings, index: LayerIndex, metrics: Metrics, access: auth.Access) -> None:
     """The middleware stack, innermost first (each `add_middleware` wraps the previous ones)."""
     app.add_middleware(EntityTags)
     app.add_middleware(TileCache, index=index, metrics=metrics, memory_bytes=settings.tile_cache_mb * 2**20,
                        disk_dir=settings.tile_cache_dir)
     app.add_middleware(CommonHeaders)
+    app.add_middleware(auth.KeyGate, access=access)  # outside the tile cache: keyed reads never come from it
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(BodySizeLimit)
     app.add_middleware(RequestId)
