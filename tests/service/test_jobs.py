@@ -127,6 +127,7 @@ def test_a_queued_job_is_cancelled_and_never_runs(settings, dask_client) -> None
     ({"source": "http://127.0.0.1:8000/api/stac"}, "loopback, private or link-local"),
     ({"source": "https://stac.example.com/"}, "not in the allow-list"),
     ({"source": "/data/other-catalog"}, "configured source name"),
+    ({"source": "samples\x00"}, "source"),
     ({"extra": 1}, "extra"),
 ])
 def test_bad_job_requests_are_refused_with_the_reason(settings, change: dict, message: str) -> None:
