@@ -102,8 +102,8 @@ class Settings(BaseSettings):
         "whatever this says.")
     job_max_area_km2: float = Field(10000.0, gt=0, description="Largest territory a job may cover (km²).")
     job_runner: bool = Field(
-        True, description="Run queued jobs in the service process (a thread); False when `geovigie jobs worker` "
-        "processes run them.")
+        True, description="`geovigie serve` starts a `geovigie jobs worker` process beside the service; False when "
+        "workers are run by hand (any machine reaching the database and the data folder).")
     job_stale_after_s: float = Field(
         60.0, gt=0, description="A running job whose runner has not reported for this long is taken over by another "
         "runner (its finished work is kept).")

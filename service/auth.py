@@ -31,6 +31,8 @@ from geovigie.errors import GeovigieError, InputNotFoundError, InvalidInputError
 from geovigie.records import connect
 from geovigie.settings import Settings
 
+NO_NUL = r"^[^\x00]*$"
+"""Pattern of free text that reaches PostgreSQL (which refuses NUL characters in text)."""
 SCOPES = ("read", "write")
 """A write key also reads."""
 KEY_PATTERN = re.compile(r"^gvk_([0-9a-f]{8})_([A-Za-z0-9_-]{43})$")
@@ -78,7 +80,7 @@ def create_key(settings: Settings, owner: str, scope: str = "write") -> tuple[Ap
         InvalidInputError: empty owner or unknown scope.
     """
     owner = owner.strip()
-    if not owner or len(owner) > 200:
+    if not owner or len(owner) > 200 or "\x00" in owner:
         raise InvalidInputError("key owner: give a name (1-200 characters), e.g. --owner 'service environnement'")
     if scope not in SCOPES:
         raise InvalidInputError(f"key scope {scope!r}: use one of {', '.join(SCOPES)}")

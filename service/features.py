@@ -25,7 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from geovigie.errors import GeovigieError
 from geovigie.records import connect, database_url
-from geovigie.service.auth import READ_RESPONSES, Access
+from geovigie.service.auth import NO_NUL, READ_RESPONSES, Access
 from geovigie.service.feedback import SiteSync
 from geovigie.settings import Settings
 
@@ -37,8 +37,9 @@ FEATURE_TABLES = ["geovigie.dump_sites", "geovigie.zone_figures"]
 CSV_COLUMNS = ("watch", "site_id", "status", "pass_date", "first_seen", "last_seen", "area_m2", "volume_m3",
                "commune_code", "commune_name", "candidate")
 
-Watch = Annotated[str | None, Query(max_length=100, description="Only this watch.")]
-Status = Annotated[str | None, Query(max_length=20, description="Only this status (new, persisting, removed...).")]
+Watch = Annotated[str | None, Query(max_length=100, pattern=NO_NUL, description="Only this watch.")]
+Status = Annotated[str | None, Query(max_length=20, pattern=NO_NUL,
+                                     description="Only this status (new, persisting, removed...).")]
 
 
 def _checked_filter(query: Annotated[str | None, Query(alias="filter", description="CQL2 filter")] = None,

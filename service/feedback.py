@@ -14,17 +14,18 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from geovigie.records import connect, sync_sites, sync_zones
-from geovigie.service.auth import READ_RESPONSES, WRITE_RESPONSES, Access, ApiKey, error_response
+from geovigie.service.auth import NO_NUL, READ_RESPONSES, WRITE_RESPONSES, Access, ApiKey, error_response
 from geovigie.settings import Settings
 
 SYNC_INTERVAL_S = 2.0
 """The dump-site files are checked for new passes at most this often."""
 GEOJSON = "application/geo+json"
+SiteId = Annotated[str, Path(max_length=200, pattern=NO_NUL, description="The site's id (site_id).")]
 
 
 class GeoJSONResponse(JSONResponse):
@@ -64,7 +65,7 @@ class FeedbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: Literal["confirmed", "false_alarm", "cleaned"]
-    comment: str = Field("", max_length=2000)
+    comment: str = Field("", max_length=2000, pattern=NO_NUL)
 
 
 def _iso(moment: datetime) -> str:
@@ -131,8 +132,8 @@ def router(access: Access) -> APIRouter:
     @routes.get("/sites/{site_id}", responses=SITE_RESPONSES, response_class=GeoJSONResponse,
                 summary="A dump site (GeoJSON Feature) with its history across passes and its "
                 "feedback, oldest first.")
-    def get_site(site_id: str, watch: Annotated[str | None, Query(description="The watch, when the id is in "
-                                                                              "several.")] = None) -> JSONResponse:
+    def get_site(site_id: SiteId, watch: Annotated[str | None, Query(
+            pattern=NO_NUL, description="The watch, when the id is in several.")] = None) -> JSONResponse:
         sync()
         with connect(settings) as conn:
             feature = site_feature(conn, _find_site(conn, site_id, watch))
@@ -141,7 +142,7 @@ def router(access: Access) -> APIRouter:
     @routes.post("/sites/{site_id}/feedback", status_code=201, responses={**WRITE_RESPONSES, **SITE_RESPONSES},
                  summary="Report a site confirmed, a false alarm or "
                  "cleaned (write key); the author is the key's owner.")
-    def post_feedback(site_id: str, body: FeedbackIn, watch: Annotated[str | None, Query()] = None,
+    def post_feedback(site_id: SiteId, body: FeedbackIn, watch: Annotated[str | None, Query(pattern=NO_NUL)] = None,
                       key: ApiKey = writer) -> dict[str, Any]:
         sync()
         with connect(settings) as conn:

@@ -15,7 +15,7 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from geovigie.errors import GeovigieError
@@ -28,12 +28,13 @@ from geovigie.records import (
     insert_job,
     list_jobs,
 )
-from geovigie.service.auth import READ_RESPONSES, WRITE_RESPONSES, Access, ApiKey, error_response
+from geovigie.service.auth import NO_NUL, READ_RESPONSES, WRITE_RESPONSES, Access, ApiKey, error_response
 from geovigie.settings import Settings
 from geovigie.url_guard import check_redirects
 
 PLAIN_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 GEOJSON_MAX_VERTICES = 100_000
+JobId = Annotated[str, Path(max_length=64, pattern=NO_NUL, description="The job's id.")]
 
 
 class JobIn(BaseModel):
@@ -48,8 +49,8 @@ class JobIn(BaseModel):
                         max_length=60)
     tasks: list[Literal["landcover", "vegetation", "zan", "dumps", "heat"]] = Field(min_length=1, max_length=5)
     collection: str = Field(pattern=PLAIN_ID, description="The source collection, e.g. s2-l2a-theia-gers.")
-    source: str | None = Field(None, max_length=500, description="A configured source name or an allow-listed "
-                               "STAC API URL; the local catalog when omitted.")
+    source: str | None = Field(None, max_length=500, pattern=NO_NUL, description="A configured source name or an "
+                               "allow-listed STAC API URL; the local catalog when omitted.")
     bundle: str | None = Field(None, pattern=PLAIN_ID, description="A shipped model bundle's name (landcover).")
 
 
@@ -171,7 +172,8 @@ def router(access: Access) -> APIRouter:
     @routes.post("/jobs", status_code=202, responses={**WRITE_RESPONSES, 409: _conflict},
                  summary="Queue a job (write key): territory, period, tasks, collection.")
     def submit(body: JobIn, response: Response, key: ApiKey = writer,
-               idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> dict[str, Any]:
+               idempotency_key: Annotated[str | None, Header(max_length=200, pattern=NO_NUL)] = None,
+               ) -> dict[str, Any]:
         given = body.model_dump(mode="json")
         unknown = [t for t in body.tasks if t not in RUNNABLE_TASKS]
         if unknown:
@@ -211,7 +213,7 @@ def router(access: Access) -> APIRouter:
 
     @routes.get("/jobs/{job_id}", responses={404: _missing},
                 summary="One job: state, progress, log lines, links to what it published.")
-    def job(job_id: str) -> dict[str, Any]:
+    def job(job_id: JobId) -> dict[str, Any]:
         row = get_job(settings, job_id)
         if row is None:
             raise HTTPException(404, f"no job {job_id!r}")
@@ -220,7 +222,7 @@ def router(access: Access) -> APIRouter:
     @routes.delete("/jobs/{job_id}", status_code=202, responses={**WRITE_RESPONSES, 404: _missing, 409: _conflict},
                    summary="Cancel a job (write key): a queued job at once, a "
                    "running one after its current item.")
-    def cancel(job_id: str, key: ApiKey = writer) -> dict[str, Any]:
+    def cancel(job_id: JobId, key: ApiKey = writer) -> dict[str, Any]:
         row = cancel_job(settings, job_id, key.owner)
         if row is None:
             raise HTTPException(404, f"no job {job_id!r}")

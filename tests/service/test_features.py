@@ -120,6 +120,7 @@ def test_csv_and_geopackage_downloads_for_field_teams(passes) -> None:
         frame = gpd.read_file(path, layer="sites")
         assert frame.crs.to_epsg() == 2154 and set(frame["status"]) == {"persisting"}
         assert len(frame) == (second.sites["status"] == "persisting").sum()
+        assert client.get("/sites.csv", params={"status": "\x00"}).status_code == 422  # PostgreSQL refuses NUL
         empty = client.get("/sites.csv", params={"watch": "nowhere"})
         assert empty.status_code == 200 and pd.read_csv(io.StringIO(empty.text)).empty
 

@@ -127,6 +127,7 @@ def test_a_queued_job_is_cancelled_and_never_runs(settings, dask_client) -> None
     ({"source": "http://127.0.0.1:8000/api/stac"}, "loopback, private or link-local"),
     ({"source": "https://stac.example.com/"}, "not in the allow-list"),
     ({"source": "/data/other-catalog"}, "configured source name"),
+    ({"source": "samples\x00"}, "source"),
     ({"extra": 1}, "extra"),
 ])
 def test_bad_job_requests_are_refused_with_the_reason(settings, change: dict, message: str) -> None:
@@ -186,3 +187,56 @@ def test_a_runner_killed_mid_job_is_replaced_and_the_job_completes(settings, inp
     assert len(CHUNK_REPORTS) == 16 - left and not any(CHUNK_REPORTS)  # the journal's chunks were not submitted
     assert any(f"resumed: {left} chunks" in line for line in job["log"])
     assert not list(settings.data_dir.rglob(PARTIAL_FOLDER))  # the journal is gone once the COGs are published
+
+
+@pytest.mark.slow
+def test_geovigie_serve_runs_submitted_jobs_in_its_worker(tmp_path: Path, pgstac_url: str, catalog_dir: Path) -> None:
+    """As a user runs it: `geovigie serve` (which starts `geovigie jobs worker`), a job posted over HTTP on a
+    commune's INSEE code, watched until it publishes its NDVI layer; stopping the service stops the worker."""
+    import json
+    import signal
+    import subprocess
+
+    import httpx
+
+    from geovigie.service.auth import create_key
+    from tests.service.writes_support import free_port
+
+    port = free_port()
+    env = {**os.environ, "GEOVIGIE_DATA_DIR": str(tmp_path / "gv"), "GEOVIGIE_STAC_BACKEND": "pgstac",
+           "GEOVIGIE_DATABASE_URL": pgstac_url, "GEOVIGIE_PORT": str(port), "GEOVIGIE_DEVICE": "cpu",
+           "GEOVIGIE_CATALOG_SOURCES": json.dumps({"samples": str(catalog_dir)}), "OMP_NUM_THREADS": "1"}
+    key = create_key(writes_settings(tmp_path / "gv", pgstac_url), "Service environnement")[1]
+    geovigie = str(Path(sys.executable).parent / "geovigie")
+    server = subprocess.Popen([geovigie, "serve"], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.3)
+        job = httpx.post(f"{base}/jobs", headers={"Authorization": f"Bearer {key}"}, json={
+            "territory": "insee:32001", "period": "2018-10-01/2018-10-31", "tasks": ["vegetation"],
+            "collection": "s2-l2a-theia-gers", "source": "samples"})
+        assert job.status_code == 202, job.text
+        watched = job.json()
+        deadline = time.monotonic() + 240
+        while watched["state"] in ("queued", "running") and time.monotonic() < deadline:
+            time.sleep(0.5)
+            watched = httpx.get(f"{base}/jobs/{watched['id']}").json()
+        assert watched["state"] == "succeeded", watched
+        assert watched["request"]["territory_label"] == "commune 32001 Aignan"
+        layer = next(link["href"] for link in watched["links"] if link["rel"] == "layer")
+        assert httpx.get(layer).json()["kind"] == "continuous"
+        assert layer.rsplit("/", 1)[1] in [entry["id"] for entry in httpx.get(f"{base}/layers").json()]
+        worker_pid = int(watched["log"][0].rsplit(":", 1)[1])  # "started by host:pid"
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output = server.communicate(timeout=60)[0].decode()
+    assert "job runner" in output
+    with pytest.raises(ProcessLookupError):
+        os.kill(worker_pid, 0)
