@@ -1,7 +1,7 @@
 """Model bundles (smp networks built from names, with a card) and the runtime shared by training and inference."""
 
 from geovigie.classes import ClassInfo
-from geovigie.models._bundle import DEFAULT_BUNDLE, ModelBundle, load_bundle, save_bundle, write_card
+from geovigie.models._bundle import DEFAULT_BUNDLE, NETWORK_BUNDLE, ModelBundle, load_bundle, save_bundle, write_card
 from geovigie.models._calibration import calibrate, expected_calibration_error, fit_temperature, softmax
 from geovigie.models._card import (
     CARD_FORMAT_VERSION,
@@ -31,6 +31,7 @@ from geovigie.models._runtime import autocast, fill_values, forward, inference_c
 __all__ = [
     "CARD_FORMAT_VERSION",
     "DEFAULT_BUNDLE",
+    "NETWORK_BUNDLE",
     "RUNTIMES",
     "Architecture",
     "Calibration",

@@ -232,7 +232,7 @@ def _why(selection: dict[str, Any], folds: int, key: str) -> str:
     rows = "; ".join(f"{n} {r['overall_accuracy']:.3f} / {r['miou']:.3f}" for n, r in table.items())
     held = f"mean of {folds} folds, each {key} held out in turn" if folds > 1 else f"the held-out {key}"
     return (f"{winner} has the best {metric.replace('_', ' ')} on {selection['set']} ({held}; overall accuracy / "
-            f"mIoU: {rows}); chosen there, never on validation blocks")
+            f"mIoU: {rows}); chosen there, never on validation blocks.")
 
 
 def _train(config: ExperimentConfig, run_dir: Path, *, bundle_dir: str | Path | None, resume: bool, device: str,
