@@ -505,8 +505,8 @@ def test_kill_9_debris_is_swept_by_the_next_run(tmp_path: Path) -> None:
     left = sorted(os.listdir(out))
     assert not any(SCRATCH_MARKER in n for n in left), left
     assert [n for n in left if n.endswith(".tif")] == [
-        "reference_scene_2__landcover-s2l1c-slovenia-v1_classes.tif",
-        "reference_scene_2__landcover-s2l1c-slovenia-v1_probabilities.tif",
+        "reference_scene_2__landcover-s2l1c-slovenia-v3_classes.tif",
+        "reference_scene_2__landcover-s2l1c-slovenia-v3_probabilities.tif",
     ]
 
 

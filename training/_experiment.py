@@ -381,11 +381,9 @@ def _finish(config: ExperimentConfig, scenes: list[Scene], bands: list[str], spl
         "config": origin.dump(), "calibration": calibration,
         "label_mapping": {**mapping.to_class, **dict.fromkeys(mapping.ignored, IGNORE)},
     }
-    if pixel is not None:  # raw values in, features in the graph: no normalisation
-        bands_n = len(bands)
-        fields |= {"kind": "pixel-classifier", "pixel": pixel.features,
-                   "normalisation": Normalisation(scale=1.0, mean=[0.0] * bands_n, std=[1.0] * bands_n)}
-        bundle = save_pixel_bundle(bundle_dir, pixel.to_onnx(), ModelCard(**fields))
+    if pixel is not None:  # the graph undoes the card's normalisation: the forest was fitted on raw values
+        fields |= {"kind": "pixel-classifier", "pixel": pixel.features}
+        bundle = save_pixel_bundle(bundle_dir, pixel.to_onnx(norm), ModelCard(**fields))
     else:
         assert trained.network is not None and trained.arch is not None
         bundle = save_bundle(bundle_dir, trained.network.cpu(), ModelCard(**fields, architecture=trained.arch))
