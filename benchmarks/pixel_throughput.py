@@ -74,7 +74,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp, \
             LocalCluster(n_workers=1, threads_per_worker=args.threads, processes=False,
-                         host="127.0.0.1", dashboard_address=None) as cluster, Client(cluster) as client:
+                         dashboard_address="127.0.0.1:0", worker_dashboard_address="127.0.0.1:0") as cluster, \
+            Client(cluster) as client:
         raster = Path(tmp) / "mosaic.tif"
         big = _mosaic(image, 1024)
         with rasterio.open(raster, "w", **{**profile, "width": 1024, "height": 1024}) as dst:
