@@ -262,15 +262,14 @@ def _train(config: ExperimentConfig, run_dir: Path, *, bundle_dir: str | Path | 
     if dist.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(run_dir / "config.json", config.dump())
+    pixels = [PixelCandidate(c, bands, len(names), config.train.seed) for c in candidates if c.kind != "network"]
     arch, network, result = None, None, FitResult(device=str(torch_device))
     if network_spec is not None:
         arch, network, result = _fit_network(config, scenes, bands, split, counts, norm, class_counts, torch_device,
                                              run_dir, resume=resume, progress=progress, dist=dist)
     if not dist.main:
         return None
-    trained = Trained(network_spec.name if network_spec else "", arch, network, result,
-                      [PixelCandidate(c, bands, len(names), config.train.seed) for c in candidates
-                       if c.kind != "network"])
+    trained = Trained(network_spec.name if network_spec else "", arch, network, result, pixels)
     return _finish(config, scenes, bands, split, counts, class_counts, norm, trained, torch_device,
                    run_dir, Path(bundle_dir) if bundle_dir else run_dir / "bundle", dist, command,
                    origin or config, extra_metrics or {})
