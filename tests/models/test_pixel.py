@@ -11,7 +11,16 @@ import rasterio
 from typer.testing import CliRunner
 
 from geovigie.errors import BundleError
-from geovigie.models import ModelBundle, PixelFeatures, check_runtime, feature_model, load_bundle, mlm_item, normalise
+from geovigie.models import (
+    ModelBundle,
+    PixelFeatures,
+    check_runtime,
+    export_onnx,
+    feature_model,
+    load_bundle,
+    mlm_item,
+    normalise,
+)
 from geovigie.models._pixel import PROBABILITY_FLOOR
 from geovigie.training import normalisation_of, parse_config, run_experiment
 from geovigie.training._config import Candidate
@@ -115,6 +124,8 @@ def test_forest_bundle_card_item_and_files(forest_bundle: ModelBundle) -> None:
         check_runtime(forest_bundle, "torch", "cpu")
     with pytest.raises(BundleError, match="run it with runtime onnx"):
         forest_bundle.load_network()
+    with pytest.raises(BundleError, match="already its ONNX model"):
+        export_onnx(forest_bundle)
 
 
 def test_forest_bundle_predicts_through_geovigie_predict_without_torch(
