@@ -1,35 +1,42 @@
-"""Tile latency of the map service: one raster layer of the real Gers NDVI, the same XYZ tile requested N times
-through the ASGI app (httpx TestClient, no network), p50/p99 of the whole request; and `LayerIndex.get` alone.
+"""Tile latency of geovigie's layer endpoint against a plain titiler.core app on the same COG, in the same run.
 
-Run: `.venv/bin/python benchmarks/tile_latency.py [--backend static|pgstac] [--requests 300]`
-(pgstac: the private PostgreSQL under a temporary data directory; PostgreSQL must be installed).
+The real Gers NDVI (Theia L2A B8/B4) is published as a continuous layer; two uvicorn servers on 127.0.0.1, one
+process each, serve it: geovigie's `create_app` (a bare tile URL: the layer's ramp and range are its defaults,
+the tile cache on) and a plain `titiler.core` `TilerFactory` app (`?url=<the COG>&rescale=-1,1&colormap_name=rdylgn`:
+the same rendering, no cache). One asyncio loop (httpx.AsyncClient) requests each server in turn, phase by phase:
+concurrency 1 then 50, cold (tiles never requested before) then warm (the same tiles again), each phase bounded in
+requests and in seconds. Latency is the whole HTTP request as the client sees it; errors are non-200 answers.
+
+Run: `.venv/bin/python benchmarks/tile_latency.py [--requests 120] [--seconds 30]`
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import shutil
-import statistics
+import socket
+import subprocess
+import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import rasterio
-from fastapi.testclient import TestClient
-
-from geovigie.cog import write_array_cog
-from geovigie.service import create_app
-from geovigie.settings import Settings
-from geovigie.tiles import LayerIndex, LayerSpec, Provenance, publish_layer, results_store_for, stop_results_database
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "s2-l2a-theia-gers"
-if not DATA.is_dir():  # run from /tmp before being copied into benchmarks/
-    DATA = Path.cwd() / "data" / "s2-l2a-theia-gers"
 STEM = "SENTINEL2B_20181023-105107-455_L2A_T30TYP_D_V1-9"
+RENDER = {"rescale": "-1,1", "colormap_name": "rdylgn"}
 
 
 def ndvi_cog(target: Path) -> Path:
+    """The NDVI of the shipped Gers scene as a COG."""
+    import rasterio
+
+    from geovigie.cog import write_array_cog
+
     with rasterio.open(DATA / f"{STEM}_FRE_B4.tif") as red_src, rasterio.open(DATA / f"{STEM}_FRE_B8.tif") as nir:
         red, infra = red_src.read(1).astype("float32"), nir.read(1).astype("float32")
         profile = {"driver": "GTiff", "crs": red_src.crs, "transform": red_src.transform, "nodata": np.nan}
@@ -37,49 +44,168 @@ def ndvi_cog(target: Path) -> Path:
     return write_array_cog(target, ndvi[None], profile=profile)
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+def serve(kind: str, data_dir: Path, port: int) -> None:
+    """Run one server in this process (the benchmark starts two of these)."""
+    import uvicorn
+    from fastapi import FastAPI
+
+    if kind == "geovigie":
+        from geovigie.service import create_app
+        from geovigie.settings import Settings
+
+        app = create_app(Settings(data_dir=data_dir, stac_backend="static", port=port))
+    else:
+        from titiler.core.errors import DEFAULT_STATUS_CODES, add_exception_handlers
+        from titiler.core.factory import TilerFactory
+
+        app = FastAPI()
+        app.include_router(TilerFactory().router, prefix="/cog")
+        add_exception_handlers(app, DEFAULT_STATUS_CODES)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Phase:
+    """One measured phase: latencies (ms) of the 200 answers and the count of the others."""
+
+    times: list[float] = field(default_factory=list)
+    errors: int = 0
+    wall: float = 0.0
+
+    def row(self) -> tuple[str, str, str, str]:
+        if not self.times:
+            return "–", "–", f"{self.errors}", "–"
+        p50, p99 = np.percentile(self.times, 50), np.percentile(self.times, 99)
+        return f"{p50:.1f}", f"{p99:.1f}", f"{self.errors}", f"{len(self.times) / self.wall:.0f}"
+
+
+async def run_phase(client, urls: list[str], concurrency: int, seconds: float, png: bool = True) -> Phase:
+    """Request `urls` with `concurrency` clients until done or `seconds` have passed."""
+    phase, queue = Phase(), list(reversed(urls))
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        while queue and time.perf_counter() < deadline:
+            url = queue.pop()
+            start = time.perf_counter()
+            try:
+                response = await client.get(url)
+                ok = response.status_code == 200 and (not png or response.content[:4] == b"\x89PNG")
+            except Exception:  # noqa: BLE001 - a failed request is counted, not raised
+                ok = False
+            if ok:
+                phase.times.append((time.perf_counter() - start) * 1000)
+            else:
+                phase.errors += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    phase.wall = time.perf_counter() - start
+    return phase
+
+
+def tiles_of(bounds: tuple[float, float, float, float], zooms: tuple[int, ...]) -> list[tuple[int, int, int]]:
+    import morecantile
+
+    tms = morecantile.tms.get("WebMercatorQuad")
+    # inside the raster's footprint (the EPSG:4326 bounds of a UTM raster hold corners with no data)
+    dx, dy = (bounds[2] - bounds[0]) * 0.1, (bounds[3] - bounds[1]) * 0.1
+    inner = (bounds[0] + dx, bounds[1] + dy, bounds[2] - dx, bounds[3] - dy)
+    return [(t.z, t.x, t.y) for z in zooms for t in tms.tiles(*inner, zooms=[z])]
+
+
+async def measure(ours: str, plain: str, cog: Path, tiles: list[tuple[int, int, int]], requests: int,
+                  seconds: float) -> list[tuple[str, int, str, Phase]]:
+    from urllib.parse import urlencode
+
+    import httpx
+
+    query = urlencode({"url": str(cog), **RENDER})
+    servers = {"geovigie": lambda z, x, y: f"{ours}/layers/ndvi/tiles/WebMercatorQuad/{z}/{x}/{y}.png",
+               "titiler.core": lambda z, x, y: f"{plain}/cog/tiles/WebMercatorQuad/{z}/{x}/{y}.png?{query}"}
+    rng = np.random.default_rng(0)
+    order = [tiles[i] for i in rng.permutation(len(tiles))]
+    sets = {1: order[:requests], 50: order[requests:2 * requests]}
+    results = []
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        for url in servers.values():  # warm-up: open the COG and the connection pool once
+            await run_phase(client, [url(*order[-1])] * 5, 1, 10)
+        for concurrency in (1, 50):
+            for state in ("cold", "warm"):
+                for name, url in servers.items():
+                    urls = [url(*tile) for tile in sets[concurrency]]
+                    results.append((name, concurrency, state, await run_phase(client, urls, concurrency, seconds)))
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--backend", default="static")
-    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--requests", type=int, default=120, help="requests per phase (distinct tiles)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="time limit of each phase")
+    parser.add_argument("--serve", choices=["geovigie", "titiler"], help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    import morecantile
+    if args.serve:
+        serve(args.serve, args.data_dir, args.port)
+        return
+    from geovigie.settings import Settings
+    from geovigie.tiles import LayerIndex, LayerSpec, Provenance, publish_layer
 
     folder = Path(tempfile.mkdtemp(prefix="geovigie-bench-tiles-"))
+    processes: list[subprocess.Popen[bytes]] = []
     try:
-        settings = Settings(data_dir=folder / "gv", stac_backend=args.backend)
-        store = results_store_for(settings)
-        publish_layer(store, ndvi_cog(folder / "ndvi.tif"), LayerSpec("ndvi", "NDVI", "continuous",
-                      rescale=(-1.0, 1.0), colormap_name="rdylgn"), Provenance(inputs=[], lineage="bench"))
-        with TestClient(create_app(settings)) as client:
-            west, south, east, north = client.get("/layers/ndvi").json()["bounds"]
-            tile = morecantile.tms.get("WebMercatorQuad").tile((west + east) / 2, (south + north) / 2, 14)
-            url = f"/layers/ndvi/tiles/{tile.z}/{tile.x}/{tile.y}.png"
-            for _ in range(20):
-                assert client.get(url).status_code == 200
-            times = []
-            for _ in range(args.requests):
-                start = time.perf_counter()
-                response = client.get(url)
-                times.append((time.perf_counter() - start) * 1000)
-                assert response.status_code == 200
-            index = LayerIndex(store)
-            index.get("ndvi")
-            lookups = []
-            for _ in range(2000):
-                start = time.perf_counter()
-                index.get("ndvi")
-                lookups.append((time.perf_counter() - start) * 1e6)
-        print(f"backend {args.backend}: tile p50 {statistics.median(times):.2f} ms, p99 {percentile(times, 99):.2f} ms "
-              f"({args.requests} requests); LayerIndex.get p50 {statistics.median(lookups):.1f} us, "
-              f"p99 {percentile(lookups, 99):.1f} us")
+        settings = Settings(data_dir=folder / "gv", stac_backend="static")
+        publish_layer(settings.results_dir, ndvi_cog(folder / "ndvi.tif"), LayerSpec(
+            "ndvi", "NDVI", "continuous", rescale=(-1.0, 1.0), colormap_name="rdylgn"),
+            Provenance(inputs=[], lineage="bench"))
+        layer = LayerIndex(settings.results_dir).get("ndvi")
+        ports = {"geovigie": _free_port(), "titiler": _free_port()}
+        env = {**os.environ, "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
+        for kind, port in ports.items():
+            processes.append(subprocess.Popen([sys.executable, __file__, "--serve", kind, "--data-dir",
+                                               str(settings.data_dir), "--port", str(port)], env=env))
+        _wait([f"http://127.0.0.1:{port}/docs" for port in ports.values()])
+        tiles = tiles_of(layer.bounds, (15, 16, 17))
+        if len(tiles) < 2 * args.requests:
+            raise SystemExit(f"only {len(tiles)} tiles in the layer: use --requests {len(tiles) // 2} or fewer")
+        results = asyncio.run(measure(f"http://127.0.0.1:{ports['geovigie']}",
+                                      f"http://127.0.0.1:{ports['titiler']}", layer.path, tiles, args.requests,
+                                      args.seconds))
+        print(f"COG {layer.path.stat().st_size / 2**20:.1f} MiB, {len(tiles)} tiles at z15-17; "
+              f"{args.requests} requests a phase (distinct tiles), {args.seconds:.0f} s limit; {os.cpu_count()} CPUs")
+        print("| server | clients | tiles | p50 ms | p99 ms | errors | tiles/s |")
+        print("|---|---|---|---|---|---|---|")
+        for name, concurrency, state, phase in results:
+            print(f"| {name} | {concurrency} | {state} | " + " | ".join(phase.row()) + " |")
     finally:
-        stop_results_database(settings)
+        for process in processes:
+            process.terminate()
+            process.wait(timeout=30)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _wait(urls: list[str]) -> None:
+    import httpx
+
+    deadline = time.monotonic() + 60
+    for url in urls:
+        while True:
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{url} did not answer")
+            time.sleep(0.2)
 
 
 if __name__ == "__main__":

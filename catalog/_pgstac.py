@@ -22,10 +22,18 @@ from urllib.request import url2pathname
 
 import pystac
 
-from geovigie.catalog._postgres import DatabaseError, StacDatabase, redact
 from geovigie.catalog._query import SearchQuery
 from geovigie.catalog._store import StaticItemStore, check_id
-from geovigie.errors import GeovigieError, InputNotFoundError, InvalidInputError, UnknownCollectionError
+from geovigie.errors import (
+    DatabaseError,
+    GeovigieError,
+    InputNotFoundError,
+    InvalidInputError,
+    UnknownCollectionError,
+)
+from geovigie.paths import safe_join
+from geovigie.postgres import StacDatabase
+from geovigie.redaction import redact
 
 CONNECT_TIMEOUT = 10
 """Seconds to wait for the database server to accept a connection."""
@@ -110,7 +118,8 @@ class PgstacItemStore:
                 if isinstance(err, psycopg.OperationalError) and self._conn is not None:
                     self._conn.close()  # reconnect next time (the server may have restarted)
                 text = str(err).strip().splitlines()
-                raise DatabaseError(f"{self.location}: {text[0] if text else type(err).__name__} ({doing})") from err
+                raise DatabaseError(f"{self.location}: {redact(text[0]) if text else type(err).__name__} ({doing})"
+                                    ) from err
 
     def _one(self, sql: str, params: list[Any], doing: str) -> Any:
         with self._database(doing) as conn:
@@ -162,6 +171,11 @@ class PgstacItemStore:
 
     def search(self, query: SearchQuery) -> Iterator[pystac.Item]:
         """Items matching `query` through pgstac's `search`, page by page (`query.limit` a page)."""
+        for feature in self.features(query):
+            yield pystac.Item.from_dict(feature, migrate=False, preserve_dict=False)
+
+    def features(self, query: SearchQuery) -> Iterator[dict[str, Any]]:
+        """The items of `search` as the JSON pgstac holds (not parsed: a reader can skip one malformed row)."""
         for collection in query.collections or ():
             if collection not in self.collection_ids():
                 self.collection(collection)  # raises the clear error
@@ -179,7 +193,7 @@ class PgstacItemStore:
                 if query.max_items is not None and count >= query.max_items:
                     return
                 count += 1
-                yield pystac.Item.from_dict(feature, migrate=False, preserve_dict=False)
+                yield feature
             token = _next_token(page or {})
             if token is None:
                 return
@@ -188,7 +202,7 @@ class PgstacItemStore:
     # writing
     def files_dir(self, collection: str, item_id: str) -> Path:
         """The folder of an item's asset files: `files_root/<collection>/<item id>/`."""
-        return self.root / check_id(collection, "collection id") / check_id(item_id)
+        return safe_join(self.root, check_id(collection, "collection id"), check_id(item_id))
 
     def upsert(self, item: pystac.Item, collection: pystac.Collection | None = None) -> pystac.Item:
         """Insert or replace `item`; its collection is created (from `collection` or defaults) when new.
@@ -326,6 +340,10 @@ class MirroredItemStore:
     def get(self, collection: str, item_id: str) -> pystac.Item:
         """One item from pgstac (hrefs relative to its static copy)."""
         return localize(self.pgstac.get(collection, item_id), self.static.item_path(collection, item_id))
+
+    def features(self, query: SearchQuery) -> Iterator[dict[str, Any]]:
+        """Items from pgstac as stored (absolute `file://` hrefs, not parsed; see `PgstacItemStore.features`)."""
+        return self.pgstac.features(query)
 
     def search(self, query: SearchQuery) -> Iterator[pystac.Item]:
         """Items from pgstac (hrefs relative to their static copies)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import torch
 
 from geovigie.atomic import atomic_path
 from geovigie.errors import BundleError
-from geovigie.models._bundle import ModelBundle, load_bundle, write_card
+from geovigie.models._bundle import ModelBundle, load_bundle, sha256_of, write_card
 from geovigie.models._card import OnnxExport
 
 ONNX_FILE = "model.onnx"
@@ -52,7 +51,7 @@ def export_onnx(bundle_dir: str | Path | ModelBundle, opset: int = DEFAULT_OPSET
             onnx.checker.check_model(str(tmp))
         except Exception as err:  # torch.onnx and onnx raise many kinds; all mean the same here
             raise BundleError(f"{bundle.path}: cannot export {bundle.id} to ONNX opset {opset} ({err})") from err
-        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+        digest = sha256_of(tmp)
     record = OnnxExport(file=ONNX_FILE, opset=opset, sha256=digest, weights_sha256=bundle.card.weights_sha256)
     write_card(bundle.path, bundle.card.model_copy(update={"onnx": record}))
     return target

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST
 
 import geovigie
-from geovigie.catalog import DatabaseError
-from geovigie.service.errors import DEFAULT_STATUS_CODES, add_exception_handlers
-from geovigie.service.factories import LayerTilerFactory
-from geovigie.service.middleware import CommonHeaders, HeadAsGet
+from geovigie.errors import DatabaseError
+from geovigie.service.assets import AssetFactory, asset_url
+from geovigie.service.errors import DEFAULT_STATUS_CODES, add_exception_handlers, layer_read_errors
+from geovigie.service.factories import LayerTilerFactory, colormap_factory
+from geovigie.service.metrics import Metrics, RequestMetrics, metrics_endpoint
+from geovigie.service.middleware import BodySizeLimit, CommonHeaders, HeadAsGet, PublicBaseUrl, RequestId
 from geovigie.service.stac_api import STAC_API_PREFIX, mount_stac_api
+from geovigie.service.tile_cache import EntityTags, TileCache
 from geovigie.settings import Settings
 from geovigie.tiles import LayerIndex, results_database, results_store_for, stac_backend
 
@@ -24,10 +34,11 @@ IGN_TILES = "https://data.geopf.fr"
 """The Géoplateforme (IGN) WMTS host: the page offers Plan IGN and orthophotos from it as optional base maps."""
 PAGE_HEADERS = {
     "Referrer-Policy": "same-origin",
-    # the page loads only its own scripts and styles (Leaflet sets inline styles); images are this server's tiles,
-    # data: URIs, and the optional IGN base map tiles
-    "Content-Security-Policy": f"default-src 'self'; img-src 'self' data: {IGN_TILES}; "
-                               "style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; "
+    # the page loads only its own scripts, module worker and styles (MapLibre sets inline styles); tiles are fetched
+    # from this server and the optional IGN base maps; images are decoded through blob: URLs
+    "Content-Security-Policy": f"default-src 'self'; connect-src 'self' {IGN_TILES}; img-src 'self' data: blob: "
+                               f"{IGN_TILES}; worker-src 'self'; style-src 'self' 'unsafe-inline'; "
+                               "object-src 'none'; base-uri 'none'; "
                                "frame-ancestors 'none'; form-action 'none'",
 }
 
@@ -44,10 +55,11 @@ def _offline_docs(app: FastAPI) -> None:
                                    swagger_ui_parameters={"validatorUrl": None})
 
 
-def _health_routes(app: FastAPI, index: LayerIndex) -> None:
-    """`/healthz` (the process answers) and `/readyz` (which layers can be served)."""
+def _health_routes(app: FastAPI, index: LayerIndex, metrics: Metrics) -> None:
+    """`/healthz` (the process answers), `/readyz` (database and broken layers), `/metrics` (Prometheus)."""
 
-    @app.get("/healthz", summary="Liveness and what the service holds (`layers` null: the database is down).")
+    @app.get("/healthz", summary="Liveness and what the service holds (`layers` null: the database is down).",
+             tags=["operations"])
     def healthz() -> dict[str, object]:
         # the process answers even when the STAC database does not (readyz and the layers then say 503)
         try:
@@ -57,19 +69,30 @@ def _health_routes(app: FastAPI, index: LayerIndex) -> None:
         return {"status": "ok", "version": geovigie.__version__, "layers": count,
                 "stac_api": getattr(app.state, "stac_api", None)}
 
-    @app.get("/readyz", summary="Readiness: 'ok', or 'degraded' with the broken layers and why (still 200).")
-    def readyz() -> dict[str, object]:
+    @app.get("/readyz", summary="Readiness: 'ok', or 'degraded' with the broken layers and why (still 200); 503 "
+             "when the database is down.", tags=["operations"], response_model=None)
+    def readyz() -> dict[str, object] | JSONResponse:
         # 200 even when degraded: the good layers are served; a 503 would take every layer off a load balancer
         # because one published file is broken. Monitoring reads `status` and `broken`.
-        good, broken = index.scan()
-        return {"status": "degraded" if broken else "ok", "layers": len(good), "broken": broken}
+        try:
+            good, broken = index.scan()
+        except DatabaseError as err:
+            return JSONResponse({"status": "down", "database": str(err)[:300]}, status_code=503)
+        database = "ok" if getattr(app.state, "stac_api", None) else "none (static catalog)"
+        return {"status": "degraded" if broken else "ok", "database": database, "layers": len(good),
+                "broken": broken}
+
+    app.add_api_route("/metrics", metrics_endpoint(metrics), methods=["GET"],  # type: ignore[arg-type]
+                      summary="Prometheus metrics (requests, tile latency, tile cache hits, shed requests).",
+                      tags=["operations"], response_class=Response,
+                      responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}})
 
 
 def stac_api_url(settings: Settings) -> str | None:
     """Where `geovigie serve` serves the STAC API for `settings`; None with the static backend."""
     if stac_backend(settings) != "pgstac":
         return None
-    return f"http://{settings.host}:{settings.port}{STAC_API_PREFIX}"
+    return f"{settings.public_base_url}{STAC_API_PREFIX}"
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -78,7 +101,7 @@ def create_app(settings: Settings) -> FastAPI:
     With the pgstac backend (`tiles.stac_backend`), the STAC API is mounted at `/api/stac` and the map's layers
     (`/layers`) are read from the same database; the private PostgreSQL, if this process starts it, stops with the
     app. With the static backend, layers are read from the static catalog. Either way `/stac/...` serves the static
-    catalog (the export, with pgstac).
+    catalog (the export, with pgstac). Every absolute link is built from `settings.public_base_url`.
     """
     # redirect_slashes=False: a trailing-slash redirect builds its Location from the Host header a client sends
     app = FastAPI(title="geovigie", version=geovigie.__version__, docs_url=None, redoc_url=None,
@@ -88,21 +111,71 @@ def create_app(settings: Settings) -> FastAPI:
     database = results_database(settings)
     if database is not None:
         mount_stac_api(app, data_dir=settings.data_dir, database=database,
-                       transactions=settings.stac_api_transactions)
+                       transactions=settings.stac_api_transactions,
+                       asset_href=functools.partial(asset_url, settings.public_base_url))
     app.state.stac_api = STAC_API_PREFIX if database is not None else None
-    layers = LayerTilerFactory(index=LayerIndex(results_store_for(settings)))
-    app.include_router(layers.router, tags=["layers"])
-    _health_routes(app, layers.index)
+    index = LayerIndex(results_store_for(settings))
+    metrics = Metrics()
+    app.state.layer_index, app.state.metrics = index, metrics
+    layers = LayerTilerFactory(index=index)
+    app.include_router(layers.router)
+    app.include_router(colormap_factory().router, tags=["colormaps"])
+    app.include_router(AssetFactory(index=index).router)
+    _health_routes(app, index, metrics)
     _offline_docs(app)
     # the results catalog, browseable as a static STAC catalog (html=False: JSON files only)
     app.mount("/stac", StaticFiles(directory=results, follow_symlink=False), name="stac")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     add_exception_handlers(app, {**DEFAULT_STATUS_CODES, DatabaseError: 503})
-    app.add_middleware(CommonHeaders)
-    app.add_middleware(HeadAsGet)
+    layer_read_errors(app, index.report_broken)
+    _middleware(app, settings, index, metrics)
 
     @app.get("/", include_in_schema=False)
-    def index() -> FileResponse:
+    def home() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers=PAGE_HEADERS)
 
     return app
+
+
+def _middleware(app: FastAPI, settings: Settings, index: LayerIndex, metrics: Metrics) -> None:
+    """The middleware stack, innermost first (each `add_middleware` wraps the previous ones)."""
+    app.add_middleware(EntityTags)
+    app.add_middleware(TileCache, index=index, metrics=metrics, memory_bytes=settings.tile_cache_mb * 2**20,
+                       disk_dir=settings.tile_cache_dir)
+    app.add_middleware(CommonHeaders)
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    app.add_middleware(BodySizeLimit)
+    app.add_middleware(RequestId)
+    app.add_middleware(HeadAsGet)
+    app.add_middleware(PublicBaseUrl, public_url=settings.public_base_url)
+
+
+@contextlib.contextmanager
+def serve_environment(settings: Settings) -> Iterator[None]:
+    """Environment for worker processes building the app themselves (`app_from_environment`): the settings
+    given on the command line, a tile cache folder they share, and a folder for Prometheus' multiprocess mode
+    (so /metrics adds up every worker); the metrics folder is removed afterwards."""
+    values = {"GEOVIGIE_HOST": settings.host, "GEOVIGIE_PORT": str(settings.port),
+              "GEOVIGIE_DATA_DIR": str(settings.data_dir.resolve()),
+              "GEOVIGIE_TILE_CACHE_DIR": str((settings.tile_cache_dir or settings.data_dir / "tile-cache").resolve())}
+    previous = {name: os.environ.get(name) for name in [*values, "PROMETHEUS_MULTIPROC_DIR"]}
+    metrics_dir = tempfile.mkdtemp(prefix="geovigie-metrics-")
+    os.environ.update({**values, "PROMETHEUS_MULTIPROC_DIR": metrics_dir})
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def app_from_environment() -> FastAPI:
+    """The app for the settings of the environment and geovigie.toml (`uvicorn --factory`, one per worker)."""
+    from geovigie.service.logs import configure_logging
+    from geovigie.settings import get_settings
+
+    configure_logging()
+    return create_app(get_settings())

@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +24,30 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 import geovigie
-from geovigie.catalog import DatabaseError, StacDatabase, stac_database
-from geovigie.errors import GeovigieError
+from geovigie.errors import DatabaseError, GeovigieError
+from geovigie.postgres import StacDatabase, stac_database
 
 logger = logging.getLogger(__name__)
 
 STAC_API_PREFIX = "/api/stac"
 """Where the STAC API lives in the service (its landing page is `/api/stac/`)."""
+STATEMENT_TIMEOUT_MS = 10_000
+"""Longest SQL statement a STAC API request may run (PostgreSQL `statement_timeout` on the API's connections)."""
+LONG_WORD = re.compile(r"\S{65,}")
 
 
-def build_stac_api(*, transactions: bool = True) -> Any:
+AssetHref = Callable[[str, str, str, str], str | None]
+"""`(collection, item id, asset key, href)` → the asset's http(s) URL, or None to keep its href."""
+
+
+def build_stac_api(*, transactions: bool = True, asset_href: AssetHref | None = None) -> Any:
     """The stac-fastapi-pgstac `StacApi` (core, collections, features, item search, filter, sort, fields, query,
-    token pagination, collection search; transactions when `transactions`), with no database attached yet."""
+    token pagination, collection search; transactions when `transactions`), with no database attached yet.
+
+    Links are built from the request's base URL only (stac-fastapi's proxy-header middleware is removed: the
+    service sets the base URL from its configured public URL); errors never echo long values whole.
+    `asset_href(collection, item_id, asset_key, href)` gives the http(s) URL served for an asset (None: left as is).
+    """
     import os
 
     # stac_fastapi.pgstac.app builds default settings at import and logs a warning about their generic names
@@ -57,14 +70,56 @@ def build_stac_api(*, transactions: bool = True) -> Any:
     async def no_lifespan(app: FastAPI) -> AsyncIterator[None]:  # the database is attached by StacApiMount
         yield
 
-    api = instantiate_api(client=_client_class(), settings=settings, extensions=Extensions(settings=settings),
-                          lifespan=no_lifespan)
+    from stac_fastapi.api.middleware import ProxyHeaderMiddleware
+
+    api = instantiate_api(client=_client_class(asset_href), settings=settings,
+                          extensions=Extensions(settings=settings), lifespan=no_lifespan)
     api.client.landing_page_id = settings.stac_fastapi_landing_id
+    # links from X-Forwarded-* / Forwarded headers let any client write `javascript://...` into them
+    api.app.user_middleware = [m for m in api.app.user_middleware if m.cls is not ProxyHeaderMiddleware]
+    _short_errors(api.app)
     return api
 
 
-def _client_class() -> Any:
-    """stac-fastapi-pgstac's client, giving back the `"datetime": null` pgstac drops from ranged items.
+def _shorten(text: str) -> str:
+    """`text` with every word over 64 characters cut (ids and values a client sent are not echoed whole)."""
+    return LONG_WORD.sub(lambda match: match.group(0)[:40] + "…", text)[:500]
+
+
+def _short_errors(app: FastAPI) -> None:
+    """STAC API error bodies (`code`, `description`) without long echoed values; database errors a request
+    causes are 400, a statement over the timeout 503."""
+    import asyncpg
+    from fastapi.exceptions import RequestValidationError
+    from stac_fastapi.api.errors import DEFAULT_STATUS_CODES
+    from starlette.requests import Request
+
+    def handler(status: int) -> Any:
+        def handle(request: Request, exc: Exception) -> JSONResponse:
+            if status >= 500:
+                logger.error("STAC API error on %s: %s", request.url.path, _shorten(str(exc)))
+            headers = {"Retry-After": "5"} if status == 503 else None
+            return JSONResponse({"code": type(exc).__name__, "description": _shorten(str(exc))},
+                                status_code=status, headers=headers)
+        return handle
+
+    def validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg', '')}"
+                             for error in exc.errors()[:5])
+        return JSONResponse({"code": "BadRequest", "description": _shorten(problems)}, status_code=400)
+
+    for exc_class, status in DEFAULT_STATUS_CODES.items():
+        app.add_exception_handler(exc_class, handler(status))
+    app.add_exception_handler(asyncpg.exceptions.QueryCanceledError, handler(503))
+    for bad_input in (asyncpg.exceptions.DataError, asyncpg.exceptions.RaiseError,
+                      asyncpg.exceptions.SyntaxOrAccessError):
+        app.add_exception_handler(bad_input, handler(400))
+    app.add_exception_handler(RequestValidationError, validation)  # type: ignore[arg-type]
+
+
+def _client_class(asset_href: AssetHref | None = None) -> Any:
+    """stac-fastapi-pgstac's client, giving back the `"datetime": null` pgstac drops from ranged items, and asset
+    hrefs the service serves over http(s) in place of the `file://` paths stored.
 
     pgstac 0.10 strips null values when it stores an item (stac-utils/pgstac#158, #425), so an item with
     `start_datetime`/`end_datetime` comes back without the `datetime` key the STAC spec requires (as null).
@@ -78,28 +133,43 @@ def _client_class() -> Any:
                 properties = feature.get("properties")
                 if isinstance(properties, dict) and "start_datetime" in properties:
                     properties.setdefault("datetime", None)
+                assets = feature.get("assets")
+                if asset_href is not None and isinstance(assets, dict):
+                    for key, asset in assets.items():
+                        if not isinstance(asset, dict) or not isinstance(asset.get("href"), str):
+                            continue
+                        served = asset_href(str(feature.get("collection")), str(feature.get("id")), key,
+                                            asset["href"])
+                        if served is not None:
+                            asset["href"] = served
             return collection
 
     return DatetimeNullClient
 
 
-def _postgres_settings(url: str) -> Any:
-    """stac-fastapi-pgstac's settings for one database URL (also a Unix socket URL, which it cannot format)."""
-    from stac_fastapi.pgstac.config import PostgresSettings
+def _postgres_settings(url: str, statement_timeout_ms: int = STATEMENT_TIMEOUT_MS) -> Any:
+    """stac-fastapi-pgstac's settings for one database URL (also a Unix socket URL, which it cannot format), with
+    a statement timeout on every connection of the API's pools."""
+    from stac_fastapi.pgstac.config import PostgresSettings, ServerSettings
 
     class UrlPostgresSettings(PostgresSettings):
         @property
         def connection_string(self) -> str:
             return url
 
-    return UrlPostgresSettings(pguser="-", pgpassword="-", pghost="-", pgport=0, pgdatabase="-")
+    server = ServerSettings(statement_timeout=str(statement_timeout_ms))
+    return UrlPostgresSettings(pguser="-", pgpassword="-", pghost="-", pgport=0, pgdatabase="-",
+                               server_settings=server)
 
 
 class StacApiMount:
     """ASGI app: the STAC API, with its database attached on the first request and detached by `close()`."""
 
     def __init__(self, api_app: FastAPI, *, database: StacDatabase, writable: bool = True) -> None:
+        from geovigie.service.stac_guard import StacRequestGuard
+
         self.app = api_app
+        self.guarded = StacRequestGuard(api_app)
         self.database = database
         self.writable = writable
         self.error: str | None = None
@@ -154,9 +224,10 @@ class StacApiMount:
                 await JSONResponse(body, status_code=503)(scope, receive, send)
                 return
         # links are built from `app_root_path` and named routes are looked up in `router`, both of which Starlette
-        # keeps at the top-level app's: give the API its own
+        # keeps at the top-level app's: give the API its own (under the public URL's path, see PublicBaseUrl)
         inner = {key: value for key, value in scope.items() if key != "router"}
-        await self.app({**inner, "app_root_path": scope.get("root_path", "")}, receive, send)
+        public_prefix = scope.get("geovigie.public_prefix", "")
+        await self.guarded({**inner, "app_root_path": public_prefix + scope.get("root_path", "")}, receive, send)
 
 
 class _LandingWithoutSlash:
@@ -173,7 +244,8 @@ class _LandingWithoutSlash:
 
 def mount_stac_api(app: FastAPI, *, data_dir: str | Path, database_url: str | None = None,
                    prefix: str = STAC_API_PREFIX, transactions: bool = True, eager: bool = False,
-                   database: StacDatabase | None = None) -> StacApiMount:
+                   database: StacDatabase | None = None,
+                   asset_href: AssetHref | None = None) -> StacApiMount:
     """Mount the STAC API at `prefix` in `app`; its database follows `app`'s lifespan.
 
     Args:
@@ -186,8 +258,9 @@ def mount_stac_api(app: FastAPI, *, data_dir: str | Path, database_url: str | No
         database: the process's database handle for this configuration (`catalog.stac_database`), shared with the
             stores that publish; made from `database_url` / `data_dir` when not given. The private cluster is
             stopped when the service stops if this process started it (by serving or by publishing).
+        asset_href: the http(s) URL of an item's asset (`collection, item id, asset key, href`), None to keep it.
     """
-    api = build_stac_api(transactions=transactions)
+    api = build_stac_api(transactions=transactions, asset_href=asset_href)
     database = database or stac_database(database_url, data_dir)
     mount = StacApiMount(api.app, database=database, writable=transactions)
     previous = app.router.lifespan_context

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pystac
 from pystac.extensions.classification import Classification, ClassificationExtension
@@ -117,7 +118,10 @@ def _public_href(href: str, folder: Path, root: Path) -> str:
     """URLs stay; local paths inside the data directory become relative to the layer; others keep their name only."""
     if "://" in href:
         return href
-    path = Path(href).resolve()
+    try:
+        path = Path(href).resolve()
+    except (ValueError, OSError):  # not a path (an item id without a self link: NUL, control characters)
+        return quote(href, safe="")
     if path.is_relative_to(root):
         return Path(os.path.relpath(path, folder)).as_posix()
     return path.name

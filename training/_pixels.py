@@ -115,7 +115,7 @@ class PixelCandidate:
 
     def logits(self, image: np.ndarray) -> np.ndarray:
         """What the bundle's ONNX model returns: log of the floored probabilities (classes, H, W)."""
-        from geovigie.models._pixel import PROBABILITY_FLOOR
+        from geovigie.models import PROBABILITY_FLOOR
 
         return np.log(np.maximum(self.probabilities(image), np.float32(PROBABILITY_FLOOR)))
 

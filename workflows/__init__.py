@@ -3,7 +3,7 @@
 The CLI, the demo and (next) the jobs API and the batch watcher call these; none assembles STAC metadata itself.
 """
 
-from geovigie.workflows._batch import BatchJob, BatchReport, run_batch, search_items, watch_batch
+from geovigie.workflows._batch import BatchJob, BatchReport, Selection, run_batch, search_items, watch_batch
 from geovigie.workflows._batch_config import BatchConfig, load_batch_config
 from geovigie.workflows._boundaries import boundaries
 from geovigie.workflows._demo_inputs import lidar_models, odeon_mosaics
@@ -20,6 +20,7 @@ __all__ = [
     "BatchConfig",
     "BatchJob",
     "BatchReport",
+    "Selection",
     "DumpPassResult",
     "HeatIslandResult",
     "PublishedLayer",

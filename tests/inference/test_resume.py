@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from geovigie.inference import PredictOptions, predict
+from geovigie.inference import PredictOptions, open_source, predict
 from geovigie.inference._chunks import plan_chunks
 from geovigie.inference._journal import PARTIAL_FOLDER
 from tests.conftest import REPO, SLOVENIA_SCENE, kill_after_journal_chunks
@@ -87,7 +87,8 @@ def test_killed_run_resumes_from_its_journal(dask_client, tmp_path: Path) -> Non
 
 def test_journal_of_another_tiling_is_dropped(dask_client, tmp_path: Path) -> None:
     """A journal left by a run with other settings can never be used: the next run removes it."""
-    stale = tmp_path / PARTIAL_FOLDER / "reference_scene_2__landcover-s2l1c-slovenia-v1.0123456789abcdef"
+    stem = f"{open_source(SLOVENIA_SCENE).key}__landcover-s2l1c-slovenia-v1"  # reference_scene_2-<content hash>
+    stale = tmp_path / PARTIAL_FOLDER / f"{stem}.0123456789abcdef"
     stale.mkdir(parents=True)
     (stale / "chunk-00000.npz").write_bytes(b"not ours")
     options = PredictOptions(**OPTIONS)

@@ -64,8 +64,8 @@ def stac_server(tmp_path_factory: pytest.TempPathFactory, catalog_dir: Path):
             collection = pystac.Collection.from_file(str(static.collection_path(collection_id)))
             store.upsert_many(static.search(SearchQuery(collections=(collection_id,), max_items=None)), collection)
     # the service as `geovigie serve` builds it (the pgstac backend mounts the STAC API), writes through the API on
-    app = create_app(Settings(data_dir=data_dir, stac_backend="pgstac", stac_api_transactions=True))
     port = _free_port()
+    app = create_app(Settings(data_dir=data_dir, stac_backend="pgstac", stac_api_transactions=True, port=port))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -90,7 +90,16 @@ def test_landing_page_and_published_layer(stac_server: tuple[str, Path]) -> None
     assert httpx.get(links["service-desc"]).status_code == 200
     item = httpx.get(f"{url}/collections/{RESULTS_COLLECTION}/items/ndvi-clear").json()
     path = data_dir / "results" / RESULTS_COLLECTION / "ndvi-clear" / "data.tif"
-    assert item["assets"]["data"]["href"] == path.resolve().as_uri() and path.is_file()
+    href = item["assets"]["data"]["href"]
+    assert href == url.removesuffix(STAC_API_PREFIX) + "/assets/ndvi-clear/data" and path.is_file()
+    # the asset over http, read by GDAL with Range requests (/vsicurl/), is the file published
+    with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"), rasterio.open(f"/vsicurl/{href}") as remote, \
+            rasterio.open(path) as local:
+        assert remote.profile["width"] == local.width and remote.crs == local.crs
+        np.testing.assert_array_equal(remote.read(1, window=((10, 40), (20, 60))),
+                                      local.read(1, window=((10, 40), (20, 60))))
+    ranged_bytes = httpx.get(href, headers={"Range": "bytes=0-99"})
+    assert ranged_bytes.status_code == 206 and ranged_bytes.content == path.read_bytes()[:100]
     ranged = httpx.get(f"{url}/collections/landsat-lst-muenster/items").json()["features"]
     assert ranged and all(f["properties"]["datetime"] is None for f in ranged)  # pgstac drops it; the API restores it
 
@@ -106,7 +115,7 @@ def test_stac_api_validator(stac_server: tuple[str, Path]) -> None:
     # offline, the JSON schemas cannot be downloaded from schemas.stacspec.org: exactly those failures are expected
     unexpected = [message for _, message in errors.errors
                   if not (SCHEMA_HOST in message and any(sign in message for sign in OFFLINE_SIGNS))]
-    assert unexpected == []
+    assert unexpected == [], "\n".join(unexpected)
     # warnings allowed: stac-check's best-practice advice on the sample data (upper-case Theia product id, no
     # collection summaries, untitled links) and pgstac's reading of `ids` (combined with the other parameters)
     advice = [message for _, message in warnings.errors
@@ -135,8 +144,9 @@ def test_pystac_client_searches_and_odc_stac_loads(stac_server: tuple[str, Path]
                             filter_lang="cql2-json")
     assert [i.id for i in as_json.items()] == ["ndvi-cloudy"]
 
-    loaded = odc.stac.load(clear_only, bands=["data"], chunks={})
-    with rasterio.open(clear_only[0].assets["data"].get_absolute_href()) as src:
+    loaded = odc.stac.load(clear_only, bands=["data"], chunks={})  # over http: the service's asset URLs
+    assert clear_only[0].assets["data"].href.startswith("http://127.0.0.1:")
+    with rasterio.open(f"/vsicurl/{clear_only[0].assets['data'].href}") as src:
         expected = src.read(1)
         assert loaded.odc.crs == src.crs
     values = loaded["data"].isel(time=0).values
