@@ -62,11 +62,25 @@ def raster_item(path: str | Path, *, datetime_: str | datetime | None, collectio
                                     with_proj=True, with_raster=True)
     except RasterioIOError as err:
         raise InvalidRasterError(f"{path}: not a readable raster ({err})") from err
+    _projection_v2(item)
     if unit is not None:
         for band in item.assets[asset].extra_fields.get("raster:bands", []):
             band["unit"] = unit
     item.properties["geovigie:source_file"] = str(path.resolve())
     return item
+
+
+def _projection_v2(item: pystac.Item) -> None:
+    """rio-stac writes projection v1.1 (`proj:epsg`); geovigie writes v2.0 everywhere (`proj:code`)."""
+    from pystac.extensions.projection import ProjectionExtension
+
+    old = "https://stac-extensions.github.io/projection/v1.1.0/schema.json"
+    if old not in item.stac_extensions:
+        return
+    item.stac_extensions.remove(old)
+    ProjectionExtension.add_to(item)
+    epsg = item.properties.pop("proj:epsg", None)
+    item.properties["proj:code"] = f"EPSG:{epsg}" if epsg is not None else None
 
 
 def is_raster_file(path: str | Path) -> bool:

@@ -187,7 +187,7 @@ def change_map(before: str | Path, after: str | Path, mapping: ZanMapping, out_p
     mmu_text = f"MMU {mmu_building_m2:g} m² buildings, {mmu_other_m2:g} m² other" if apply_mmu else "no MMU"
     with cog_writer(out_path, profile=profile, band_descriptions=[f"ZAN change ({mmu_text})"],
                     colormap=palette(CHANGE_CLASSES),
-                    tags={"GEOVIGIE_INPUTS": f"{before},{after}", "ZAN_MAPPING": mapping.name,
+                    tags={"GEOVIGIE_INPUTS": f"{Path(before).name},{Path(after).name}", "ZAN_MAPPING": mapping.name,
                           "ZAN_MMU": mmu_text}) as dst:
         dst.write(codes[None])
     return ChangeSummary(Path(out_path), float(gained.sum() * pixel), float(lost.sum() * pixel),

@@ -18,6 +18,9 @@ from geovigie._cli_batch import register as register_batch
 from geovigie._cli_catalog import register as register_catalog
 from geovigie._cli_db import register as register_db
 from geovigie._cli_diagnose import register as register_diagnostics
+from geovigie._cli_jobs import register as register_jobs
+from geovigie._cli_jobs import worker_process
+from geovigie._cli_keys import register as register_keys
 from geovigie._cli_model import register as register_model
 from geovigie._cli_ortho import register as register_ortho
 from geovigie._cli_train import register as register_train
@@ -140,6 +143,8 @@ register_batch(app, friendly_errors, _settings)
 register_model(app, friendly_errors, _settings)
 register_train(app, friendly_errors, _settings)
 register_db(app, friendly_errors, _settings)
+register_keys(app, friendly_errors, _settings)
+register_jobs(app, friendly_errors, _settings)
 
 
 @catalog_app.command("build")
@@ -223,16 +228,17 @@ def serve(
     stac = stac_api_url(settings)
     err.print(f"map: http://{settings.host}:{settings.port}/   STAC API: {stac or 'off (static catalog only)'}   "
               f"({workers} worker{'s' * (workers > 1)}; Ctrl-C to stop)")
-    if workers == 1:
-        from geovigie.service.logs import configure_logging
+    with worker_process(settings):  # the job runner, in a process of its own (job_runner = false: none)
+        if workers == 1:
+            from geovigie.service.logs import configure_logging
 
-        configure_logging()
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning",
-                    log_config=None)
-        return
-    with serve_environment(settings):  # each worker builds the app from the same settings
-        uvicorn.run("geovigie.service.app:app_from_environment", factory=True, workers=workers,
-                    host=settings.host, port=settings.port, log_level="warning", log_config=None)
+            configure_logging()
+            uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning",
+                        log_config=None)
+            return
+        with serve_environment(settings):  # each worker builds the app from the same settings
+            uvicorn.run("geovigie.service.app:app_from_environment", factory=True, workers=workers,
+                        host=settings.host, port=settings.port, log_level="warning", log_config=None)
 
 
 @app.command()

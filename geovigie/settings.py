@@ -90,6 +90,24 @@ class Settings(BaseSettings):
     tile_cache_dir: Path | None = Field(
         None, description="Folder of rendered tiles shared by the service's worker processes (none when unset).")
 
+    # writes (keys, jobs, feedback): see the README section "Writes: keys, jobs, feedback, features"
+    read_requires_key: bool = Field(
+        False, description="Require an API key for reads too (layers, tiles, sites, jobs, features); writes always "
+        "require one.")
+    rate_limit_per_minute: int = Field(
+        120, ge=1, description="Requests per minute and API key (token bucket; a burst of this many is allowed).")
+    remote_url_allow_list: list[str] = Field(
+        default_factory=list, description="Hosts (example.org, or *.example.org for its subdomains) whose URLs a job "
+        "request may name (STAC APIs, WMS); none when empty. Loopback, private and link-local addresses are refused "
+        "whatever this says.")
+    job_max_area_km2: float = Field(10000.0, gt=0, description="Largest territory a job may cover (km²).")
+    job_runner: bool = Field(
+        True, description="Run queued jobs in the service process (a thread); False when `geovigie jobs worker` "
+        "processes run them.")
+    job_stale_after_s: float = Field(
+        60.0, gt=0, description="A running job whose runner has not reported for this long is taken over by another "
+        "runner (its finished work is kept).")
+
     @field_validator("overlap")
     @classmethod
     def _overlap_below_tile(cls, value: int, info: Any) -> int:

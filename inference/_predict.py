@@ -52,6 +52,15 @@ from geovigie.types import NODATA_CLASS, NODATA_PROBA, PROBA_SCALE
 
 RUN_TAG = "GEOVIGIE_RUN"
 INPUTS_TAG = "GEOVIGIE_INPUTS"
+
+
+def input_label(location: str) -> str:
+    """The input as the COG's tag names it: a URL as is; a local file by its name and a digest of its full path,
+    which tells two same-named inputs apart without publishing a server path (the COGs are published)."""
+    if "://" in location:
+        return location
+    digest = hashlib.sha256(str(Path(location).resolve()).encode()).hexdigest()[:12]
+    return f"{Path(location).name} (path sha256 {digest})"
 BUNDLE_TAG = "GEOVIGIE_BUNDLE"
 FORCED_TAG = "GEOVIGIE_FORCED"
 """Tag of outputs predicted although the input did not match the bundle: the forced warnings, joined by ' | '."""
@@ -394,7 +403,8 @@ def _predict_locked(source: RasterSource, bundle: ModelBundle, paths: tuple[Path
     windows = tile_windows(source.width, source.height, options.tile_size, options.overlap)
     existing = _existing_tags(classes_path)
     # a file's outputs are named by its content: same name, same input, whatever path named it
-    if existing and not source.fingerprint and existing.get(INPUTS_TAG) != source.location and not overwrite:
+    if (existing and not source.fingerprint and existing.get(INPUTS_TAG) != input_label(source.location)
+            and not overwrite):
         raise InvalidInputError(
             f"{classes_path} holds the prediction of another input ({existing.get(INPUTS_TAG)}), not of "
             f"{source.location}; use another --out folder (or --overwrite)"
@@ -410,7 +420,7 @@ def _predict_locked(source: RasterSource, bundle: ModelBundle, paths: tuple[Path
         "driver": "GTiff", "width": source.width, "height": source.height, "crs": source.crs,
         "transform": source.affine, "dtype": "uint8",
     }
-    tags = {RUN_TAG: signature, BUNDLE_TAG: bundle.id, INPUTS_TAG: source.location}
+    tags = {RUN_TAG: signature, BUNDLE_TAG: bundle.id, INPUTS_TAG: input_label(source.location)}
     if forced:
         tags[FORCED_TAG] = " | ".join(forced)
     with contextlib.ExitStack() as stack:
@@ -423,6 +433,7 @@ def _predict_locked(source: RasterSource, bundle: ModelBundle, paths: tuple[Path
             proba_path, profile={**profile, "count": card.num_classes, "nodata": NODATA_PROBA},
             band_descriptions=[c.name for c in card.classes], overview_resampling="average",
             tags={**tags, "SCALE": f"probability = value / {PROBA_SCALE}"}, level=COG_LEVEL,
+            scales=[1 / PROBA_SCALE] * card.num_classes, offsets=[0.0] * card.num_classes,
         ))
 
         def write(window: Window4, block: np.ndarray) -> None:

@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 import pystac
 import torch
+from pystac.extensions.eo import EOExtension
 from pystac.extensions.file import FileExtension
 from pystac.extensions.mlm import MLMExtension, TaskType
 
+from geovigie.bands import S2_BANDS, eo_band
 from geovigie.models._network import build_network
 
 if TYPE_CHECKING:
@@ -104,6 +106,11 @@ def _outputs(bundle: ModelBundle, task: str) -> list[dict[str, Any]]:
     }]
 
 
+def _eo_band(name: str) -> dict[str, object]:
+    """A Sentinel-2 band with its common name and centre wavelength; any other band by its name."""
+    return eo_band(name) if name in S2_BANDS else {"name": name}
+
+
 def _architecture(card: Any) -> str:
     if card.architecture is not None:
         return f"{card.architecture.name} ({card.architecture.encoder} encoder)"
@@ -156,8 +163,10 @@ def mlm_item(bundle: ModelBundle) -> pystac.Item:
         properties["geovigie:calibration"] = card.calibration.model_dump(mode="json")
     item = pystac.Item(id=f"{card.name}-v{card.version}", geometry=geometry, bbox=bbox,
                        datetime=_datetime(card.provenance), properties=properties)
-    item.stac_extensions = [MLMExtension.get_schema_uri(), FileExtension.get_schema_uri()]
-    weights: dict[str, Any] = {"mlm:artifact_type": "safetensors"}
+    item.stac_extensions = [MLMExtension.get_schema_uri(), FileExtension.get_schema_uri(), EOExtension.get_schema_uri()]
+    # the named input bands described by `eo:bands` on every model asset, as the MLM schema requires
+    bands = [_eo_band(band) for band in card.bands]
+    weights: dict[str, Any] = {"mlm:artifact_type": "safetensors", "eo:bands": bands}
     if card.weights_sha256:
         weights["file:checksum"] = _checksum(card.weights_sha256)
     if card.kind == "network":
@@ -168,7 +177,7 @@ def mlm_item(bundle: ModelBundle) -> pystac.Item:
         roles = ["mlm:model", "data"] if card.kind == "network" else ["mlm:model", "mlm:weights", "data"]
         item.add_asset("onnx", pystac.Asset(f"./{card.onnx.file}", title=f"ONNX model (opset {card.onnx.opset})",
                                             media_type=ONNX_TYPE, roles=roles,
-                                            extra_fields={"mlm:artifact_type": "onnx",
+                                            extra_fields={"mlm:artifact_type": "onnx", "eo:bands": bands,
                                                           "file:checksum": _checksum(card.onnx.sha256)}))
     item.add_asset("card", pystac.Asset("./card.json", title="geovigie model card", media_type=pystac.MediaType.JSON,
                                         roles=["metadata"]))

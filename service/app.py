@@ -18,6 +18,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 import geovigie
 from geovigie.errors import DatabaseError
+from geovigie.records import WritesUnavailableError
+from geovigie.service import auth, features, feedback, jobs
 from geovigie.service.assets import AssetFactory, asset_url
 from geovigie.service.errors import DEFAULT_STATUS_CODES, add_exception_handlers, layer_read_errors
 from geovigie.service.factories import LayerTilerFactory, colormap_factory
@@ -122,13 +124,18 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(colormap_factory().router, tags=["colormaps"])
     app.include_router(AssetFactory(index=index).router)
     _health_routes(app, index, metrics)
+    access = auth.Access(settings)  # keys, feedback, jobs, features (README "Writes"): they need the database
+    if database is not None:
+        app.include_router(feedback.router(access))
+        app.include_router(jobs.router(access))
+        features.mount(app, access)  # OGC API Features (tipg) at /ogc, /sites.csv, /sites.gpkg
     _offline_docs(app)
     # the results catalog, browseable as a static STAC catalog (html=False: JSON files only)
     app.mount("/stac", StaticFiles(directory=results, follow_symlink=False), name="stac")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    add_exception_handlers(app, {**DEFAULT_STATUS_CODES, DatabaseError: 503})
+    add_exception_handlers(app, {**DEFAULT_STATUS_CODES, DatabaseError: 503, WritesUnavailableError: 503})
     layer_read_errors(app, index.report_broken)
-    _middleware(app, settings, index, metrics)
+    _middleware(app, settings, index, metrics, access)
 
     @app.get("/", include_in_schema=False)
     def home() -> FileResponse:
@@ -137,12 +144,13 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def _middleware(app: FastAPI, settings: Settings, index: LayerIndex, metrics: Metrics) -> None:
+def _middleware(app: FastAPI, settings: Settings, index: LayerIndex, metrics: Metrics, access: auth.Access) -> None:
     """The middleware stack, innermost first (each `add_middleware` wraps the previous ones)."""
     app.add_middleware(EntityTags)
     app.add_middleware(TileCache, index=index, metrics=metrics, memory_bytes=settings.tile_cache_mb * 2**20,
                        disk_dir=settings.tile_cache_dir)
     app.add_middleware(CommonHeaders)
+    app.add_middleware(auth.KeyGate, access=access)  # outside the tile cache: keyed reads never come from it
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(BodySizeLimit)
     app.add_middleware(RequestId)

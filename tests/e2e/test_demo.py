@@ -52,9 +52,10 @@ def test_demo_items_validate_and_point_to_bundle_and_inputs(demo_run) -> None:
         item = pystac.Item.from_file(str(folder / f"{layer['id']}.json"))
         validate_offline(item)
         derived = [link for link in item.links if link.rel == "derived_from"]
-        assert derived and not Path(derived[0].href).is_absolute()  # no server path in a published item
-        if (folder / "data.tif").exists():
-            assert Path(derived[0].get_absolute_href()).exists()
+        # inputs in the data directory are linked (relative, never a server path), others only named
+        assert derived or item.properties.get("geovigie:inputs"), layer["id"]
+        assert all(not Path(link.href).is_absolute() and Path(link.get_absolute_href()).exists() for link in derived)
+        assert all("/" not in name for name in item.properties.get("geovigie:inputs", []))
         if layer["id"].startswith("landcover-"):
             via = [link for link in item.links if link.rel == "via"][0]
             assert not Path(via.href).is_absolute()  # no server path in a published item
