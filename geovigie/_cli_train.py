@@ -67,8 +67,11 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
         err.print(table)
         if result.bundle.card.limitations:
             err.print(f"limitations: {result.bundle.card.limitations}", soft_wrap=True)
-        err.print(f"epochs run: {len(result.fit.history)} (kept epoch {result.fit.best_epoch}); "
-                  f"metrics: {result.run_dir / 'metrics.csv'}")
+        if result.fit.history:
+            err.print(f"epochs run: {len(result.fit.history)} (kept epoch {result.fit.best_epoch}); "
+                      f"metrics: {result.run_dir / 'metrics.csv'}")
+        if "selection" in result.metrics:
+            err.print(f"shipped: {result.metrics['selection']['winner']} ({result.bundle.card.kind})")
         err.print(f"bundle written to {result.bundle.path}")
 
     @app.command("train-landcover")
@@ -79,6 +82,10 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
         device: Annotated[str | None, typer.Option(help="auto, cpu or cuda (default: settings).")] = None,
         quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
     ) -> None:
-        """Retrain the v1 land-cover bundle: `geovigie train` with training/configs/landcover-s2l1c-slovenia-v1.toml."""
-        config = shipped_config(V1_CONFIG)
-        train(config, resume=False, device=device, out=None, bundle=out, quiet=quiet, all_folds=False)
+        """Retrain the v1 land-cover bundle: `geovigie train` with training/configs/landcover-s2l1c-slovenia-v1.toml
+        (run folder: a temporary one, as before; only the bundle is kept)."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="geovigie-train-") as run:
+            train(shipped_config(V1_CONFIG), resume=False, device=device, out=Path(run), bundle=out, quiet=quiet,
+                  all_folds=False)

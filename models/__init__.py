@@ -3,6 +3,7 @@
 from geovigie.classes import ClassInfo
 from geovigie.models._bundle import (
     DEFAULT_BUNDLE,
+    NETWORK_BUNDLE,
     ModelBundle,
     check_weights,
     load_bundle,
@@ -47,6 +48,7 @@ __all__ = [
     "PROBABILITY_FLOOR",
     "CARD_FORMAT_VERSION",
     "DEFAULT_BUNDLE",
+    "NETWORK_BUNDLE",
     "RUNTIMES",
     "Architecture",
     "Calibration",

@@ -34,6 +34,9 @@ def export_onnx(bundle_dir: str | Path | ModelBundle, opset: int = DEFAULT_OPSET
     import onnx
 
     bundle = bundle_dir if isinstance(bundle_dir, ModelBundle) else load_bundle(bundle_dir)
+    if bundle.card.kind != "network":
+        raise BundleError(f"{bundle.path}: bundle {bundle.id} is a {bundle.card.kind}: its {bundle.weights_path.name} "
+                          "is already its ONNX model, there is no network to export")
     network = bundle.load_network("cpu")
     example = torch.zeros(1, len(bundle.card.bands), _EXAMPLE_SIZE, _EXAMPLE_SIZE)
     target = bundle.path / ONNX_FILE

@@ -1,9 +1,9 @@
 """Per-pixel classifiers as bundles: one ONNX graph from the networks' input to the networks' output.
 
 A pixel-classifier bundle (card `kind = "pixel-classifier"`) holds `model.onnx` and no other weights. The graph takes
-the same normalised float32 batch (N, bands, H, W) as a network (pixel classifiers ship with an identity
-normalisation, so the values are the raw band values), computes the card's features at every pixel (bands, normalised
-differences, optionally their 3 x 3 mean), runs the per-pixel model (e.g. a scikit-learn forest converted by
+the same normalised float32 batch (N, bands, H, W) as a network, undoes the card's normalisation (the classifier was
+fitted on raw values), computes the card's features at every pixel (bands, normalised differences, optionally their
+3 x 3 mean), runs the per-pixel model (e.g. a scikit-learn forest converted by
 skl2onnx) on the (N * H * W, features) table, and returns log-probabilities (N, classes, H, W): softmax of them gives
 the model's probabilities back, argmax its classes, so the tiled pipeline, calibration and runtimes treat it as a
 network. The feature part alone (`feature_model`) is what training computes its features with, so training and
@@ -21,7 +21,7 @@ import numpy as np
 from geovigie.atomic import atomic_path
 from geovigie.errors import BundleError
 from geovigie.models._bundle import ModelBundle, write_card
-from geovigie.models._card import ModelCard, OnnxExport, PixelFeatures
+from geovigie.models._card import ModelCard, Normalisation, OnnxExport, PixelFeatures
 
 INPUT_NAME, OUTPUT_NAME, FEATURES_NAME = "input", "logits", "features"
 PIXEL_ONNX = "model.onnx"
@@ -45,7 +45,8 @@ def _feature_nodes(spec: PixelFeatures, source: str, target: str) -> tuple[list[
 
     nodes, inits = [], []
     parts = [source]
-    inits.append(helper.make_tensor("px_eps", TensorProto.FLOAT, [], [INDEX_EPSILON]))
+    if spec.indices:
+        inits.append(helper.make_tensor("px_eps", TensorProto.FLOAT, [], [INDEX_EPSILON]))
     for k, index in enumerate(spec.indices):
         a, b = f"px_idx{k}_a", f"px_idx{k}_b"
         inits += [helper.make_tensor(f"{a}_at", TensorProto.INT64, [1], [index.a]),
@@ -62,9 +63,9 @@ def _feature_nodes(spec: PixelFeatures, source: str, target: str) -> tuple[list[
                  else helper.make_node("Identity", parts, [base]))
     if spec.neighbourhood:
         r = spec.neighbourhood // 2
-        nodes += [helper.make_node("AveragePool", [base], ["px_mean"], kernel_shape=[spec.neighbourhood] * 2,
+        nodes += [helper.make_node("AveragePool", [base], ["px_neighbour_mean"], kernel_shape=[spec.neighbourhood] * 2,
                                    pads=[r, r, r, r], strides=[1, 1], count_include_pad=0),
-                  helper.make_node("Concat", [base, "px_mean"], [target], axis=1)]
+                  helper.make_node("Concat", [base, "px_neighbour_mean"], [target], axis=1)]
     return nodes, inits
 
 
@@ -91,12 +92,27 @@ def pixel_features(image: np.ndarray, spec: PixelFeatures) -> np.ndarray:
     return out[0]
 
 
+def _raw_nodes(norm: Normalisation, source: str, target: str) -> tuple[list[Any], list[Any]]:
+    """Nodes undoing `normalise`: raw = (x * std + mean) / scale, per band."""
+    from onnx import TensorProto, helper
+
+    bands = len(norm.mean)
+    std = np.asarray(norm.std, np.float32) / np.float32(norm.scale)
+    mean = np.asarray(norm.mean, np.float32) / np.float32(norm.scale)
+    inits = [helper.make_tensor("px_band_std", TensorProto.FLOAT, [bands, 1, 1], std.tolist()),
+             helper.make_tensor("px_band_mean", TensorProto.FLOAT, [bands, 1, 1], mean.tolist())]
+    nodes = [helper.make_node("Mul", [source, "px_band_std"], ["px_scaled"]),
+             helper.make_node("Add", ["px_scaled", "px_band_mean"], [target])]
+    return nodes, inits
+
+
 def wrap_pixel_model(table_model: Any, bands: int, spec: PixelFeatures, classes: int,
-                     columns: list[int] | None = None) -> Any:
+                     columns: list[int] | None = None, norm: Normalisation | None = None) -> Any:
     """The bundle's ONNX model: features, then `table_model` (input (P, F) float32; its first float output of shape
     (P, len(columns)) holds probabilities, e.g. skl2onnx's `probabilities` with zipmap off), then log and reshape to
     (N, classes, H, W). `columns`: the class value of each probability column (default 0..classes-1); classes
-    without a column get probability 0 (floored)."""
+    without a column get probability 0 (floored). `norm`: the card's normalisation, undone first (None: the input
+    is raw)."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -104,7 +120,10 @@ def wrap_pixel_model(table_model: Any, bands: int, spec: PixelFeatures, classes:
     table_in = graph.input[0].name
     proba = next(o.name for o in graph.output if o.type.tensor_type.elem_type == TensorProto.FLOAT)
     features = feature_count(bands, spec)
-    pre, inits = _feature_nodes(spec, INPUT_NAME, "px_features")
+    pre, inits = _feature_nodes(spec, "px_raw" if norm is not None else INPUT_NAME, "px_features")
+    if norm is not None:
+        raw_nodes, raw_inits = _raw_nodes(norm, INPUT_NAME, "px_raw")
+        pre, inits = raw_nodes + pre, raw_inits + inits
     inits += [helper.make_tensor("px_table_shape", TensorProto.INT64, [2], [-1, features]),
               helper.make_tensor("px_floor", TensorProto.FLOAT, [], [PROBABILITY_FLOOR]),
               helper.make_tensor("px_classes", TensorProto.INT64, [1], [classes]),

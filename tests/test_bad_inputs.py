@@ -375,11 +375,11 @@ def test_tiny_rasters_predict_like_the_whole_image(name: str, cols: int, rows: i
     _, data, names = _scene()
     path = _write(tmp_path / f"{name}.tif", np.ascontiguousarray(data[:, :rows, :cols]), names)
     result = predict(path, tmp_path / "out", PredictOptions(tile, overlap, 4, "cpu"), client=dask_client,
-                     progress=False, product_level="L1C")
+                     progress=False, product_level="L1C", bundle=BUNDLE)
     with rasterio.open(result.classes_path) as src:
         classes = src.read(1)
     assert classes.shape == (rows, cols)
-    bundle = load_bundle()
+    bundle = load_bundle(BUNDLE)
     whole = forward(bundle.load_network(), normalise(bundle.card, data[None, :, :rows, :cols].copy()),
                     torch.device("cpu"), amp=False)[0].argmax(axis=0)
     if tile >= max(rows, cols):  # one tile: exactly the whole-image forward pass
@@ -491,7 +491,7 @@ def test_kill_9_debris_is_swept_by_the_next_run(tmp_path: Path) -> None:
     assert rerun.returncode == 0, stderr
     left = sorted(os.listdir(out))
     assert not any(SCRATCH_MARKER in n for n in left), left
-    stem = f"{open_source(SLOVENIA_SCENE).key}__landcover-s2l1c-slovenia-v1"  # reference_scene_2-<content hash>
+    stem = f"{open_source(SLOVENIA_SCENE).key}__landcover-s2l1c-slovenia-v3"  # reference_scene_2-<content hash>
     assert [n for n in left if n.endswith(".tif")] == [f"{stem}_classes.tif", f"{stem}_probabilities.tif"]
 
 

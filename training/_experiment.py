@@ -232,7 +232,7 @@ def _why(selection: dict[str, Any], folds: int, key: str) -> str:
     rows = "; ".join(f"{n} {r['overall_accuracy']:.3f} / {r['miou']:.3f}" for n, r in table.items())
     held = f"mean of {folds} folds, each {key} held out in turn" if folds > 1 else f"the held-out {key}"
     return (f"{winner} has the best {metric.replace('_', ' ')} on {selection['set']} ({held}; overall accuracy / "
-            f"mIoU: {rows}); chosen there, never on validation blocks")
+            f"mIoU: {rows}); chosen there, never on validation blocks.")
 
 
 def _train(config: ExperimentConfig, run_dir: Path, *, bundle_dir: str | Path | None, resume: bool, device: str,
@@ -262,15 +262,14 @@ def _train(config: ExperimentConfig, run_dir: Path, *, bundle_dir: str | Path | 
     if dist.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(run_dir / "config.json", config.dump())
+    pixels = [PixelCandidate(c, bands, len(names), config.train.seed) for c in candidates if c.kind != "network"]
     arch, network, result = None, None, FitResult(device=str(torch_device))
     if network_spec is not None:
         arch, network, result = _fit_network(config, scenes, bands, split, counts, norm, class_counts, torch_device,
                                              run_dir, resume=resume, progress=progress, dist=dist)
     if not dist.main:
         return None
-    trained = Trained(network_spec.name if network_spec else "", arch, network, result,
-                      [PixelCandidate(c, bands, len(names), config.train.seed) for c in candidates
-                       if c.kind != "network"])
+    trained = Trained(network_spec.name if network_spec else "", arch, network, result, pixels)
     return _finish(config, scenes, bands, split, counts, class_counts, norm, trained, torch_device,
                    run_dir, Path(bundle_dir) if bundle_dir else run_dir / "bundle", dist, command,
                    origin or config, extra_metrics or {})
@@ -381,11 +380,9 @@ def _finish(config: ExperimentConfig, scenes: list[Scene], bands: list[str], spl
         "config": origin.dump(), "calibration": calibration,
         "label_mapping": {**mapping.to_class, **dict.fromkeys(mapping.ignored, IGNORE)},
     }
-    if pixel is not None:  # raw values in, features in the graph: no normalisation
-        bands_n = len(bands)
-        fields |= {"kind": "pixel-classifier", "pixel": pixel.features,
-                   "normalisation": Normalisation(scale=1.0, mean=[0.0] * bands_n, std=[1.0] * bands_n)}
-        bundle = save_pixel_bundle(bundle_dir, pixel.to_onnx(), ModelCard(**fields))
+    if pixel is not None:  # the graph undoes the card's normalisation: the forest was fitted on raw values
+        fields |= {"kind": "pixel-classifier", "pixel": pixel.features}
+        bundle = save_pixel_bundle(bundle_dir, pixel.to_onnx(norm), ModelCard(**fields))
     else:
         assert trained.network is not None and trained.arch is not None
         bundle = save_bundle(bundle_dir, trained.network.cpu(), ModelCard(**fields, architecture=trained.arch))

@@ -11,7 +11,7 @@ from unittest import mock
 import numpy as np
 
 from geovigie.bands import canonical_s2_name
-from geovigie.models import NormalisedDifference, PixelFeatures, pixel_features, wrap_pixel_model
+from geovigie.models import Normalisation, NormalisedDifference, PixelFeatures, pixel_features, wrap_pixel_model
 from geovigie.training._config import Candidate, ConfigError
 from geovigie.training._targets import IGNORE
 
@@ -119,8 +119,9 @@ class PixelCandidate:
 
         return np.log(np.maximum(self.probabilities(image), np.float32(PROBABILITY_FLOOR)))
 
-    def to_onnx(self):  # noqa: ANN201
-        """The bundle's ONNX model (skl2onnx for the estimator, wrapped to take and give (N, C, H, W))."""
+    def to_onnx(self, norm: Normalisation | None = None):  # noqa: ANN201
+        """The bundle's ONNX model (skl2onnx for the estimator, wrapped to take and give (N, C, H, W)); it takes
+        batches normalised with `norm` (None: raw values)."""
         from skl2onnx import to_onnx
 
         features = len(self.features.indices) + self.bands
@@ -130,4 +131,4 @@ class PixelCandidate:
             table = to_onnx(self.model, example, options={id(self.model): {"zipmap": False}},
                             target_opset={"": 17, "ai.onnx.ml": 3})
         return wrap_pixel_model(table, self.bands, self.features, self.num_classes,
-                                columns=self.model.classes_.astype(int).tolist())
+                                columns=self.model.classes_.astype(int).tolist(), norm=norm)

@@ -9,7 +9,7 @@ import pytest
 
 from geovigie.errors import BundleError
 from geovigie.inference import PredictOptions, predict
-from geovigie.models import DEFAULT_BUNDLE, _bundle, _predictor, load_bundle
+from geovigie.models import NETWORK_BUNDLE, _bundle, _predictor, load_bundle
 from tests.conftest import SLOVENIA_SCENE
 
 
@@ -17,7 +17,7 @@ from tests.conftest import SLOVENIA_SCENE
 def test_weights_are_hashed_once_per_run(runtime: str, dask_client, tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     bundle_dir = tmp_path / "bundle"  # a folder of its own: no worker holds its network yet
-    shutil.copytree(DEFAULT_BUNDLE, bundle_dir)
+    shutil.copytree(NETWORK_BUNDLE, bundle_dir)
     hashed: list[str] = []
     real = _bundle.sha256_of
 
@@ -38,7 +38,7 @@ def test_weights_are_hashed_once_per_run(runtime: str, dask_client, tmp_path: Pa
 
 def test_a_corrupt_bundle_still_fails_before_any_work(tmp_path: Path) -> None:
     bundle_dir = tmp_path / "bundle"
-    shutil.copytree(DEFAULT_BUNDLE, bundle_dir)
+    shutil.copytree(NETWORK_BUNDLE, bundle_dir)
     with (bundle_dir / "weights.safetensors").open("r+b") as handle:
         handle.seek(5000)
         handle.write(b"\x00" * 8)

@@ -7,6 +7,7 @@ import pytest
 
 from geovigie.errors import InvalidInputError
 from geovigie.models import (
+    NETWORK_BUNDLE,
     calibrate,
     expected_calibration_error,
     fit_temperature,
@@ -29,9 +30,9 @@ def _nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
 @pytest.fixture(scope="module")
 def validation(slovenia: Slovenia) -> tuple[np.ndarray, np.ndarray]:
     """Raw logits of scenes 1-3 and their labels on the bundle's validation blocks only (255 elsewhere)."""
-    bundle = load_bundle()
+    bundle = load_bundle(NETWORK_BUNDLE)  # module scope: the autouse default pin does not reach here
     logits = load_predictor(bundle, "cpu", calibrated=False)(normalise(bundle.card, slovenia.images.copy()))
-    config = load_config(REPO / "training" / "configs" / "landcover-s2l1c-slovenia-v1.toml")  # the card's split
+    config = load_config(REPO / "training" / "configs" / "landcover-s2l1c-slovenia-v1.toml")  # map-aligned blocks
     scenes, _ = load_scenes(config)
     sp = config.split
     split = spatial_split(scenes, mode=sp.mode, block_px=sp.block_px, buffer_px=sp.buffer_px,

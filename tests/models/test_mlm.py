@@ -40,7 +40,10 @@ def test_shipped_bundle_as_mlm_item() -> None:
     assert output["result"]["shape"] == [-1, 5, -1, -1]
     assert [c["name"] for c in output["classification:classes"]] == [c.name for c in bundle.card.classes]
     assert output["classification:classes"][1]["color_hint"] == "054907"
-    assert output["post_processing_function"] is None  # not calibrated
+    temperature = bundle.card.temperature  # the v1 recipe run by `geovigie train` fits one on validation blocks
+    assert output["post_processing_function"] == (
+        None if bundle.card.calibration is None
+        else {"format": "python", "expression": f"scipy.special.softmax(logits / {temperature!r}, axis=1)"})
     provenance = bundle.card.provenance
     assert props["mlm:hyperparameters"]["batch_size"] == provenance["training"]["batch_size"]
     assert item.datetime is not None and item.datetime.isoformat() == provenance["trained_at"]

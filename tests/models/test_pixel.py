@@ -11,9 +11,18 @@ import rasterio
 from typer.testing import CliRunner
 
 from geovigie.errors import BundleError
-from geovigie.models import ModelBundle, PixelFeatures, check_runtime, feature_model, load_bundle, mlm_item
+from geovigie.models import (
+    ModelBundle,
+    PixelFeatures,
+    check_runtime,
+    export_onnx,
+    feature_model,
+    load_bundle,
+    mlm_item,
+    normalise,
+)
 from geovigie.models._pixel import PROBABILITY_FLOOR
-from geovigie.training import parse_config, run_experiment
+from geovigie.training import normalisation_of, parse_config, run_experiment
 from geovigie.training._config import Candidate
 from geovigie.training._pixels import PixelCandidate, resolve_indices
 from tests.conftest import SLOVENIA_SCENE
@@ -39,11 +48,15 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def test_onnx_matches_predict_proba_on_real_pixels(forest: PixelCandidate, slovenia: Slovenia) -> None:
+    """The graph takes normalised batches as a network does, undoes the normalisation and gives the forest's
+    probabilities (log), on every pixel of a scene it was not fitted on."""
     import onnxruntime
 
-    session = onnxruntime.InferenceSession(forest.to_onnx().SerializeToString(), providers=["CPUExecutionProvider"])
+    norm = normalisation_of(list(slovenia.images[1:]), [slovenia.labels[0] != 255] * 2, "robust")
+    session = onnxruntime.InferenceSession(forest.to_onnx(norm).SerializeToString(),
+                                           providers=["CPUExecutionProvider"])
     scene = slovenia.images[0]  # scene 1: never trained on
-    (logits,) = session.run(None, {"input": scene[None]})
+    (logits,) = session.run(None, {"input": normalise(norm, scene[None].copy())})
     assert logits.shape == (1, 5, 101, 100) and logits.dtype == np.float32
     features = forest.scene_features(scene)
     expected = forest.model.predict_proba(features.reshape(features.shape[0], -1).T)  # (H * W, present classes)
@@ -97,7 +110,7 @@ def test_forest_bundle_card_item_and_files(forest_bundle: ModelBundle) -> None:
     assert card.kind == "pixel-classifier" and card.architecture is None
     assert [i.name for i in card.pixel.indices] == ["ndvi", "ndwi"]
     assert "RandomForestClassifier(n_estimators=8" in card.pixel.estimator
-    assert card.normalisation.mean == [0.0] * 13 and card.normalisation.std == [1.0] * 13
+    assert len(card.normalisation.mean) == 13 and card.normalisation.mean != [0.0] * 13  # training statistics
     assert sorted(p.name for p in forest_bundle.path.iterdir()) == ["card.json", "item.json", "model.onnx"]
     assert forest_bundle.weights_path.name == "model.onnx" and card.weights_sha256 == card.onnx.sha256
     assert card.metrics["selection"]["winner"] == "forest"
@@ -111,6 +124,8 @@ def test_forest_bundle_card_item_and_files(forest_bundle: ModelBundle) -> None:
         check_runtime(forest_bundle, "torch", "cpu")
     with pytest.raises(BundleError, match="run it with runtime onnx"):
         forest_bundle.load_network()
+    with pytest.raises(BundleError, match="already its ONNX model"):
+        export_onnx(forest_bundle)
 
 
 def test_forest_bundle_predicts_through_geovigie_predict_without_torch(
@@ -136,7 +151,7 @@ def test_forest_bundle_predicts_through_geovigie_predict_without_torch(
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(forest_bundle.weights_path))
-    (logits,) = session.run(None, {"input": scene[None]})
+    (logits,) = session.run(None, {"input": normalise(forest_bundle.card, scene[None].copy())})
     assert classes.shape == (101, 100)
     assert np.array_equal(classes, logits[0].argmax(0))  # per-pixel: tiling changes nothing
     torch_run = CliRunner().invoke(app, ["predict", str(SLOVENIA_SCENE), "--out", str(tmp_path / "t"), "--bundle",
