@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -90,6 +92,34 @@ def _health_routes(app: FastAPI, index: LayerIndex, metrics: Metrics) -> None:
                       responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}})
 
 
+def _openapi_without_tuples(app: FastAPI) -> None:
+    """Write the tuple schemas of TiTiler's models (`prefixItems`, e.g. colour map entries) as arrays of their item
+    types (length kept by minItems/maxItems): OpenAPI tools that read them as draft-4 `items: [...]` (schemathesis,
+    some generators) reject the document otherwise."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            stack: list[Any] = [schema]
+            while stack:
+                node = stack.pop()
+                if isinstance(node, dict):
+                    tuple_items = node.pop("prefixItems", None)
+                    if isinstance(tuple_items, list) and tuple_items:
+                        # as a homogeneous array (the length stays in minItems/maxItems): every validator reads it
+                        kinds = [json.loads(text) for text in dict.fromkeys(json.dumps(item, sort_keys=True)
+                                                                             for item in tuple_items)]
+                        node["items"] = kinds[0] if len(kinds) == 1 else {"anyOf": kinds}
+                    stack.extend(node.values())
+                elif isinstance(node, list):
+                    stack.extend(node)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def stac_api_url(settings: Settings) -> str | None:
     """Where `geovigie serve` serves the STAC API for `settings`; None with the static backend."""
     if stac_backend(settings) != "pgstac":
@@ -130,6 +160,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(jobs.router(access))
         features.mount(app, access)  # OGC API Features (tipg) at /ogc, /sites.csv, /sites.gpkg
     _offline_docs(app)
+    _openapi_without_tuples(app)
     # the results catalog, browseable as a static STAC catalog (html=False: JSON files only)
     app.mount("/stac", StaticFiles(directory=results, follow_symlink=False), name="stac")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -35,11 +35,14 @@ DEFAULT_TMS = "WebMercatorQuad"
 LayerId = Annotated[str, Path(description="Layer id (see /layers)")]
 SUPPORTED_TMS = TileMatrixSets({name: morecantile_tms.get(name) for name in ("WebMercatorQuad", "WGS1984Quad")})
 """Tile grids offered (tiles, TileJSON, WMTS): web mercator for web maps, WGS 84 quad for GIS clients."""
+_JSON_ERROR = {"application/json": {"schema": {"type": "object", "properties": {"detail": {"type": "string"}},
+                                                "required": ["detail"]}}}
 TILER_ERRORS: dict[int | str, dict[str, Any]] = {
-    **ERROR_RESPONSES,
-    400: {"model": ErrorBody, "description": "Invalid rendering parameters (colour map, rescale, bands)."},
-    413: {"model": ErrorBody, "description": "Request body too large."},
+    400: {"content": _JSON_ERROR, "description": "Invalid rendering parameters (colour map, rescale, bands)."},
+    404: {"content": _JSON_ERROR, "description": "Unknown, invalid or broken layer, or outside the layer."},
+    413: {"content": _JSON_ERROR, "description": "Request body too large."},
 }
+"""Errors TiTiler's endpoints answer here, as JSON whatever the endpoint's own media type."""
 GDAL_ENV = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
 
 
