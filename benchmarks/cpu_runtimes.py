@@ -25,8 +25,7 @@ import numpy as np
 import rasterio
 import torch
 
-from geovigie.inference._engine import EngineOptions, build_predictor
-from geovigie.models import export_onnx, forward, load_bundle, normalise
+from geovigie.models import export_onnx, forward, load_bundle, load_predictor, normalise
 
 REPO = Path(__file__).resolve().parent.parent
 SCENE = REPO / "data" / "s2-l1c-slovenia" / "reference_scene_2.tif"
@@ -75,10 +74,10 @@ def main() -> None:
         cpu = torch.device("cpu")
         reference = forward(bundle.load_network(cpu), real.copy(), cpu, False).argmax(axis=1)
         options: dict[str, Callable[[], Callable[[np.ndarray], np.ndarray]]] = {
-            "torch": lambda: build_predictor(bundle, cpu, False, EngineOptions()),
-            "torch channels-last": lambda: build_predictor(bundle, cpu, False, EngineOptions(channels_last=True)),
-            "torch int8 dynamic": lambda: build_predictor(bundle, cpu, False, EngineOptions(quantise=True)),
-            "onnxruntime": lambda: build_predictor(bundle, cpu, False, EngineOptions(runtime="onnx"), args.threads),
+            "torch": lambda: load_predictor(bundle, "cpu", "torch", amp=False),
+            "torch channels-last": lambda: load_predictor(bundle, "cpu", "torch", amp=False, channels_last=True),
+            "torch int8 dynamic": lambda: load_predictor(bundle, "cpu", "torch", amp=False, quantise=True),
+            "onnxruntime": lambda: load_predictor(bundle, "cpu", "onnx", threads=args.threads),
         }
         if not args.skip_compile:
             def compiled() -> Callable[[np.ndarray], np.ndarray]:
@@ -102,7 +101,7 @@ def main() -> None:
                 row[f"tile_mpx_per_s_1x{args.threads}"] = round(throughput(predict, batch, 1, args.seconds), 3)
                 torch.set_num_threads(1)
                 if name == "onnxruntime":  # its threads are fixed per session
-                    predict = build_predictor(bundle, cpu, False, EngineOptions(runtime="onnx"), threads=1)
+                    predict = load_predictor(bundle, "cpu", "onnx", threads=1)
                 streams = throughput(predict, batch, args.threads, args.seconds)
                 row[f"tile_mpx_per_s_{args.threads}x1"] = round(streams, 3)
             except Exception as err:  # noqa: BLE001 - an option that fails here is reported, not fatal

@@ -201,11 +201,9 @@ def phase_forward(args: argparse.Namespace, seconds: float = 15.0) -> dict[str, 
     """Tile Mpx/s of the bare network on random input: one stream of all threads, and Dask-shaped streams."""
     import torch
 
-    from geovigie.inference._engine import EngineOptions, build_predictor
-    from geovigie.models import load_bundle
+    from geovigie.models import load_bundle, load_predictor
 
     bundle = load_bundle(args.bundle)
-    engine = EngineOptions(args.runtime or "auto", bool(args.channels_last))
     x = np.random.default_rng(0).standard_normal((args.batch, len(bundle.card.bands), args.tile, args.tile),
                                                  dtype=np.float32)
 
@@ -219,7 +217,8 @@ def phase_forward(args: argparse.Namespace, seconds: float = 15.0) -> dict[str, 
     for name, streams, threads in (("one_stream", 1, total), ("dask_shaped", args.workers * args.threads,
                                                               _torch_threads(args))):
         torch.set_num_threads(threads)
-        net = build_predictor(bundle, torch.device("cpu"), False, engine, threads)
+        net = load_predictor(bundle, "cpu", args.runtime or "auto", amp=False, threads=threads,
+                             channels_last=bool(args.channels_last))
         net(x)
         counts: list[list[int]] = [[] for _ in range(streams)]
         cpu = _cpu_seconds()

@@ -28,7 +28,8 @@ import httpx
 import pystac
 import uvicorn
 
-from geovigie.catalog import PgstacItemStore, PrivatePostgres
+from geovigie.catalog import PgstacItemStore
+from geovigie.postgres import PrivatePostgres
 from geovigie.service import create_app
 from geovigie.service.stac_api import STAC_API_PREFIX, mount_stac_api
 from geovigie.settings import Settings
@@ -111,6 +112,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="geovigie-bench-") as tmp:
         root = Path(tmp)
+        root.chmod(0o711)  # as root the server runs as `postgres`, which must reach it
         fresh, existing = time_start(root / "startup")
         print(f"start from nothing: {fresh:.2f} s; from an existing cluster: {existing:.2f} s")
         data_dir = root / "gv"

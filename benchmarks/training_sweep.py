@@ -28,8 +28,9 @@ import torch
 from geovigie.models import Architecture, Normalisation, build_network
 from geovigie.training import class_weights_for, confusion_matrix, load_scenes, normalisation_of, parse_config, scores
 from geovigie.training import spatial_split as split_scenes
-from geovigie.training._baselines import RandomForestBaseline, training_pixels
+from geovigie.training._config import Candidate
 from geovigie.training._evaluate import scene_logits
+from geovigie.training._pixels import PixelCandidate
 from geovigie.training._samplers import ChipSampler
 from geovigie.training._trainer import TrainData, fit
 
@@ -88,10 +89,12 @@ def main(config_path: Path, variants: dict[str, dict[str, Any]], holdout: str | 
         return {k: v for k, v in result.items() if not k.endswith("_cm")}
 
     train_masks = [split[s.name].train for s in scenes]
-    x, y = training_pixels([s.image for s in scenes], [s.labels for s in scenes], train_masks, 50_000, 0)
-    forest = RandomForestBaseline(100, 0).fit(x, y)
-    majority = int(np.bincount(y).argmax())
-    print("random forest", short(score({s.name: forest.predict_scene(s.image) for s in scenes})), flush=True)
+    forest = PixelCandidate(Candidate(name="random_forest", kind="random-forest"), bands, len(names), 0)
+    forest.fit([s.image for s in scenes], [s.labels for s in scenes], train_masks)
+    y = np.concatenate([s.labels[m] for s, m in zip(scenes, train_masks, strict=True)])
+    majority = int(np.bincount(y[y != IGNORE]).argmax())
+    print("random forest", short(score({s.name: forest.probabilities(s.image).argmax(0).astype(np.uint8)
+                                        for s in scenes})), flush=True)
     print("majority class", short(score({s.name: np.full(s.labels.shape, majority, np.uint8) for s in scenes})))
     labels = [s.labels for s in scenes]
     counts = np.bincount(np.concatenate([lab[m] for lab, m in zip(labels, train_masks, strict=True)]),

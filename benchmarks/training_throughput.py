@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from geovigie.models import Architecture, build_network
-from geovigie.training import class_weights_for, load_config, load_scenes, normalisation_of, spatial_split
+from geovigie.training import amp_dtype, class_weights_for, load_config, load_scenes, normalisation_of, spatial_split
 from geovigie.training._samplers import ChipSampler
-from geovigie.training._trainer import TrainData, amp_dtype, fit
+from geovigie.training._trainer import TrainData, fit
 
 REPO = Path(__file__).resolve().parent.parent
 

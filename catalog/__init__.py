@@ -31,16 +31,8 @@ from geovigie.catalog._ortho import (
     ortho_collection,
 )
 from geovigie.catalog._pgstac import MirroredItemStore, PgstacItemStore, export_static
-from geovigie.catalog._postgres import (
-    DatabaseError,
-    PostgresNotInstalledError,
-    PrivatePostgres,
-    StacDatabase,
-    find_bin_dir,
-    prepare_database,
-    stac_database,
-)
-from geovigie.catalog._query import SearchQuery
+from geovigie.catalog._query import DEFAULT_MAX_CLOUD, SearchQuery, cloud_skip_reason, cql2_filter, cql2_matches
+from geovigie.catalog._raster_item import is_raster_file, raster_item
 from geovigie.catalog._search import CatalogClient, ItemSearch, read_item
 from geovigie.catalog._sentinel2 import (
     MaskOptions,
@@ -70,9 +62,11 @@ from geovigie.catalog._wms import (
     fetch_wms,
     snap_grid,
 )
+from geovigie.errors import DatabaseError  # what the pgstac store raises (the server manager: geovigie.postgres)
 
 __all__ = [
     "BUILTIN",
+    "DEFAULT_MAX_CLOUD",
     "GEOPLATEFORME_WMS",
     "GERS",
     "MUENSTER",
@@ -98,12 +92,9 @@ __all__ = [
     "MirroredItemStore",
     "OrthoIngestReport",
     "PgstacItemStore",
-    "PostgresNotInstalledError",
-    "PrivatePostgres",
     "Provider",
     "QaOptions",
     "SearchQuery",
-    "StacDatabase",
     "StaticItemStore",
     "UnknownAreaError",
     "UnknownProviderError",
@@ -116,12 +107,14 @@ __all__ = [
     "cache_dir_of",
     "check_id",
     "clear_from_scl",
+    "cloud_skip_reason",
     "clear_from_theia",
     "convert_to_cog",
+    "cql2_filter",
+    "cql2_matches",
     "export_static",
     "fetch_asset",
     "fetch_wms",
-    "find_bin_dir",
     "ingest_ortho",
     "landsat_asset",
     "load_items",
@@ -129,10 +122,11 @@ __all__ = [
     "load_s2",
     "median_composite",
     "open_store",
+    "is_raster_file",
+    "raster_item",
     "parse_aoi",
     "patch_url_through",
     "ortho_collection",
-    "prepare_database",
     "processor",
     "qa_clear",
     "read_item",
@@ -144,7 +138,6 @@ __all__ = [
     "signer",
     "sr_to_reflectance",
     "st_to_celsius",
-    "stac_database",
     "unsigned",
     "snap_grid",
 ]

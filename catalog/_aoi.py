@@ -45,31 +45,57 @@ class Aoi:
         return dict(mapping(self.geometry))
 
 
-def _read(path: Path) -> Any:
+def _crs(frame: Any, path: Path, crs: str | None) -> Any:
+    """The file's CRS, or `crs` (the --zones-crs option) when it has none; no CRS is ever guessed."""
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
+
+    try:
+        given = CRS.from_user_input(crs) if crs is not None else None
+    except CRSError as err:
+        raise UnknownAreaError(f"--zones-crs {crs!r}: not a CRS (use e.g. EPSG:2154)") from err
+    if frame.crs is None:
+        if given is None:
+            raise UnknownAreaError(f"AOI file {path} has no CRS (a shapefile without its .prj?); give it with "
+                                   "--zones-crs (EPSG:2154 for Lambert-93, EPSG:4326 for longitude/latitude)")
+        return given
+    if given is not None and CRS.from_user_input(frame.crs) != given:
+        raise UnknownAreaError(f"AOI file {path} says its CRS is {frame.crs.to_string()}, --zones-crs says {crs}")
+    return frame.crs
+
+
+def _read(path: Path, crs: str | None = None) -> Any:
     import geopandas as gpd
+    import numpy as np
 
     try:
         frame = gpd.read_file(path, engine="pyogrio")
     except Exception as err:  # pyogrio raises its own DataSourceError family
         raise UnknownAreaError(f"AOI file {path}: not a readable vector file ({err})") from err
-    if frame.empty:
+    if frame.empty or "geometry" not in frame:
         raise UnknownAreaError(f"AOI file {path} holds no feature")
-    if frame.crs is None:
-        frame = frame.set_crs("EPSG:4326")
-    return frame.to_crs("EPSG:4326")
+    frame = frame.set_crs(_crs(frame, path, crs), allow_override=True).to_crs("EPSG:4326")
+    bounds = np.asarray(frame.geometry.dropna().bounds, dtype=float)
+    if not np.isfinite(bounds).all() or (np.abs(bounds[:, [0, 2]]) > 180).any() or (
+            np.abs(bounds[:, [1, 3]]) > 90).any():
+        raise UnknownAreaError(f"AOI file {path}: coordinates out of range in its CRS {frame.crs} (wrong "
+                               "--zones-crs?)")
+    return frame
 
 
-def aoi_from_file(path: str | Path) -> Aoi:
+def aoi_from_file(path: str | Path, *, crs: str | None = None) -> Aoi:
     """The union of a vector file's geometries (GeoJSON, GeoPackage, shapefile), in EPSG:4326.
+
+    A file without a CRS needs `crs` (the `--zones-crs` option): no CRS is guessed.
 
     Raises:
         InputNotFoundError: no such file.
-        UnknownAreaError: unreadable, empty, or no polygon.
+        UnknownAreaError: unreadable, empty, no CRS, or no polygon.
     """
     path = Path(path)
     if not path.is_file():
         raise InputNotFoundError(f"AOI file not found: {path}")
-    frame = _read(path)
+    frame = _read(path, crs)
     shape = frame.geometry.make_valid().union_all()
     if shape.is_empty or shape.area == 0:
         raise UnknownAreaError(f"AOI file {path} has no polygon (points or lines only?)")
@@ -92,12 +118,13 @@ def _lookup(sample_dir: Path, files: Sequence[tuple[str, str, str]], code: str, 
                            "file (--aoi commune.geojson) or a bbox (--aoi west,south,east,north)")
 
 
-def parse_aoi(text: str, *, sample_dir: str | Path | None = None) -> Aoi:
+def parse_aoi(text: str, *, sample_dir: str | Path | None = None, crs: str | None = None) -> Aoi:
     """An AOI from `insee:CODE` (commune), `dep:CODE` (département), `west,south,east,north` or a file path.
 
     Args:
         text: what the user typed.
         sample_dir: the shipped `data/` folder (INSEE codes only); the settings' sample data when None.
+        crs: CRS of a file that has none (the `--zones-crs` option).
 
     Raises:
         UnknownAreaError: code not in the shipped boundaries, malformed code or bbox, unreadable file.
@@ -124,4 +151,4 @@ def parse_aoi(text: str, *, sample_dir: str | Path | None = None) -> Aoi:
         except InvalidInputError as err:
             raise UnknownAreaError(str(err)) from err
         return Aoi(box(*bbox), f"bbox {text}")
-    return aoi_from_file(text)
+    return aoi_from_file(text, crs=crs)

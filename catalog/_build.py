@@ -17,6 +17,7 @@ from pystac.extensions.classification import Classification, ClassificationExten
 from pystac.extensions.eo import Band, EOExtension
 from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import RasterBand, RasterExtension
+from pystac.summaries import Summarizer
 from rio_stac.stac import get_dataset_geom, get_projection_info
 
 from geovigie.bands import canonical_s2_name, eo_band
@@ -55,7 +56,7 @@ def _asset(path: Path, title: str, roles: list[str], src: rasterio.DatasetReader
 
 def _raster_bands(src: rasterio.DatasetReader, scale: float = 1.0, unit: str | None = None) -> list[RasterBand]:
     return [
-        RasterBand.create(nodata=src.nodata, data_type=src.dtypes[i], scale=scale, unit=unit,
+        RasterBand.create(nodata=src.nodata, data_type=src.dtypes[i], scale=scale, offset=0.0, unit=unit,
                           spatial_resolution=src.res[0])
         for i in range(src.count)
     ]
@@ -90,6 +91,9 @@ def gers_items(folder: Path) -> Iterator[pystac.Item]:
                 RasterExtension.ext(asset).bands = _raster_bands(src, scale=1e-4)
             EOExtension.ext(asset).bands = [Band.create(**eo_band(band))]  # type: ignore[arg-type]
             item.add_asset(band, asset)
+        cover = _theia_cloud_cover(folder / "MASKS", stem)
+        if cover is not None:
+            item.properties["eo:cloud_cover"] = cover
         for path in sorted((folder / "MASKS").glob(f"{stem}_*_R1.tif")):
             kind = path.stem.rsplit("_", 2)[1]
             with rasterio.open(path) as src:
@@ -98,6 +102,19 @@ def gers_items(folder: Path) -> Iterator[pystac.Item]:
                 RasterExtension.ext(asset).bands = _raster_bands(src)
             item.add_asset(kind, asset)
         yield item
+
+
+def _theia_cloud_cover(masks: Path, stem: str) -> float | None:
+    """Percentage of the image's valid pixels (EDG = 0) that the Theia cloud mask flags (CLM != 0), as `eo:cloud_cover`
+    wants it; None without the masks or without a valid pixel."""
+    clm, edg = masks / f"{stem}_CLM_R1.tif", masks / f"{stem}_EDG_R1.tif"
+    if not (clm.is_file() and edg.is_file()):
+        return None
+    with rasterio.open(clm) as cloud, rasterio.open(edg) as edge:
+        valid = edge.read(1) == 0
+        if not valid.any():
+            return None
+        return round(float((cloud.read(1)[valid] != 0).mean() * 100), 2)
 
 
 def slovenia_items(folder: Path) -> Iterator[pystac.Item]:
@@ -150,6 +167,19 @@ def muenster_items(folder: Path) -> Iterator[pystac.Item]:
         yield item
 
 
+ETALAB = ("etalab-2.0", "https://www.etalab.gouv.fr/wp-content/uploads/2017/04/ETALAB-Licence-Ouverte-v2.0.pdf",
+          "Licence Ouverte / Open Licence 2.0")
+COPERNICUS = ("https://sentinels.copernicus.eu/documents/247904/690755/Sentinel_Data_Legal_Notice",
+              "Legal notice on the use of Copernicus Sentinel data")
+LICENCES: dict[str, tuple[str, list[tuple[str, str]]]] = {
+    GERS: (ETALAB[0], [ETALAB[1:], COPERNICUS]),
+    SLOVENIA: ("other", [COPERNICUS, ("https://github.com/sentinel-hub/eo-learn/blob/master/LICENSE",
+                                      "eo-learn example data: MIT licence")]),
+    MUENSTER: ("other", [("https://www.usgs.gov/information-policies-and-instructions/copyrights-and-credits",
+                          "USGS Landsat: public domain (copyrights and credits)")]),
+}
+"""Each sample collection's licence: an SPDX id, or "other", and the `license` links that state it."""
+
 COLLECTION_SPECS: dict[str, tuple[str, str, str, Callable[[Path], Iterator[pystac.Item]]]] = {
     GERS: ("s2-l2a-theia-gers", "Sentinel-2B L2A (Theia/MAJA), Gers, France",
            "Contains modified Copernicus Sentinel data processed by Theia/MAJA; Etalab Open Licence", gers_items),
@@ -196,10 +226,15 @@ def build_sample_catalog(sample_dir: Path, catalog_dir: Path) -> pystac.Catalog:
         if not source.is_dir():
             raise InputNotFoundError(f"sample data folder missing: {source}")
         items = list(make_items(source))
+        licence, links = LICENCES[collection_id]
         collection = pystac.Collection(
             id=collection_id, title=title, description=f"{title}. {licence_note}.",
-            extent=pystac.Extent.from_items(items), license="other",
+            extent=pystac.Extent.from_items(items), license=licence,
+            summaries=Summarizer().summarize(items),
         )
+        for href, text in links:
+            collection.add_link(pystac.Link("license", href, media_type="text/html" if not href.endswith(".pdf")
+                                            else "application/pdf", title=text))
         collection.add_items(items)
         catalog.add_child(collection)
     catalog_dir.parent.mkdir(parents=True, exist_ok=True)

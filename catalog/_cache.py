@@ -10,20 +10,28 @@ lets several processes fetch the same URL without clobbering each other.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import os
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from geovigie.atomic import atomic_path
+from geovigie.catalog._http import (
+    RETRY_STATUSES,
+    RetryableError,
+    RetryPolicy,
+    call,
+    describe_failure,
+    describe_status,
+    http_client,
+    resolve_timeout,
+    retry_after,
+)
 from geovigie.errors import InvalidInputError, RemoteSourceError
 
 CHUNK = 1 << 20
-RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
 class AssetDownloadError(RemoteSourceError):
@@ -75,18 +83,17 @@ class AssetCache:
 
     Args:
         root: the cache folder.
-        timeout: seconds to connect and between two reads (`GEOVIGIE_HTTP_TIMEOUT` wins).
-        retries: attempts after the first one, for connection errors, dropped connections and 408/425/429/5xx.
+        timeout: seconds to connect and between two reads (the settings' `http_timeout` when configured).
+        retries: attempts after the first one, under the one HTTP policy (`catalog._http`): connection errors,
+            timeouts, dropped connections (resumed with `Range`) and 429/502/503/504.
         backoff: seconds before the first retry, doubled each time (a `Retry-After` header wins, up to 60 s).
         transport: an httpx transport (tests).
     """
 
-    def __init__(self, root: str | Path, *, timeout: float = 30.0, retries: int = 4, backoff: float = 0.5,
+    def __init__(self, root: str | Path, *, timeout: float | None = None, retries: int = 4, backoff: float = 0.5,
                  transport: Any = None) -> None:
-        from geovigie.catalog._store import ApiItemSource
-
         self.root = Path(root)
-        self.timeout = ApiItemSource.resolve_timeout(timeout) or timeout  # GEOVIGIE_HTTP_TIMEOUT wins
+        self.timeout = resolve_timeout(timeout)
         self.retries, self.backoff = retries, backoff
         self._transport = transport
 
@@ -158,43 +165,29 @@ class AssetCache:
 
     @contextlib.contextmanager
     def _entry_lock(self, target: Path) -> Iterator[None]:
-        lock = target.with_name(f".{target.name}.lock")
-        with open(lock, "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        from filelock import FileLock
 
-    def _client(self) -> Any:
-        import httpx
-
-        return httpx.Client(timeout=httpx.Timeout(self.timeout), follow_redirects=True, transport=self._transport,
-                            headers={"User-Agent": "geovigie"})
+        with FileLock(target.with_name(f".{target.name}.lock")):
+            yield
 
     def _download(self, url: str, part: Path) -> str:
         """Download into `part`, resuming what is there; return the SHA-256 of the whole file."""
         import httpx
 
-        last, delay = "no attempt", self.backoff
-        with self._client() as client:
-            for attempt in range(self.retries + 1):
-                if attempt:
-                    time.sleep(delay)
-                    delay *= 2
-                try:
-                    problem, wait = self._attempt(client, url, part)
-                except httpx.HTTPError as err:  # connection refused, timeout, peer closed mid-body
-                    problem, wait = _transport_reason(err, self.timeout), 0.0
-                if problem is None:
-                    return file_sha256(part)
-                last, delay = problem, max(delay, wait)
-        raise AssetDownloadError(f"asset {url}: {last}; gave up after {self.retries + 1} attempts")
+        with http_client(self.timeout, transport=self._transport) as client:
+            try:
+                call(lambda: self._attempt(client, url, part), RetryPolicy(self.retries, self.backoff))
+            except (RetryableError, httpx.HTTPError) as err:  # still failing after the retries
+                reason = describe_failure(err, self.timeout) or f"{type(err).__name__}: {err}"
+                raise AssetDownloadError(f"asset {url}: {reason}; gave up after {self.retries + 1} attempts") from err
+        return file_sha256(part)
 
-    def _attempt(self, client: Any, url: str, part: Path) -> tuple[str | None, float]:
-        """One request: (None, 0) when `part` is complete, else (why to retry, seconds the server asks to wait).
+    def _attempt(self, client: Any, url: str, part: Path) -> None:
+        """One request, appending to `part` what it has not yet.
 
         Raises:
+            RetryableError: a status worth retrying, a stale partial file, or a body shorter than announced.
+            httpx.TransportError: the connection failed or dropped (retried; what came is kept).
             AssetDownloadError: an HTTP error not worth retrying (403, 404...).
         """
         have = part.stat().st_size if part.exists() else 0
@@ -203,11 +196,12 @@ class AssetCache:
             status = response.status_code
             if status == 416 and have:  # asked past the end: the partial file is stale
                 part.unlink()
-                return "the partial download did not match the remote file (HTTP 416)", 0.0
+                raise RetryableError("the partial download did not match the remote file (HTTP 416)")
             if status in RETRY_STATUSES:
-                return f"HTTP {status}", _retry_after(response.headers.get("Retry-After"))
+                raise RetryableError(f"HTTP {status}", retry_after(response))
             if status >= 400:
-                raise AssetDownloadError(f"asset {url}: {_http_reason(status, response)}")
+                response.read()
+                raise AssetDownloadError(f"asset {url}: {describe_status(status, response.text)}")
             resumed = status == 206 and _range_start(response.headers.get("Content-Range")) == have
             expected_total = _total_length(response, have if resumed else 0)
             with open(part, "ab" if resumed else "wb") as handle:
@@ -215,8 +209,7 @@ class AssetCache:
                     handle.write(block)
         size = part.stat().st_size
         if expected_total is not None and size != expected_total:
-            return f"received {size} of {expected_total} bytes", 0.0
-        return None, 0.0
+            raise RetryableError(f"received {size} of {expected_total} bytes")
 
 
 def _range_start(content_range: str | None) -> int | None:
@@ -233,38 +226,6 @@ def _total_length(response: Any, start: int) -> int | None:
     if length is None or not length.isdigit():
         return None
     return start + int(length)
-
-
-def _retry_after(value: str | None) -> float:
-    try:
-        return min(float(value), 60.0) if value else 0.0
-    except ValueError:
-        return 0.0
-
-
-def _http_reason(status: int, response: Any) -> str:
-    response.read()
-    body = " ".join(response.text.split())[:160]
-    hint = ""
-    if status == 403:
-        hint = " (forbidden: an expired or missing signature? Planetary Computer URLs must be re-signed after " \
-               "their token expires: search again)"
-    elif status == 404:
-        hint = " (not found: the item may point to a moved or deleted file)"
-    return f"HTTP {status}{hint}" + (f": {body}" if body else "")
-
-
-def _transport_reason(error: BaseException, timeout: float) -> str:
-    import httpx
-
-    if isinstance(error, httpx.ConnectError):
-        refused = "refused" in str(error).lower() or isinstance(error.__cause__, ConnectionRefusedError)
-        return "connection refused: nothing listens at this address" if refused else f"cannot connect ({error})"
-    if isinstance(error, httpx.TimeoutException):
-        return f"no answer within {timeout:g} s"
-    if isinstance(error, httpx.RemoteProtocolError):
-        return "the server closed the connection before the end of the file"
-    return f"{type(error).__name__}: {error}"
 
 
 def unsigned(url: str) -> str:
@@ -289,7 +250,7 @@ def cache_dir_of(settings: Any) -> Path:
 
 
 def fetch_asset(url: str, *, settings: Any = None, cache_dir: str | Path | None = None,
-                sha256: str | None = None, timeout: float = 30.0, retries: int = 4) -> Path:
+                sha256: str | None = None, timeout: float | None = None, retries: int = 4) -> Path:
     """The local path of an asset URL, through the shared cache (see `AssetCache.fetch`).
 
     The cache folder is `cache_dir`, else the settings' (`cache_dir`, else `DATA_DIR/cache`), else the

@@ -22,10 +22,18 @@ from urllib.request import url2pathname
 
 import pystac
 
-from geovigie.catalog._postgres import DatabaseError, StacDatabase, redact
 from geovigie.catalog._query import SearchQuery
 from geovigie.catalog._store import StaticItemStore, check_id
-from geovigie.errors import GeovigieError, InputNotFoundError, InvalidInputError, UnknownCollectionError
+from geovigie.errors import (
+    DatabaseError,
+    GeovigieError,
+    InputNotFoundError,
+    InvalidInputError,
+    UnknownCollectionError,
+)
+from geovigie.paths import safe_join
+from geovigie.postgres import StacDatabase
+from geovigie.redaction import redact
 
 CONNECT_TIMEOUT = 10
 """Seconds to wait for the database server to accept a connection."""
@@ -110,7 +118,8 @@ class PgstacItemStore:
                 if isinstance(err, psycopg.OperationalError) and self._conn is not None:
                     self._conn.close()  # reconnect next time (the server may have restarted)
                 text = str(err).strip().splitlines()
-                raise DatabaseError(f"{self.location}: {text[0] if text else type(err).__name__} ({doing})") from err
+                raise DatabaseError(f"{self.location}: {redact(text[0]) if text else type(err).__name__} ({doing})"
+                                    ) from err
 
     def _one(self, sql: str, params: list[Any], doing: str) -> Any:
         with self._database(doing) as conn:
@@ -193,7 +202,7 @@ class PgstacItemStore:
     # writing
     def files_dir(self, collection: str, item_id: str) -> Path:
         """The folder of an item's asset files: `files_root/<collection>/<item id>/`."""
-        return self.root / check_id(collection, "collection id") / check_id(item_id)
+        return safe_join(self.root, check_id(collection, "collection id"), check_id(item_id))
 
     def upsert(self, item: pystac.Item, collection: pystac.Collection | None = None) -> pystac.Item:
         """Insert or replace `item`; its collection is created (from `collection` or defaults) when new.

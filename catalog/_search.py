@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pystac
 
-from geovigie.catalog._query import SearchQuery
+from geovigie.catalog._query import SearchQuery, cql2_filter, cql2_select
 from geovigie.catalog._store import ApiItemSource, ItemSource, open_store
 from geovigie.errors import EmptySearchError, InputNotFoundError, InvalidInputError, UnknownCollectionError
 from geovigie.types import BBoxLike, DatetimeLike, normalize_bbox
@@ -24,8 +26,17 @@ class ItemSearch:
         self.query = query
 
     def items(self) -> Iterator[pystac.Item]:
-        """Yield matching items, at most `max_items`."""
-        yield from self._source.backend.search(self.query)
+        """Yield matching items, at most `max_items` of them (counted after the filter).
+
+        A STAC API gets the CQL2 filter itself (`ApiItemSource`); any other source is searched for everything
+        else and its items are checked here with the `cql2` library.
+        """
+        query, backend = self.query, self._source.backend
+        if query.filter is None or getattr(backend, "applies_filter", False):
+            yield from backend.search(query)
+            return
+        kept = cql2_select(backend.search(replace(query, max_items=None)), query.filter)
+        yield from itertools.islice(kept, query.max_items)
 
     def item_list(self, *, require: bool = True) -> list[pystac.Item]:
         """All matching items; `EmptySearchError` when none matched and `require` is set."""
@@ -34,7 +45,7 @@ class ItemSearch:
             q = self.query
             raise EmptySearchError(
                 f"no item in {self._source.source} matches collections={list(q.collections or [])} "
-                f"bbox={q.bbox} datetime={q.datetime}"
+                f"bbox={q.bbox} datetime={q.datetime}" + (f" filter={q.filter}" if q.filter else "")
             )
         return found
 
@@ -56,14 +67,14 @@ class CatalogClient:
 
     @classmethod
     def open(
-        cls, source: str | Path, *, modifier: RequestModifier | None = None, timeout: float | None = 30.0
+        cls, source: str | Path, *, modifier: RequestModifier | None = None, timeout: float | None = None
     ) -> CatalogClient:
         """Open `source`: an http(s) URL is a STAC API, anything else a local catalog.json (or its folder).
 
         Args:
             source: STAC API root URL, or path to a static catalog.
             modifier: called on each remote item/request, e.g. to sign Planetary Computer URLs.
-            timeout: seconds for remote requests.
+            timeout: seconds for remote requests; the settings' `http_timeout` when configured or when None.
         """
         text = str(source)
         if text.startswith(("http://", "https://")):
@@ -92,8 +103,15 @@ class CatalogClient:
         datetime: DatetimeLike = None,
         max_items: int | None = 100,
         limit: int = 100,
+        filter: str | dict[str, Any] | None = None,  # noqa: A002 - the STAC API parameter's name
     ) -> ItemSearch:
-        """Search items by collection, bbox (EPSG:4326) and datetime (instant or interval)."""
+        """Search items by collection, bbox (EPSG:4326), datetime (instant or interval) and a CQL2 filter
+        (cql2-text or CQL2-JSON); `max_items` (None: every match) counts items that pass the filter.
+
+        Raises:
+            InvalidInputError: the filter is not valid CQL2.
+            UnknownCollectionError: a collection the source does not hold.
+        """
         if isinstance(collections, str):
             collections = [c for c in collections.split(",") if c]
         query = SearchQuery(
@@ -102,6 +120,7 @@ class CatalogClient:
             datetime=datetime,
             max_items=max_items,
             limit=limit,
+            filter=cql2_filter(filter) if filter is not None else None,
         )
         self._check_collections(query.collections)
         return ItemSearch(self, query)

@@ -20,7 +20,7 @@ from shapely.geometry import shape
 
 from geovigie.catalog._aoi import Aoi
 from geovigie.catalog._datetime import to_interval
-from geovigie.catalog._query import SearchQuery
+from geovigie.catalog._query import SearchQuery, cloud_filter, cloud_skip_reason
 from geovigie.catalog._search import CatalogClient
 from geovigie.catalog._store import ApiItemSource
 from geovigie.errors import EmptySearchError, InvalidInputError, UnknownCollectionError
@@ -135,8 +135,8 @@ class ImageryQuery:
 
 
 class ImageryApiSource(ApiItemSource):
-    """A STAC API searched by geometry, with the cloud-cover limit sent as the `query` or `filter` extension
-    when the API offers one (and always checked again on what comes back)."""
+    """A STAC API searched by geometry, with the cloud-cover limit sent as a CQL2 `filter` (else the `query`
+    extension) when the API offers one, and always checked again on what comes back (`cloud_skip_reason`)."""
 
     def find(self, query: ImageryQuery) -> Iterator[pystac.Item]:
         """Items matching `query`, lazily, page by page."""
@@ -148,19 +148,17 @@ class ImageryApiSource(ApiItemSource):
             kwargs["intersects"] = query.aoi.geojson()
         if query.max_cloud is not None:
             with self._remote("reading the conformance classes"):
-                if self._client.conforms_to(ConformanceClasses.QUERY):
+                if self._client.conforms_to(ConformanceClasses.FILTER):  # the rule itself, unknown covers kept
+                    kwargs["filter"], kwargs["filter_lang"] = cloud_filter(query.max_cloud), "cql2-json"
+                elif self._client.conforms_to(ConformanceClasses.QUERY):  # drops unknown covers: no OR in `query`
                     kwargs["query"] = {"eo:cloud_cover": {"lte": query.max_cloud}}
-                elif self._client.conforms_to(ConformanceClasses.FILTER):
-                    kwargs["filter"] = {"op": "<=", "args": [{"property": "eo:cloud_cover"}, query.max_cloud]}
-                    kwargs["filter_lang"] = "cql2-json"
         with self._remote("searching items"):
             items = self._client.search(**kwargs).items()
         yield from self._guarded(items)
 
 
 def _keep(item: pystac.Item, query: ImageryQuery) -> bool:
-    cloud = item.properties.get("eo:cloud_cover")
-    if query.max_cloud is not None and cloud is not None and float(cloud) > query.max_cloud:
+    if cloud_skip_reason(item, query.max_cloud) is not None:
         return False
     return query.aoi is None or item.geometry is None or shape(item.geometry).intersects(query.aoi.geometry)
 
@@ -174,11 +172,12 @@ def _check_collections(known: Sequence[str], wanted: Sequence[str], source: Prov
 
 def search_imagery(provider: str | Provider | None, collections: Sequence[str] | str | None = None, *,
                    aoi: Aoi | None = None, period: str | None = None, max_cloud: float | None = None,
-                   max_items: int | None = 100, settings: Any = None, timeout: float | None = 30.0,
+                   max_items: int | None = 100, settings: Any = None, timeout: float | None = None,
                    require: bool = True) -> list[pystac.Item]:
     """Search a provider for images over an AOI in a period, at most `max_cloud` % cloudy.
 
-    Items without `eo:cloud_cover` are kept (their masks decide). Signed providers return signed items.
+    Cloudy items go by the one rule of `cloud_skip_reason` (an item without `eo:cloud_cover` is kept, its masks
+    decide, unless it is marked `geovigie:cloudy`). Signed providers return signed items.
 
     Raises:
         UnknownProviderError, UnknownCollectionError: checked before any request for the built-in APIs.

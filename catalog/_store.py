@@ -10,8 +10,9 @@ A pgstac-backed store is another implementation of `ItemStore`; nothing that use
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
 import json
-import os
 import shutil
 import warnings
 from collections.abc import Callable, Iterator
@@ -23,7 +24,17 @@ import pystac
 from shapely.geometry import box, shape
 
 from geovigie.atomic import folder_lock, write_json_atomic
-from geovigie.catalog._query import SearchQuery, item_interval, overlaps
+from geovigie.catalog._http import (
+    MAX_REDIRECTS,
+    RetryPolicy,
+    configured_timeout,
+    describe_failure,
+    describe_status,
+    http_client,
+    resolve_timeout,
+    send,
+)
+from geovigie.catalog._query import SearchQuery, cql2_select, item_interval, overlaps
 from geovigie.errors import (
     GeovigieError,
     InputNotFoundError,
@@ -31,6 +42,7 @@ from geovigie.errors import (
     RemoteSourceError,
     UnknownCollectionError,
 )
+from geovigie.paths import check_name, is_safe_name, safe_join
 
 if TYPE_CHECKING:
     from geovigie.catalog._pgstac import PgstacItemStore
@@ -69,11 +81,8 @@ class ItemStore(ItemSource, Protocol):
 
 
 def check_id(value: str, what: str = "item id") -> str:
-    """Ids become folder and file names: refuse anything but a plain bounded name."""
-    if not value or len(value) > ITEM_ID_MAX or value.startswith(".") or any(c in value for c in '/\\\0:*?"<>|'):
-        shown = value if len(value) <= 40 else value[:40] + "…"
-        raise InvalidInputError(f"invalid {what} {shown!r}: use 1-{ITEM_ID_MAX} letters, digits, '-', '_' or '.'")
-    return value
+    """Ids become folder and file names: refuse anything but a plain bounded name (`geovigie.paths.check_name`)."""
+    return check_name(value, what, ITEM_ID_MAX)
 
 
 def _now() -> str:
@@ -97,11 +106,11 @@ class StaticItemStore:
     # paths: the only place that knows the layout
     def collection_path(self, collection: str) -> Path:
         """Where a collection's JSON lives."""
-        return self.root / check_id(collection, "collection id") / "collection.json"
+        return safe_join(self.root, check_id(collection, "collection id"), "collection.json")
 
     def item_path(self, collection: str, item_id: str) -> Path:
         """Where an item's JSON lives."""
-        return self.root / check_id(collection, "collection id") / check_id(item_id) / f"{item_id}.json"
+        return safe_join(self.root, check_id(collection, "collection id"), check_id(item_id), f"{item_id}.json")
 
     def files_dir(self, collection: str, item_id: str) -> Path:
         """An item's folder: its JSON and its asset files."""
@@ -144,8 +153,8 @@ class StaticItemStore:
     def item_paths(self, collections: tuple[str, ...] | None = None) -> Iterator[Path]:
         """Item JSON files, collection by collection, in id order (no file is parsed)."""
         for collection in collections or tuple(self.collection_ids()):
-            folder = self.root / collection
-            if not (folder / "collection.json").is_file():
+            folder = safe_join(self.root, collection) if is_safe_name(collection, ITEM_ID_MAX) else None
+            if folder is None or not (folder / "collection.json").is_file():
                 raise UnknownCollectionError(
                     f"unknown collection {collection} in {self.location}; known: {', '.join(self.collection_ids())}"
                 )
@@ -276,74 +285,76 @@ def _extend(record: dict[str, Any], item: pystac.Item) -> None:
 
 
 class ApiItemSource:
-    """A STAC API searched with pystac-client (read only).
+    """A STAC API searched with pystac-client (read only), over geovigie's one HTTP policy (`catalog._http`).
 
-    Every failure of the remote side (nothing listening, no answer within `timeout` seconds, an HTTP error, a
-    redirect loop, an answer that is not STAC JSON) raises one `RemoteSourceError` naming the URL and the problem,
-    mapped in `_remote` only. Connection errors and 5xx answers are retried `retries` times with exponential
-    backoff (urllib3 `Retry`: `backoff`, then twice as long each time); a read timeout is not retried.
-    `GEOVIGIE_HTTP_TIMEOUT` (seconds), when set, replaces `timeout`.
+    Every failure of the remote side (nothing listening, no answer within the timeout, an HTTP error, a redirect
+    loop, an answer that is not STAC JSON) raises one `RemoteSourceError` naming the URL and the problem, mapped in
+    `_remote` only. Connection errors, timeouts and 429/502/503/504 answers are retried `retries` times with
+    exponential backoff (`backoff` seconds first, a `Retry-After` wins). The timeout is the settings'
+    `http_timeout` (`GEOVIGIE_HTTP_TIMEOUT`) when configured, else `timeout`.
     """
 
-    TIMEOUT_ENV = "GEOVIGIE_HTTP_TIMEOUT"
-    RETRY_STATUSES = (500, 502, 503, 504)
-    MAX_REDIRECTS = 10
+    MAX_REDIRECTS = MAX_REDIRECTS
 
     def __init__(
         self,
         url: str,
         *,
         modifier: Callable[[Any], Any] | None = None,
-        timeout: float | None = 30.0,
+        timeout: float | None = None,
         retries: int = 3,
         backoff: float = 0.5,
+        transport: Any = None,
     ) -> None:
         from pystac_client import Client
-        from pystac_client.stac_api_io import StacApiIO
-        from urllib3 import Retry
 
         self.location = url
-        self.timeout = self.resolve_timeout(timeout)
-        retry = Retry(total=retries, connect=retries, read=0, status=retries, redirect=False,
-                      backoff_factor=backoff, status_forcelist=self.RETRY_STATUSES, allowed_methods=None,
-                      raise_on_status=False)
-        stac_io = StacApiIO(timeout=self.timeout, max_retries=retry)
-        stac_io.session.max_redirects = self.MAX_REDIRECTS
+        self.timeout = resolve_timeout(timeout)
+        stac_io = _httpx_stac_io()(http_client(self.timeout, transport=transport), RetryPolicy(retries, backoff))
         with self._remote("reading the landing page"):
-            self._client = Client.open(url, modifier=modifier, stac_io=stac_io, timeout=self.timeout)
+            self._client = Client.open(url, modifier=modifier, stac_io=stac_io)
 
-    @classmethod
-    def resolve_timeout(cls, timeout: float | None) -> float | None:
-        """`timeout`, unless `GEOVIGIE_HTTP_TIMEOUT` names another number of seconds.
-
-        Raises:
-            InvalidInputError: the variable is not a positive number.
-        """
-        named = os.environ.get(cls.TIMEOUT_ENV)
-        if not named:
-            return timeout
-        try:
-            value = float(named)
-        except ValueError:
-            value = -1.0
-        if not value > 0:
-            raise InvalidInputError(f"{cls.TIMEOUT_ENV}={named!r}: give a positive number of seconds")
-        return value
+    @staticmethod
+    def resolve_timeout(timeout: float | None) -> float | None:
+        """`timeout`, unless the settings configure `http_timeout` (`GEOVIGIE_HTTP_TIMEOUT`): kept for callers that
+        need to know whether one is configured (GDAL's options); new code calls `catalog._http.resolve_timeout`."""
+        return configured_timeout() or timeout
 
     def collection_ids(self) -> list[str]:
         """Collections the API advertises."""
         with self._remote("listing collections"):
             return [c.id for c in self._client.get_collections()]
 
+    applies_filter = True
+    """`search` applies `SearchQuery.filter` itself: sent to the server, or checked here when it has no filter."""
+
     def search(self, query: SearchQuery) -> Iterator[pystac.Item]:
-        """Items from the API's item search, page by page."""
+        """Items from the API's item search, page by page, every match unless `max_items` caps them.
+
+        The CQL2 filter goes to the server (CQL2-JSON, POST) when it conforms to the Filter extension; otherwise
+        the server's pages are checked here with the `cql2` library, and `max_items` counts what passes.
+        """
+        from pystac_client import ConformanceClasses
+
+        kwargs: dict[str, Any] = {"collections": list(query.collections) if query.collections else None,
+                                  "bbox": query.bbox, "datetime": query.datetime, "max_items": query.max_items,
+                                  "limit": query.limit}
+        local = None
+        if query.filter is not None:
+            with self._remote("reading the conformance classes"):
+                remote = self._client.conforms_to(ConformanceClasses.FILTER)
+            if remote:
+                kwargs.update(filter=query.filter, filter_lang="cql2-json")
+            else:
+                local, kwargs["max_items"] = query.filter, None
         with self._remote("searching items"):
-            search = self._client.search(
-                collections=list(query.collections) if query.collections else None,
-                bbox=query.bbox, datetime=query.datetime, max_items=query.max_items, limit=query.limit,
-            )
-            items = search.items()
-        yield from self._guarded(items)
+            items = self._client.search(**kwargs).items()
+        found = self._guarded(items)
+        if local is None:
+            yield from found
+            return
+        kept = cql2_select(found, local)
+        yield from itertools.islice(kept, query.max_items)
 
     def _guarded(self, items: Iterator[pystac.Item]) -> Iterator[pystac.Item]:
         """`items` of a remote search, each page fetch's failures turned into `RemoteSourceError`."""
@@ -356,8 +367,8 @@ class ApiItemSource:
 
     @contextlib.contextmanager
     def _remote(self, doing: str) -> Iterator[None]:
-        """Turn what pystac-client, requests and pystac raise about the remote side into `RemoteSourceError`."""
-        import requests
+        """Turn what pystac-client, httpx and pystac raise about the remote side into `RemoteSourceError`."""
+        import httpx
         from pystac_client.errors import ClientTypeError
         from pystac_client.exceptions import APIError
         from pystac_client.warnings import DoesNotConformTo, PystacClientWarning
@@ -368,54 +379,54 @@ class ApiItemSource:
                 yield
         except GeovigieError:
             raise
-        except (APIError, ClientTypeError, DoesNotConformTo, requests.RequestException, pystac.STACError,
+        except (APIError, ClientTypeError, DoesNotConformTo, httpx.HTTPError, httpx.InvalidURL, pystac.STACError,
                 pystac.STACTypeError, pystac.errors.RequiredPropertyMissing, ValueError, KeyError, TypeError) as err:
             raise RemoteSourceError(f"STAC API {self.location}: {self._reason(err)} ({doing})") from err
 
     def _reason(self, error: BaseException) -> str:
-        """What went wrong, in words, from the chain of exceptions the libraries raised."""
-        import requests
-        import urllib3
+        """What went wrong, in words: the HTTP policy's classifier, then what only a STAC API can get wrong."""
         from pystac_client.errors import ClientTypeError
         from pystac_client.exceptions import APIError
         from pystac_client.warnings import DoesNotConformTo
 
-        chain: list[BaseException] = []
-        cause: BaseException | None = error
-        while cause is not None and cause not in chain:
-            chain.append(cause)
-            cause = cause.__cause__ or cause.__context__
-
-        def find(*kinds: type[BaseException]) -> BaseException | None:
-            return next((e for e in chain if isinstance(e, kinds)), None)
-
-        if find(requests.TooManyRedirects):
-            return f"more than {self.MAX_REDIRECTS} redirects (a redirect loop?)"
-        if find(ConnectionRefusedError):
-            return "connection refused: nothing listens at this address"
-        if find(urllib3.exceptions.NameResolutionError):
-            return "unknown host name"
-        if find(ConnectionResetError, urllib3.exceptions.ProtocolError):
-            return "the server closed the connection without answering"
-        if find(requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError):  # after refusals: a subclass
-            return f"no answer within {self.timeout:g} s"
-        if connection := find(requests.ConnectionError):
-            return f"cannot connect ({str(chain[-1]) or type(connection).__name__})"
-        if find(UnicodeDecodeError):
-            return "the answer is not UTF-8 text (binary data, not STAC JSON)"
-        if isinstance(decode := find(json.JSONDecodeError), json.JSONDecodeError):
-            if decode.doc.lstrip()[:1] == "<":
+        if (reason := describe_failure(error, self.timeout)) is not None:
+            if reason.startswith("answered an HTML page"):
                 return "answered an HTML page, not STAC JSON (is this the root URL of a STAC API?)"
-            return f"the answer is not JSON ({decode.msg})"
-        if isinstance(api := find(APIError), APIError) and getattr(api, "status_code", None):
-            body = " ".join(str(api).split())
-            return f"HTTP {api.status_code}" + (f": {body[:120]}" if body else "")
-        if conform := find(DoesNotConformTo):
-            return f"not a STAC API: it does not conform to {', '.join(map(str, conform.args))}"
-        if find(ClientTypeError, pystac.STACTypeError):
+            return reason
+        if isinstance(error, APIError) and getattr(error, "status_code", None):
+            return describe_status(int(error.status_code or 0), str(error))
+        if isinstance(error, DoesNotConformTo):
+            return f"not a STAC API: it does not conform to {', '.join(map(str, error.args))}"
+        if isinstance(error, ClientTypeError | pystac.STACTypeError):
             return "the answer is JSON but not a STAC catalog or API landing page (no STAC 'type')"
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
         return f"the answer is not a STAC API document ({first[:160]})"
+
+
+@functools.cache
+def _httpx_stac_io() -> type:
+    """pystac-client's `StacApiIO` sending its requests through an httpx client under a `RetryPolicy` (the class
+    is made on first use: pystac-client is imported only when a STAC API is)."""
+    from pystac_client.exceptions import APIError
+    from pystac_client.stac_api_io import StacApiIO
+
+    class HttpxStacIO(StacApiIO):
+        def __init__(self, client: Any, policy: RetryPolicy) -> None:
+            super().__init__()
+            self.http, self.policy = client, policy
+
+        def request(self, href: str, method: str | None = None, headers: dict[str, str] | None = None,
+                    parameters: dict[str, Any] | None = None) -> str:
+            method = (method or "GET").upper()
+            body = {"json": parameters} if method in ("POST", "PUT", "PATCH") else {"params": parameters or None}
+            response = send(self.http, method, href, self.policy, headers=headers, **body)
+            if not 200 <= response.status_code < 300:
+                error = APIError(response.text)
+                error.status_code = response.status_code
+                raise error
+            return response.content.decode("utf-8")
+
+    return HttpxStacIO
 
 
 def open_store(location: str | Path, *, files_root: str | Path | None = None) -> StaticItemStore | PgstacItemStore:

@@ -3,15 +3,14 @@
 The area (EPSG:2154) is snapped outward to the resolution grid, then cut into GetMap requests no larger than
 the server accepts: `max_size` (4096 px by default) and, when the GetCapabilities document gives them, its
 `MaxWidth` / `MaxHeight`. Tiles are written one at a time into the COG (memory bounded by one tile). Connection
-errors, timeouts, 429 and 5xx answers are retried with exponential backoff; a WMS exception report, an HTML page
-or an image of the wrong size raises `WmsError` with the server's own words.
+errors, timeouts, 429/502/503/504 answers are retried with exponential backoff (`catalog._http`); a WMS exception
+report, an HTML page or an image of the wrong size raises `WmsError` with the server's own words.
 """
 
 from __future__ import annotations
 
 import difflib
 import math
-import time
 import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -26,8 +25,8 @@ import rasterio
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
+from geovigie.catalog._http import RetryPolicy, describe_failure, http_client, resolve_timeout, send
 from geovigie.catalog._ortho import ORTHO_CRS, ortho_item
-from geovigie.catalog._store import ApiItemSource
 from geovigie.cog import cog_writer
 from geovigie.errors import EmptyInputError, InvalidInputError, RemoteSourceError
 from geovigie.progress import progress_bar
@@ -39,7 +38,6 @@ DEFAULT_MAX_SIZE = 4096
 MAX_PIXELS = 40_000 * 40_000
 """Refuse outputs beyond this many pixels (a 20 × 20 km AOI at 0.5 m is 1.6e9)."""
 FORMATS = ("image/jpeg", "image/png")
-RETRY_STATUSES = (429, 500, 502, 503, 504)
 LAMBERT93_AREA = (-400_000.0, 5_900_000.0, 1_400_000.0, 7_300_000.0)
 """A generous box around metropolitan France and Corsica in Lambert-93 metres (sanity check of the AOI)."""
 
@@ -110,23 +108,22 @@ def parse_capabilities(body: bytes, url: str) -> WmsCapabilities:
 
 
 class WmsClient:
-    """GetCapabilities and GetMap (WMS 1.3.0) over httpx, with timeouts and retries.
+    """GetCapabilities and GetMap (WMS 1.3.0) under the one HTTP policy (`catalog._http`): the settings' timeout
+    (`http_timeout`, when configured, wins over `timeout`), connection errors, timeouts and 429/502/503/504 retried
+    `retries` times with exponential backoff."""
 
-    `GEOVIGIE_HTTP_TIMEOUT` (seconds), when set, replaces `timeout`.
-    """
-
-    def __init__(self, url: str, *, timeout: float = 60.0, retries: int = 3, backoff: float = 0.5,
+    def __init__(self, url: str, *, timeout: float | None = None, retries: int = 3, backoff: float = 0.5,
                  transport: Any = None) -> None:
-        import httpx
-
         self.url = url
-        self.retries, self.backoff = retries, backoff
+        self.policy = RetryPolicy(retries, backoff)
         self.requests = 0
         """GetMap requests sent (retries included)."""
-        self.timeout = ApiItemSource.resolve_timeout(timeout) or timeout
-        self._http = httpx.Client(timeout=httpx.Timeout(self.timeout, connect=min(10.0, self.timeout)),
-                                  follow_redirects=True, transport=transport,
-                                  headers={"User-Agent": "geovigie (+https://github.com/geovigie)"})
+        self.timeout = resolve_timeout(timeout)
+        self._http = http_client(self.timeout, transport=transport, event_hooks={"request": [self._count]})
+
+    def _count(self, request: Any) -> None:
+        if request.url.params.get("REQUEST") == "GetMap":
+            self.requests += 1
 
     def __enter__(self) -> WmsClient:
         return self
@@ -141,25 +138,13 @@ class WmsClient:
     def _get(self, params: dict[str, str], what: str) -> Any:
         import httpx
 
-        for attempt in range(self.retries + 1):
-            last = attempt == self.retries
-            try:
-                if params.get("REQUEST") == "GetMap":
-                    self.requests += 1
-                response = self._http.get(self.url, params=params)
-            except httpx.TimeoutException as err:
-                if last:
-                    raise WmsError(f"WMS {self.url}: no answer within {self.timeout:g} s to {what}") from err
-            except httpx.TransportError as err:
-                if last:
-                    raise WmsError(f"WMS {self.url}: cannot connect for {what} ({err or type(err).__name__})") from err
-            except httpx.InvalidURL as err:
-                raise InvalidInputError(f"WMS URL {self.url!r} is not a valid http(s) URL ({err})") from err
-            else:
-                if response.status_code not in RETRY_STATUSES or last:
-                    return response
-            time.sleep(self.backoff * 2**attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
+        try:
+            return send(self._http, "GET", self.url, self.policy, params=params)
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as err:
+            raise InvalidInputError(f"WMS URL {self.url!r} is not a valid http(s) URL ({err})") from err
+        except httpx.HTTPError as err:
+            reason = describe_failure(err, self.timeout) or f"{type(err).__name__}: {err}"
+            raise WmsError(f"WMS {self.url}: cannot connect for {what} ({reason})") from err
 
     def capabilities(self) -> WmsCapabilities:
         """The server's GetCapabilities (WMS 1.3.0), parsed.
@@ -281,7 +266,7 @@ def layer_kind(layer: str) -> str:
 
 def fetch_wms(url: str, layer: str, bbox: tuple[float, float, float, float], resolution_m: float, out: str | Path,
               *, image_format: str = "image/jpeg", max_size: int | None = None, item_id: str | None = None,
-              timeout: float = 60.0, retries: int = 3, backoff: float = 0.5, progress: bool = False,
+              timeout: float | None = None, retries: int = 3, backoff: float = 0.5, progress: bool = False,
               transport: Any = None) -> pystac.Item:
     """Fetch `layer` over `bbox` (EPSG:2154) at `resolution_m` into the COG `out` and return its STAC item.
 

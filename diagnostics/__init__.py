@@ -4,7 +4,15 @@ Vegetation (NDVI) and surface temperature layers, per-zone figures, ZAN accounti
 urban heat islands, and the report that gathers them.
 """
 
-from geovigie.diagnostics._dumps import CANDIDATE_NOTE, extract_sites, sensitive_zones, site_volumes, write_sites
+from geovigie.diagnostics._dumps import (
+    CANDIDATE_NOTE,
+    DEFAULT_MIN_HEIGHT_M,
+    DEFAULT_NOISE_M,
+    extract_sites,
+    sensitive_zones,
+    site_volumes,
+    write_sites,
+)
 from geovigie.diagnostics._export import write_csv, write_vector
 from geovigie.diagnostics._grid import grid_zones
 from geovigie.diagnostics._heat_island import (
@@ -37,12 +45,37 @@ from geovigie.diagnostics._zan_account import (
     read_reference_consumption,
     zan_by_zone,
 )
-from geovigie.diagnostics._zonal_stats import read_zones, zonal_classes, zonal_continuous
+from geovigie.diagnostics._zonal_stats import (
+    COVERED,
+    DEFAULT_MIN_COVERAGE,
+    DEFAULT_MIN_COVERAGE_TOTALS,
+    NOT_COVERED,
+    PARTIAL,
+    coverage_status,
+    coverage_summary,
+    read_vector,
+    read_zones,
+    vector_crs,
+    zonal_classes,
+    zonal_continuous,
+)
 from geovigie.diagnostics.heat import TemperatureSummary, temperature_layer
-from geovigie.diagnostics.vegetation import NdviSummary, ndvi_layer
+from geovigie.diagnostics.vegetation import NdviSummary, check_ndvi_layer, ndvi_layer
 
 __all__ = [
+    "COVERED",
+    "DEFAULT_MIN_COVERAGE",
+    "DEFAULT_MIN_COVERAGE_TOTALS",
+    "NOT_COVERED",
+    "PARTIAL",
+    "check_ndvi_layer",
+    "coverage_status",
+    "coverage_summary",
+    "vector_crs",
+    "read_vector",
     "CANDIDATE_NOTE",
+    "DEFAULT_MIN_HEIGHT_M",
+    "DEFAULT_NOISE_M",
     "HOT_SPOT_CLASSES",
     "HeatIslandSummary",
     "HeatProxySummary",

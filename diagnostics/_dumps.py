@@ -27,6 +27,7 @@ import pandas as pd
 import rasterio
 import rasterio.crs
 import rasterio.features
+import rasterio.fill
 from pyproj import CRS
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window, from_bounds
@@ -53,14 +54,23 @@ CANDIDATE_NOTE = (
 )
 NO_SURFACE_NOTE = "no surface/terrain model given"
 OUTSIDE_NOTE = "site outside the surface/terrain model"
-PARTLY_OUTSIDE_NOTE = "site partly outside the surface/terrain model"
 NO_PIXEL_NOTE = "no surface-model pixel centre inside the site"
 NODATA_NOTE = "nodata inside the site in the surface/terrain model"
+DEFAULT_MIN_HEIGHT_M = 0.2
+"""A pixel counts in a volume when it stands more than 0.2 m above the terrain: twice the ~0.1 m vertical error of
+LiDAR HD, so bare-ground noise rarely crosses it, low enough to keep a thin spread of rubble."""
+DEFAULT_NOISE_M = 0.1
+"""Vertical error of the surface and terrain models (IGN LiDAR HD: about 0.1 m RMSE), for the volume uncertainty."""
+MIN_VALID_SHARE = 0.5
+"""Below half of a site measured, its volume is left null: filling would invent more than it measures."""
+FILL_SEARCH_PX = 10
+"""Nodata pixels are filled from valid pixels up to 10 pixels away (5 m on LiDAR HD 0.5 m grids)."""
+VOLUME_COLUMNS = ["volume_m3", "volume_uncertainty_m3", "valid_fraction", "height_max_m", "height_mean_m"]
 SITE_COLUMNS = [
     "detection_id", "pass_date", "candidate", "source_kind", "layer_kind", "source_layer", "note",
     "area_m2", "area_ha", "mean_confidence", "max_confidence",
     "centroid_lon", "centroid_lat", "centroid_x_l93", "centroid_y_l93", "commune_code", "commune_name",
-    "volume_m3", "height_max_m", "height_mean_m", "volume_note",
+    "volume_m3", "volume_uncertainty_m3", "valid_fraction", "height_max_m", "height_mean_m", "volume_note",
 ]
 CENTROID_COLUMNS = ["centroid_lon", "centroid_lat", "centroid_x_l93", "centroid_y_l93"]
 _LAYER_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -174,8 +184,7 @@ def _confidence(polygons: list[BaseGeometry], transform: rasterio.Affine, values
 def _empty_sites(pass_iso: str) -> gpd.GeoDataFrame:
     frame = gpd.GeoDataFrame({name: pd.Series(dtype="object") for name in SITE_COLUMNS},
                              geometry=gpd.GeoSeries([], crs=OUTPUT_CRS), crs=OUTPUT_CRS)
-    for name in ("area_m2", "area_ha", "mean_confidence", "max_confidence", *CENTROID_COLUMNS,
-                 "volume_m3", "height_max_m", "height_mean_m"):
+    for name in ("area_m2", "area_ha", "mean_confidence", "max_confidence", *CENTROID_COLUMNS, *VOLUME_COLUMNS):
         frame[name] = frame[name].astype("float64")
     frame["candidate"] = frame["candidate"].astype(bool)
     frame.attrs["pass_date"] = pass_iso
@@ -325,7 +334,8 @@ def _describe(sites: gpd.GeoDataFrame, pass_iso: str, candidate: bool, class_val
     sites["source_layer"] = source
     sites["note"] = CANDIDATE_NOTE if candidate else None
     sites["commune_code"], sites["commune_name"] = None, None
-    sites["volume_m3"] = sites["height_max_m"] = sites["height_mean_m"] = np.nan
+    for column in VOLUME_COLUMNS:
+        sites[column] = np.nan
     sites["volume_note"] = NO_SURFACE_NOTE
     return sites
 
@@ -351,40 +361,52 @@ def _open_models(dsm: str | Path, dtm: str | Path,
     return surface, terrain
 
 
-def _cover_window(bounds: tuple[float, float, float, float], src: rasterio.DatasetReader) -> Window:
-    """Whole-pixel window of `src` covering `bounds`, clipped to the raster."""
-    exact = from_bounds(*bounds, transform=src.transform)
-    col0, row0 = math.floor(exact.col_off), math.floor(exact.row_off)
-    col1, row1 = math.ceil(exact.col_off + exact.width), math.ceil(exact.row_off + exact.height)
-    return Window(col0, row0, col1 - col0, row1 - row0).intersection(Window(0, 0, src.width, src.height))
-
-
 def _site_volume(geom: BaseGeometry, surface: rasterio.DatasetReader, terrain: rasterio.DatasetReader,
-                 tolerance_m: float) -> tuple[float, float, float, str | None]:
-    """Volume, max and mean height of one site (geometry in the DSM's CRS), or NaNs and the reason."""
+                 min_height_m: float, noise_m: float) -> tuple[float, float, float, float, float, str | None]:
+    """Volume, uncertainty, valid share, max and mean height of one site (geometry in the DSM's CRS), or NaNs and
+    the reason."""
     nan = float("nan")
     left, bottom, right, top = surface.bounds
     if geom.intersection(box(left, bottom, right, top)).area == 0:  # touching the edge is still outside
-        return nan, nan, nan, OUTSIDE_NOTE
-    # less than half a pixel beyond the edge holds no pixel centre: not "outside"
-    dx, dy = 0.49 * abs(surface.transform.a), 0.49 * abs(surface.transform.e)
-    if not box(left - dx, bottom - dy, right + dx, top + dy).covers(geom):
-        return nan, nan, nan, PARTLY_OUTSIDE_NOTE
-    window = _cover_window(geom.bounds, surface)
+        return nan, nan, 0.0, nan, nan, OUTSIDE_NOTE
+    exact = from_bounds(*geom.bounds, transform=surface.transform)
+    margin = FILL_SEARCH_PX
+    col0, row0 = math.floor(exact.col_off) - margin, math.floor(exact.row_off) - margin
+    col1 = math.ceil(exact.col_off + exact.width) + margin
+    row1 = math.ceil(exact.row_off + exact.height) + margin
+    window = Window(col0, row0, col1 - col0, row1 - row0)  # may reach past the models: outside reads as nodata
     inside = rasterio.features.rasterize([(geom, 1)], out_shape=(window.height, window.width),
                                          transform=surface.window_transform(window), fill=0, dtype="uint8",
                                          all_touched=False).astype(bool)
     if not inside.any():
-        return nan, nan, nan, NO_PIXEL_NOTE
-    top = surface.read(1, window=window, masked=True)
-    ground = terrain.read(1, window=window, masked=True)
-    missing = (np.ma.getmaskarray(top) | np.ma.getmaskarray(ground)) & inside
-    if missing.any():
-        return nan, nan, nan, f"{NODATA_NOTE} ({int(missing.sum())} of {int(inside.sum())} px)"
-    height = top.data[inside].astype(np.float64) - ground.data[inside].astype(np.float64)
+        return nan, nan, 0.0, nan, nan, NO_PIXEL_NOTE
+    dsm = surface.read(1, window=window, masked=True, boundless=True).astype(np.float64)
+    dtm = terrain.read(1, window=window, masked=True, boundless=True).astype(np.float64)
+    valid = ~(np.ma.getmaskarray(dsm) | np.ma.getmaskarray(dtm))
+    valid &= np.isfinite(dsm.filled(0.0)) & np.isfinite(dtm.filled(0.0))  # NaN without a declared nodata
+    height = np.where(valid, dsm.filled(0.0) - dtm.filled(0.0), 0.0)
+    n_inside, n_valid = int(inside.sum()), int((valid & inside).sum())
+    share = n_valid / n_inside
+    if share < MIN_VALID_SHARE:
+        note = f"{NODATA_NOTE} ({n_inside - n_valid} of {n_inside} px"
+        return nan, nan, share, nan, nan, note + f", less than {MIN_VALID_SHARE:.0%} measured)"
+    filled, reached = height, valid
+    if not valid[inside].all():  # inverse-distance fill from the valid pixels around each gap, in or out of the site
+        unfilled = np.float32(-1e30)
+        filled = rasterio.fill.fillnodata(np.where(valid, height, unfilled).astype(np.float32),
+                                          mask=valid.astype(np.uint8),
+                                          max_search_distance=FILL_SEARCH_PX).astype(np.float64)
+        reached = valid | (filled != unfilled)
+    measured = height[inside & valid]
+    counted = inside & reached & (filled > min_height_m)
     pixel_area = abs(surface.transform.a * surface.transform.e - surface.transform.b * surface.transform.d)
-    volume = float(np.maximum(height - tolerance_m, 0.0).sum() * pixel_area)
-    return volume, float(height.max()), float(height.mean()), None
+    n_reached = int((inside & reached).sum())
+    scale = n_inside / n_reached  # gaps out of the fill's reach: the valid part scaled up to the site
+    volume = float(filled[counted].sum()) * pixel_area * scale
+    n_counted, n_gap = int(counted.sum()) * scale, n_inside - n_valid
+    spread = float(measured.std()) if measured.size > 1 else 0.0
+    uncertainty = math.hypot(noise_m * n_counted * pixel_area, spread * n_gap * pixel_area)
+    return volume, uncertainty, share, float(measured.max()), float(measured.mean()), None
 
 
 def _warn_null_volumes(labels: list[str], notes: list[str | None]) -> None:
@@ -396,57 +418,67 @@ def _warn_null_volumes(labels: list[str], notes: list[str | None]) -> None:
         return
     parts = []
     for reason, ids in by_reason.items():
-        shown = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+        shown = ", ".join(ids[:10]) + (f" … and {len(ids) - 10} more" if len(ids) > 10 else "")
         parts.append(f"{reason}: {shown}")
     count = sum(len(ids) for ids in by_reason.values())
     warnings.warn(f"volume left null for {count} site(s): " + "; ".join(parts), DiagnosticsWarning, stacklevel=3)
 
 
 def site_volumes(sites: gpd.GeoDataFrame, dsm: str | Path | None, dtm: str | Path | None, *,
-                 tolerance_m: float = 0.2) -> gpd.GeoDataFrame:
-    """Add `volume_m3`, `height_max_m`, `height_mean_m` and `volume_note` from a surface (DSM) and terrain (DTM) model.
+                 min_height_m: float = DEFAULT_MIN_HEIGHT_M, noise_m: float = DEFAULT_NOISE_M) -> gpd.GeoDataFrame:
+    """Add `volume_m3`, `volume_uncertainty_m3`, `valid_fraction`, `height_max_m`, `height_mean_m` and
+    `volume_note` from a surface (DSM) and terrain (DTM) model.
 
-    volume_m3 = Σ max(DSM − DTM − tolerance_m, 0) × pixel area over the DSM pixels whose centre lies in the site
-    (rasterio rasterize, all_touched=False). The tolerance is *subtracted*, not used as a cut-off: a cut-off would
-    count in full every noisy ground pixel just above it and make the volume jump as noise crosses it, while
-    subtracting removes the same noise floor (LiDAR HD vertical error is of the order of 0.1 m) from every pixel
-    and keeps the estimate continuous; it underestimates a real pile by at most tolerance_m × its footprint.
-    Heights are the raw DSM − DTM of the same pixels. A site gets a null volume and the reason in `volume_note`
-    when no model is given, when it lies (partly) outside the models, when no pixel centre falls inside it, or when
-    the models have nodata inside it; one DiagnosticsWarning lists such sites.
+    volume_m3 = Σ (DSM − DTM) × pixel area over the DSM pixels whose centre lies in the site (rasterize,
+    all_touched=False) and whose height exceeds `min_height_m` (strictly): the whole height of those pixels, the
+    threshold is not subtracted. `valid_fraction` is the share of the site's pixels where both models have data.
+    Nodata pixels inside the site (and the part of a site beyond the models' edge) are filled from the valid
+    pixels around them (inverse-distance weighting, rasterio `fillnodata`, up to `FILL_SEARCH_PX` pixels away);
+    any left out of reach are accounted for by scaling the volume by pixels in the site / pixels measured or filled.
+
+    Uncertainty (one standard deviation): `noise_m` is the vertical error of the models (IGN LiDAR HD: about 0.1 m
+    RMSE). Over a site of a few hundred m² that error is correlated (same flight strip, same ground
+    interpolation), so it is not averaged down: it shifts every counted pixel together, giving noise_m × counted
+    footprint. Each filled pixel may hold any height of the site: it adds the standard deviation of the measured
+    heights × pixel area. The two are added in quadrature.
+    A site gets a null volume and the reason in `volume_note` when no model is given, when it lies outside the
+    models, when no pixel centre falls inside it, or when less than `MIN_VALID_SHARE` of it is measured; one
+    DiagnosticsWarning lists such sites. Heights (max, mean) are those of the measured pixels.
 
     Args:
         sites: site polygons (any CRS; reprojected to the models' CRS for the computation).
         dsm: digital surface model; None with `dtm` None leaves volumes null ("no surface/terrain model given").
         dtm: digital terrain model on the same grid as `dsm`.
-        tolerance_m: noise floor subtracted from every height, metres (>= 0).
+        min_height_m: height above terrain a pixel must exceed to count, metres (>= 0).
+        noise_m: vertical error of the models for the uncertainty, metres (>= 0).
 
     Raises:
         InputNotFoundError: a model file does not exist.
         InvalidRasterError: a model has no CRS or a CRS not in metres.
         GridMismatchError: DSM and DTM are not on the same grid.
-        InvalidInputError: only one of dsm/dtm given, a negative tolerance, or sites without CRS.
+        InvalidInputError: only one of dsm/dtm given, a negative or NaN height or noise, or sites without CRS.
     """
-    if not tolerance_m >= 0:
-        raise InvalidInputError(f"tolerance_m {tolerance_m}: must be >= 0")
+    for name, value in (("min_height_m", min_height_m), ("noise_m", noise_m)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0 or math.isinf(value):
+            raise InvalidInputError(f"{name} {value!r}: must be a finite number >= 0 (metres)")
     if (dsm is None) != (dtm is None):
         raise InvalidInputError(f"dsm={dsm}, dtm={dtm}: give both the surface and the terrain model, or neither")
     if sites.crs is None:
         raise InvalidInputError("sites: no CRS")
     out = sites.copy()
     if dsm is None or out.empty:
-        out["volume_m3"] = out["height_max_m"] = out["height_mean_m"] = np.nan
+        for column in VOLUME_COLUMNS:
+            out[column] = np.nan
         out["volume_note"] = NO_SURFACE_NOTE if dsm is None else None
         return out
     with contextlib.ExitStack() as stack:
         surface, terrain = _open_models(dsm, dtm, stack)  # type: ignore[arg-type]  # checked by _open_models
         geoms = out.geometry.to_crs(surface.crs)
-        results = [_site_volume(g, surface, terrain, tolerance_m) for g in geoms]
-    out["volume_m3"] = [r[0] for r in results]
-    out["height_max_m"] = [r[1] for r in results]
-    out["height_mean_m"] = [r[2] for r in results]
-    out["volume_note"] = [r[3] for r in results]
-    _warn_null_volumes(_site_labels(out), [r[3] for r in results])
+        results = [_site_volume(g, surface, terrain, float(min_height_m), float(noise_m)) for g in geoms]
+    for index, column in enumerate(VOLUME_COLUMNS):
+        out[column] = [r[index] for r in results]
+    out["volume_note"] = [r[5] for r in results]
+    _warn_null_volumes(_site_labels(out), [r[5] for r in results])
     return out
 
 

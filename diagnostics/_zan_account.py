@@ -8,7 +8,9 @@ from exactextract (partial pixels counted).
 
 from __future__ import annotations
 
+import math
 import tomllib
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -23,8 +25,14 @@ from shapely.geometry import shape
 
 from geovigie.classes import ClassInfo, palette
 from geovigie.cog import cog_writer
-from geovigie.diagnostics._zonal_stats import zonal_classes
-from geovigie.errors import GridMismatchError, InputNotFoundError, InvalidInputError
+from geovigie.diagnostics._zonal_stats import COVERED, DEFAULT_MIN_COVERAGE_TOTALS, zonal_classes
+from geovigie.errors import (
+    DiagnosticsWarning,
+    GridMismatchError,
+    InputNotFoundError,
+    InvalidInputError,
+    InvalidRasterError,
+)
 from geovigie.types import NODATA_CLASS
 
 MAPPINGS_DIR = Path(__file__).resolve().parent / "zan_mappings"
@@ -105,6 +113,9 @@ def _read_pair(before: Path, after: Path) -> tuple[np.ndarray, np.ndarray, dict[
         if not Path(path).is_file():
             raise InputNotFoundError(f"class map not found: {path}")
     with rasterio.open(before) as a, rasterio.open(after) as b:
+        for src, path in ((a, before), (b, after)):
+            if src.count != 1:
+                raise InvalidRasterError(f"{path}: {src.count} bands; a ZAN class map has one band of classes")
         differs = [what for what, same in (("CRS", a.crs == b.crs), ("shape", a.shape == b.shape),
                                            ("transform", a.transform.almost_equals(b.transform))) if not same]
         if differs:
@@ -146,6 +157,10 @@ def change_map(before: str | Path, after: str | Path, mapping: ZanMapping, out_p
         GridMismatchError: the maps differ in CRS, transform or shape.
         InvalidInputError: a class is missing from the mapping.
     """
+    for name, value in (("building", mmu_building_m2), ("other", mmu_other_m2)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+            raise InvalidInputError(f"minimum mapping unit ({name}) {value!r}: must be a finite area >= 0 m² "
+                                    f"(--mmu-{name})")
     before, after = Path(before), Path(after)
     a, b, grid = _read_pair(before, after)
     _check_classes(a, mapping, before)
@@ -172,7 +187,7 @@ def change_map(before: str | Path, after: str | Path, mapping: ZanMapping, out_p
     mmu_text = f"MMU {mmu_building_m2:g} m² buildings, {mmu_other_m2:g} m² other" if apply_mmu else "no MMU"
     with cog_writer(out_path, profile=profile, band_descriptions=[f"ZAN change ({mmu_text})"],
                     colormap=palette(CHANGE_CLASSES),
-                    tags={"GEOVIGIE_INPUTS": f"{before},{after}", "ZAN_MAPPING": mapping.name,
+                    tags={"GEOVIGIE_INPUTS": f"{Path(before).name},{Path(after).name}", "ZAN_MAPPING": mapping.name,
                           "ZAN_MMU": mmu_text}) as dst:
         dst.write(codes[None])
     return ChangeSummary(Path(out_path), float(gained.sum() * pixel), float(lost.sum() * pixel),
@@ -187,20 +202,30 @@ def read_reference_consumption(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise InputNotFoundError(f"reference consumption table not found: {path}")
-    text = path.read_text(encoding="utf-8")
-    table = pd.read_csv(path, comment="#", dtype={"zone_id": str})
+    try:
+        text = path.read_text(encoding="utf-8")
+        table = pd.read_csv(path, comment="#", dtype={"zone_id": str})
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise InvalidInputError(f"{path}: not a UTF-8 CSV table ({err})") from err
     missing = [c for c in ("zone_id", "consumption_ha_2011_2021") if c not in table.columns]
     if missing:
         raise InvalidInputError(f"{path}: columns {missing} missing (has {list(table.columns)})")
+    values = pd.to_numeric(table["consumption_ha_2011_2021"], errors="coerce")
+    bad = table.loc[values.isna() | ~np.isfinite(values) | (values < 0), "zone_id"].tolist()
+    if bad:
+        raise InvalidInputError(f"{path}: consumption_ha_2011_2021 is not a number >= 0 for zones {bad[:20]}")
+    table["consumption_ha_2011_2021"] = values.astype(float)
     flagged = "ILLUSTRATIVE" in path.name.upper() or "ILLUSTRATIVE" in text.upper().split("\n", 1)[0]
     table["illustrative"] = table["illustrative"].astype(bool) | flagged if "illustrative" in table else flagged
     return table[["zone_id", "consumption_ha_2011_2021", "illustrative"]]
 
 
-def _by_zone(zones: gpd.GeoDataFrame, change: Path, suffix: str, years: float) -> pd.DataFrame:
-    table = zonal_classes(zones, change)
-    frame = table.pivot_table(index="zone_id", columns="class_value", values="area_m2", aggfunc="sum",
-                              fill_value=0.0)
+FIGURE_PREFIXES = ("artificialised_", "renaturalised_", "net_")
+
+
+def _by_zone(table: pd.DataFrame, suffix: str, years: float) -> pd.DataFrame:
+    frame = table.dropna(subset=["class_value"]).pivot_table(index="zone_id", columns="class_value",
+                                                              values="area_m2", aggfunc="sum", fill_value=0.0)
     out = pd.DataFrame(index=frame.index)
     out[f"artificialised_m2{suffix}"] = frame.get(ARTIFICIALISED, 0.0)
     out[f"renaturalised_m2{suffix}"] = frame.get(RENATURALISED, 0.0)
@@ -214,21 +239,34 @@ def _by_zone(zones: gpd.GeoDataFrame, change: Path, suffix: str, years: float) -
 
 def zan_by_zone(zones: gpd.GeoDataFrame, change_without_mmu: str | Path, change_with_mmu: str | Path, *,
                 start: date, end: date, reference: pd.DataFrame | None = None,
-                mmu: Sequence[float] = (200.0, 500.0)) -> pd.DataFrame:
+                mmu: Sequence[float] = (200.0, 500.0),
+                min_coverage: float = DEFAULT_MIN_COVERAGE_TOTALS) -> pd.DataFrame:
     """One row per zone: artificialised, renaturalised and net land in m², ha and ha/year, without and with MMU.
 
-    With a reference table (`read_reference_consumption`), adds the 2011–2021 annual rate, the 2021–2031 target
-    (half of it), the measured annual rate (with MMU) against it, and the `illustrative` flag of the table.
+    Areas are whole pixels. `status` and `covered_fraction` (observed share of the zone, nodata on either date not
+    observed) come from the change map with MMU; the figures of a zone whose status is not "covered" (observed
+    share below `min_coverage`, or nothing observed) are null, never 0. With a reference table
+    (`read_reference_consumption`), adds the 2011–2021 annual rate, the 2021–2031 target (half of it), the
+    measured annual rate (with MMU) against it, and the `illustrative` flag of the table.
     """
     years = (end - start).days / 365.25
     if years <= 0:
         raise InvalidInputError(f"the end date {end} must be after the start date {start}")
-    raw = _by_zone(zones, Path(change_without_mmu), "_no_mmu", years)
-    kept = _by_zone(zones, Path(change_with_mmu), "", years)
+    with warnings.catch_warnings():  # the map with MMU warns once below; the one without covers the same zones
+        warnings.simplefilter("ignore", DiagnosticsWarning)
+        without = zonal_classes(zones, change_without_mmu, min_coverage=min_coverage)
+    kept_table = zonal_classes(zones, change_with_mmu, min_coverage=min_coverage)
+    raw = _by_zone(without, "_no_mmu", years)
+    kept = _by_zone(kept_table, "", years)
     info = pd.DataFrame(zones.drop(columns="geometry"))[["zone_id", "zone_name"]]
-    table = info.merge(kept, on="zone_id", how="left").merge(raw, on="zone_id", how="left").fillna(0.0)
-    coverage = zonal_classes(zones, change_with_mmu).groupby("zone_id")["covered_fraction"].first()
-    table["covered_fraction"] = table["zone_id"].map(coverage)
+    table = info.merge(kept, on="zone_id", how="left").merge(raw, on="zone_id", how="left")
+    coverage = kept_table.drop_duplicates("zone_id").set_index("zone_id")
+    table["status"] = table["zone_id"].map(coverage["status"])
+    table["covered_fraction"] = table["zone_id"].map(coverage["covered_fraction"])
+    figures = [c for c in table.columns if c.startswith(FIGURE_PREFIXES)]
+    observed = table["status"] == COVERED
+    table.loc[observed, figures] = table.loc[observed, figures].fillna(0.0)  # observed, no change: a real 0
+    table.loc[~observed, figures] = np.nan
     table["period"] = f"{start.isoformat()}/{end.isoformat()}"
     table["mmu_building_m2"], table["mmu_other_m2"] = mmu
     if reference is not None:

@@ -36,7 +36,8 @@ def _to_celsius(block: np.ma.MaskedArray, unit: str | None, dtype: str) -> Any:
     if dtype == "uint16":  # raw ST_B10 digital numbers
         return block.astype("float32") * ST_B10_SCALE + ST_B10_OFFSET - 273.15
     raise InvalidRasterError(
-        f"temperature unit unknown ({unit!r}, {dtype}): set raster:bands unit to celsius or kelvin"
+        f"temperature unit unknown ({unit!r}, {dtype}): set raster:bands unit to celsius or kelvin "
+        "(--unit celsius|kelvin for a GeoTIFF)"
     )
 
 

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pystac
+import rasterio
 from rasterio.windows import Window
 
 from geovigie.catalog import load_items
 from geovigie.cog import cog_writer
-from geovigie.errors import BandMismatchError
+from geovigie.errors import BandMismatchError, InvalidRasterError
 
 NDVI_NODATA = -9999.0
 
@@ -87,3 +88,25 @@ def ndvi_layer(
             row += row_chunk
     return NdviSummary(Path(out_path), width * height, clear_pixels,
                        ndvi_sum / clear_pixels if clear_pixels else float("nan"), str(geobox.crs), resolution)
+
+
+def check_ndvi_layer(path: str | Path) -> None:
+    """Refuse a layer that is not an NDVI: several bands, integer classes, a unit (°C), values outside [-1, 1].
+
+    Raises:
+        InvalidRasterError: what the layer is instead, naming it.
+    """
+    with rasterio.open(path) as src:
+        unit = src.tags().get("UNIT") or (src.units[0] if src.units else None)
+        if src.count != 1:
+            raise InvalidRasterError(f"{path}: {src.count} bands; an NDVI layer has one")
+        if not np.issubdtype(np.dtype(src.dtypes[0]), np.floating):
+            raise InvalidRasterError(f"{path}: {src.dtypes[0]} values (a class map?); vegetation needs an NDVI layer")
+        if unit and unit.lower() not in ("", "unitless", "ndvi", "1"):
+            raise InvalidRasterError(f"{path}: values in {unit}; vegetation needs an NDVI layer (-1 to 1)")
+        factor = max(1, int(np.sqrt(src.width * src.height / 1_000_000)))
+        sample = src.read(1, masked=True, out_shape=(max(1, src.height // factor), max(1, src.width // factor)))
+    values = np.ma.masked_invalid(sample).compressed()
+    if values.size and (values.min() < -1.0001 or values.max() > 1.0001):
+        raise InvalidRasterError(f"{path}: values {float(values.min()):g} to {float(values.max()):g}; an NDVI lies "
+                                 "in [-1, 1]")

@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from geovigie.paths import printable
+
 err = Console(stderr=True, markup=False, highlight=False)
 
 PARTIAL_FAILURE = 3
@@ -57,7 +59,7 @@ def _listing(report) -> None:  # noqa: ANN001 - a BatchReport
     for column in ("item", "task", "why"):
         table.add_column(column)
     for job in report.jobs:
-        table.add_row(job.item.id, job.task.kind, job.reason)
+        table.add_row(printable(job.item.id), job.task.kind, job.reason)
     Console(stderr=True, markup=False, highlight=False).print(table)
 
 
@@ -67,4 +69,4 @@ def _summary(report) -> None:  # noqa: ANN001 - a BatchReport
               f"{report.up_to_date} up to date; state {report.state_path}", highlight=False, soft_wrap=True)
     for job, error in report.failed:
         err.print("failed:", style="bold red", end=" ")
-        err.print(f"{job.item.id} {job.task.kind}: {error}", soft_wrap=True)
+        err.print(f"{printable(job.item.id)} {job.task.kind}: {printable(error, 2000)}", soft_wrap=True)

@@ -1,8 +1,10 @@
-"""`geovigie catalog search` and `geovigie catalog fetch`: imagery over an AOI and a period, from any provider."""
+"""`geovigie catalog search`, `fetch` and `add`: imagery over an AOI and a period from any provider; any raster
+file described as a STAC item of the local catalog."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -25,10 +27,12 @@ PeriodOption = Annotated[str | None, typer.Option(
     "--period", "--datetime", help="ISO 8601 date or interval: 2024-06-01/2024-08-31, 2024-07, 2024.")]
 CloudOption = Annotated[float | None, typer.Option(help="Maximum cloud cover in percent (eo:cloud_cover).")]
 MaxItemsOption = Annotated[int, typer.Option(help="Stop after this many items.")]
+ZonesCrsOption = Annotated[str | None, typer.Option(
+    "--zones-crs", help="CRS of an --aoi file that has none (a shapefile without .prj), e.g. EPSG:2154.")]
 
 
 def _search(settings: Any, provider: str | None, collection: str | None, aoi: str | None, bbox: str | None,
-            period: str | None, max_cloud: float | None, max_items: int) -> list[Any]:
+            period: str | None, max_cloud: float | None, max_items: int, zones_crs: str | None = None) -> list[Any]:
     from geovigie.catalog import Aoi, parse_aoi, search_imagery
 
     if aoi and bbox:
@@ -42,7 +46,7 @@ def _search(settings: Any, provider: str | None, collection: str | None, aoi: st
         area = Aoi(box(*normalize_bbox(bbox)), f"bbox {bbox}")
     elif aoi:
         area = parse_aoi(aoi, sample_dir=settings.sample_data_path() if aoi.partition(":")[0].lower() in (
-            "insee", "commune", "dep", "departement") else None)
+            "insee", "commune", "dep", "departement") else None, crs=zones_crs)
     return search_imagery(provider, collection, aoi=area, period=period, max_cloud=max_cloud, max_items=max_items,
                           settings=settings)
 
@@ -82,10 +86,10 @@ def register(app: typer.Typer, friendly_errors: Any, settings_factory: Any) -> N
     def search(provider: ProviderOption = None, collection: CollectionOption = None, aoi: AoiOption = None,
                bbox: BboxOption = None, period: PeriodOption = None, max_cloud: CloudOption = None,
                max_items: MaxItemsOption = 100,
-               as_json: Annotated[bool, typer.Option("--json", help="Print items as GeoJSON lines.")] = False
-               ) -> None:
+               as_json: Annotated[bool, typer.Option("--json", help="Print items as GeoJSON lines.")] = False,
+               zones_crs: ZonesCrsOption = None) -> None:
         """Search imagery by provider, collection, area, period and cloud cover (default: the local catalog)."""
-        items = _search(settings_factory(), provider, collection, aoi, bbox, period, max_cloud, max_items)
+        items = _search(settings_factory(), provider, collection, aoi, bbox, period, max_cloud, max_items, zones_crs)
         if as_json:
             for item in items:
                 typer.echo(json.dumps(item.to_dict(transform_hrefs=False)))
@@ -107,14 +111,15 @@ def register(app: typer.Typer, friendly_errors: Any, settings_factory: Any) -> N
               max_items: MaxItemsOption = 20,
               bands: Annotated[str | None, typer.Option(
                   help="Bands to fetch, comma-separated (red,nir,scl); default: every data asset.")] = None,
-              progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True) -> None:
+              progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+              zones_crs: ZonesCrsOption = None) -> None:
         """Download the assets of a search into the shared cache, for offline work. Failures of one asset do not
         stop the others; the command fails at the end if any asset failed."""
         from geovigie.catalog import AssetCache, cache_dir_of, resolve_provider, unsigned
         from geovigie.progress import progress_bar
 
         settings = settings_factory()
-        items = _search(settings, provider, collection, aoi, bbox, period, max_cloud, max_items)
+        items = _search(settings, provider, collection, aoi, bbox, period, max_cloud, max_items, zones_crs)
         signed = resolve_provider(provider, settings).signing is not None if provider else False
         wanted = [b.strip() for b in bands.split(",") if b.strip()] if bands else None
         jobs = [(item, key, asset) for item in items for key, asset in _assets(item, wanted).items()
@@ -134,3 +139,22 @@ def register(app: typer.Typer, friendly_errors: Any, settings_factory: Any) -> N
         err.print(f"{len(jobs) - len(failures)} of {len(jobs)} assets of {len(items)} items in {cache.root}")
         if failures:
             raise RemoteSourceError(f"{len(failures)} assets could not be fetched: " + "; ".join(failures[:5]))
+
+    @catalog.command("add")
+    @friendly_errors
+    def add(file: Annotated[Path, typer.Argument(help="A raster file (GeoTIFF, COG) with a CRS.")],
+            collection: Annotated[str, typer.Option(help="Collection of the local catalog to add it to.")],
+            when: Annotated[str, typer.Option("--datetime", help="Acquisition date, ISO 8601 (2023-07-14T10:30Z).")],
+            item_id: Annotated[str | None, typer.Option("--id", help="Item id (default: the file name).")] = None,
+            asset: Annotated[str, typer.Option(help="Asset key (e.g. lst for a temperature).")] = "data",
+            unit: Annotated[str | None, typer.Option(help="Unit of the values (celsius, kelvin...).")] = None
+            ) -> None:
+        """Describe any raster as a STAC item (rio-stac: footprint, proj, raster bands) in the local catalog.
+
+        The item's asset points at the file where it is (absolute path): nothing is copied."""
+        from geovigie.catalog import StaticItemStore, raster_item
+
+        settings = settings_factory()
+        item = raster_item(file, datetime_=when, collection=collection, asset=asset, item_id=item_id, unit=unit)
+        stored = StaticItemStore(settings.catalog_dir).upsert(item)
+        err.print(f"{stored.id}: {settings.catalog_dir / collection / stored.id / (stored.id + '.json')}")

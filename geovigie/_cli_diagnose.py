@@ -16,6 +16,10 @@ diagnose_app = typer.Typer(help="Territorial diagnostics: per-zone figures, ZAN,
 err = Console(stderr=True, markup=False, highlight=False)
 
 ZonesOption = Annotated[Path, typer.Option("--zones", help="Zones file (GeoJSON / GeoPackage) with an id and a name.")]
+ZonesCrsOption = Annotated[str | None, typer.Option(
+    "--zones-crs", help="CRS of vector files that have none (a shapefile without .prj), e.g. EPSG:2154.")]
+MIN_COVERAGE_HELP = ("Observed share of a zone below which its figures are null (status partial); "
+                     "nothing observed: not_covered.")
 
 
 def _day(text: str, what: str) -> date:
@@ -25,10 +29,72 @@ def _day(text: str, what: str) -> date:
         raise InvalidInputError(f"{what} {text!r} is not a date (YYYY-MM-DD)") from error
 
 
-def _zones(path: Path, departement: str | None = None):  # noqa: ANN202 - a GeoDataFrame
+def _zones(path: Path, departement: str | None = None, crs: str | None = None):  # noqa: ANN202 - a GeoDataFrame
     from geovigie.diagnostics import read_zones
 
-    return read_zones(path, departement=departement)
+    return read_zones(path, departement=departement, crs=crs)
+
+
+def _finite(value: float, option: str, low: float = 0.0, high: float = float("inf")) -> float:
+    if not (low <= value <= high):  # NaN fails too
+        raise InvalidInputError(f"{option} {value}: must be a number in [{low:g}, {high:g}]")
+    return value
+
+
+def _classes(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return [int(c) for c in text.split(",") if c.strip()]
+    except ValueError as error:
+        raise InvalidInputError(f"--rural-classes {text!r}: give class values as integers, e.g. 3,4") from error
+
+
+def _sensitive(specs: list[str] | None, crs: str | None):  # noqa: ANN202 - dict of GeoDataFrames
+    """`--sensitive NAME=FILE` (repeatable; a bare FILE is named by its stem): layers to measure distances to."""
+    from geovigie.diagnostics import read_vector
+
+    layers = {}
+    for spec in specs or []:
+        name, sep, file = spec.partition("=")
+        path = Path(file if sep else name)
+        key = (name if sep else path.stem).strip().lower().replace("-", "_")
+        if key in layers:
+            raise InvalidInputError(f"--sensitive {spec!r}: the name {key!r} is given twice")
+        layer = read_vector(path, f"sensitive layer {key!r}", crs=crs)
+        if not {"name", "zone_name"} & set(layer.columns):
+            raise InvalidInputError(f"--sensitive {spec}: {path} needs a 'name' (or 'zone_name') column naming each "
+                                    f"feature (has {', '.join(c for c in layer.columns if c != 'geometry')})")
+        layers[key] = layer
+    return layers
+
+
+def _coverage_line(table, min_coverage: float) -> None:  # noqa: ANN001 - a DataFrame
+    from geovigie.diagnostics import coverage_summary
+
+    err.print(coverage_summary(table, min_coverage), soft_wrap=True)
+
+
+def _scene(path: Path, when: str | None, unit: str | None):  # noqa: ANN202 - a pystac.Item
+    """A temperature scene as a STAC item: the item file itself, or a GeoTIFF described on the fly (rio-stac)."""
+    from geovigie.catalog import is_raster_file, raster_item, read_item
+
+    if unit is not None and unit not in ("celsius", "kelvin"):
+        raise InvalidInputError(f"--unit {unit!r}: celsius or kelvin")
+    if not path.is_file() or not is_raster_file(path):
+        if when is not None or unit is not None:
+            raise InvalidInputError(f"{path}: a STAC item carries its own date and unit; --datetime and --unit are "
+                                    "for a GeoTIFF")
+        return read_item(path)
+    import rasterio
+
+    if unit is None:
+        try:
+            with rasterio.open(path) as src:
+                unit = src.tags().get("UNIT") or (src.units[0] if src.units and src.units[0] else None)
+        except rasterio.errors.RasterioIOError:
+            unit = None  # raster_item names the unreadable file
+    return raster_item(path, datetime_=when, asset="lst", unit=unit)
 
 
 def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # noqa: ANN001, C901
@@ -39,13 +105,17 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
     @friendly_errors
     def vegetation(layer: Annotated[str, typer.Argument(help="Id of a published NDVI layer.")], zones: ZonesOption,
                    place: Annotated[str, typer.Option(help="Name used in the layer id.")] = "zones",
-                   departement: Annotated[str | None, typer.Option(help="Keep zones of this département.")] = None
-                   ) -> None:
+                   departement: Annotated[str | None, typer.Option(help="Keep zones of this département.")] = None,
+                   min_coverage: Annotated[float, typer.Option(help=MIN_COVERAGE_HELP)] = 0.5,
+                   zones_crs: ZonesCrsOption = None) -> None:
         """Per-zone NDVI figures and vegetation shares of a published NDVI layer."""
         from geovigie.workflows import vegetation_by_zone
 
-        result = vegetation_by_zone(layer, settings_factory(), zones=_zones(zones, departement), place=place)
+        _finite(min_coverage, "--min-coverage", 0.0, 1.0)
+        result = vegetation_by_zone(layer, settings_factory(), zones=_zones(zones, departement, zones_crs),
+                                    place=place, min_coverage=min_coverage)
         err.print(result.table.to_string(index=False, max_rows=40))
+        _coverage_line(result.table, min_coverage)
         err.print(f"layer: {result.layers[0].id}")
 
     @diagnose_app.command("zan")
@@ -59,17 +129,23 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
             reference: Annotated[Path | None, typer.Option(help="2011-2021 consumption CSV per zone.")] = None,
             place: Annotated[str, typer.Option(help="Name used in the layer ids.")] = "zones",
             mmu_building: Annotated[float, typer.Option(help="MMU of buildings, m².")] = 200.0,
-            mmu_other: Annotated[float, typer.Option(help="MMU of other features, m².")] = 500.0) -> None:
+            mmu_other: Annotated[float, typer.Option(help="MMU of other features, m².")] = 500.0,
+            min_coverage: Annotated[float, typer.Option(help=MIN_COVERAGE_HELP + " Totals: default 0.95.")] = 0.95,
+            zones_crs: ZonesCrsOption = None) -> None:
         """Hectares artificialised and renaturalised per zone between two dates, with and without MMU."""
         from geovigie.workflows import zan as run
 
-        result = run(before, after, settings_factory(), place=place, zones=_zones(zones),
+        _finite(mmu_building, "--mmu-building")
+        _finite(mmu_other, "--mmu-other")
+        _finite(min_coverage, "--min-coverage", 0.0, 1.0)
+        result = run(before, after, settings_factory(), place=place, zones=_zones(zones, crs=zones_crs),
                      start=_day(start, "--start"), end=_day(end, "--end"), mapping=mapping, reference=reference,
-                     mmu_building_m2=mmu_building, mmu_other_m2=mmu_other)
+                     mmu_building_m2=mmu_building, mmu_other_m2=mmu_other, min_coverage=min_coverage)
         columns = [c for c in ("zone_id", "zone_name", "artificialised_ha", "artificialised_ha_no_mmu",
                                "renaturalised_ha", "net_ha", "net_ha_per_year", "measured_vs_target", "illustrative")
                    if c in result.table.columns]
         err.print(result.table[columns].to_string(index=False, max_rows=40))
+        _coverage_line(result.table, min_coverage)
         err.print("layers: " + ", ".join(layer.id for layer in result.layers))
 
     @diagnose_app.command("dumps")
@@ -83,37 +159,62 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
               min_area: Annotated[float, typer.Option(help="Smallest site, m².")] = 20.0,
               dsm: Annotated[Path | None, typer.Option(help="Surface model for volumes.")] = None,
               dtm: Annotated[Path | None, typer.Option(help="Terrain model for volumes.")] = None,
-              zones: Annotated[Path | None, typer.Option(help="Communes for each site's INSEE code.")] = None
-              ) -> None:
+              zones: Annotated[Path | None, typer.Option(help="Communes for each site's INSEE code.")] = None,
+              min_height: Annotated[float, typer.Option(
+                  help="A pixel counts in a volume when it stands more than this above the terrain, m "
+                       "(its whole height counts).")] = 0.2,
+              sensitive: Annotated[list[str] | None, typer.Option(
+                  help="NAME=FILE of a layer to measure distances to, in metres (Natura 2000, ZNIEFF, water); "
+                       "repeatable. Features need a 'name' column.")] = None,
+              zones_crs: ZonesCrsOption = None) -> None:
         """Dump sites of a pass: polygons, areas, volumes, communes, status against earlier passes, exports."""
         from geovigie.workflows import dump_sites
 
+        _finite(min_height, "--min-height", 0.0, 1000.0)
+        layers = _sensitive(sensitive, zones_crs)
         result = dump_sites(layer, settings_factory(), watch=watch, pass_date=_day(pass_date, "--date"),
                             candidate=not validated, threshold=threshold, class_value=class_value,
-                            min_area_m2=min_area, dsm=dsm, dtm=dtm, zones=_zones(zones) if zones else None)
+                            min_area_m2=min_area, dsm=dsm, dtm=dtm,
+                            zones=_zones(zones, crs=zones_crs) if zones else None, sensitive=layers or None,
+                            min_height_m=min_height)
         err.print(f"{result.layer.detail if result.layer else ''}; {len(result.alerts)} alerts")
+        sites = result.sites
+        if dsm is not None and "volume_note" in sites.columns and len(sites):
+            null = sites[sites["volume_m3"].isna()]
+            err.print(f"volumes: {len(sites) - len(null)} of {len(sites)} sites measured"
+                      + (f"; null: {', '.join(map(str, null['site_id'][:10]))}"
+                         + (f" … and {len(null) - 10} more" if len(null) > 10 else "") if len(null) else ""))
         for name, path in result.files.items():
             err.print(f"{name}: {path}")
 
     @diagnose_app.command("heat")
     @friendly_errors
-    def heat(item: Annotated[Path, typer.Argument(help="STAC item JSON of a land surface temperature scene.")],
+    def heat(item: Annotated[Path, typer.Argument(
+                 help="STAC item JSON of a land surface temperature scene, or a GeoTIFF (with --datetime).")],
              urban: Annotated[Path, typer.Option(help="Urban zone polygon(s).")],
              place: Annotated[str, typer.Option(help="Name used in the layer ids.")],
              rural_mask: Annotated[Path | None, typer.Option(help="Land-cover raster for the rural filter.")] = None,
              rural_classes: Annotated[str | None, typer.Option(help="Rural vegetation classes, e.g. 3,4.")] = None,
-             zones: Annotated[Path | None, typer.Option(help="Zones (default: a 1 km grid).")] = None) -> None:
+             zones: Annotated[Path | None, typer.Option(help="Zones (default: a 1 km grid).")] = None,
+             when: Annotated[str | None, typer.Option(
+                 "--datetime", help="Acquisition date of a GeoTIFF, ISO 8601 (an item carries its own).")] = None,
+             unit: Annotated[str | None, typer.Option(
+                 help="Unit of a GeoTIFF's values: celsius or kelvin (default: the file's own).")] = None,
+             min_coverage: Annotated[float, typer.Option(help=MIN_COVERAGE_HELP)] = 0.5,
+             zones_crs: ZonesCrsOption = None) -> None:
         """Heat-island intensity above a rural reference, hot spots and per-zone figures."""
-        import geopandas as gpd
-
-        from geovigie.catalog import read_item
+        from geovigie.diagnostics import read_vector
         from geovigie.workflows import heat_islands
 
-        classes = [int(c) for c in rural_classes.split(",")] if rural_classes else None
-        result = heat_islands(read_item(item), settings_factory(), urban=gpd.read_file(urban), place=place,
-                              zones=_zones(zones) if zones else None, rural_mask=rural_mask, rural_classes=classes)
+        _finite(min_coverage, "--min-coverage", 0.0, 1.0)
+        classes = _classes(rural_classes)
+        scene = _scene(item, when, unit)
+        result = heat_islands(scene, settings_factory(), urban=read_vector(urban, "urban zone", crs=zones_crs),
+                              place=place, zones=_zones(zones, crs=zones_crs) if zones else None,
+                              rural_mask=rural_mask, rural_classes=classes, min_coverage=min_coverage)
         for layer in result.layers:
             err.print(f"{layer.id}: {layer.detail}")
+        _coverage_line(result.zone_table, min_coverage)
 
     @app.command("report")
     @friendly_errors

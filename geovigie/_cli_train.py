@@ -16,8 +16,19 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+V1_CONFIG = "landcover-s2l1c-slovenia-v1.toml"
+"""The v1 recipe of the baseline land-cover bundle, in training/configs/."""
+
+
+def shipped_config(name: str) -> Path:
+    """A config shipped in geovigie/training/configs/."""
+    import geovigie.training
+
+    return Path(geovigie.training.__file__).resolve().parent / "configs" / name
+
+
 def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # noqa: ANN001
-    """Add `train` to the main app (errors go through the app's one error boundary)."""
+    """Add `train` and its alias `train-landcover` to the main app (errors go through the app's one boundary)."""
 
     @app.command("train")
     @friendly_errors
@@ -56,6 +67,25 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
         err.print(table)
         if result.bundle.card.limitations:
             err.print(f"limitations: {result.bundle.card.limitations}", soft_wrap=True)
-        err.print(f"epochs run: {len(result.fit.history)} (kept epoch {result.fit.best_epoch}); "
-                  f"metrics: {result.run_dir / 'metrics.csv'}")
+        if result.fit.history:
+            err.print(f"epochs run: {len(result.fit.history)} (kept epoch {result.fit.best_epoch}); "
+                      f"metrics: {result.run_dir / 'metrics.csv'}")
+        if "selection" in result.metrics:
+            err.print(f"shipped: {result.metrics['selection']['winner']} ({result.bundle.card.kind})")
         err.print(f"bundle written to {result.bundle.path}")
+
+    @app.command("train-landcover")
+    @friendly_errors
+    def train_landcover(
+        out: Annotated[Path, typer.Option(help="Bundle folder to write.")] = Path(
+            "models/bundles/landcover-s2l1c-slovenia-v1"),
+        device: Annotated[str | None, typer.Option(help="auto, cpu or cuda (default: settings).")] = None,
+        quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    ) -> None:
+        """Retrain the v1 land-cover bundle: `geovigie train` with training/configs/landcover-s2l1c-slovenia-v1.toml
+        (run folder: a temporary one, as before; only the bundle is kept)."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="geovigie-train-") as run:
+            train(shipped_config(V1_CONFIG), resume=False, device=device, out=Path(run), bundle=out, quiet=quiet,
+                  all_folds=False)

@@ -1,16 +1,15 @@
 """Atomic writes: write to a temporary sibling, then rename over the target; sweep what crashed runs left.
 
 Temporary siblings are named `.<name>.gvtmp-<pid>-<random><suffix>` (name cut to 64 characters) and locked
-(`fcntl.flock`) by their writer for as long as they exist, so a sweep can tell a live writer's file from the
-debris of a process killed with `kill -9` (whose locks the kernel released): it removes only files nobody holds
-and whose writer is gone.
+(`filelock.lock_descriptor`: `flock` on POSIX, `LockFileEx` on Windows) by their writer for as long as they
+exist, so a sweep can tell a live writer's file from the debris of a process killed with `kill -9` (whose locks
+the kernel released): it removes only files nobody holds and whose writer is gone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import os
 import re
@@ -18,6 +17,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock, lock_descriptor
 
 from geovigie.errors import InvalidInputError
 
@@ -43,7 +44,7 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
     tmp = Path(tmp_name)
     try:
         with contextlib.suppress(OSError):  # some network file systems refuse; the pid in the name still protects
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held until the file is renamed or removed
+            lock_descriptor(fd, blocking=False)  # held until the file is renamed or removed
         umask = os.umask(0)
         os.umask(umask)
         yield tmp
@@ -58,16 +59,20 @@ def atomic_path(target: str | Path, suffix: str | None = None) -> Iterator[Path]
 
 
 @contextlib.contextmanager
-def folder_lock(folder: str | Path) -> Iterator[None]:
-    """Hold an exclusive lock on `folder/.lock` (created with the folder when missing): one process at a time."""
+def folder_lock(folder: str | Path, *, create: bool = True) -> Iterator[None]:
+    """Hold an exclusive lock on `folder/.lock` (created with the folder when missing): one process at a time.
+
+    The lock file stays (removing it would let a waiter lock a deleted file while a newcomer locks a new one). Not
+    reentrant across calls: a process nesting two `folder_lock`s on one folder waits for itself. With `create`
+    false a missing folder is not made (FileNotFoundError).
+    """
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    if create:
+        folder.mkdir(parents=True, exist_ok=True)
+    elif not folder.is_dir():
+        raise FileNotFoundError(f"no folder {folder} to lock")
+    with FileLock(folder / ".lock", thread_local=False, preserve_lock_file=True):
+        yield
 
 
 def write_json_atomic(target: str | Path, payload: Any) -> Path:
@@ -107,7 +112,8 @@ def _held(path: Path) -> bool:
     except OSError:
         return True  # gone, or not ours to judge
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if not lock_descriptor(fd, blocking=False):
+            return True
     except OSError:
         return True
     finally:
@@ -155,13 +161,16 @@ def run_lock(folder: str | Path) -> Iterator[list[Path]]:
     created = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as err:
         reason = "a parent is a file" if err.errno in (errno.ENOTDIR, errno.EEXIST) else err.strerror
         raise InvalidInputError(f"cannot create output folder {folder}: {reason}") from err
+    fd: int | None = None
+    with contextlib.suppress(OSError):  # a folder cannot be opened on Windows: runs then may overlap there
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     try:
-        with contextlib.suppress(OSError):  # no folder locks on some network file systems: runs then may overlap
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        if fd is not None:
+            with contextlib.suppress(OSError):  # no folder locks on some network file systems: runs may overlap
+                lock_descriptor(fd)
         yield sweep_scratch(folder)
     except BaseException:
         if created:
@@ -169,4 +178,5 @@ def run_lock(folder: str | Path) -> Iterator[list[Path]]:
                 folder.rmdir()  # only when empty
         raise
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import functools
+import logging
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -14,12 +16,18 @@ from rich.console import Console
 
 from geovigie._cli_batch import register as register_batch
 from geovigie._cli_catalog import register as register_catalog
+from geovigie._cli_db import register as register_db
 from geovigie._cli_diagnose import register as register_diagnostics
+from geovigie._cli_jobs import register as register_jobs
+from geovigie._cli_jobs import worker_process
+from geovigie._cli_keys import register as register_keys
 from geovigie._cli_model import register as register_model
 from geovigie._cli_ortho import register as register_ortho
 from geovigie._cli_train import register as register_train
 from geovigie._signals import Terminated, terminate_as_interrupt
+from geovigie.config_file import describe_errors
 from geovigie.errors import GeovigieError
+from geovigie.redaction import install_log_redaction, redact
 from geovigie.settings import Settings, get_settings
 
 app = typer.Typer(help="geovigie: imagery to map layers for local authorities.", no_args_is_help=True,
@@ -28,17 +36,53 @@ catalog_app = typer.Typer(help="Build and search STAC catalogs.", no_args_is_hel
 app.add_typer(catalog_app, name="catalog")
 err = Console(stderr=True, markup=False, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
+SYSTEM_ERRORS = {
+    errno.ENOSPC: "no space left on the device: free some or write elsewhere",
+    errno.EDQUOT: "disk quota exceeded: free some space or write elsewhere",
+    errno.EFBIG: "file too large for this process's file size limit (ulimit -f)",
+    errno.EROFS: "read-only file system: write elsewhere",
+    errno.EACCES: "permission denied (a folder that is read-only for this user?)",
+    errno.EPERM: "operation not permitted (an immutable file or folder, chattr +i?)",
+}
+"""Operating system errors that are the machine's state, not a bug: one `error:` line each, exit code 2."""
+_SYSTEM_TEXTS = {"No space left on device": errno.ENOSPC, "Disk quota exceeded": errno.EDQUOT,
+                 "File too large": errno.EFBIG, "Read-only file system": errno.EROFS}
+_WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+_NOISY_LOGGERS = ("distributed.worker", "rasterio._env", "rasterio._err", "rasterio._io", "rasterio")
+"""Loggers that repeat a full disk once per task or GDAL call (a Dask task's traceback, `_tiffWriteProc: ...`)."""
+
+
+class _SystemErrorEcho(logging.Filter):
+    """Drops the records that only echo a full disk or file size limit: the command's `error:` line says it once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(text in message for text in _SYSTEM_TEXTS)
+
+
+_ECHO_FILTER = _SystemErrorEcho()
+
+
+def _quiet_system_error_echoes() -> None:
+    for name in _NOISY_LOGGERS:
+        logger = logging.getLogger(name)
+        if _ECHO_FILTER not in logger.filters:
+            logger.addFilter(_ECHO_FILTER)
 
 
 def friendly_errors(func: F) -> F:
     """Turn geovigie errors and invalid settings into `error: <message>` and exit code 2.
 
-    SIGTERM (and SIGHUP) unwind like Ctrl-C, so temporary files are removed; the command then exits with
-    128 + the signal number. Anything else is a bug: it keeps its traceback and Python's exit code 1.
+    A full disk, a file size limit, a read-only or immutable folder (`SYSTEM_ERRORS`, found anywhere in the
+    exception's chain) is one `error:` line too. SIGTERM (and SIGHUP) unwind like Ctrl-C, so temporary files are
+    removed; the command then exits with 128 + the signal number. Anything else is a bug: it keeps its traceback
+    and Python's exit code 1. Messages and log records are redacted (no password or token is printed).
     """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        install_log_redaction()
+        _quiet_system_error_echoes()
         try:
             with terminate_as_interrupt():
                 return func(*args, **kwargs)
@@ -53,15 +97,40 @@ def friendly_errors(func: F) -> F:
         except GeovigieError as error:
             _fail(str(error))
         except ValidationError as error:  # settings from geovigie.toml, GEOVIGIE_* or options
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in error.errors())
-            _fail(f"invalid settings: {problems}")
+            _fail(f"invalid settings: {describe_errors(error, 'settings', env_prefix='GEOVIGIE_')}")
+        except Exception as error:
+            system = system_error(error, kwargs.get("out"))
+            if system is None:
+                raise
+            _fail(system)
 
     return wrapper  # type: ignore[return-value]
 
 
+def system_error(error: BaseException, out: Any = None) -> str | None:
+    """The one-line message for an operating system error in `error`'s chain (`SYSTEM_ERRORS`), else None.
+
+    It names the file when the error does, else the command's output folder `out` for errors that only writing
+    meets (full disk, size limit, read-only file system).
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        code = current.errno if isinstance(current, OSError) else None
+        if code not in SYSTEM_ERRORS:
+            code = next((value for text, value in _SYSTEM_TEXTS.items() if text in str(current)), None)
+        if code in SYSTEM_ERRORS:
+            filename = getattr(current, "filename", None)
+            where = f"{filename}: " if filename else f"writing in {out}: " if out and code in _WRITE_ERRORS else ""
+            return f"{where}{SYSTEM_ERRORS[code]}"
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def _fail(message: str) -> None:
     err.print("error:", style="bold red", end=" ")
-    err.print(message, soft_wrap=True)
+    err.print(redact(message).replace("\n", " "), soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -73,6 +142,9 @@ register_diagnostics(app, friendly_errors, _settings)
 register_batch(app, friendly_errors, _settings)
 register_model(app, friendly_errors, _settings)
 register_train(app, friendly_errors, _settings)
+register_db(app, friendly_errors, _settings)
+register_keys(app, friendly_errors, _settings)
+register_jobs(app, friendly_errors, _settings)
 
 
 @catalog_app.command("build")
@@ -139,30 +211,6 @@ def predict(
               f"probabilities: {assets['probabilities'].get_absolute_href()}\nSTAC item: {layer.item_path}")
 
 
-@app.command("train-landcover")
-@friendly_errors
-def train_landcover(
-    out: Annotated[Path, typer.Option(help="Bundle folder to write.")] = Path(
-        "models/bundles/landcover-s2l1c-slovenia-v1"
-    ),
-    steps: Annotated[int, typer.Option(help="Optimisation steps.")] = 600,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-) -> None:
-    """Train the baseline land-cover bundle on the shipped Slovenia scenes."""
-    import json
-
-    from geovigie.catalog import build_sample_catalog
-    from geovigie.training import TrainConfig, train_landcover_baseline
-
-    settings = _settings()
-    build_sample_catalog(settings.sample_data_path(), settings.catalog_dir)
-    bundle = train_landcover_baseline(settings.catalog_dir, out, config=TrainConfig(steps=steps, lr=3e-3),
-                                      device=device)
-    val = bundle.card.metrics["validation"]
-    err.print(json.dumps({k: val[k] for k in ("overall_accuracy", "miou", "pixels")}, indent=1))
-    err.print(f"bundle written to {out}")
-
-
 @app.command()
 @friendly_errors
 def serve(
@@ -180,16 +228,17 @@ def serve(
     stac = stac_api_url(settings)
     err.print(f"map: http://{settings.host}:{settings.port}/   STAC API: {stac or 'off (static catalog only)'}   "
               f"({workers} worker{'s' * (workers > 1)}; Ctrl-C to stop)")
-    if workers == 1:
-        from geovigie.service.logs import configure_logging
+    with worker_process(settings):  # the job runner, in a process of its own (job_runner = false: none)
+        if workers == 1:
+            from geovigie.service.logs import configure_logging
 
-        configure_logging()
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning",
-                    log_config=None)
-        return
-    with serve_environment(settings):  # each worker builds the app from the same settings
-        uvicorn.run("geovigie.service.app:app_from_environment", factory=True, workers=workers,
-                    host=settings.host, port=settings.port, log_level="warning", log_config=None)
+            configure_logging()
+            uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning",
+                        log_config=None)
+            return
+        with serve_environment(settings):  # each worker builds the app from the same settings
+            uvicorn.run("geovigie.service.app:app_from_environment", factory=True, workers=workers,
+                        host=settings.host, port=settings.port, log_level="warning", log_config=None)
 
 
 @app.command()

@@ -59,6 +59,9 @@ def cog_writer(
     colormap: Colormap | None = None,
     overview_resampling: str = "nearest",
     tags: dict[str, str] | None = None,
+    scales: Sequence[float] | None = None,
+    offsets: Sequence[float] | None = None,
+    units: Sequence[str] | None = None,
     scratch_compress: str | None = None,
     level: int | None = None,
 ) -> Iterator[rasterio.io.DatasetWriter]:
@@ -70,7 +73,11 @@ def cog_writer(
         band_descriptions: one description per band (class or variable names).
         colormap: embedded palette for single-band uint8 class maps.
         overview_resampling: "nearest" for classes, "average" for continuous values.
-        tags: dataset-level metadata tags.
+        tags: dataset-level metadata tags (never local paths: the COG is published).
+        scales, offsets: one per band, physical value = stored value * scale + offset (GDAL band scale and
+            offset, shown by `gdalinfo` and applied by `rasterio`'s and GDAL's unscaling readers).
+        units: one unit per band (GDAL band unit type, e.g. "celsius"); by default the `UNIT` tag, when there is
+            one (and not "unitless"), for every band.
         scratch_compress: compression of the scratch file (e.g. "zstd" where disk is short); None, the default,
             writes it uncompressed: each block is then compressed once, into the COG (2-3 times faster).
         level: deflate level of the COG (1 fastest, 9 smallest); None: GDAL's default (6).
@@ -99,6 +106,13 @@ def cog_writer(
                 dst.colorinterp = [ColorInterp.palette]
             if tags:
                 dst.update_tags(**tags)
+            if scales:
+                dst.scales = tuple(float(v) for v in scales)
+            if offsets:
+                dst.offsets = tuple(float(v) for v in offsets)
+            unit = (tags or {}).get("UNIT")
+            if units or (unit and unit != "unitless"):
+                dst.units = tuple(units or [unit] * scratch_profile["count"])
             yield dst
         # the COG is made from the scratch file, then replaces it before the final rename
         with atomic_path(scratch) as cog:
@@ -119,3 +133,40 @@ def write_array_cog(target: str | Path, array: np.ndarray, **kwargs: Any) -> Pat
     with cog_writer(target, profile=profile, **kwargs) as dst:
         dst.write(array)
     return Path(target)
+
+
+def write_category_names(cog: str | Path, classes: Sequence[tuple[int, str, str]]) -> Path:
+    """Write the class names of a single-band class COG where GDAL and QGIS read them: `<cog>.aux.xml`.
+
+    GDAL's GeoTIFF format stores category names and raster attribute tables only in this PAM sidecar (GDAL writes
+    them there itself), so the sidecar travels with the COG. `classes` holds (value, name, "#rrggbb") triples; the
+    file gets both the category names (`gdalinfo` lists them) and a thematic attribute table (value, name, colour:
+    QGIS's "paletted/unique values" renderer and its attribute table read it). Written atomically.
+    """
+    import xml.etree.ElementTree as ET
+
+    cog = Path(cog)
+    root = ET.Element("PAMDataset")
+    band = ET.SubElement(root, "PAMRasterBand", band="1")
+    names = {value: name for value, name, _ in classes}
+    categories = ET.SubElement(band, "CategoryNames")
+    for value in range(max(names, default=-1) + 1):
+        ET.SubElement(categories, "Category").text = names.get(value, "")
+    table = ET.SubElement(band, "GDALRasterAttributeTable", tableType="thematic")
+    # GDAL field types: 0 integer, 2 string; usages: 5 MinMax (the value), 2 Name, 6-8 Red, Green, Blue
+    fields = [("value", 0, 5), ("class", 2, 2), ("red", 0, 6), ("green", 0, 7), ("blue", 0, 8)]
+    for index, (name, kind, usage) in enumerate(fields):
+        defn = ET.SubElement(table, "FieldDefn", index=str(index))
+        ET.SubElement(defn, "Name").text = name
+        ET.SubElement(defn, "Type").text = str(kind)
+        ET.SubElement(defn, "Usage").text = str(usage)
+    for row_index, (value, name, color) in enumerate(sorted(classes)):
+        row = ET.SubElement(table, "Row", index=str(row_index))
+        rgb = color.lstrip("#")
+        for field in (str(value), name, *(str(int(rgb[i:i + 2], 16)) for i in (0, 2, 4))):
+            ET.SubElement(row, "F").text = field
+    target = cog.with_name(f"{cog.name}.aux.xml")
+    ET.indent(root)
+    with atomic_path(target) as tmp:  # no XML declaration: GDAL's PAM reader ignores a file that starts with one
+        Path(tmp).write_text(ET.tostring(root, encoding="unicode") + "\n", encoding="utf-8")
+    return target

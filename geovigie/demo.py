@@ -41,7 +41,15 @@ def run_demo(settings: Settings, console: Console | None = None, client: Any = N
 
 def _run_demo(settings: Settings, console: Console, client: Any) -> DemoReport:
     from geovigie import workflows
-    from geovigie.catalog import GERS, MUENSTER, SLOVENIA, CatalogClient, build_sample_catalog
+    from geovigie.catalog import (
+        DEFAULT_MAX_CLOUD,
+        GERS,
+        MUENSTER,
+        SLOVENIA,
+        CatalogClient,
+        build_sample_catalog,
+        cloud_skip_reason,
+    )
     from geovigie.inference import dask_client
     from geovigie.service import stac_api_url
     from geovigie.tiles import index_inputs, results_database
@@ -77,8 +85,8 @@ def _run_demo(settings: Settings, console: Console, client: Any) -> DemoReport:
     console.rule("3/5 land cover (baseline bundle, Slovenia scenes)")
     with (dask_client(settings) if client is None else contextlib.nullcontext(client)) as active:
         for item in catalog.search(collections=[SLOVENIA]).item_list():
-            if item.properties.get("geovigie:cloudy"):
-                console.print(f"skipped {item.id}: cloudy, and no cloud mask ships for it")
+            if (why := cloud_skip_reason(item, DEFAULT_MAX_CLOUD)) is not None:  # the batch's rule too
+                console.print(f"skipped {item.id}: {why}")
                 continue
             record(workflows.landcover(item, settings, client=active))
 

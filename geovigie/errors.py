@@ -36,6 +36,14 @@ class RemoteSourceError(GeovigieError, OSError):
     """A remote STAC API or asset server is unreachable, timed out, or answered an error or unusable data."""
 
 
+class DatabaseError(GeovigieError, OSError):
+    """The PostgreSQL database behind the STAC API cannot be started, reached or used."""
+
+
+class PostgresNotInstalledError(DatabaseError):
+    """The PostgreSQL server programs (initdb, pg_ctl) or PostGIS are not installed."""
+
+
 class BundleError(GeovigieError, ValueError):
     """A model bundle is unreadable, corrupt (weights checksum) or inconsistent with its card."""
 

@@ -13,7 +13,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from geovigie.errors import InputNotFoundError, InvalidInputError
+from geovigie.config_file import read_toml
+from geovigie.errors import InputNotFoundError
 from geovigie.types import DeviceName
 
 DEFAULT_TOML = Path("geovigie.toml")
@@ -81,18 +82,36 @@ class Settings(BaseSettings):
         None, description="The service's address as its users reach it (https://geo.example.fr/geovigie), used for "
         "every absolute link (TileJSON, WMTS, STAC links and assets); http://HOST:PORT when unset. Links never come "
         "from a request's Host or X-Forwarded-* headers.")
+    http_timeout: float = Field(30.0, gt=0, le=3600, description="Seconds every HTTP request to a remote source "
+                                "(STAC API, asset download, WMS, GDAL reads) may wait to connect or between two reads.")
 
     tile_cache_mb: int = Field(64, ge=0, description="Memory (MiB) for rendered tiles kept by each service "
                                "process (0: none).")
     tile_cache_dir: Path | None = Field(
         None, description="Folder of rendered tiles shared by the service's worker processes (none when unset).")
 
+    # writes (keys, jobs, feedback): see the README section "Writes: keys, jobs, feedback, features"
+    read_requires_key: bool = Field(
+        False, description="Require an API key for reads too (layers, tiles, sites, jobs, features); writes always "
+        "require one.")
+    rate_limit_per_minute: int = Field(
+        120, ge=1, description="Requests per minute and API key (token bucket; a burst of this many is allowed).")
+    remote_url_allow_list: list[str] = Field(
+        default_factory=list, description="Hosts (example.org, or *.example.org for its subdomains) whose URLs a job "
+        "request may name (STAC APIs, WMS); none when empty. Loopback, private and link-local addresses are refused "
+        "whatever this says.")
+    job_max_area_km2: float = Field(10000.0, gt=0, description="Largest territory a job may cover (km²).")
+    job_runner: bool = Field(
+        True, description="`geovigie serve` starts a `geovigie jobs worker` process beside the service; False when "
+        "workers are run by hand (any machine reaching the database and the data folder).")
+    job_stale_after_s: float = Field(
+        60.0, gt=0, description="A running job whose runner has not reported for this long is taken over by another "
+        "runner (its finished work is kept).")
+
     @field_validator("overlap")
     @classmethod
     def _overlap_below_tile(cls, value: int, info: Any) -> int:
-        tile = info.data.get("tile_size", 256)
-        if value >= tile:
-            raise ValueError(f"overlap ({value}) must be smaller than tile_size ({tile})")
+        check_tiling(info.data.get("tile_size", 256), value)
         return value
 
     @field_validator("database_url")
@@ -160,6 +179,16 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=config_file()))
 
 
+def check_tiling(tile_size: int, overlap: int) -> None:
+    """The one tiling rule of settings, batch tasks and experiments: tiles overlap by less than their size.
+
+    Raises:
+        ValueError: overlap >= tile_size (pydantic validators turn it into the key's message).
+    """
+    if overlap >= tile_size:
+        raise ValueError(f"overlap ({overlap}) must be smaller than tile_size ({tile_size})")
+
+
 def config_file() -> Path:
     """The TOML file settings are read from: `GEOVIGIE_CONFIG` (which must exist), else ./geovigie.toml if any.
 
@@ -168,17 +197,13 @@ def config_file() -> Path:
         InvalidInputError: the file is not valid TOML.
     """
     import os
-    import tomllib
 
     named = os.environ.get("GEOVIGIE_CONFIG")
     path = Path(named) if named else DEFAULT_TOML
     if named and not path.is_file():
         raise InputNotFoundError(f"GEOVIGIE_CONFIG names {path}, which does not exist")
     if path.is_file():
-        try:
-            tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-            raise InvalidInputError(f"{path}: not valid TOML ({err})") from err
+        read_toml(path, "settings file")  # the one strict reader: a clear error before pydantic-settings reads it
     return path
 
 

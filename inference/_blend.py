@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from geovigie.models import softmax
 from geovigie.types import NODATA_CLASS, NODATA_PROBA, PROBA_SCALE
 
 RowsWriter = Callable[[int, np.ndarray, np.ndarray], None]
@@ -24,9 +25,7 @@ def finalise(logit_sum: np.ndarray, weight_sum: np.ndarray, valid: np.ndarray,
     """
     weights = np.maximum(weight_sum, 1e-12)[None]
     logits = np.divide(logit_sum, weights, out=logit_sum) if inplace else logit_sum / weights
-    logits -= logits.max(axis=0, keepdims=True)
-    np.exp(logits, out=logits)
-    logits /= logits.sum(axis=0, keepdims=True)
+    logits = softmax(logits, axis=0, inplace=True)  # the logits are calibrated already (the predictor divided them)
     classes = logits.argmax(axis=0).astype(np.uint8)
     logits *= np.float32(PROBA_SCALE)
     proba = np.rint(logits, out=logits).astype(np.uint8)

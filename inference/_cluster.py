@@ -58,8 +58,9 @@ def local_cluster_kind(device: str, cuda_available: bool) -> str:
 @contextlib.contextmanager
 def dask_client(options: ClusterOptions | Settings) -> Iterator[Any]:
     """A `distributed.Client`: to the configured scheduler, else to a new local cluster on 127.0.0.1, no dashboard."""
-    import torch
     from distributed import Client, LocalCluster
+
+    from geovigie.models import resolve_device
 
     if isinstance(options, Settings):
         options = ClusterOptions.from_settings(options)
@@ -71,7 +72,8 @@ def dask_client(options: ClusterOptions | Settings) -> Iterator[Any]:
     local: dict[str, Any] = {"dashboard_address": "127.0.0.1:0", "worker_dashboard_address": "127.0.0.1:0"}
     if options.processes:
         local["host"] = "127.0.0.1"
-    if local_cluster_kind(options.device, torch.cuda.is_available()) == "cuda":  # pragma: no cover - GPU only
+    gpu = resolve_device("auto").type == "cuda"
+    if local_cluster_kind(options.device, gpu) == "cuda":  # pragma: no cover - GPU only
         from dask_cuda import LocalCUDACluster
 
         cluster = LocalCUDACluster(threads_per_worker=options.threads_per_worker, host="127.0.0.1",

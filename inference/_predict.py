@@ -24,7 +24,6 @@ from geovigie.classes import palette
 from geovigie.cog import cog_writer
 from geovigie.errors import (
     BandMismatchError,
-    BundleError,
     EmptyInputError,
     ForcedMismatchWarning,
     GeovigieError,
@@ -33,17 +32,35 @@ from geovigie.errors import (
 )
 from geovigie.inference._chunks import Chunk, Window4, plan_chunks
 from geovigie.inference._cluster import ClusterOptions, dask_client
-from geovigie.inference._engine import RUNTIMES, EngineOptions, resolve_runtime
 from geovigie.inference._grid import tile_offsets
 from geovigie.inference._journal import RunJournal, open_journal
 from geovigie.inference._source import RasterSource, http_env, open_source
 from geovigie.inference._worker import ChunkJob, ChunkReport, PredictorPlugin, finish_seam, predict_chunk
-from geovigie.models import ModelBundle, ModelCard, check_runtime, load_bundle, resolve_device
+from geovigie.models import (
+    RUNTIMES,
+    ModelBundle,
+    ModelCard,
+    check_runtime,
+    check_weights,
+    load_bundle,
+    resolve_device,
+    resolve_runtime,
+)
+from geovigie.paths import safe_join, safe_name
 from geovigie.settings import Settings
 from geovigie.types import NODATA_CLASS, NODATA_PROBA, PROBA_SCALE
 
 RUN_TAG = "GEOVIGIE_RUN"
 INPUTS_TAG = "GEOVIGIE_INPUTS"
+
+
+def input_label(location: str) -> str:
+    """The input as the COG's tag names it: a URL as is; a local file by its name and a digest of its full path,
+    which tells two same-named inputs apart without publishing a server path (the COGs are published)."""
+    if "://" in location:
+        return location
+    digest = hashlib.sha256(str(Path(location).resolve()).encode()).hexdigest()[:12]
+    return f"{Path(location).name} (path sha256 {digest})"
 BUNDLE_TAG = "GEOVIGIE_BUNDLE"
 FORCED_TAG = "GEOVIGIE_FORCED"
 """Tag of outputs predicted although the input did not match the bundle: the forced warnings, joined by ' | '."""
@@ -92,11 +109,6 @@ class PredictOptions:
                                     f"{self.input_offset}")
         if self.runtime not in RUNTIMES:
             raise InvalidInputError(f"runtime {self.runtime!r} unknown: use one of {', '.join(RUNTIMES)}")
-
-    @property
-    def engine(self) -> EngineOptions:
-        """How the workers run the network."""
-        return EngineOptions(self.runtime, self.channels_last, self.quantise)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PredictOptions:
@@ -247,28 +259,6 @@ def _dtype_of(source: RasterSource) -> str:
         return str(src.dtypes[source.bands[0].index - 1])
 
 
-def check_bundle_weights(bundle: ModelBundle) -> None:
-    """Check the weights file before any work: its SHA-256 against the card, else that its header is readable.
-
-    Raises:
-        BundleError: truncated, corrupt or another card's weights.
-    """
-    from safetensors import SafetensorError, safe_open
-
-    weights = bundle.path / "weights.safetensors"
-    if bundle.card.weights_sha256:
-        digest = hashlib.sha256(weights.read_bytes()).hexdigest()
-        if digest != bundle.card.weights_sha256:
-            raise BundleError(f"{weights}: SHA-256 {digest[:12]}… differs from the card's "
-                              f"{bundle.card.weights_sha256[:12]}…; the weights are corrupt or not this card's")
-        return
-    try:
-        with safe_open(str(weights), "pt") as handle:
-            handle.keys()
-    except (SafetensorError, OSError) as err:
-        raise BundleError(f"{weights}: cannot load the weights ({err})") from err
-
-
 def check_device(options: PredictOptions, client: Any = None) -> None:
     """Fail before any work when the device is unusable here and the workers are local (no remote scheduler).
 
@@ -290,17 +280,28 @@ def tile_windows(width: int, height: int, tile: int, overlap: int) -> list[tuple
     ]
 
 
-def _run_signature(source: RasterSource, bundle: ModelBundle, options: PredictOptions) -> str:
-    """What outputs depend on: weights, input (id, location; per band href, index, size or checksum), tiling."""
-    parts = [bundle.card.weights_sha256, source.id, source.location, str(source.band_names), str(options.tile_size),
-             str(options.overlap)]
-    if options.input_scale != 1.0 or options.input_offset != 0.0:  # left out when unused: older outputs stay valid
-        parts.append(f"scale {options.input_scale!r} offset {options.input_offset!r}")
-    if options.runtime not in ("torch", "auto") or options.quantise:
-        parts.append(f"runtime {options.runtime} quantise {options.quantise}")
-    if bundle.card.calibration is not None:  # probabilities depend on the temperature
-        parts.append(f"temperature {bundle.card.temperature!r}")
-    parts += [f"{ref.href}:{ref.index}:{ref.identity}" for ref in source.bands]
+def prediction_signature(bundle: ModelBundle, options: PredictOptions) -> str:
+    """What a prediction's outputs depend on besides the input (16 hex digits): the weights, the tiling, the input
+    scale and offset, the runtime (`auto` resolved here as `predict` resolves it) and int8 quantisation, the
+    calibration temperature. The one definition: `run_signature` and the batch's job keys both use it, so a change
+    of any of these marks every earlier output stale."""
+    runtime = resolve_runtime(options.runtime, bundle)
+    parts = [bundle.card.weights_sha256, str(options.tile_size), str(options.overlap),
+             f"scale {options.input_scale!r} offset {options.input_offset!r}",
+             f"runtime {runtime} quantise {options.quantise}",
+             f"temperature {bundle.card.temperature!r}" if bundle.card.calibration is not None else "uncalibrated"]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
+def run_signature(source: RasterSource, bundle: ModelBundle, options: PredictOptions) -> str:
+    """What one prediction's outputs depend on (16 hex digits): `prediction_signature` and the input: an item's id,
+    location and per band href, index and declared checksum or size; a file's content SHA-256 (whatever path named
+    it) and band indices."""
+    parts = [prediction_signature(bundle, options), source.id, str(source.band_names)]
+    if source.fingerprint:
+        parts += [source.fingerprint, *(str(ref.index) for ref in source.bands)]
+    else:
+        parts += [source.location, *(f"{ref.href}:{ref.index}:{ref.identity}" for ref in source.bands)]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
@@ -317,9 +318,15 @@ def _existing_tags(path: Path) -> dict[str, str]:
 
 
 def output_paths(out_dir: Path, source: RasterSource, bundle: ModelBundle) -> tuple[Path, Path]:
-    """Where the class map and the probabilities of `source` by `bundle` are written."""
-    stem = f"{source.id}__{bundle.card.name}-v{bundle.card.version}"
-    return out_dir / f"{stem}_classes.tif", out_dir / f"{stem}_probabilities.tif"
+    """Where the class map and the probabilities of `source` by `bundle` are written: `<source.key>__<bundle>-v<n>`
+    in `out_dir`, never outside it.
+
+    Raises:
+        InvalidInputError: the input's id cannot name a file, or the path would leave `out_dir` (a symlink).
+    """
+    stem = f"{source.key}__{safe_name(bundle.card.name, 'bundle name')}-v{safe_name(bundle.card.version, 'version')}"
+    return (safe_join(out_dir, f"{stem}_classes.tif", what="output"),
+            safe_join(out_dir, f"{stem}_probabilities.tif", what="output"))
 
 
 def predict(
@@ -362,10 +369,10 @@ def predict(
     options = options or PredictOptions()
     check_device(options, client)
     bundle = bundle if isinstance(bundle, ModelBundle) else load_bundle(bundle)
-    check_bundle_weights(bundle)
+    check_weights(bundle)  # once per run, here: the workers are told the digest and do not hash again
     options = dataclasses.replace(options, runtime=resolve_runtime(options.runtime, bundle))
-    if options.runtime == "onnx":  # a missing, corrupt or stale export fails here, before any cluster work
-        check_runtime(bundle, "onnx", "cpu" if client is not None or options.cluster.scheduler else options.device)
+    # a missing, corrupt or stale export, or a pixel classifier asked to run on torch, fails here, before any work
+    check_runtime(bundle, options.runtime, "cpu" if client is not None or options.cluster.scheduler else options.device)
     caught: list[warnings.WarningMessage] = []
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -380,19 +387,24 @@ def predict(
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InvalidInputError(f"--out {out_dir} is a file, not a folder")
+    paths = output_paths(out_dir, source, bundle)  # a hostile id fails here, before any folder is created
     with run_lock(out_dir):
-        return _predict_locked(source, bundle, out_dir, options, client, started, overwrite=overwrite,
+        return _predict_locked(source, bundle, paths, options, client, started, overwrite=overwrite,
                                progress=progress, forced=forced)
 
 
-def _predict_locked(source: RasterSource, bundle: ModelBundle, out_dir: Path, options: PredictOptions, client: Any,
-                    started: float, *, overwrite: bool, progress: bool, forced: list[str]) -> PredictionResult:
+def _predict_locked(source: RasterSource, bundle: ModelBundle, paths: tuple[Path, Path], options: PredictOptions,
+                    client: Any, started: float, *, overwrite: bool, progress: bool,
+                    forced: list[str]) -> PredictionResult:
     """The part of `predict` that runs while holding the output folder's lock."""
-    classes_path, proba_path = output_paths(out_dir, source, bundle)
-    signature = _run_signature(source, bundle, options)
+    classes_path, proba_path = paths
+    out_dir = classes_path.parent
+    signature = run_signature(source, bundle, options)
     windows = tile_windows(source.width, source.height, options.tile_size, options.overlap)
     existing = _existing_tags(classes_path)
-    if existing and existing.get(INPUTS_TAG) != source.location and not overwrite:
+    # a file's outputs are named by its content: same name, same input, whatever path named it
+    if (existing and not source.fingerprint and existing.get(INPUTS_TAG) != input_label(source.location)
+            and not overwrite):
         raise InvalidInputError(
             f"{classes_path} holds the prediction of another input ({existing.get(INPUTS_TAG)}), not of "
             f"{source.location}; use another --out folder (or --overwrite)"
@@ -408,7 +420,7 @@ def _predict_locked(source: RasterSource, bundle: ModelBundle, out_dir: Path, op
         "driver": "GTiff", "width": source.width, "height": source.height, "crs": source.crs,
         "transform": source.affine, "dtype": "uint8",
     }
-    tags = {RUN_TAG: signature, BUNDLE_TAG: bundle.id, INPUTS_TAG: source.location}
+    tags = {RUN_TAG: signature, BUNDLE_TAG: bundle.id, INPUTS_TAG: input_label(source.location)}
     if forced:
         tags[FORCED_TAG] = " | ".join(forced)
     with contextlib.ExitStack() as stack:
@@ -421,6 +433,7 @@ def _predict_locked(source: RasterSource, bundle: ModelBundle, out_dir: Path, op
             proba_path, profile={**profile, "count": card.num_classes, "nodata": NODATA_PROBA},
             band_descriptions=[c.name for c in card.classes], overview_resampling="average",
             tags={**tags, "SCALE": f"probability = value / {PROBA_SCALE}"}, level=COG_LEVEL,
+            scales=[1 / PROBA_SCALE] * card.num_classes, offsets=[0.0] * card.num_classes,
         ))
 
         def write(window: Window4, block: np.ndarray) -> None:
@@ -431,7 +444,8 @@ def _predict_locked(source: RasterSource, bundle: ModelBundle, out_dir: Path, op
         client_cm = contextlib.nullcontext(client) if client is not None else dask_client(options.cluster)
         active = stack.enter_context(client_cm)
         job = ChunkJob(str(bundle.path), options.device, options.amp, options.overlap, options.batch_size,
-                       options.engine, options.cluster.torch_threads(), options.input_scale, options.input_offset)
+                       options.runtime, options.channels_last, options.quantise, options.cluster.torch_threads(),
+                       options.input_scale, options.input_offset, bundle.card.weights_sha256)
         stages, resumed = _run_chunks(active, source, chunks, job, journal, write, progress)
         predicted = time.perf_counter() - started
     journal.remove()
@@ -502,7 +516,7 @@ def _run_chunks(client: Any, source: RasterSource, chunks: list[Chunk], job: Chu
                                               pure=False, priority=1))
         stages["assemble"] += time.perf_counter() - clock
 
-    with progress_bar(f"predict {source.id}", total=sum(len(c.tiles) for c in chunks), enabled=progress) as advance:
+    with progress_bar(f"predict {source.key}", total=sum(len(c.tiles) for c in chunks), enabled=progress) as advance:
         submit_chunks()
         for chunk in chunks:
             if chunk.index in done:

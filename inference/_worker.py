@@ -17,58 +17,60 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 from distributed.diagnostics.plugin import WorkerPlugin
 from rasterio.windows import Window
 
 from geovigie.inference._blend import finalise
 from geovigie.inference._chunks import Chunk, Window4
-from geovigie.inference._engine import EngineOptions, Predictor, build_predictor
 from geovigie.inference._grid import blend_weights
 from geovigie.inference._journal import RunJournal
 from geovigie.inference._source import RasterSource
-from geovigie.models import ModelBundle, load_bundle, resolve_device
+from geovigie.models import ModelBundle, Predictor, load_bundle, load_predictor, resolve_device
 
 _LOCK = threading.Lock()
-_NETWORKS: dict[tuple[str, str, bool, EngineOptions], tuple[ModelBundle, Predictor]] = {}
+_NETWORKS: dict[tuple[object, ...], tuple[ModelBundle, Predictor]] = {}
 
 
 def cached_networks() -> int:
-    """How many networks this process holds (one per bundle, device and engine)."""
+    """How many networks this process holds (one per bundle, device and runtime options)."""
     return len(_NETWORKS)
-
-
-def get_predictor(bundle_path: str, device: str, amp: bool = True, engine: EngineOptions | None = None,
-                  torch_threads: int | None = None) -> tuple[ModelBundle, Predictor]:
-    """The worker's cached predictor for `bundle_path` on `device`, loaded on first use only."""
-    engine = engine or EngineOptions()
-    key = (bundle_path, device, amp, engine)
-    with _LOCK:
-        if key not in _NETWORKS:
-            if torch_threads:
-                torch.set_num_threads(torch_threads)
-            bundle = load_bundle(bundle_path)
-            _NETWORKS[key] = (bundle, build_predictor(bundle, resolve_device(device), amp, engine, torch_threads))
-        return _NETWORKS[key]
 
 
 @dataclass(frozen=True)
 class ChunkJob:
-    """What a worker needs besides the source and the chunk: bundle, device, engine, threads, input scaling."""
+    """What a worker needs besides the source and the chunk: bundle, device, runtime, threads, input scaling.
+
+    `runtime` is resolved (torch or onnx) and the bundle's files were checked by the client for this run
+    (`weights_sha256` is the digest it verified): workers load them without hashing them again.
+    """
 
     bundle_path: str
     device: str
     amp: bool
     overlap: int
     batch_size: int
-    engine: EngineOptions = EngineOptions()
+    runtime: str = "torch"
+    channels_last: bool = False
+    quantise: bool = False
     torch_threads: int | None = None
     input_scale: float = 1.0
     input_offset: float = 0.0
+    weights_sha256: str = ""
 
     def load(self) -> tuple[ModelBundle, Predictor]:
-        """This process's predictor for the job (loaded once)."""
-        return get_predictor(self.bundle_path, self.device, self.amp, self.engine, self.torch_threads)
+        """This process's predictor for the job (loaded once per process)."""
+        key = (self.bundle_path, self.device, self.amp, self.runtime, self.channels_last, self.quantise,
+               self.torch_threads, self.weights_sha256)
+        with _LOCK:
+            if key not in _NETWORKS:
+                bundle = load_bundle(self.bundle_path)
+                # the digest the client verified: the same weights need no second hash here
+                verified = bool(self.weights_sha256) and self.weights_sha256 == bundle.card.weights_sha256
+                _NETWORKS[key] = (bundle, load_predictor(
+                    bundle, str(resolve_device(self.device)), self.runtime, amp=self.amp,
+                    threads=self.torch_threads, channels_last=self.channels_last, quantise=self.quantise,
+                    verified=verified))
+            return _NETWORKS[key]
 
 
 class PredictorPlugin(WorkerPlugin):

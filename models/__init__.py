@@ -1,12 +1,37 @@
 """Model bundles (smp networks built from names, with a card) and the runtime shared by training and inference."""
 
 from geovigie.classes import ClassInfo
-from geovigie.models._bundle import DEFAULT_BUNDLE, ModelBundle, load_bundle, save_bundle, write_card
+from geovigie.models._bundle import (
+    DEFAULT_BUNDLE,
+    NETWORK_BUNDLE,
+    ModelBundle,
+    check_weights,
+    load_bundle,
+    save_bundle,
+    sha256_of,
+    write_card,
+)
 from geovigie.models._calibration import calibrate, expected_calibration_error, fit_temperature, softmax
-from geovigie.models._card import CARD_FORMAT_VERSION, Architecture, Calibration, ModelCard, Normalisation, OnnxExport
+from geovigie.models._card import (
+    CARD_FORMAT_VERSION,
+    Architecture,
+    Calibration,
+    ModelCard,
+    Normalisation,
+    NormalisedDifference,
+    OnnxExport,
+    PixelFeatures,
+)
 from geovigie.models._mlm import mlm_item
 from geovigie.models._network import build_network
 from geovigie.models._onnx import export_onnx
+from geovigie.models._pixel import (
+    PROBABILITY_FLOOR,
+    feature_model,
+    pixel_features,
+    save_pixel_bundle,
+    wrap_pixel_model,
+)
 from geovigie.models._predictor import (
     RUNTIMES,
     OnnxPredictor,
@@ -15,21 +40,26 @@ from geovigie.models._predictor import (
     TorchPredictor,
     check_runtime,
     load_predictor,
+    resolve_runtime,
 )
 from geovigie.models._runtime import autocast, fill_values, forward, inference_context, normalise, resolve_device
 
 __all__ = [
+    "PROBABILITY_FLOOR",
     "CARD_FORMAT_VERSION",
     "DEFAULT_BUNDLE",
+    "NETWORK_BUNDLE",
     "RUNTIMES",
     "Architecture",
     "Calibration",
     "ClassInfo",
     "ModelBundle",
     "ModelCard",
+    "NormalisedDifference",
     "Normalisation",
     "OnnxExport",
     "OnnxPredictor",
+    "PixelFeatures",
     "Predictor",
     "Runtime",
     "TorchPredictor",
@@ -37,8 +67,10 @@ __all__ = [
     "build_network",
     "calibrate",
     "check_runtime",
+    "check_weights",
     "expected_calibration_error",
     "export_onnx",
+    "feature_model",
     "fill_values",
     "fit_temperature",
     "forward",
@@ -47,8 +79,13 @@ __all__ = [
     "load_predictor",
     "mlm_item",
     "normalise",
+    "pixel_features",
     "resolve_device",
+    "resolve_runtime",
     "save_bundle",
+    "save_pixel_bundle",
+    "sha256_of",
     "softmax",
+    "wrap_pixel_model",
     "write_card",
 ]

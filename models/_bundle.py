@@ -24,7 +24,11 @@ CARD = "card.json"
 ITEM = "item.json"
 """The card as a STAC item with the Machine Learning Model extension (see `mlm_item`)."""
 BUNDLES_DIR = Path(__file__).resolve().parent / "bundles"
-DEFAULT_BUNDLE = BUNDLES_DIR / "landcover-s2l1c-slovenia-v1"
+DEFAULT_BUNDLE = BUNDLES_DIR / "landcover-s2l1c-slovenia-v3"
+"""The default of `predict`: the land-cover candidate that won on held-out dates (training/configs/
+landcover-s2l1c-slovenia.toml; a random forest, BENCHMARKS.md)."""
+NETWORK_BUNDLE = BUNDLES_DIR / "landcover-s2l1c-slovenia-v1"
+"""The shipped U-Net bundle (v1 recipe), for what needs a PyTorch network."""
 
 
 @dataclass(frozen=True)
@@ -39,14 +43,28 @@ class ModelBundle:
         """`name@version`, used to name outputs and in STAC processing metadata."""
         return f"{self.card.name}@{self.card.version}"
 
-    def load_network(self, device: torch.device | str = "cpu") -> torch.nn.Module:
-        """Build the network from the card and load the weights, in eval mode."""
+    @property
+    def weights_path(self) -> Path:
+        """The file `card.weights_sha256` is the hash of: the safetensors weights, or a pixel classifier's ONNX
+        model (its only weights)."""
+        if self.card.kind == "pixel-classifier":
+            return self.path / (self.card.onnx.file if self.card.onnx is not None else "model.onnx")
+        return self.path / WEIGHTS
+
+    def load_network(self, device: torch.device | str = "cpu", *, verified: bool = False) -> torch.nn.Module:
+        """Build the network from the card and load the weights, in eval mode; the weights are checked first
+        (`check_weights`) unless `verified` says this run checked them already.
+
+        Raises:
+            BundleError: corrupt or other weights, or the bundle is a pixel classifier (no network: runtime onnx
+                runs it).
+        """
+        if self.card.architecture is None:
+            raise BundleError(f"{self.path}: bundle {self.id} is a {self.card.kind} without a PyTorch network; "
+                              "run it with runtime onnx (or auto)")
         weights = self.path / WEIGHTS
-        if self.card.weights_sha256:
-            digest = hashlib.sha256(weights.read_bytes()).hexdigest()
-            if digest != self.card.weights_sha256:
-                raise BundleError(f"{weights}: SHA-256 {digest[:12]}… differs from the card's "
-                                  f"{self.card.weights_sha256[:12]}…; the weights are corrupt or not this card's")
+        if not verified:
+            check_weights(self)
         net = build_network(self.card.architecture, len(self.card.bands), self.card.num_classes)
         try:
             state = load_file(str(weights), device="cpu")
@@ -84,6 +102,35 @@ class ModelBundle:
         warnings.warn(message + "; predicting anyway because forced", ForcedMismatchWarning, stacklevel=2)
 
 
+def sha256_of(path: str | Path) -> str:
+    """SHA-256 (hex) of a file, read in blocks: the bundles' one hash (weights, ONNX export)."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def check_weights(bundle: ModelBundle) -> None:
+    """Check the weights file: its SHA-256 against the card's, else (cards without one) that its header reads.
+    Done once per run: inference checks on the client and tells its workers (`load_network(verified=True)`).
+
+    Raises:
+        BundleError: truncated, corrupt or another card's weights.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    weights = bundle.weights_path  # a pixel classifier's weights are its ONNX model
+    if bundle.card.weights_sha256:
+        digest = sha256_of(weights)
+        if digest != bundle.card.weights_sha256:
+            raise BundleError(f"{weights}: SHA-256 {digest[:12]}… differs from the card's "
+                              f"{bundle.card.weights_sha256[:12]}…; the weights are corrupt or not this card's")
+        return
+    try:
+        with safe_open(str(weights), "pt") as handle:
+            handle.keys()
+    except (SafetensorError, OSError) as err:
+        raise BundleError(f"{weights}: cannot load the weights ({err})") from err
+
+
 def _problems(err: ValidationError) -> str:
     """Every problem pydantic found, one per clause: `where: what`."""
     parts = []
@@ -102,7 +149,7 @@ def load_bundle(path: str | Path | None = None) -> ModelBundle:
     """
     folder = Path(path) if path is not None else DEFAULT_BUNDLE
     card_path = folder / CARD
-    if not card_path.exists() or not (folder / WEIGHTS).exists():
+    if not card_path.exists():
         raise InputNotFoundError(f"no model bundle at {folder}: expected {CARD} and {WEIGHTS}")
     try:
         raw = json.loads(card_path.read_text(encoding="utf-8"))
@@ -121,7 +168,10 @@ def load_bundle(path: str | Path | None = None) -> ModelBundle:
                           "fix the card or retrain the bundle") from err
     except ValueError as err:  # model_post_init checks
         raise BundleError(f"{card_path}: not a valid model card ({err})") from err
-    return ModelBundle(folder, card)
+    bundle = ModelBundle(folder, card)
+    if not bundle.weights_path.exists():
+        raise InputNotFoundError(f"no model bundle at {folder}: expected {CARD} and {bundle.weights_path.name}")
+    return bundle
 
 
 def write_card(folder: str | Path, card: ModelCard) -> ModelBundle:
@@ -147,7 +197,7 @@ def save_bundle(folder: str | Path, network: torch.nn.Module, card: ModelCard) -
     state = {k: v.detach().to("cpu").contiguous() for k, v in network.state_dict().items()}
     with atomic_path(folder / WEIGHTS) as tmp:
         save_file(state, str(tmp))
-        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+        digest = sha256_of(tmp)
     stale = card.onnx.file if card.onnx is not None else "model.onnx"
     (folder / stale).unlink(missing_ok=True)
     return write_card(folder, card.model_copy(update={"weights_sha256": digest, "onnx": None}))

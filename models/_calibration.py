@@ -85,9 +85,15 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, ignore: int | None =
     return float(math.exp((low + high) / 2.0))
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0, axis: int = 1) -> np.ndarray:
-    """Probabilities softmax(logits / T) along `axis` (classes), float32."""
-    scaled = np.asarray(logits, dtype=np.float32) / np.float32(temperature)
+def softmax(logits: np.ndarray, temperature: float = 1.0, axis: int = 1, *, inplace: bool = False) -> np.ndarray:
+    """Probabilities softmax(logits / T) along `axis` (classes), float32, numerically stable (max subtracted).
+
+    The one softmax: calibration, the predictors' `probabilities` and the blended tiles of inference use it.
+    `inplace`: `logits` (float32) is overwritten and returned, one array less (inference's large blocks).
+    """
+    scaled = logits if inplace and logits.dtype == np.float32 else np.array(logits, dtype=np.float32)
+    if temperature != 1.0:
+        scaled /= np.float32(temperature)
     scaled -= scaled.max(axis=axis, keepdims=True)
     np.exp(scaled, out=scaled)
     scaled /= scaled.sum(axis=axis, keepdims=True)

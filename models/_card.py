@@ -52,6 +52,23 @@ class OnnxExport(BaseModel):
                                 "weights is stale and refused.")
 
 
+class NormalisedDifference(BaseModel):
+    """A spectral index `(band a - band b) / (band a + band b)` of two input bands (0-based positions)."""
+
+    name: str = Field(description="ndvi, ndwi, ndbi... or any name.")
+    a: int = Field(ge=0)
+    b: int = Field(ge=0)
+
+
+class PixelFeatures(BaseModel):
+    """What a per-pixel classifier sees at each pixel (bundles of kind `pixel-classifier`, see `models/_pixel.py`):
+    the raw band values, then its indices, then (`neighbourhood` = 3) the 3 x 3 mean of all of those."""
+
+    indices: list[NormalisedDifference] = Field(default_factory=list)
+    neighbourhood: Literal[0, 3] = 0
+    estimator: str = Field("", description="The fitted estimator, in words (library, class, main settings).")
+
+
 class ModelCard(BaseModel):
     """Everything needed to use a model correctly and to know what it is worth.
 
@@ -63,7 +80,11 @@ class ModelCard(BaseModel):
     name: str
     version: str
     task: str = "semantic-segmentation"
-    architecture: Architecture
+    kind: Literal["network", "pixel-classifier"] = Field(
+        default="network", description="network: smp weights (+ ONNX copy); pixel-classifier: a per-pixel "
+        "scikit-learn model whose only weights are `model.onnx` (`weights_sha256` is that file's hash).")
+    architecture: Architecture | None = Field(default=None, description="The network (kind network only).")
+    pixel: PixelFeatures | None = Field(default=None, description="The features (kind pixel-classifier only).")
     bands: list[str]
     product_level: str = Field(description="Imagery processing level the model was trained on: L1C, L2A...")
     normalisation: Normalisation
@@ -101,6 +122,14 @@ class ModelCard(BaseModel):
 
     def model_post_init(self, __context: Any) -> None:
         n = len(self.bands)
+        if self.kind == "network" and self.architecture is None:
+            raise ValueError("a network card needs its architecture")
+        if self.kind == "pixel-classifier":
+            if self.pixel is None:
+                raise ValueError("a pixel-classifier card needs `pixel` (its features)")
+            bad = [i.name for i in self.pixel.indices if max(i.a, i.b) >= n]
+            if bad:
+                raise ValueError(f"indices {bad} name bands beyond the card's {n}")
         if len(self.normalisation.mean) != n or len(self.normalisation.std) != n:
             raise ValueError(f"normalisation needs one mean and one std per band ({n} bands)")
         ranges = self.band_ranges()

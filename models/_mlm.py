@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 import pystac
 import torch
+from pystac.extensions.eo import EOExtension
 from pystac.extensions.file import FileExtension
 from pystac.extensions.mlm import MLMExtension, TaskType
 
+from geovigie.bands import S2_BANDS, eo_band
 from geovigie.models._network import build_network
 
 if TYPE_CHECKING:
@@ -55,6 +57,10 @@ def _footprint(provenance: dict[str, Any]) -> tuple[dict[str, Any] | None, list[
 def total_parameters(bundle: ModelBundle) -> int:
     """Trainable and frozen parameters of the network the card describes (buffers such as BN statistics excluded)."""
     card = bundle.card
+    if card.architecture is None:  # a pixel classifier: its ONNX model holds all its numbers
+        from geovigie.models._pixel import onnx_parameters
+
+        return onnx_parameters(bundle.weights_path)
     network = build_network(card.architecture, len(card.bands), card.num_classes)
     return sum(p.numel() for p in network.parameters())
 
@@ -100,6 +106,20 @@ def _outputs(bundle: ModelBundle, task: str) -> list[dict[str, Any]]:
     }]
 
 
+def _eo_band(name: str) -> dict[str, object]:
+    """A Sentinel-2 band with its common name and centre wavelength; any other band by its name."""
+    return eo_band(name) if name in S2_BANDS else {"name": name}
+
+
+def _architecture(card: Any) -> str:
+    if card.architecture is not None:
+        return f"{card.architecture.name} ({card.architecture.encoder} encoder)"
+    pixel = card.pixel
+    features = f"{len(card.bands)} bands" + (f" + {', '.join(i.name for i in pixel.indices)}" if pixel.indices else "")
+    near = f", with their {pixel.neighbourhood}x{pixel.neighbourhood} mean" if pixel.neighbourhood else ""
+    return f"per-pixel {pixel.estimator or 'classifier'} on {features}{near} (ONNX)"
+
+
 def mlm_item(bundle: ModelBundle) -> pystac.Item:
     """The bundle's card as a STAC item with the MLM extension: properties `mlm:*`, assets `weights`, `onnx`, `card`.
 
@@ -120,16 +140,18 @@ def mlm_item(bundle: ModelBundle) -> pystac.Item:
         "title": f"{card.name} v{card.version}",
         "description": card.limitations or f"{card.task} model {card.name} v{card.version}",
         "mlm:name": name,
-        "mlm:architecture": f"{card.architecture.name} ({card.architecture.encoder} encoder)",
+        "mlm:architecture": _architecture(card),
         "mlm:tasks": [task],
-        "mlm:framework": "PyTorch",
-        "mlm:framework_version": str(framework_version or torch.__version__),
+        "mlm:framework": "PyTorch" if card.kind == "network" else "scikit-learn",
+        "mlm:framework_version": str((framework_version or torch.__version__) if card.kind == "network"
+                                     else software.get("scikit-learn", "unknown")),
         "mlm:total_parameters": total_parameters(bundle),
         "mlm:pretrained": False,
         "mlm:pretrained_source": None,
         "mlm:accelerator": "amd64",
         "mlm:accelerator_constrained": False,
-        "mlm:accelerator_summary": "runs on CPU (PyTorch or ONNX Runtime) or a CUDA GPU (float16 autocast)",
+        "mlm:accelerator_summary": "runs on CPU (PyTorch or ONNX Runtime) or a CUDA GPU (float16 autocast)"
+                                   if card.kind == "network" else "runs on CPU with ONNX Runtime",
         "mlm:input": _inputs(bundle),
         "mlm:output": _outputs(bundle, task),
         "geovigie:card_format": card.format_version,
@@ -141,17 +163,21 @@ def mlm_item(bundle: ModelBundle) -> pystac.Item:
         properties["geovigie:calibration"] = card.calibration.model_dump(mode="json")
     item = pystac.Item(id=f"{card.name}-v{card.version}", geometry=geometry, bbox=bbox,
                        datetime=_datetime(card.provenance), properties=properties)
-    item.stac_extensions = [MLMExtension.get_schema_uri(), FileExtension.get_schema_uri()]
-    weights: dict[str, Any] = {"mlm:artifact_type": "safetensors"}
+    item.stac_extensions = [MLMExtension.get_schema_uri(), FileExtension.get_schema_uri(), EOExtension.get_schema_uri()]
+    # the named input bands described by `eo:bands` on every model asset, as the MLM schema requires
+    bands = [_eo_band(band) for band in card.bands]
+    weights: dict[str, Any] = {"mlm:artifact_type": "safetensors", "eo:bands": bands}
     if card.weights_sha256:
         weights["file:checksum"] = _checksum(card.weights_sha256)
-    item.add_asset("weights", pystac.Asset("./weights.safetensors", title="PyTorch weights (safetensors)",
-                                           media_type=SAFETENSORS_TYPE, roles=["mlm:model", "mlm:weights", "data"],
-                                           extra_fields=weights))
+    if card.kind == "network":
+        item.add_asset("weights", pystac.Asset("./weights.safetensors", title="PyTorch weights (safetensors)",
+                                               media_type=SAFETENSORS_TYPE, roles=["mlm:model", "mlm:weights", "data"],
+                                               extra_fields=weights))
     if card.onnx is not None:
+        roles = ["mlm:model", "data"] if card.kind == "network" else ["mlm:model", "mlm:weights", "data"]
         item.add_asset("onnx", pystac.Asset(f"./{card.onnx.file}", title=f"ONNX model (opset {card.onnx.opset})",
-                                            media_type=ONNX_TYPE, roles=["mlm:model", "data"],
-                                            extra_fields={"mlm:artifact_type": "onnx",
+                                            media_type=ONNX_TYPE, roles=roles,
+                                            extra_fields={"mlm:artifact_type": "onnx", "eo:bands": bands,
                                                           "file:checksum": _checksum(card.onnx.sha256)}))
     item.add_asset("card", pystac.Asset("./card.json", title="geovigie model card", media_type=pystac.MediaType.JSON,
                                         roles=["metadata"]))

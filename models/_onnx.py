@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import torch
 
 from geovigie.atomic import atomic_path
 from geovigie.errors import BundleError
-from geovigie.models._bundle import ModelBundle, load_bundle, write_card
+from geovigie.models._bundle import ModelBundle, load_bundle, sha256_of, write_card
 from geovigie.models._card import OnnxExport
 
 ONNX_FILE = "model.onnx"
@@ -35,6 +34,9 @@ def export_onnx(bundle_dir: str | Path | ModelBundle, opset: int = DEFAULT_OPSET
     import onnx
 
     bundle = bundle_dir if isinstance(bundle_dir, ModelBundle) else load_bundle(bundle_dir)
+    if bundle.card.kind != "network":
+        raise BundleError(f"{bundle.path}: bundle {bundle.id} is a {bundle.card.kind}: its {bundle.weights_path.name} "
+                          "is already its ONNX model, there is no network to export")
     network = bundle.load_network("cpu")
     example = torch.zeros(1, len(bundle.card.bands), _EXAMPLE_SIZE, _EXAMPLE_SIZE)
     target = bundle.path / ONNX_FILE
@@ -49,7 +51,7 @@ def export_onnx(bundle_dir: str | Path | ModelBundle, opset: int = DEFAULT_OPSET
             onnx.checker.check_model(str(tmp))
         except Exception as err:  # torch.onnx and onnx raise many kinds; all mean the same here
             raise BundleError(f"{bundle.path}: cannot export {bundle.id} to ONNX opset {opset} ({err})") from err
-        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+        digest = sha256_of(tmp)
     record = OnnxExport(file=ONNX_FILE, opset=opset, sha256=digest, weights_sha256=bundle.card.weights_sha256)
     write_card(bundle.path, bundle.card.model_copy(update={"onnx": record}))
     return target

@@ -1,14 +1,16 @@
-"""One way to run a bundle whatever the runtime: PyTorch or ONNX Runtime, loaded once, calibrated by the card.
+"""The one way to run a bundle: PyTorch or ONNX Runtime (or `auto`), loaded once, calibrated by the card.
 
-A predictor takes a normalised float32 batch (B, bands, H, W) (see `normalise`) of any height and width and
-returns float32 logits (B, classes, H, W). When the card has a calibration and `calibrated` is set (the default),
-the logits are divided by its temperature: softmax of them gives calibrated probabilities, argmax is unchanged,
-and since the division is linear, blending tiles before or after it gives the same result.
+A predictor takes a normalised float32 batch (B, bands, H, W) (see `normalise`) of any height and width, pads it to
+the network's multiple (`PAD_MULTIPLE`), and returns float32 logits (B, classes, H, W). When the card has a
+calibration and `calibrated` is set (the default), the logits are divided by its temperature: softmax of them gives
+calibrated probabilities, argmax is unchanged, and since the division is linear, blending tiles before or after it
+gives the same result. Mixed precision is decided once, by `autocast` (float16 on CUDA when `amp`). Inference
+workers, the model commands and the benchmarks all load their network here.
 """
 
 from __future__ import annotations
 
-import hashlib
+import importlib.util
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -18,11 +20,27 @@ import numpy as np
 import torch
 
 from geovigie.errors import BundleError, DeviceUnavailableError, InvalidInputError
-from geovigie.models._bundle import ModelBundle, load_bundle
+from geovigie.models._bundle import ModelBundle, load_bundle, sha256_of
+from geovigie.models._calibration import softmax
 from geovigie.models._runtime import PAD_MULTIPLE, forward, resolve_device
 
-Runtime = Literal["torch", "onnx"]
-RUNTIMES: tuple[str, ...] = ("torch", "onnx")
+Runtime = Literal["auto", "torch", "onnx"]
+RUNTIMES: tuple[str, ...] = ("auto", "torch", "onnx")
+
+
+def resolve_runtime(runtime: str, bundle: ModelBundle) -> str:
+    """`auto`: ONNX Runtime when the bundle has an ONNX export and onnxruntime is installed (2.8 times the torch
+    throughput on 2 CPU cores, BENCHMARKS.md), else torch; `torch` and `onnx` as they are.
+
+    Raises:
+        InvalidInputError: an unknown runtime.
+    """
+    if runtime not in RUNTIMES:
+        raise InvalidInputError(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
+    if runtime != "auto":
+        return runtime
+    has_export = bundle.card.onnx is not None
+    return "onnx" if has_export and importlib.util.find_spec("onnxruntime") is not None else "torch"
 
 
 class Predictor(ABC):
@@ -49,11 +67,7 @@ class Predictor(ABC):
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         """Softmax over classes of `self(batch)`: calibrated probabilities when the predictor is calibrated."""
-        logits = self(batch)
-        logits -= logits.max(axis=1, keepdims=True)
-        np.exp(logits, out=logits)
-        logits /= logits.sum(axis=1, keepdims=True)
-        return logits
+        return softmax(self(batch), inplace=True)
 
     @abstractmethod
     def _run(self, batch: np.ndarray) -> np.ndarray:
@@ -64,22 +78,31 @@ class Predictor(ABC):
 
 
 class TorchPredictor(Predictor):
-    """The PyTorch network (float16 autocast on CUDA when `amp`)."""
+    """The PyTorch network: float16 autocast on CUDA when `amp`, optionally in channels-last memory format or with
+    int8 dynamic quantisation (Linear layers, CPU only). `verified`: the weights' SHA-256 was checked already in
+    this run (`check_weights`), so loading does not hash them again."""
 
     runtime = "torch"
 
     def __init__(self, bundle: ModelBundle, device: str = "auto", *, amp: bool = True, calibrated: bool = True,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, channels_last: bool = False, quantise: bool = False,
+                 verified: bool = False) -> None:
         torch_device = resolve_device(device)
         super().__init__(bundle, str(torch_device), calibrated)
         if threads:
             torch.set_num_threads(threads)
         self.torch_device = torch_device
         self.amp = amp
-        self.network = bundle.load_network(torch_device)
+        self.channels_last = channels_last
+        network = bundle.load_network(torch_device, verified=verified)
+        if quantise and torch_device.type == "cpu":  # dynamic int8 exists for Linear layers only
+            network = torch.ao.quantization.quantize_dynamic(network, {torch.nn.Linear}, dtype=torch.qint8)
+        if channels_last:
+            network = network.to(memory_format=torch.channels_last)
+        self.network = network
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
-        return forward(self.network, batch, self.torch_device, self.amp)
+        return forward(self.network, batch, self.torch_device, self.amp, channels_last=self.channels_last)
 
 
 class OnnxPredictor(Predictor):
@@ -88,10 +111,10 @@ class OnnxPredictor(Predictor):
     runtime = "onnx"
 
     def __init__(self, bundle: ModelBundle, device: str = "auto", *, calibrated: bool = True,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, verified: bool = False) -> None:
         ort = _onnxruntime()
 
-        path = _check_onnx(bundle)
+        path = bundle.path / bundle.card.onnx.file if verified and bundle.card.onnx is not None else _check_onnx(bundle)
         providers = _onnx_providers(device)
         options = ort.SessionOptions()
         if threads:
@@ -135,7 +158,7 @@ def _check_onnx(bundle: ModelBundle) -> Path:
     path = bundle.path / card.onnx.file
     if not path.exists():
         raise BundleError(f"{path}: the ONNX file the card names is missing; export it again ({EXPORT_HINT})")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = sha256_of(path)
     if digest != card.onnx.sha256:
         raise BundleError(f"{path}: SHA-256 {digest[:12]}… differs from the card's {card.onnx.sha256[:12]}…; "
                           f"the file is corrupt or not this card's: export it again ({EXPORT_HINT})")
@@ -162,42 +185,52 @@ def _onnx_providers(device: str) -> list[Any]:
     raise DeviceUnavailableError(f"unknown device {device!r}: use auto, cpu or cuda")
 
 
-def check_runtime(bundle: ModelBundle, runtime: Runtime | str = "torch", device: str = "auto") -> None:
-    """Fail early, without loading any network, when `bundle` cannot run with `runtime` on `device` here.
+def check_runtime(bundle: ModelBundle, runtime: Runtime | str = "torch", device: str = "auto") -> str:
+    """Fail early, without loading any network, when `bundle` cannot run with `runtime` on `device` here; check the
+    files the runtime reads (the ONNX export's SHA-256) so that workers need not check them again.
+
+    Returns:
+        The runtime, `auto` resolved.
 
     Raises:
         InvalidInputError: unknown runtime.
         BundleError: (onnx) no export in the bundle, a missing, corrupt or stale export.
         DeviceUnavailableError: the device is unusable with this runtime here.
     """
-    if runtime not in RUNTIMES:
-        raise InvalidInputError(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
+    runtime = resolve_runtime(runtime, bundle)
     if runtime == "onnx":
         _check_onnx(bundle)
         _onnx_providers(device)
     else:
+        if bundle.card.kind != "network":
+            raise BundleError(f"{bundle.path}: bundle {bundle.id} is a {bundle.card.kind} (an ONNX model, no PyTorch "
+                              "network): use runtime onnx or auto")
         resolve_device(device)
+    return runtime
 
 
 def load_predictor(bundle_or_path: ModelBundle | str | Path | None = None, device: str = "auto",
                    runtime: Runtime | str = "torch", *, amp: bool = True, calibrated: bool = True,
-                   threads: int | None = None) -> Predictor:
-    """Load a bundle's network once for `runtime` ("torch" or "onnx") on `device` (auto, cpu, cuda[:n]).
+                   threads: int | None = None, channels_last: bool = False, quantise: bool = False,
+                   verified: bool = False) -> Predictor:
+    """Load a bundle's network once for `runtime` (torch, onnx or auto) on `device` (auto, cpu, cuda[:n]).
 
     Args:
         bundle_or_path: a bundle, its folder, or None for the shipped land-cover bundle.
         amp: float16 autocast on CUDA (torch runtime only).
         calibrated: divide the logits by the card's temperature (when it has one).
         threads: CPU threads of the runtime (None: its default).
+        channels_last, quantise: torch's channels-last memory format, int8 dynamic quantisation (CPU).
+        verified: the bundle's files were checked in this run already (`check_weights`, `check_runtime`): do not
+            hash them again (what inference workers do: the client checked them once for the run).
 
     Raises:
         InvalidInputError: unknown runtime.
         BundleError: corrupt weights, or (onnx) no export, a corrupt or stale export.
         DeviceUnavailableError: the device cannot be used with this runtime here.
     """
-    if runtime not in RUNTIMES:
-        raise InvalidInputError(f"unknown runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
     bundle = bundle_or_path if isinstance(bundle_or_path, ModelBundle) else load_bundle(bundle_or_path)
-    if runtime == "onnx":
-        return OnnxPredictor(bundle, device, calibrated=calibrated, threads=threads)
-    return TorchPredictor(bundle, device, amp=amp, calibrated=calibrated, threads=threads)
+    if resolve_runtime(runtime, bundle) == "onnx":
+        return OnnxPredictor(bundle, device, calibrated=calibrated, threads=threads, verified=verified)
+    return TorchPredictor(bundle, device, amp=amp, calibrated=calibrated, threads=threads,
+                          channels_last=channels_last, quantise=quantise, verified=verified)

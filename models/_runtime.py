@@ -66,13 +66,19 @@ def fill_values(card: ModelCard | Normalisation) -> np.ndarray:
     return np.asarray(norm.mean, dtype=np.float32) / np.float32(norm.scale)
 
 
-def forward(network: torch.nn.Module, batch: np.ndarray, device: torch.device, amp: bool) -> np.ndarray:
-    """Logits (N, classes, H, W) float32 for a normalised batch; pads H, W to a multiple of 32."""
+def forward(network: torch.nn.Module, batch: np.ndarray, device: torch.device, amp: bool, *,
+            channels_last: bool = False) -> np.ndarray:
+    """Logits (N, classes, H, W) float32 for a normalised batch: H, W padded with zeros to a multiple of
+    `PAD_MULTIPLE` and cropped back, float16 autocast on CUDA when `amp` (`autocast`), the input in channels-last
+    memory format when `channels_last` (the network must be converted too). Training evaluation and every torch
+    predictor run the network through here."""
     _, _, height, width = batch.shape
     pad_h, pad_w = (-height) % PAD_MULTIPLE, (-width) % PAD_MULTIPLE
     tensor = torch.from_numpy(batch).to(device, non_blocking=True)
     if pad_h or pad_w:
         tensor = torch.nn.functional.pad(tensor, (0, pad_w, 0, pad_h), mode="constant", value=0.0)
+    if channels_last:
+        tensor = tensor.contiguous(memory_format=torch.channels_last)
     with inference_context(device, amp):
         logits = network(tensor)
-    return logits[:, :, :height, :width].float().cpu().numpy()
+    return logits[:, :, :height, :width].float().contiguous().cpu().numpy()

@@ -20,7 +20,9 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
 
 import geovigie
-from geovigie.catalog import DatabaseError
+from geovigie.errors import DatabaseError
+from geovigie.records import WritesUnavailableError
+from geovigie.service import auth, features, feedback, jobs
 from geovigie.service.assets import AssetFactory, asset_url
 from geovigie.service.errors import DEFAULT_STATUS_CODES, add_exception_handlers, layer_read_errors
 from geovigie.service.factories import LayerTilerFactory, colormap_factory
@@ -36,16 +38,17 @@ SWAGGER = "/static/vendor/swagger-ui"
 IGN_TILES = "https://data.geopf.fr"
 """The Géoplateforme (IGN) WMTS host: the page offers Plan IGN and orthophotos from it as optional base maps."""
 def page_headers(public_url: str) -> dict[str, str]:
-    """Headers of the map page: it loads only its own scripts and styles (Leaflet sets inline styles); images and
-    data come from this server (as addressed, or at its public URL, which the layers' absolute links use), data:
-    URIs, and the optional IGN base map tiles."""
+    """Headers of the map page: it loads only its own scripts, module worker and styles (MapLibre sets inline
+    styles); tiles and data come from this server (as addressed, or at its public URL, which the layers' absolute
+    links use) and the optional IGN base maps; images are decoded through blob: URLs."""
     parts = urlsplit(public_url)
     public = f"{parts.scheme}://{parts.netloc}"
     return {
         "Referrer-Policy": "same-origin",
-        "Content-Security-Policy": f"default-src 'self'; img-src 'self' data: {public} {IGN_TILES}; "
-                                   f"connect-src 'self' {public}; style-src 'self' 'unsafe-inline'; "
-                                   "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'",
+        "Content-Security-Policy": f"default-src 'self'; connect-src 'self' {public} {IGN_TILES}; "
+                                   f"img-src 'self' data: blob: {public} {IGN_TILES}; worker-src 'self'; "
+                                   "style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; "
+                                   "frame-ancestors 'none'; form-action 'none'",
     }
 
 
@@ -156,14 +159,19 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(colormap_factory().router, tags=["colormaps"])
     app.include_router(AssetFactory(index=index).router)
     _health_routes(app, index, metrics)
+    access = auth.Access(settings)  # keys, feedback, jobs, features (README "Writes"): they need the database
+    if database is not None:
+        app.include_router(feedback.router(access))
+        app.include_router(jobs.router(access))
+        features.mount(app, access)  # OGC API Features (tipg) at /ogc, /sites.csv, /sites.gpkg
     _offline_docs(app)
     _openapi_without_tuples(app)
     # the results catalog, browseable as a static STAC catalog (html=False: JSON files only)
     app.mount("/stac", StaticFiles(directory=results, follow_symlink=False), name="stac")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    add_exception_handlers(app, {**DEFAULT_STATUS_CODES, DatabaseError: 503})
+    add_exception_handlers(app, {**DEFAULT_STATUS_CODES, DatabaseError: 503, WritesUnavailableError: 503})
     layer_read_errors(app, index.report_broken)
-    _middleware(app, settings, index, metrics)
+    _middleware(app, settings, index, metrics, access)
 
     headers = page_headers(settings.public_base_url)
 
@@ -174,12 +182,13 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def _middleware(app: FastAPI, settings: Settings, index: LayerIndex, metrics: Metrics) -> None:
+def _middleware(app: FastAPI, settings: Settings, index: LayerIndex, metrics: Metrics, access: auth.Access) -> None:
     """The middleware stack, innermost first (each `add_middleware` wraps the previous ones)."""
     app.add_middleware(EntityTags)
     app.add_middleware(TileCache, index=index, metrics=metrics, memory_bytes=settings.tile_cache_mb * 2**20,
                        disk_dir=settings.tile_cache_dir)
     app.add_middleware(CommonHeaders)
+    app.add_middleware(auth.KeyGate, access=access)  # outside the tile cache: keyed reads never come from it
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(BodySizeLimit)
     app.add_middleware(RequestId)

@@ -24,8 +24,8 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 import geovigie
-from geovigie.catalog import DatabaseError, StacDatabase, stac_database
-from geovigie.errors import GeovigieError
+from geovigie.errors import DatabaseError, GeovigieError
+from geovigie.postgres import StacDatabase, stac_database
 
 logger = logging.getLogger(__name__)
 
@@ -255,7 +255,7 @@ def mount_stac_api(app: FastAPI, *, data_dir: str | Path, database_url: str | No
         prefix: the API's path in the service.
         transactions: serve the Transaction extension (POST/PUT/DELETE of items and collections).
         eager: start the database when the service starts rather than on the first STAC API request.
-        database: the process's database handle for this configuration (`catalog.stac_database`), shared with the
+        database: the process's database handle for this configuration (`postgres.stac_database`), shared with the
             stores that publish; made from `database_url` / `data_dir` when not given. The private cluster is
             stopped when the service stops if this process started it (by serving or by publishing).
         asset_href: the http(s) URL of an item's asset (`collection, item id, asset key, href`), None to keep it.

@@ -80,12 +80,14 @@ def pgstac_cluster(tmp_path_factory: pytest.TempPathFactory):
     """A private PostgreSQL + PostGIS + pgstac cluster for the session; skips (fails in CI) without PostgreSQL.
 
     As root the server runs as `postgres`, which must reach the folder: pytest resets /tmp/pytest-of-root to 0700
-    when a session starts, so there the cluster lives in a folder of its own (mkdtemp), removed afterwards.
+    when a session starts, so there the cluster lives in a folder of its own (mkdtemp, made 0711 here: geovigie
+    itself changes no mode of a folder it did not create), removed afterwards.
     """
-    from geovigie.catalog import PostgresNotInstalledError, PrivatePostgres
+    from geovigie.postgres import PostgresNotInstalledError, PrivatePostgres
 
     as_root = os.geteuid() == 0
     folder = Path(tempfile.mkdtemp(prefix="geovigie-test-pgstac-")) if as_root else tmp_path_factory.mktemp("pgstac")
+    folder.chmod(0o711 if as_root else 0o700)  # ours: geovigie changes no mode of a folder it did not create
     cluster = PrivatePostgres(folder / "postgres")
     try:
         cluster.start()

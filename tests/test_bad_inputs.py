@@ -30,6 +30,7 @@ from typer.testing import CliRunner
 
 from geovigie.atomic import SCRATCH_MARKER, run_lock, sweep_scratch
 from geovigie.cli import app
+from geovigie.inference import open_source
 from geovigie.inference._journal import PARTIAL_FOLDER
 from tests.catalog.test_remote_errors import closed_port_url, misbehaving_server
 from tests.conftest import DATA, SLOVENIA_SCENE
@@ -195,17 +196,6 @@ def _remote_asset_item(asset: str) -> Callable[[Path, dict[str, str]], None]:
     return setup
 
 
-def _first_scene_predicted(work: Path, ctx: dict[str, str]) -> None:
-    """Two different files named scene.tif: the first one's prediction is already in out/."""
-    from geovigie.inference import PredictOptions, predict
-
-    for name in ("a", "b"):
-        (work / name).mkdir()
-        shutil.copy(SLOVENIA_SCENE, work / name / "scene.tif")
-    predict(work / "a" / "scene.tif", work / "out", PredictOptions(64, 16, 4, "cpu"), progress=False,
-            product_level="L1C")
-
-
 L1C = ("--product-level", "L1C")
 CASES: dict[str, Case] = {
     # raster files
@@ -262,9 +252,6 @@ CASES: dict[str, Case] = {
                              setup=_write_in_work("taken", "a file\n")),
     "out-read-only-fs": Case(("predict", str(SLOVENIA_SCENE), "--out", "/sys/geovigie-out/o", *L1C),
                              ("cannot create output folder /sys/geovigie-out/o",)),
-    "same-name-two-inputs": Case(("predict", "{work}/b/scene.tif", "--out", "{work}/out", *L1C),
-                                 ("holds the prediction of another input", "a/scene.tif"),
-                                 setup=_first_scene_predicted),
     # settings and options
     "toml-broken": Case(("catalog", "search"), ("not valid TOML",), env={"GEOVIGIE_CONFIG": "{work}/bad.toml"},
                         setup=_write_in_work("bad.toml", "tile_size = [\n")),
@@ -388,11 +375,11 @@ def test_tiny_rasters_predict_like_the_whole_image(name: str, cols: int, rows: i
     _, data, names = _scene()
     path = _write(tmp_path / f"{name}.tif", np.ascontiguousarray(data[:, :rows, :cols]), names)
     result = predict(path, tmp_path / "out", PredictOptions(tile, overlap, 4, "cpu"), client=dask_client,
-                     progress=False, product_level="L1C")
+                     progress=False, product_level="L1C", bundle=BUNDLE)
     with rasterio.open(result.classes_path) as src:
         classes = src.read(1)
     assert classes.shape == (rows, cols)
-    bundle = load_bundle()
+    bundle = load_bundle(BUNDLE)
     whole = forward(bundle.load_network(), normalise(bundle.card, data[None, :, :rows, :cols].copy()),
                     torch.device("cpu"), amp=False)[0].argmax(axis=0)
     if tile >= max(rows, cols):  # one tile: exactly the whole-image forward pass
@@ -504,10 +491,8 @@ def test_kill_9_debris_is_swept_by_the_next_run(tmp_path: Path) -> None:
     assert rerun.returncode == 0, stderr
     left = sorted(os.listdir(out))
     assert not any(SCRATCH_MARKER in n for n in left), left
-    assert [n for n in left if n.endswith(".tif")] == [
-        "reference_scene_2__landcover-s2l1c-slovenia-v1_classes.tif",
-        "reference_scene_2__landcover-s2l1c-slovenia-v1_probabilities.tif",
-    ]
+    stem = f"{open_source(SLOVENIA_SCENE).key}__landcover-s2l1c-slovenia-v3"  # reference_scene_2-<content hash>
+    assert [n for n in left if n.endswith(".tif")] == [f"{stem}_classes.tif", f"{stem}_probabilities.tif"]
 
 
 HOLDER = textwrap.dedent("""

@@ -8,15 +8,8 @@ import threading
 from pathlib import Path
 from typing import Literal
 
-from geovigie.catalog import (
-    MirroredItemStore,
-    PgstacItemStore,
-    PostgresNotInstalledError,
-    StacDatabase,
-    StaticItemStore,
-    find_bin_dir,
-    stac_database,
-)
+from geovigie.catalog import MirroredItemStore, PgstacItemStore, StaticItemStore
+from geovigie.postgres import PostgresNotInstalledError, StacDatabase, find_bin_dir, stac_database
 from geovigie.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -15,10 +14,10 @@ from typing import Any
 
 from geovigie.catalog import ItemStore, SearchQuery, StaticItemStore
 from geovigie.errors import InputNotFoundError, LayerNotFoundError, UnknownCollectionError
+from geovigie.paths import is_safe_name, shown
 from geovigie.tiles._backend import results_store
 from geovigie.tiles._publish import RESULTS_COLLECTION
 
-LAYER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 LAYER_TTL = 3.0
 """Seconds a layer read from a database store is reused: tiles ask for their layer on every request."""
 log = logging.getLogger(__name__)
@@ -172,9 +171,8 @@ class LayerIndex:
         Raises:
             LayerNotFoundError: unknown id, an id that is not a plain name, or a layer whose item or file is broken.
         """
-        if not LAYER_ID.match(layer_id):
-            shown = layer_id if len(layer_id) <= 40 else layer_id[:40] + "…"
-            raise LayerNotFoundError(f"invalid layer id {shown!r}")
+        if not is_safe_name(layer_id):
+            raise LayerNotFoundError(f"invalid layer id {shown(layer_id)}")
         return self._checked(layer_id, self._static_layer(layer_id) if self._static else self._stored_layer(layer_id))
 
     def peek(self, layer_id: str) -> Layer | None:
@@ -290,8 +288,8 @@ class LayerIndex:
             try:
                 if item is None:
                     layers.append(self.get(layer_id))
-                elif not LAYER_ID.match(layer_id):
-                    raise LayerNotFoundError(f"invalid layer id {layer_id[:40]!r}")
+                elif not is_safe_name(layer_id):
+                    raise LayerNotFoundError(f"invalid layer id {shown(layer_id)}")
                 else:
                     layers.append(self._checked(layer_id, self._remember(layer_id, item,
                                                                           self._folder(layer_id, None))))

@@ -1,9 +1,16 @@
 """Publish layers: each COG gets a STAC item (proj, raster, classification, processing, render) in the
-results collection, pointing to the model bundle and the inputs that made it."""
+results collection, pointing to the model bundle and the inputs that made it.
+
+Every item carries the acquisition date of its imagery (`datetime`, or `start_datetime`/`end_datetime`), taken
+from the provenance or, failing that, from the STAC items of its inputs; `created` is the publication time.
+Every raster asset describes its bands (`raster:bands`: data type, nodata, scale, offset, unit) and its grid
+(projection v2, `proj:code`); class assets carry `classification:classes`, and their COG a GDAL sidecar
+(`data.tif.aux.xml`) with the class names, which `gdalinfo` and QGIS show."""
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import shutil
 from collections.abc import Mapping, Sequence
@@ -11,18 +18,23 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pystac
 from pystac.extensions.classification import Classification, ClassificationExtension
+from pystac.extensions.eo import EOExtension
 from pystac.extensions.processing import ProcessingExtension
-from pystac.extensions.raster import RasterExtension
+from pystac.extensions.projection import ProjectionExtension
+from pystac.extensions.raster import NoDataStrings, RasterBand, RasterExtension
 from pystac.extensions.render import Render, RenderExtension
 from rio_stac import create_stac_item
+from rio_stac.stac import get_projection_info
 
 import geovigie
 from geovigie.atomic import atomic_path
 from geovigie.catalog import ItemStore, check_id
 from geovigie.classes import ClassInfo
+from geovigie.cog import write_category_names
 from geovigie.errors import InvalidInputError
 from geovigie.tiles._backend import results_store
 from geovigie.types import NODATA_CLASS
@@ -92,15 +104,106 @@ class Provenance:
     extra_assets: dict[str, tuple[Path, str]] = field(default_factory=dict)
 
 
+LICENCE = "etalab-2.0"
+LICENCE_URL = "https://www.etalab.gouv.fr/wp-content/uploads/2017/04/ETALAB-Licence-Ouverte-v2.0.pdf"
+LAYER_KINDS = ("classes", "continuous", "vector")
+
+
 def results_collection() -> pystac.Collection:
-    """The collection every layer is published in."""
-    return pystac.Collection(
+    """The collection every layer is published in (Licence Ouverte 2.0, linked; summaries of the layer kinds)."""
+    collection = pystac.Collection(
         id=RESULTS_COLLECTION, title="geovigie layers",
-        description="Map layers computed by geovigie: land cover, vegetation, temperature, diagnostics.",
+        description="Map layers computed by geovigie: land cover, vegetation, temperature, diagnostics. "
+                    "Derived from Copernicus Sentinel, USGS Landsat and IGN data; published under the Licence "
+                    "Ouverte / Open Licence 2.0 (Etalab).",
         extent=pystac.Extent(pystac.SpatialExtent([[-180.0, -90.0, 180.0, 90.0]]),
                              pystac.TemporalExtent([[datetime.now(UTC), None]])),
-        license="other",
+        license=LICENCE,
+        summaries=pystac.Summaries({"geovigie:layer_kind": list(LAYER_KINDS)}),
     )
+    collection.add_link(pystac.Link("license", LICENCE_URL, media_type="application/pdf",
+                                    title="Licence Ouverte / Open Licence 2.0"))
+    return collection
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _input_items(inputs: Sequence[str]) -> list[pystac.Item]:
+    """The STAC items of local inputs: the item file itself, or an item beside a raster that names the raster."""
+    items: list[pystac.Item] = []
+    for href in inputs:
+        if "://" in href:
+            continue
+        try:
+            path = Path(href).resolve()
+            candidates = [path] if path.suffix == ".json" else sorted(path.parent.glob("*.json"))
+        except (OSError, ValueError):
+            continue
+        for candidate in candidates:
+            try:
+                item = pystac.Item.from_file(str(candidate))
+            except Exception:  # noqa: BLE001 - not an item (a card, a collection): not an input's metadata
+                continue
+            if path.suffix == ".json" or any(Path(a.get_absolute_href() or "").resolve() == path
+                                             for a in item.assets.values()):
+                items.append(item)
+    return items
+
+
+def acquisition_dates(provenance: Provenance) -> tuple[dt.datetime | None, dt.datetime | None, dt.datetime | None]:
+    """(datetime, start, end) of the imagery behind a layer: the provenance's, else its input items' (one date
+    when they share it, else the interval they span); (None, None, None) when nothing dates it."""
+    if provenance.start_datetime and provenance.end_datetime:
+        return None, provenance.start_datetime, provenance.end_datetime
+    if provenance.datetime:
+        return provenance.datetime, None, None
+    starts, ends = [], []
+    for item in _input_items(provenance.inputs):
+        common = item.common_metadata
+        start, end = common.start_datetime or item.datetime, common.end_datetime or item.datetime
+        if start and end:
+            starts.append(start)
+            ends.append(end)
+    if not starts:
+        return None, None, None
+    if min(starts) == max(ends):
+        return min(starts), None, None
+    return None, min(starts), max(ends)
+
+
+INHERITED = ("platform", "constellation", "instruments", "gsd")
+"""Input item properties a layer keeps when all its dated inputs agree on them (users filter on them)."""
+
+
+def _inherit(item: pystac.Item, provenance: Provenance) -> None:
+    """Keep the inputs' `eo:cloud_cover` (the cloudiest input's) and the properties they share (platform...)."""
+    inputs = _input_items(provenance.inputs)
+    if not inputs:
+        return
+    covers = [i.properties["eo:cloud_cover"] for i in inputs
+              if isinstance(i.properties.get("eo:cloud_cover"), int | float)]
+    if len(covers) == len(inputs):
+        EOExtension.add_to(item)
+        item.properties["eo:cloud_cover"] = max(covers)
+    for key in INHERITED:
+        values = [i.properties.get(key) for i in inputs]
+        if values[0] is not None and all(v == values[0] for v in values):
+            item.properties.setdefault(key, values[0])
+
+
+def _dated(props: dict[str, object], provenance: Provenance) -> dt.datetime | None:
+    """Set `created` and the acquisition interval in `props`; returns the item's `datetime` (None for intervals).
+
+    A layer nothing dates (a base map from a file) keeps its publication time as `datetime`."""
+    now = datetime.now(UTC)
+    props["created"] = _iso(now)
+    when, start, end = acquisition_dates(provenance)
+    if start and end:
+        props["start_datetime"], props["end_datetime"] = _iso(start), _iso(end)
+        return None
+    return when or now
 
 
 def _place(src: Path, folder: Path, name: str) -> Path:
@@ -117,7 +220,10 @@ def _public_href(href: str, folder: Path, root: Path) -> str:
     """URLs stay; local paths inside the data directory become relative to the layer; others keep their name only."""
     if "://" in href:
         return href
-    path = Path(href).resolve()
+    try:
+        path = Path(href).resolve()
+    except (ValueError, OSError):  # not a path (an item id without a self link: NUL, control characters)
+        return quote(href, safe="")
     if path.is_relative_to(root):
         return Path(os.path.relpath(path, folder)).as_posix()
     return path.name
@@ -141,32 +247,68 @@ def publish_layer(store: ItemStore | str | Path, cog: str | Path, spec: LayerSpe
     check_id(spec.id, "layer id")
     folder = store.files_dir(RESULTS_COLLECTION, spec.id)
     data = _place(Path(cog), folder, "data.tif")
-    when = provenance.datetime or (None if provenance.start_datetime else datetime.now(UTC))
     props: dict[str, object] = {"title": spec.title, "geovigie:layer_kind": spec.kind, **spec.properties}
     if spec.description:
         props["description"] = spec.description
-    if provenance.start_datetime and provenance.end_datetime:
-        props["start_datetime"] = provenance.start_datetime.isoformat().replace("+00:00", "Z")
-        props["end_datetime"] = provenance.end_datetime.isoformat().replace("+00:00", "Z")
+    when = _dated(props, provenance)
     item = create_stac_item(
         str(data), id=spec.id, input_datetime=when, collection=RESULTS_COLLECTION, properties=props,
-        asset_name="data", asset_roles=["data", "visual" if spec.kind == "classes" else "data"],
-        asset_href="./data.tif", asset_media_type=pystac.MediaType.COG, with_proj=True, with_raster=True,
+        asset_name="data", asset_roles=["data", "visual"] if spec.kind == "classes" else ["data"],
+        asset_href="./data.tif", asset_media_type=pystac.MediaType.COG, with_proj=False, with_raster=True,
         geom_precision=6,
     )
     item.assets["data"].title = spec.title
+    _describe_raster(item, "data", data, spec.unit)
     for name, (path, title) in provenance.extra_assets.items():
         placed = _place(path, folder, f"{name}{Path(path).suffix or '.tif'}")
         media = pystac.MediaType.COG if placed.suffix == ".tif" else None
         item.add_asset(name, pystac.Asset(f"./{placed.name}", title=title, media_type=media, roles=["data"]))
+        if placed.suffix == ".tif":
+            _describe_raster(item, name, placed, None)
     root = getattr(store, "root", folder).parent
-    _add_classes(item, spec)
+    _inherit(item, provenance)
+    _add_classes(item, spec, folder, data)
     _add_processing(item, provenance, folder, root)
     _add_render(item, spec)
-    if spec.unit:
-        for band in RasterExtension.ext(item.assets["data"]).bands or []:
-            band.unit = spec.unit
     return store.upsert(item, results_collection())
+
+
+def _nodata(value: float | None) -> float | NoDataStrings | None:
+    """A nodata value as JSON and the raster extension write it: NaN and infinities as "nan", "inf", "-inf"."""
+    if value is None or math.isfinite(value):
+        return value
+    if math.isnan(value):
+        return NoDataStrings.NAN
+    return NoDataStrings.INF if value > 0 else NoDataStrings.NINF
+
+
+def _describe_raster(item: pystac.Item, key: str, path: Path, unit: str | None) -> None:
+    """Projection v2 (`proj:code`, shape, transform, bbox) and `raster:bands` (data type, nodata, scale, offset,
+    unit, resolution; rio-stac's statistics kept) of the COG asset `key`, read from the file."""
+    import rasterio
+
+    asset = item.assets[key]
+    ProjectionExtension.add_to(item)
+    RasterExtension.add_to(item)
+    with rasterio.open(path) as src:
+        info = get_projection_info(src)
+        proj = ProjectionExtension.ext(asset)
+        proj.code = f"EPSG:{info['epsg']}" if info.get("epsg") else None
+        if proj.code is None and src.crs is not None:
+            proj.wkt2 = src.crs.to_wkt()
+        proj.shape = info["shape"]
+        proj.transform = info["transform"][:6]
+        proj.bbox = info["bbox"]
+        known = asset.extra_fields.get("raster:bands") or [{} for _ in range(src.count)]
+        bands = []
+        for index in range(src.count):
+            band = RasterBand.create(
+                nodata=_nodata(src.nodatavals[index]), data_type=src.dtypes[index], scale=float(src.scales[index]),
+                offset=float(src.offsets[index]), unit=src.units[index] or unit, spatial_resolution=src.res[0],
+            )
+            extra = {k: v for k, v in known[index].items() if k in ("statistics", "histogram")}
+            bands.append(RasterBand({**band.to_dict(), **extra}))
+        RasterExtension.ext(asset).bands = bands
 
 
 def publish_vector_layer(store: ItemStore | str | Path, features: str | Path, spec: LayerSpec,
@@ -193,16 +335,13 @@ def publish_vector_layer(store: ItemStore | str | Path, features: str | Path, sp
     folder = store.files_dir(RESULTS_COLLECTION, spec.id)
     _place(Path(features), folder, "data.geojson")
     bounds = _union_bounds(geometries)
-    when = provenance.datetime or (None if provenance.start_datetime else datetime.now(UTC))
     props: dict[str, object] = {"title": spec.title, "geovigie:layer_kind": "vector",
                                 "geovigie:features": len(collection["features"]), **spec.properties}
     if spec.description:
         props["description"] = spec.description
     if spec.style:
         props["geovigie:style"] = spec.style.as_dict()
-    if provenance.start_datetime and provenance.end_datetime:
-        props["start_datetime"] = provenance.start_datetime.isoformat().replace("+00:00", "Z")
-        props["end_datetime"] = provenance.end_datetime.isoformat().replace("+00:00", "Z")
+    when = _dated(props, provenance)
     item = pystac.Item(spec.id, mapping(box(*bounds)), list(bounds), when, props, collection=RESULTS_COLLECTION)
     item.add_asset("data", pystac.Asset("./data.geojson", title=spec.title, media_type=pystac.MediaType.GEOJSON,
                                         roles=["data"]))
@@ -211,6 +350,9 @@ def publish_vector_layer(store: ItemStore | str | Path, features: str | Path, sp
         media = {".gpkg": pystac.MediaType.GEOPACKAGE, ".csv": "text/csv", ".tif": pystac.MediaType.COG,
                  ".html": pystac.MediaType.HTML}.get(placed.suffix)
         item.add_asset(name, pystac.Asset(f"./{placed.name}", title=title, media_type=media, roles=["data"]))
+        if placed.suffix == ".tif":
+            _describe_raster(item, name, placed, None)
+    _inherit(item, provenance)
     _add_processing(item, provenance, folder, getattr(store, "root", folder).parent)
     return store.upsert(item, results_collection())
 
@@ -225,9 +367,15 @@ def _union_bounds(geometries: Sequence[object]) -> tuple[float, float, float, fl
     return float(west), float(south), float(east), float(north)
 
 
-def _add_classes(item: pystac.Item, spec: LayerSpec) -> None:
+def _add_classes(item: pystac.Item, spec: LayerSpec, folder: Path, data: Path) -> None:
+    """`classification:classes` on the data asset, and the class names beside its COG (GDAL PAM sidecar)."""
+    sidecar = folder / f"{data.name}.aux.xml"
     if spec.kind != "classes":
+        sidecar.unlink(missing_ok=True)  # a republished layer that changed kind
         return
+    write_category_names(data, [(c.value, c.name, c.color) for c in spec.classes])
+    item.add_asset("class-names", pystac.Asset(f"./{sidecar.name}", title="Class names and colours (GDAL PAM)",
+                                               media_type=pystac.MediaType.XML, roles=["metadata"]))
     ClassificationExtension.add_to(item)
     classes = [
         Classification.create(value=c.value, name=_class_key(c.name), description=c.name,
@@ -248,9 +396,17 @@ def _add_processing(item: pystac.Item, provenance: Provenance, folder: Path, roo
     item.properties["processing:datetime"] = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     if provenance.bundle_id:
         item.properties["geovigie:model_bundle"] = provenance.bundle_id
+    names = []
     for href in provenance.inputs:
-        item.add_link(pystac.Link("derived_from", _public_href(href, folder, root), media_type=pystac.MediaType.JSON,
-                                  title="input"))
+        public = _public_href(href, folder, root)
+        # a link only where it leads somewhere (a URL, a file in the data directory); else the input's name
+        if "://" in public or (folder / public).exists() and "/" in public:
+            media = pystac.MediaType.JSON if public.endswith(".json") else None
+            item.add_link(pystac.Link("derived_from", public, media_type=media, title="input"))
+        else:
+            names.append(Path(public).name)
+    if names:
+        item.properties["geovigie:inputs"] = names
     if provenance.bundle_card:
         card = _place(provenance.bundle_card, folder, "model-card.json")
         item.add_asset(MODEL_CARD_ASSET, pystac.Asset(f"./{card.name}", title=f"model card {provenance.bundle_id}",

@@ -3,15 +3,16 @@
 from geovigie.training._config import ConfigError, ExperimentConfig, load_config, parse_config
 from geovigie.training._data import Scene, load_scenes
 from geovigie.training._experiment import ExperimentResult, normalisation_of, run_experiment, summary_rows
+from geovigie.training._hooks import CheckpointError, load_checkpoint
 from geovigie.training._labels import FIELD_STATUSES, LabelError, field_record, write_field_records
-from geovigie.training._loop import TrainConfig, train
 from geovigie.training._metrics import confusion_matrix, object_scores, scores
-from geovigie.training._split import EmptySplitError, SceneSplit, block_split, spatial_split
-from geovigie.training._trainer import CheckpointError, Distributed, amp_dtype, class_weights_for, load_checkpoint
-from geovigie.training.landcover import train_landcover_baseline
+from geovigie.training._parallel import Distributed, amp_dtype
+from geovigie.training._split import EmptySplitError, SceneSplit, spatial_split
+from geovigie.training._targets import IGNORE, class_weights_for
 
 __all__ = [
     "FIELD_STATUSES",
+    "IGNORE",
     "CheckpointError",
     "ConfigError",
     "Distributed",
@@ -21,9 +22,7 @@ __all__ = [
     "LabelError",
     "Scene",
     "SceneSplit",
-    "TrainConfig",
     "amp_dtype",
-    "block_split",
     "class_weights_for",
     "confusion_matrix",
     "field_record",
@@ -37,7 +36,5 @@ __all__ = [
     "scores",
     "spatial_split",
     "summary_rows",
-    "train",
-    "train_landcover_baseline",
     "write_field_records",
 ]

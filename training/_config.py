@@ -156,7 +156,9 @@ class Optimisation(_Strict):
     balanced: bool = Field(default=False, description="Centre chips on classes drawn uniformly (rare classes).")
     augment: Augment = Field(default_factory=lambda: Augment())
     seed: int = 0
-    amp: bool = True
+    amp: bool | Literal["bf16", "fp16"] = Field(
+        default=True, description="Mixed precision: true = bf16 (or fp16) autocast on CUDA only; 'bf16' / 'fp16': "
+        "that autocast on any device, CPU included.")
     channels_last: bool = True
     early_stopping_patience: int = Field(default=0, ge=0, description="Epochs without gain; 0: off.")
     monitor: Literal["val_loss", "val_miou", "val_accuracy"] = Field(
@@ -164,6 +166,33 @@ class Optimisation(_Strict):
     val_chips: int = Field(default=32, ge=1, description="Grid chips of the validation blocks scored each epoch.")
     random_forest_trees: int = Field(default=100, ge=1)
     random_forest_max_pixels: int = Field(default=50_000, ge=100)
+
+
+class Candidate(_Strict):
+    """One model competing for the bundle: the `[model]` network, or a per-pixel classifier on bands and indices."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Its row in the card's table.")
+    kind: Literal["network", "random-forest", "hist-gradient-boosting"]
+    indices: list[str] = Field(default_factory=list, description="Sentinel-2 index names (ndvi, ndwi, ndbi) added "
+                               "to the bands (pixel classifiers).")
+    neighbourhood: Literal[0, 3] = Field(default=0, description="3: add the 3 x 3 mean of every feature.")
+    trees: int = Field(default=100, ge=1, description="Random forest: trees. Boosting: iterations.")
+    max_depth: int | None = Field(default=None, ge=1)
+    min_samples_leaf: int = Field(default=1, ge=1)
+    learning_rate: float = Field(default=0.1, gt=0, description="Boosting only.")
+    max_pixels: int = Field(default=50_000, ge=100, description="Training pixels drawn (seeded) at most.")
+
+    @model_validator(mode="after")
+    def _pixel_only(self) -> Candidate:
+        if self.kind == "network" and (self.indices or self.neighbourhood):
+            raise ValueError(f"candidate {self.name!r}: indices and neighbourhood are for pixel classifiers")
+        return self
+
+
+class Selection(_Strict):
+    """How the bundle is chosen among the candidates: by `metric` on the held-out dates or areas only."""
+
+    metric: Literal["miou", "overall_accuracy"] = "miou"
 
 
 class ModelSection(Architecture):
@@ -192,6 +221,10 @@ class ExperimentConfig(_Strict):
     split: Split = Field(default_factory=lambda: Split())
     model: ModelSection = Field(default_factory=ModelSection)
     train: Optimisation = Field(default_factory=lambda: Optimisation())
+    candidates: list[Candidate] = Field(default_factory=list, description="Models trained on the same splits and "
+                                        "scored on the same held-out dates / areas; the winner becomes the bundle. "
+                                        "Empty: the network, with a random forest and the majority class beside it.")
+    selection: Selection = Field(default_factory=lambda: Selection())
     output: Output
     base_dir: str = Field(default=".", description="Folder of relative paths.")
 
@@ -209,6 +242,15 @@ class ExperimentConfig(_Strict):
                 seen[key] = spec.name
         if self.labels.unlabelled != "ignore" and self.labels.unlabelled not in names:
             raise ValueError(f"labels.unlabelled = {self.labels.unlabelled!r} is neither 'ignore' nor a class {names}")
+        if self.candidates:
+            if self.split.mode == "blocks":
+                raise ValueError("candidates are chosen on held-out dates or areas, never on neighbouring blocks: set "
+                                 "split.mode = 'leave-one-date-out' or 'leave-one-area-out'")
+            labels = [c.name for c in self.candidates]
+            if len(set(labels)) != len(labels) or "majority_class" in labels:
+                raise ValueError(f"candidate names must be unique and not 'majority_class': {labels}")
+            if sum(c.kind == "network" for c in self.candidates) > 1:
+                raise ValueError("at most one network candidate (the [model] section)")
         if isinstance(self.train.class_weights, list) and len(self.train.class_weights) != len(names):
             raise ValueError(f"train.class_weights needs one weight per class ({len(names)})")
         return self

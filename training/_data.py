@@ -10,9 +10,9 @@ import rasterio
 
 from geovigie.bands import canonical_s2_name
 from geovigie.errors import EmptySearchError, InputNotFoundError, InvalidRasterError
-from geovigie.training._chips import IGNORE
 from geovigie.training._config import ExperimentConfig
 from geovigie.training._labels import Grid, LabelError, Mapping, raster_labels, read_vectors, source_key, vector_labels
+from geovigie.training._targets import IGNORE
 
 
 @dataclass

@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 from geovigie.models import Normalisation, forward, normalise
-from geovigie.training._chips import IGNORE
 from geovigie.training._metrics import confusion_matrix, object_scores, scores
 from geovigie.training._split import SceneSplit
+from geovigie.training._targets import IGNORE
 
 TILE, OVERLAP = 512, 64
 

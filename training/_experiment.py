@@ -17,31 +17,33 @@ import torch
 import geovigie.models as gv_models
 from geovigie.atomic import write_json_atomic
 from geovigie.errors import InvalidInputError
-from geovigie.models import Architecture, ClassInfo, ModelBundle, ModelCard, Normalisation, build_network, save_bundle
+from geovigie.models import (
+    Architecture,
+    ClassInfo,
+    ModelBundle,
+    ModelCard,
+    Normalisation,
+    build_network,
+    export_onnx,
+    load_bundle,
+    save_bundle,
+    save_pixel_bundle,
+)
 from geovigie.models import resolve_device as _resolve_device
-from geovigie.training._baselines import RandomForestBaseline, majority_class, training_pixels
-from geovigie.training._chips import IGNORE
 from geovigie.training._config import ALL_FOLDS, ConfigError, ExperimentConfig, load_config
 from geovigie.training._data import Scene, image_sources, load_scenes, mapping_of
 from geovigie.training._evaluate import Predictions, evaluate, scene_logits, set_masks
+from geovigie.training._hooks import CHECKPOINT, fingerprint
+from geovigie.training._parallel import Distributed, setup_distributed
+from geovigie.training._pixels import PixelCandidate
 from geovigie.training._samplers import ChipSampler
+from geovigie.training._select import MAJORITY, PRIMARY_SETS, candidates_of, primary_set, select, verdict
 from geovigie.training._split import EmptySplitError, SceneSplit, check_split, spatial_split
-from geovigie.training._trainer import (
-    CHECKPOINT,
-    Distributed,
-    FitResult,
-    TrainData,
-    class_weights_for,
-    fingerprint,
-    fit,
-    setup_distributed,
-)
+from geovigie.training._targets import IGNORE, class_weights_for
+from geovigie.training._trainer import FitResult, TrainData, fit
 
 log = logging.getLogger(__name__)
-PRIMARY_SETS = ("folds_heldout_test_blocks", "heldout_test_blocks", "heldout", "test_blocks", "validation")
-"""The set a bundle is judged on: the most held-out one the split has (`folds_*`: mean over leave-one-out folds)."""
 SUMMARY_SETS = (*PRIMARY_SETS[:1], "folds_heldout", *PRIMARY_SETS[1:])
-MODELS = ("network", "random_forest", "majority_class")
 
 
 @dataclass
@@ -70,28 +72,6 @@ def normalisation_of(images: list[np.ndarray], masks: list[np.ndarray], kind: st
 def _class_counts(scenes: list[Scene], masks: list[np.ndarray], n: int) -> np.ndarray:
     labels = np.concatenate([s.labels[m] for s, m in zip(scenes, masks, strict=True)])
     return np.bincount(labels[labels != IGNORE].astype(np.int64), minlength=n)[:n]
-
-
-def _primary(metrics: dict[str, Any]) -> str:
-    return next(s for s in PRIMARY_SETS if s in metrics)
-
-
-def _verdict(metrics: dict[str, Any]) -> tuple[str, str]:
-    """(primary set, sentences saying where the network does not beat the random forest or the majority class
-    there, else '')."""
-    primary = _primary(metrics)
-    net, rf = metrics[primary]["network"], metrics[primary]["random_forest"]
-    majority = metrics[primary].get("majority_class", {})
-    where = (f"{primary} (mean of {len(net['per_fold'])} leave-one-out folds)" if "per_fold" in net else primary)
-    sentences = []
-    if any((net[k] or 0) < (rf[k] or 0) for k in ("overall_accuracy", "miou")):
-        sentences.append(f"On {where} the network does not beat the per-pixel random forest "
-                         f"(overall accuracy {net['overall_accuracy']:.3f} vs {rf['overall_accuracy']:.3f}, "
-                         f"mIoU {net['miou']:.3f} vs {rf['miou']:.3f}): prefer the simpler model on this data.")
-    if (net["overall_accuracy"] or 0) < (majority.get("overall_accuracy") or 0):
-        sentences.append(f"Its overall accuracy there is below always answering the majority class "
-                         f"({net['overall_accuracy']:.3f} vs {majority['overall_accuracy']:.3f}).")
-    return primary, " ".join(sentences)
 
 
 def _optional(name: str) -> Any:
@@ -201,7 +181,8 @@ def fold_summary(folds: dict[str, dict[str, Any]]) -> dict[str, Any]:
         if not present:
             continue
         models = {}
-        for model in MODELS:
+        names = [n for n in next(iter(present.values())) if all(n in m for m in present.values())]
+        for model in names:
             per_fold = {f: {k: m[model][k] for k in ("overall_accuracy", "miou", "pixels")} for f, m in present.items()}
             oa = [v["overall_accuracy"] for v in per_fold.values() if v["overall_accuracy"] is not None]
             miou = [v["miou"] for v in per_fold.values() if v["miou"] is not None]
@@ -238,14 +219,27 @@ def _rotate(config: ExperimentConfig, run_dir: Path, bundle_dir: str | Path | No
         "final_model": f"trained on all {len(values)} {key}s ({config.train.epochs} epochs, spatial blocks) after "
                        f"the folds; the folds' held-out numbers estimate how it does on a new {key}",
         "kept_epoch": best}} if folds else {}
+    only = None
+    if config.candidates and folds:
+        only, extra["selection"] = select(extra, [c.name for c in config.candidates], config.selection.metric)
+        extra["selection"]["why"] = _why(extra["selection"], len(values), key)
     return _train(final, run_dir, bundle_dir=bundle_dir, resume=resume, device=device, progress=progress,
-                  command=command, origin=config, extra_metrics=extra)
+                  command=command, origin=config, extra_metrics=extra, only=only)
+
+
+def _why(selection: dict[str, Any], folds: int, key: str) -> str:
+    table, winner, metric = selection["table"], selection["winner"], selection["metric"]
+    rows = "; ".join(f"{n} {r['overall_accuracy']:.3f} / {r['miou']:.3f}" for n, r in table.items())
+    held = f"mean of {folds} folds, each {key} held out in turn" if folds > 1 else f"the held-out {key}"
+    return (f"{winner} has the best {metric.replace('_', ' ')} on {selection['set']} ({held}; overall accuracy / "
+            f"mIoU: {rows}); chosen there, never on validation blocks.")
 
 
 def _train(config: ExperimentConfig, run_dir: Path, *, bundle_dir: str | Path | None, resume: bool, device: str,
            progress: bool, command: str, origin: ExperimentConfig | None = None,
-           extra_metrics: dict[str, Any] | None = None) -> ExperimentResult | None:
-    """One training run on one split (`origin`: the config as written, saved into the card)."""
+           extra_metrics: dict[str, Any] | None = None, only: str | None = None) -> ExperimentResult | None:
+    """One training run on one split: every candidate (or `only` that one), scored beside the majority class
+    (`origin`: the config as written, saved into the card)."""
     torch_device = _resolve_device(device)
     dist = setup_distributed(torch_device)
     if dist.world > 1 and torch_device.type == "cuda":
@@ -263,7 +257,42 @@ def _train(config: ExperimentConfig, run_dir: Path, *, bundle_dir: str | Path | 
     train_masks = [split[s.name].train for s in scenes]
     norm = normalisation_of([s.image for s in scenes], train_masks, config.images.normalisation)
     class_counts = _class_counts(scenes, train_masks, len(names))
-    opt = config.train
+    candidates = [c for c in candidates_of(config) if only is None or c.name == only]
+    network_spec = next((c for c in candidates if c.kind == "network"), None)
+    if dist.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(run_dir / "config.json", config.dump())
+    pixels = [PixelCandidate(c, bands, len(names), config.train.seed) for c in candidates if c.kind != "network"]
+    arch, network, result = None, None, FitResult(device=str(torch_device))
+    if network_spec is not None:
+        arch, network, result = _fit_network(config, scenes, bands, split, counts, norm, class_counts, torch_device,
+                                             run_dir, resume=resume, progress=progress, dist=dist)
+    if not dist.main:
+        return None
+    trained = Trained(network_spec.name if network_spec else "", arch, network, result, pixels)
+    return _finish(config, scenes, bands, split, counts, class_counts, norm, trained, torch_device,
+                   run_dir, Path(bundle_dir) if bundle_dir else run_dir / "bundle", dist, command,
+                   origin or config, extra_metrics or {})
+
+
+@dataclass
+class Trained:
+    """The candidates of one run: the network (its row name, architecture, module and loop history) and the pixel
+    classifiers (fitted in `_finish`)."""
+
+    network_name: str
+    arch: Architecture | None
+    network: torch.nn.Module | None
+    fit: FitResult
+    pixels: list[PixelCandidate]
+
+
+def _fit_network(config: ExperimentConfig, scenes: list[Scene], bands: list[str], split: dict[str, SceneSplit],
+                 counts: dict[str, int], norm: Normalisation, class_counts: np.ndarray, device: torch.device,
+                 run_dir: Path, *, resume: bool, progress: bool,
+                 dist: Distributed) -> tuple[Architecture, torch.nn.Module, FitResult]:
+    names, opt = config.class_names, config.train
+    train_masks = [split[s.name].train for s in scenes]
     data = TrainData(
         images=[s.image for s in scenes],
         train=ChipSampler([s.labels for s in scenes], train_masks, opt.chip_size, len(names)),
@@ -273,44 +302,45 @@ def _train(config: ExperimentConfig, run_dir: Path, *, bundle_dir: str | Path | 
     torch.manual_seed(opt.seed)
     arch = Architecture(**config.model.model_dump())
     network = build_network(arch, len(bands), len(names))
-    if dist.main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(run_dir / "config.json", config.dump())
     config_hash = fingerprint({k: v for k, v in config.dump().items() if k != "output"})
-    result = fit(network, data, opt, torch_device, run_dir, config_hash=config_hash, resume=resume,
-                 progress=progress, dist=dist)
-    if dist.world > 1:
-        torch.distributed.barrier()
-    if not dist.main:
-        return None
-    return _finish(config, scenes, bands, split, counts, class_counts, norm, arch, network, result, torch_device,
-                   run_dir, Path(bundle_dir) if bundle_dir else run_dir / "bundle", dist, command,
-                   origin or config, extra_metrics or {})
+    result = fit(network, data, opt, device, run_dir, config_hash=config_hash, resume=resume, progress=progress,
+                 dist=dist)
+    dist.barrier()
+    return arch, network, result
+
 
 
 def _finish(config: ExperimentConfig, scenes: list[Scene], bands: list[str], split: dict[str, SceneSplit],
-            counts: dict[str, int], class_counts: np.ndarray, norm: Normalisation, arch: Architecture,
-            network: torch.nn.Module, fitted: FitResult, device: torch.device, run_dir: Path, bundle_dir: Path,
-            dist: Distributed, command: str, origin: ExperimentConfig, extra: dict[str, Any]) -> ExperimentResult:
+            counts: dict[str, int], class_counts: np.ndarray, norm: Normalisation, trained: Trained,
+            device: torch.device, run_dir: Path, bundle_dir: Path, dist: Distributed, command: str,
+            origin: ExperimentConfig, extra: dict[str, Any]) -> ExperimentResult:
     names, opt = config.class_names, config.train
     labels = {s.name: s.labels for s in scenes}
-    logits = {s.name: scene_logits(network, s.image, norm, device) for s in scenes}
-    net_maps = {name: out.argmax(axis=0).astype(np.uint8) for name, out in logits.items()}
-    x, y = training_pixels([s.image for s in scenes], [s.labels for s in scenes],
-                           [split[s.name].train for s in scenes], opt.random_forest_max_pixels, opt.seed)
-    forest = RandomForestBaseline(opt.random_forest_trees, opt.seed).fit(x, y)
-    majority = majority_class(y)
-    models = [Predictions("network", net_maps),
-              Predictions("random_forest", {s.name: forest.predict_scene(s.image) for s in scenes}),
-              Predictions("majority_class", {s.name: np.full(s.labels.shape, majority, np.uint8) for s in scenes})]
+    logits: dict[str, dict[str, np.ndarray]] = {}
+    if trained.network is not None:
+        logits[trained.network_name] = {s.name: scene_logits(trained.network, s.image, norm, device) for s in scenes}
+    train_masks = [split[s.name].train for s in scenes]
+    for candidate in trained.pixels:
+        candidate.fit([s.image for s in scenes], [s.labels for s in scenes], train_masks)
+        logits[candidate.spec.name] = {s.name: candidate.logits(s.image) for s in scenes}
+    majority = int(np.argmax(class_counts))
+    models = [Predictions(name, {scene: out.argmax(axis=0).astype(np.uint8) for scene, out in per_scene.items()})
+              for name, per_scene in logits.items()]
+    models.append(Predictions(MAJORITY, {s.name: np.full(s.labels.shape, majority, np.uint8) for s in scenes}))
     metrics: dict[str, Any] = {**evaluate(models, labels, split, names), **extra}
-    primary, verdict = _verdict(metrics)
-    metrics["primary_set"] = primary
-    metrics["training_history"] = fitted.history
-    calibration, metrics["calibration"] = _calibration(logits, labels, split)
+    shipped = trained.network_name or trained.pixels[0].spec.name
+    if config.candidates and "selection" not in metrics:  # one held-out date or area: chosen on it, in this run
+        shipped, metrics["selection"] = select(metrics, [n for n in logits], config.selection.metric)
+        metrics["selection"]["why"] = _why(metrics["selection"], 1, "date or area")
+    pixel = next((p for p in trained.pixels if p.spec.name == shipped), None)
+    metrics["primary_set"] = primary_set(metrics)
+    metrics["shipped_model"] = shipped
+    metrics["training_history"] = trained.fit.history
+    calibration, metrics["calibration"] = _calibration(logits[shipped], labels, split)
     pixels_per_set = {k: int(sum((v[n] & (labels[n] != IGNORE)).sum() for n in v))
                       for k, v in set_masks(split).items()}
     mapping = mapping_of(config)
+    result = trained.fit
     provenance = {
         "data": config.output.data or config.output.description,
         "bbox": _bbox_wgs84(scenes),
@@ -325,21 +355,21 @@ def _finish(config: ExperimentConfig, scenes: list[Scene], bands: list[str], spl
                      f"({extra['folds']['fold_epochs']} epochs each)" if "folds" in extra else "")),
         "labelled_pixels_per_set": pixels_per_set,
         "train_label_pixels_per_class": dict(zip(names, class_counts.tolist(), strict=True)),
-        "training": opt.model_dump(mode="json") | {"device": fitted.device, "amp": fitted.amp,
-                                                   "world_size": dist.world, "epochs_run": len(fitted.history),
-                                                   "best_epoch": fitted.best_epoch,
-                                                   "stopped_early": fitted.stopped_early,
-                                                   "resumed_from_epoch": fitted.resumed_from},
-        "baselines": {"random_forest": f"scikit-learn RandomForestClassifier, {opt.random_forest_trees} trees, raw "
-                                       f"band values per pixel, {len(y)} training pixels (seed {opt.seed})",
-                      "majority_class": names[majority]},
+        "training": opt.model_dump(mode="json") | {"device": result.device, "amp": result.amp,
+                                                   "world_size": dist.world, "epochs_run": len(result.history),
+                                                   "best_epoch": result.best_epoch,
+                                                   "stopped_early": result.stopped_early,
+                                                   "resumed_from_epoch": result.resumed_from},
+        "baselines": {**{p.spec.name: f"{p.describe()} on {p.training_pixels} training pixels (seed {opt.seed})"
+                         for p in trained.pixels}, MAJORITY: names[majority]},
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "software": {"torch": torch.__version__, "python": platform.python_version()},
+        "software": _software(),
         "command": command,
     }
-    limitations = " ".join(t for t in (config.output.limitations, verdict) if t)
+    limitations = " ".join(t for t in (config.output.limitations, metrics.get("selection", {}).get("why", ""),
+                                       verdict(metrics, shipped)) if t)
     fields: dict[str, Any] = {
-        "name": config.output.name, "version": config.output.version, "architecture": arch, "bands": bands,
+        "name": config.output.name, "version": config.output.version, "bands": bands,
         "product_level": config.images.product_level, "normalisation": norm,
         "input_range": config.images.input_range, "input_dtype": _input_dtype(scenes[0]),
         "input_units": config.images.input_units, "pixel_size_m": abs(scenes[0].grid.transform.a),
@@ -347,22 +377,26 @@ def _finish(config: ExperimentConfig, scenes: list[Scene], bands: list[str], spl
                               description=c.description or f"source values {c.sources}")
                     for i, c in enumerate(config.classes)],
         "ignore_value": IGNORE, "provenance": provenance, "metrics": metrics, "limitations": limitations,
+        "config": origin.dump(), "calibration": calibration,
+        "label_mapping": {**mapping.to_class, **dict.fromkeys(mapping.ignored, IGNORE)},
     }
-    v2 = {"config": origin.dump(), "calibration": calibration,
-          "label_mapping": {**mapping.to_class, **dict.fromkeys(mapping.ignored, IGNORE)}}
-    for key, value in v2.items():  # bundle v2 card fields, when this geovigie.models has them
-        if key in ModelCard.model_fields and value is not None:
-            fields[key] = value
-        elif value is not None:
-            provenance[key] = value
-    card = ModelCard(**fields)
-    bundle = save_bundle(bundle_dir, network.cpu(), card)
-    export_onnx = _optional("export_onnx")
-    if config.output.onnx and export_onnx is not None:  # bundle v2: ONNX beside the weights, recorded in the card
-        export_onnx(bundle_dir)
-        bundle = gv_models.load_bundle(bundle_dir)
+    if pixel is not None:  # the graph undoes the card's normalisation: the forest was fitted on raw values
+        fields |= {"kind": "pixel-classifier", "pixel": pixel.features}
+        bundle = save_pixel_bundle(bundle_dir, pixel.to_onnx(norm), ModelCard(**fields))
+    else:
+        assert trained.network is not None and trained.arch is not None
+        bundle = save_bundle(bundle_dir, trained.network.cpu(), ModelCard(**fields, architecture=trained.arch))
+        if config.output.onnx:  # ONNX beside the weights, recorded in the card
+            export_onnx(bundle_dir)
+            bundle = load_bundle(bundle_dir)
     log.info("bundle written to %s", bundle_dir)
-    return ExperimentResult(bundle, run_dir, fitted, metrics, counts)
+    return ExperimentResult(bundle, run_dir, result, metrics, counts)
+
+
+def _software() -> dict[str, str]:
+    import sklearn
+
+    return {"torch": torch.__version__, "scikit-learn": sklearn.__version__, "python": platform.python_version()}
 
 
 def summary_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from geovigie.errors import InputNotFoundError, InvalidInputError
-from geovigie.training._chips import IGNORE
+from geovigie.training._targets import IGNORE
 
 FIELD_STATUSES = ("confirmed", "false_alarm", "cleaned")
 """Field-validation statuses: a detection confirmed on site, a false alarm, a site since cleaned."""

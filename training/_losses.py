@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from geovigie.training._chips import IGNORE
+from geovigie.training._targets import IGNORE
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 

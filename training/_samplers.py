@@ -11,8 +11,8 @@ import torch
 
 from geovigie.models import Normalisation, normalise
 from geovigie.training._augment import geometric, radiometric
-from geovigie.training._chips import IGNORE
 from geovigie.training._config import Augment
+from geovigie.training._targets import IGNORE, pad_chip
 
 Chip = tuple[int, int, int]
 
@@ -100,13 +100,6 @@ class ChipDataset(torch.utils.data.Dataset):
             image = radiometric(image, rng, self.augment, self.std, self.veil[scene])
             image, labels = geometric(image, labels, rng, self.augment)
         image = normalise(self.norm, np.ascontiguousarray(image, dtype=np.float32))
-        image, labels = _pad(image, labels, size)
+        image, labels = pad_chip(image, labels, size)
         return torch.from_numpy(np.ascontiguousarray(image)), torch.from_numpy(np.ascontiguousarray(labels))
 
-
-def _pad(image: np.ndarray, labels: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    pad_h, pad_w = max(0, size - image.shape[1]), max(0, size - image.shape[2])
-    if not pad_h and not pad_w:
-        return image, labels
-    return (np.pad(image, ((0, 0), (0, pad_h), (0, pad_w))),
-            np.pad(labels, ((0, pad_h), (0, pad_w)), constant_values=IGNORE))

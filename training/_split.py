@@ -10,25 +10,6 @@ import numpy as np
 from geovigie.errors import InvalidInputError
 
 
-def block_split(
-    height: int, width: int, *, block: int, val_fraction: float, buffer: int, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Assign square blocks to validation at random (seeded); the rest, minus a buffer, to training.
-
-    Returns:
-        (train, val) boolean masks of shape (height, width); pixels within `buffer` of a
-        validation block belong to neither.
-    """
-    rows, cols = -(-height // block), -(-width // block)
-    rng = np.random.default_rng(seed)
-    n_val = max(1, round(rows * cols * val_fraction))
-    chosen = np.zeros(rows * cols, dtype=bool)
-    chosen[rng.choice(rows * cols, size=n_val, replace=False)] = True
-    val = np.kron(chosen.reshape(rows, cols), np.ones((block, block), dtype=bool))[:height, :width]
-    near_val = dilate(val, buffer)
-    return ~near_val, val
-
-
 def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     """Square (Chebyshev) dilation of a boolean mask by `radius` pixels."""
     if radius <= 0:

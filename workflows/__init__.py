@@ -3,13 +3,14 @@
 The CLI, the demo and (next) the jobs API and the batch watcher call these; none assembles STAC metadata itself.
 """
 
-from geovigie.workflows._batch import BatchJob, BatchReport, run_batch, search_items, watch_batch
+from geovigie.workflows._batch import BatchJob, BatchReport, Selection, run_batch, search_items, watch_batch
 from geovigie.workflows._batch_config import BatchConfig, load_batch_config
 from geovigie.workflows._boundaries import boundaries
 from geovigie.workflows._demo_inputs import lidar_models, odeon_mosaics
 from geovigie.workflows._dumps import DumpPassResult, dump_sites, watch_folder
 from geovigie.workflows._heat import HeatIslandResult, heat_islands
 from geovigie.workflows._indices import ndvi, surface_temperature
+from geovigie.workflows._jobs import run_job, run_jobs, worker_id
 from geovigie.workflows._landcover import landcover
 from geovigie.workflows._published import PublishedLayer, layer_target
 from geovigie.workflows._report import report
@@ -20,6 +21,7 @@ __all__ = [
     "BatchConfig",
     "BatchJob",
     "BatchReport",
+    "Selection",
     "DumpPassResult",
     "HeatIslandResult",
     "PublishedLayer",
@@ -35,11 +37,14 @@ __all__ = [
     "ndvi",
     "odeon_mosaics",
     "report",
+    "run_job",
+    "run_jobs",
     "run_batch",
     "search_items",
     "surface_temperature",
     "vegetation_by_zone",
     "watch_batch",
     "watch_folder",
+    "worker_id",
     "zan",
 ]

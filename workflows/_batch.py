@@ -22,19 +22,18 @@ from typing import Any
 import pystac
 
 from geovigie.atomic import run_lock
-from geovigie.catalog import CatalogClient
+from geovigie.catalog import CatalogClient, cloud_skip_reason
 from geovigie.errors import GeovigieError, InputNotFoundError, InvalidInputError, RemoteSourceError
-from geovigie.inference import ClusterOptions, dask_client
+from geovigie.inference import ClusterOptions, PredictOptions, dask_client, prediction_signature
 from geovigie.models import DEFAULT_BUNDLE, ModelBundle, load_bundle
+from geovigie.paths import check_name, printable, safe_join
 from geovigie.progress import progress_bar
-from geovigie.settings import Settings
+from geovigie.settings import Settings, check_tiling
 from geovigie.workflows._batch_config import (
     BatchConfig,
     BatchTask,
     LandcoverTask,
     NdviTask,
-    cql2_matches,
-    query_matches,
 )
 from geovigie.workflows._batch_state import BatchState, item_fingerprint, job_key
 from geovigie.workflows._indices import ndvi, surface_temperature
@@ -57,6 +56,24 @@ class BatchJob:
 
 
 @dataclass
+class Selection:
+    """What a pass's search selected: the items to process, the matches skipped as cloudy (with why), and how many
+    matches the cap `max_items` left out."""
+
+    items: list[pystac.Item]
+    cloudy: list[tuple[pystac.Item, str]] = field(default_factory=list)
+    beyond_cap: int = 0
+    cap: int | None = None
+
+    def notes(self) -> list[str]:
+        """One line per skipped item and one for the cap, for logs and the command line."""
+        lines = [f"skipped {item.id}: {why}" for item, why in self.cloudy]
+        if self.beyond_cap:
+            lines.append(f"{self.beyond_cap} more matching items not processed (cap {self.cap})")
+        return lines
+
+
+@dataclass
 class BatchReport:
     """One pass: what the search found, what ran, what failed."""
 
@@ -66,6 +83,7 @@ class BatchReport:
     up_to_date: int
     jobs: list[BatchJob]
     dry_run: bool = False
+    selection: Selection = field(default_factory=lambda: Selection([]))
     published: list[tuple[BatchJob, PublishedLayer]] = field(default_factory=list)
     failed: list[tuple[BatchJob, str]] = field(default_factory=list)
 
@@ -98,17 +116,23 @@ def _task_settings(task: BatchTask, settings: Settings) -> Settings:
     if not isinstance(task, LandcoverTask):
         return settings
     update = {k: v for k in ("tile_size", "overlap", "batch_size", "device") if (v := getattr(task, k)) is not None}
-    return settings.model_copy(update=update)
+    effective = settings.model_copy(update=update)
+    try:
+        check_tiling(effective.tile_size, effective.overlap)  # a task's tile_size against the settings' overlap
+    except ValueError as err:
+        raise InvalidInputError(f"landcover task: {err} (set both in the task)") from None
+    return effective
 
 
 def task_signature(task: BatchTask, settings: Settings) -> str:
-    """What a task's outputs depend on: its options, and for a model its weights and the tiling (16 hex digits)."""
+    """What a task's outputs depend on (16 hex digits): its options, and for a model everything `predict`'s own
+    signature holds besides the input (`geovigie.inference.prediction_signature`: weights, tiling, input scale and
+    offset, runtime, calibration), so that changing any of them recomputes the layers."""
     parts: dict[str, Any] = task.model_dump(mode="json")
     if isinstance(task, LandcoverTask):
         bundle = resolve_bundle(task.bundle)
-        effective = _task_settings(task, settings)
-        parts.update(bundle=bundle.id, weights=bundle.card.weights_sha256, tile_size=effective.tile_size,
-                     overlap=effective.overlap)
+        options = PredictOptions.from_settings(_task_settings(task, settings))
+        parts.update(bundle=bundle.id, prediction=prediction_signature(bundle, options))
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -130,25 +154,33 @@ def _aoi(config: BatchConfig) -> tuple[Any, tuple[float, float, float, float] | 
     return area, (west, south, east, north)
 
 
-def search_items(config: BatchConfig, settings: Settings) -> list[pystac.Item]:
-    """Items of the configured search that intersect the area and pass `query` and `filter`, in search order."""
+def search_items(config: BatchConfig, settings: Settings) -> Selection:
+    """The configured search's items: every match of the collections, area, datetime and CQL2 filter (`filter` and
+    `query`), paged through to the end, less the cloudy ones (`max_cloud`), then at most `max_items`, in search
+    order.
+
+    Raises:
+        InvalidInputError: the filter is not valid CQL2, or the area file is unreadable.
+        GeovigieError: the source cannot be searched (unreachable API, unknown collection).
+    """
     from shapely.geometry import shape
 
     location = config.source or str(settings.catalog_dir)
     location = settings.catalog_sources.get(location, location)
     area, bbox = _aoi(config)
     found = CatalogClient.open(location).search(collections=config.collections, bbox=bbox, datetime=config.datetime,
-                                                max_items=config.max_items)
-    items = []
+                                                filter=config.cql2, max_items=None)
+    selection = Selection([], cap=config.max_items)
     for item in found.items():
         if area is not None and item.geometry is not None and not shape(item.geometry).intersects(area):
             continue
-        if config.query and not query_matches(item, config.query):
-            continue
-        if config.filter and not cql2_matches(item, config.filter):
-            continue
-        items.append(item)
-    return items
+        if (why := cloud_skip_reason(item, config.max_cloud)) is not None:
+            selection.cloudy.append((item, why))
+        elif config.max_items is not None and len(selection.items) >= config.max_items:
+            selection.beyond_cap += 1
+        else:
+            selection.items.append(item)
+    return selection
 
 
 def plan(config: BatchConfig, settings: Settings, state: BatchState,
@@ -178,7 +210,7 @@ def output_settings(config: BatchConfig, settings: Settings, scheduler: str | No
 
 def state_path(config: BatchConfig, settings: Settings) -> Path:
     """Where the batch's state is kept: beside its outputs."""
-    return (config.output_dir or settings.data_dir) / "batch" / f"{config.name}.json"
+    return safe_join(config.output_dir or settings.data_dir, "batch", f"{check_name(config.name, 'batch name')}.json")
 
 
 def _model_client(settings: Settings, client: Any, stack: contextlib.ExitStack) -> Any:
@@ -233,12 +265,15 @@ def run_batch(config: BatchConfig, settings: Settings, *, dry_run: bool = False,
     """
     settings = output_settings(config, settings, scheduler)
     path = state_path(config, settings)
-    items = search_items(config, settings)
+    selection = search_items(config, settings)
+    items = selection.items
     jobs, up_to_date = plan(config, settings, BatchState.load(path), items)
-    report = BatchReport(config.name, path, len(items), up_to_date, jobs, dry_run=dry_run)
+    report = BatchReport(config.name, path, len(items), up_to_date, jobs, dry_run=dry_run, selection=selection)
+    say = log or (lambda line: None)
+    for line in selection.notes():
+        say(line)
     if dry_run or not jobs:
         return report  # nothing written: a rerun with nothing new leaves every file as it was
-    say = log or (lambda line: None)
     with run_lock(path.parent), contextlib.ExitStack() as stack:
         state = BatchState.load(path)  # another run may have finished jobs while we waited for the lock
         report.jobs, report.up_to_date = plan(config, settings, state, items)
@@ -254,11 +289,11 @@ def run_batch(config: BatchConfig, settings: Settings, *, dry_run: bool = False,
                     state.record_done(job.key, job.fingerprint, job.signature, layer=layer.id,
                                       item=str(layer.item_path))
                     report.published.append((job, layer))
-                    say(f"ok      {job.item.id} {job.task.kind}: {layer.id} ({layer.detail})")
+                    say(f"ok      {printable(job.item.id)} {job.task.kind}: {layer.id} ({layer.detail})")
                     advance(1)
                     continue
                 state.record_failure(job.key, job.fingerprint, job.signature, report.failed[-1][1])
-                say(f"FAILED  {job.item.id} {job.task.kind}: {report.failed[-1][1]}")
+                say(f"FAILED  {printable(job.item.id)} {job.task.kind}: {report.failed[-1][1]}")
                 advance(1)
     return report
 

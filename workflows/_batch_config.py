@@ -7,35 +7,37 @@ collection = "s2-l1c-slovenia"         # or a list
 bbox = [14.0, 45.0, 16.0, 47.0]        # or aoi = "zone.geojson" (any polygon layer, any CRS)
 datetime = "2015-01-01/.."             # optional
 output_dir = "geovigie-data"           # default: the settings' data_dir
-query = { "geovigie:cloudy" = { eq = false } }                        # optional, STAC query extension
-filter = { op = "<", args = [{ property = "eo:cloud_cover" }, 20] }  # optional, CQL2-JSON
+filter = "\"processing:level\" = 'L1C'" # optional CQL2, cql2-text or CQL2-JSON ({ op = "<", args = [...] })
+query = { "platform" = { eq = "sentinel-2a" } }  # optional, STAC query extension (turned into CQL2)
+max_cloud = 20                         # skip items cloudier than this (%), by the demo's rule; 100 keeps all
+max_items = 50                         # optional: process at most this many matches per pass (reported)
 
 [[tasks]]
 kind = "landcover"                     # landcover | ndvi | temperature
 bundle = "landcover-s2l1c-slovenia-v1" # a bundle folder or the name of a shipped bundle
 ```
 
-Relative paths are taken from the config file's folder. `query` and `filter` are evaluated here on each item's
-properties (for a static catalog and a STAC API alike), after the collection/bbox/datetime search.
+Relative paths are taken from the config file's folder. `filter` and `query` form one CQL2 expression: a STAC API
+that has the Filter extension evaluates it, anything else (a static catalog, an API without it) is checked with
+the `cql2` library, with the same meaning (timestamps as instants, a missing property never matches, spatial
+operators on the item geometry).
 """
 
 from __future__ import annotations
 
-import re
-import tomllib
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import pystac
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from geovigie.errors import InputNotFoundError, InvalidInputError
+from geovigie.catalog import DEFAULT_MAX_CLOUD, cql2_filter
+from geovigie.config_file import read_toml, validate
+from geovigie.errors import InputNotFoundError
+from geovigie.settings import check_tiling
 
-QUERY_OPS = ("eq", "neq", "lt", "lte", "gt", "gte", "in", "startsWith", "endsWith", "contains")
-"""Operators of the STAC query extension understood in `query`."""
-CQL2_OPS = ("and", "or", "not", "=", "<>", "<", "<=", ">", ">=", "in", "isNull", "like", "between")
-"""CQL2-JSON operators understood in `filter` (no spatial ones: use `aoi` or `bbox`)."""
+QUERY_OPS = {"eq": "=", "neq": "<>", "lt": "<", "lte": "<=", "gt": ">", "gte": ">=", "in": "in",
+             "startsWith": "like", "endsWith": "like"}
+"""Operators of the STAC query extension understood in `query`, and the CQL2 operator each becomes."""
 
 
 class _Task(BaseModel):
@@ -56,8 +58,8 @@ class LandcoverTask(_Task):
 
     @model_validator(mode="after")
     def _overlap_below_tile(self) -> LandcoverTask:
-        if self.tile_size is not None and self.overlap is not None and self.overlap >= self.tile_size:
-            raise ValueError(f"overlap ({self.overlap}) must be smaller than tile_size ({self.tile_size})")
+        if self.tile_size is not None and self.overlap is not None:
+            check_tiling(self.tile_size, self.overlap)
         return self
 
 
@@ -90,8 +92,10 @@ class BatchConfig(BaseModel):
     aoi: Path | None = Field(None, description="Polygon file (GeoJSON, GeoPackage...) of the area of interest.")
     datetime: str | None = None
     query: dict[str, dict[str, Any]] | None = None
-    filter: dict[str, Any] | None = None
-    max_items: int = Field(1000, ge=1, description="At most this many items per search.")
+    filter: dict[str, Any] | None = Field(None, description="CQL2 (cql2-text or CQL2-JSON), kept as CQL2-JSON.")
+    max_cloud: float | None = Field(DEFAULT_MAX_CLOUD, ge=0, le=100,
+                                    description="Skip items cloudier than this (%); see catalog.cloud_skip_reason.")
+    max_items: int | None = Field(None, ge=1, description="Process at most this many matching items per pass.")
     output_dir: Path | None = None
     tasks: list[BatchTask] = Field(min_length=1)
 
@@ -100,21 +104,32 @@ class BatchConfig(BaseModel):
         """The searched collection ids."""
         return [self.collection] if isinstance(self.collection, str) else list(self.collection)
 
+    @property
+    def cql2(self) -> dict[str, Any] | None:
+        """`filter` and `query` as one CQL2-JSON expression (None when neither is given)."""
+        parts = [*query_to_cql2(self.query or {}), *([self.filter] if self.filter else [])]
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else {"op": "and", "args": parts}
+
     @field_validator("query")
     @classmethod
     def _known_query_ops(cls, value: dict[str, dict[str, Any]] | None) -> dict[str, dict[str, Any]] | None:
         for prop, ops in (value or {}).items():
             unknown = [op for op in ops if op not in QUERY_OPS]
             if unknown:
-                raise ValueError(f"query on {prop!r}: unknown operator {unknown[0]!r}; known: {', '.join(QUERY_OPS)}")
+                raise ValueError(f"query on {prop!r}: unknown operator {unknown[0]!r}; known: {', '.join(QUERY_OPS)} "
+                                 "(or write a CQL2 filter)")
         return value
 
-    @field_validator("filter")
+    @field_validator("filter", mode="before")
     @classmethod
-    def _known_cql2_ops(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None:
-            _check_cql2(value)
-        return value
+    def _valid_cql2(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, str | dict):
+            raise ValueError("give a CQL2 filter as cql2-text (a string) or CQL2-JSON (a table)")
+        return cql2_filter(value)
 
     @model_validator(mode="after")
     def _one_area_one_task_per_kind(self) -> BatchConfig:
@@ -135,12 +150,7 @@ def load_batch_config(path: str | Path) -> BatchConfig:
         InvalidInputError: not TOML, or a missing, unknown or invalid key (each one named).
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputNotFoundError(f"batch config not found: {path}")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise InvalidInputError(f"{path}: not valid TOML ({err})") from err
+    raw = read_toml(path, "batch config")
     raw.setdefault("name", path.stem)
     base = path.resolve().parent
     for key in ("aoi", "output_dir"):
@@ -153,99 +163,21 @@ def load_batch_config(path: str | Path) -> BatchConfig:
         bundle = task.get("bundle") if isinstance(task, dict) else None
         if isinstance(bundle, str) and (base / bundle).is_dir():
             task["bundle"] = str(base / bundle)
-    try:
-        config = BatchConfig.model_validate(raw)
-    except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in err.errors())
-        raise InvalidInputError(f"{path}: {problems}") from err
+    config = validate(BatchConfig, raw, path)
     if config.aoi is not None and not config.aoi.is_file():
         raise InputNotFoundError(f"{path}: aoi file not found: {config.aoi}")
     return config
 
 
-def _check_cql2(node: Any) -> None:
-    """Refuse CQL2-JSON operators this evaluator does not know, naming them."""
-    if isinstance(node, dict) and "op" in node:
-        if node["op"] not in CQL2_OPS:
-            raise ValueError(f"filter: CQL2 operator {node['op']!r} is not supported here; known: "
-                             f"{', '.join(CQL2_OPS)} (use aoi or bbox for a spatial filter)")
-        if not isinstance(node.get("args"), list):
-            raise ValueError(f"filter: operator {node['op']!r} needs an args list")
-        for arg in node["args"]:
-            _check_cql2(arg)
-    elif isinstance(node, list):
-        for arg in node:
-            _check_cql2(arg)
-
-
-def _value(item: pystac.Item, name: str) -> Any:
-    if name == "id":
-        return item.id
-    if name == "collection":
-        return item.collection_id
-    return item.properties.get(name)
-
-
-def _compare(op: str, left: Any, right: Any) -> bool:
-    """A comparison that is False, not an error, when a side is missing or the types differ."""
-    if left is None or right is None:
-        return op in ("<>", "neq") and left is not right
-    try:
-        return {"=": left == right, "<>": left != right, "<": left < right, "<=": left <= right,
-                ">": left > right, ">=": left >= right}[op]
-    except TypeError:
-        return op == "<>"
-
-
-def _operand(item: pystac.Item, node: Any) -> Any:
-    if isinstance(node, dict):
-        if "property" in node:
-            return _value(item, node["property"])
-        for key in ("timestamp", "date"):  # ISO strings compare in time order
-            if key in node:
-                return node[key]
-        if "interval" in node:
-            return node["interval"]
-    return node
-
-
-def cql2_matches(item: pystac.Item, node: dict[str, Any]) -> bool:
-    """Whether `item` satisfies a CQL2-JSON expression (see `CQL2_OPS`)."""
-    op, args = node["op"], node["args"]
-    if op == "and":
-        return all(cql2_matches(item, a) for a in args)
-    if op == "or":
-        return any(cql2_matches(item, a) for a in args)
-    if op == "not":
-        return not cql2_matches(item, args[0])
-    values = [_operand(item, a) for a in args]
-    if op == "isNull":
-        return values[0] is None
-    if op == "in":
-        return values[0] is not None and values[0] in values[1]
-    if op == "between":
-        return _compare(">=", values[0], values[1]) and _compare("<=", values[0], values[2])
-    if op == "like":
-        pattern = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in str(values[1]))
-        return isinstance(values[0], str) and re.fullmatch(pattern, values[0]) is not None
-    return _compare(op, values[0], values[1])
-
-
-def query_matches(item: pystac.Item, query: dict[str, dict[str, Any]]) -> bool:
-    """Whether `item` satisfies a STAC query-extension object (see `QUERY_OPS`)."""
-    symbols = {"eq": "=", "neq": "<>", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
+def query_to_cql2(query: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """A STAC query-extension object as CQL2-JSON comparisons, one per property and operator."""
+    parts = []
     for prop, ops in query.items():
-        value = _value(item, prop)
         for op, wanted in ops.items():
-            if op in symbols:
-                ok = _compare(symbols[op], value, wanted)
-            elif op == "in":
-                ok = value in (wanted if isinstance(wanted, Sequence) and not isinstance(wanted, str) else [wanted])
-            elif op == "contains":
-                ok = isinstance(value, list | str) and wanted in value
-            else:  # startsWith, endsWith
-                method = "startswith" if op == "startsWith" else "endswith"
-                ok = isinstance(value, str) and getattr(value, method)(str(wanted))
-            if not ok:
-                return False
-    return True
+            if op == "in":
+                wanted = list(wanted) if isinstance(wanted, list | tuple) else [wanted]
+            elif op in ("startsWith", "endsWith"):
+                escaped = str(wanted).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                wanted = f"{escaped}%" if op == "startsWith" else f"%{escaped}"
+            parts.append({"op": QUERY_OPS[op], "args": [{"property": prop}, wanted]})
+    return parts

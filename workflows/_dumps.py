@@ -20,6 +20,7 @@ import pandas as pd
 from geovigie.catalog import check_id
 from geovigie.diagnostics import (
     CANDIDATE_NOTE,
+    DEFAULT_MIN_HEIGHT_M,
     alerts,
     extract_sites,
     history_table,
@@ -84,6 +85,7 @@ def dump_sites(
     dtm: str | Path | None = None,
     sensitive: Mapping[str, gpd.GeoDataFrame] | None = None,
     source_note: str = "",
+    min_height_m: float = DEFAULT_MIN_HEIGHT_M,
 ) -> DumpPassResult:
     """Process one pass of a dump probability or class layer for the watch `watch`.
 
@@ -101,13 +103,14 @@ def dump_sites(
         dtm: terrain model.
         sensitive: layers to measure distances to (Natura 2000, ZNIEFF, water...), by short name.
         source_note: what the layer is, written into the published layer's description.
+        min_height_m: height above terrain a pixel must exceed to count in a volume (its whole height counts).
     """
     started = time.perf_counter()
     day = _as_date(pass_date)
     folder = watch_folder(settings, watch)
     sites = extract_sites(layer, threshold=threshold, class_value=class_value, min_area_m2=min_area_m2,
                           pass_date=day, candidate=candidate, zones=zones)
-    sites = site_volumes(sites, dsm, dtm)
+    sites = site_volumes(sites, dsm, dtm, min_height_m=min_height_m)
     if sensitive:
         sites = sensitive_zones(sites, sensitive)
     tracked, _ = track(_previous_snapshot(folder, day), sites)
@@ -132,8 +135,8 @@ def dump_sites(
         properties={"geovigie:diagnostic": "dump-sites", "geovigie:watch": watch, "geovigie:candidate": candidate,
                     "geovigie:status_counts": counts},
         style=VectorStyle(color="#d7301f", label="site_id",
-                          popup=("site_id", "status", "area_m2", "volume_m3", "volume_note", "commune_name",
-                                 "first_seen", "last_seen", "candidate")),
+                          popup=("site_id", "status", "area_m2", "volume_m3", "volume_uncertainty_m3", "volume_note",
+                                 "commune_name", "first_seen", "last_seen", "candidate")),
     ), Provenance(inputs=[str(Path(layer).resolve())], lineage=description.strip(),
                   datetime=datetime(day.year, day.month, day.day, tzinfo=UTC),
                   extra_assets={"gpkg": (files["gpkg"], "Sites (GeoPackage, EPSG:2154)"),

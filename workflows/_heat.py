@@ -12,6 +12,8 @@ import pandas as pd
 import pystac
 
 from geovigie.diagnostics import (
+    COVERED,
+    DEFAULT_MIN_COVERAGE,
     HeatIslandSummary,
     grid_zones,
     heat_island_layer,
@@ -23,9 +25,10 @@ from geovigie.diagnostics import (
     write_vector,
     zonal_continuous,
 )
+from geovigie.paths import safe_name
 from geovigie.settings import Settings
 from geovigie.tiles import LayerSpec, Provenance, VectorStyle, publish_layer, publish_vector_layer, results_store_for
-from geovigie.workflows._published import PublishedLayer, layer_target
+from geovigie.workflows._published import PublishedLayer, layer_target, removed_on_failure
 
 
 @dataclass
@@ -56,17 +59,31 @@ def heat_islands(
     ring_outer_m: float = 5000.0,
     thresholds_c: tuple[float, ...] = (2.0, 4.0, 6.0),
     cell_m: float = 1000.0,
+    min_coverage: float = DEFAULT_MIN_COVERAGE,
 ) -> HeatIslandResult:
     """Heat-island intensity of a land surface temperature item around an urban zone.
 
     Intensity = LST − the median LST of rural vegetated pixels (classes `rural_classes` of `rural_mask`, or every
     valid pixel when no land cover is given) in the ring `ring_inner_m`–`ring_outer_m` around `urban`. Publishes the
     intensity (°C), the hot-spot classes and the zones coloured by their mean intensity; zones default to a grid of
-    `cell_m` cells over the urban zone and its ring.
+    `cell_m` cells over the urban zone and its ring. Zone figures are null where less than `min_coverage` of the
+    zone has valid pixels. A failed run removes the layer folders it created.
     """
-    started = time.perf_counter()
     day = item.datetime or item.common_metadata.start_datetime
     stamp = f"{place}-{day:%Y%m%d}"
+    with removed_on_failure(settings, f"uhi-{stamp}", f"uhi-hotspots-{stamp}", f"uhi-zones-{stamp}"):
+        return _heat_islands(item, settings, urban=urban, place=place, zones=zones, rural_mask=rural_mask,
+                             rural_classes=rural_classes, ring_inner_m=ring_inner_m, ring_outer_m=ring_outer_m,
+                             thresholds_c=thresholds_c, cell_m=cell_m, min_coverage=min_coverage)
+
+
+def _heat_islands(item: pystac.Item, settings: Settings, *, urban: gpd.GeoDataFrame, place: str,
+                  zones: gpd.GeoDataFrame | None, rural_mask: str | Path | None, rural_classes: list[int] | None,
+                  ring_inner_m: float, ring_outer_m: float, thresholds_c: tuple[float, ...], cell_m: float,
+                  min_coverage: float) -> HeatIslandResult:
+    started = time.perf_counter()
+    day = item.datetime or item.common_metadata.start_datetime
+    stamp = f"{safe_name(place, 'place')}-{day:%Y%m%d}"
     lst = layer_target(settings, f"uhi-{stamp}", "lst_celsius.tif")
     temperature_layer(item, lst)
     reference = rural_reference(lst, urban, ring_inner_m=ring_inner_m, ring_outer_m=ring_outer_m,
@@ -95,7 +112,9 @@ def heat_islands(
     if zones is None:
         ring = reference.ring
         zones = grid_zones(ring.union(reference.urban).convex_hull, reference.crs, cell_m=cell_m)
-    table = zonal_continuous(zones, intensity, variable="intensity_c")
+    table = zonal_continuous(zones, intensity, variable="intensity_c", min_coverage=min_coverage)
+    covered = table.loc[table["status"] == COVERED, "mean"]
+    scale = (min(0.0, float(covered.min())), max(1.0, float(covered.max()))) if len(covered) else (0.0, 1.0)
     figures = zones[["zone_id", "geometry"]].merge(table, on="zone_id")
     folder = layer_target(settings, f"uhi-zones-{stamp}").parent
     csv = write_csv(table, folder / "zones.csv")
@@ -106,8 +125,8 @@ def heat_islands(
         properties={"geovigie:diagnostic": "heat-island", "geovigie:place": place,
                     "geovigie:reference_c": round(summary.reference_c, 2),
                     "geovigie:raster_layer": f"uhi-{stamp}"},
-        style=VectorStyle(color_by="mean", colormap_name="ylorrd", unit="°C", label="zone_name",
-                          popup=("zone_name", "mean", "p90", "valid_fraction")),
+        style=VectorStyle(color_by="mean", colormap_name="ylorrd", unit="°C", label="zone_name", rescale=scale,
+                          popup=("zone_name", "mean", "p90", "status", "covered_fraction", "valid_fraction")),
     ), Provenance(inputs=inputs, lineage="exactextract zonal statistics of the intensity layer", **common,
                   extra_assets={"table": (csv, "Per-zone figures (CSV)")}))
     result.zones = figures

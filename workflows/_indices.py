@@ -7,6 +7,7 @@ import time
 import pystac
 
 from geovigie.diagnostics import ndvi_layer, temperature_layer
+from geovigie.paths import safe_name
 from geovigie.settings import Settings
 from geovigie.tiles import LayerSpec, Provenance, publish_layer, results_store_for
 from geovigie.workflows._published import PublishedLayer, layer_target
@@ -16,7 +17,8 @@ def ndvi(item: pystac.Item, settings: Settings, *, crs: str = "EPSG:2154", resol
     """Cloud-masked NDVI of a Sentinel-2 L2A item on a `crs` grid, published as a continuous layer."""
     started = time.perf_counter()
     day = item.datetime or item.common_metadata.start_datetime
-    layer_id = f"ndvi-{item.collection_id or 's2'}-{day:%Y%m%d}".replace("s2-l2a-theia-", "")
+    collection = safe_name(item.collection_id or "s2", "collection id")
+    layer_id = f"ndvi-{collection}-{day:%Y%m%d}".replace("s2-l2a-theia-", "")
     target = layer_target(settings, layer_id)
     summary = ndvi_layer([item], target, crs=crs, resolution=resolution)
     spec = LayerSpec(layer_id, f"NDVI {item.collection_id} {day:%Y-%m-%d}", "continuous", rescale=(0.0, 0.9),
@@ -35,7 +37,8 @@ def surface_temperature(item: pystac.Item, settings: Settings) -> PublishedLayer
     """Land surface temperature (°C) of a Landsat item, published as a continuous layer."""
     started = time.perf_counter()
     day = item.datetime or item.common_metadata.start_datetime
-    layer_id = f"lst-{(item.collection_id or 'landsat').replace('landsat-lst-', '')}-{day:%Y%m%d}"
+    collection = safe_name(item.collection_id or "landsat", "collection id")
+    layer_id = f"lst-{collection.replace('landsat-lst-', '')}-{day:%Y%m%d}"
     target = layer_target(settings, layer_id)
     stats = temperature_layer(item, target)
     spec = LayerSpec(layer_id, f"Surface temperature {item.collection_id} {day:%Y-%m-%d}", "continuous",

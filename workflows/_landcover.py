@@ -10,6 +10,7 @@ import pystac
 
 from geovigie.inference import PredictOptions, predict
 from geovigie.models import ModelBundle, load_bundle
+from geovigie.paths import printable
 from geovigie.settings import Settings
 from geovigie.tiles import LayerSpec, Provenance, publish_layer, results_store_for
 from geovigie.types import PROBA_SCALE
@@ -50,10 +51,10 @@ def landcover(
                      client=client, force=force, band_names=band_names, product_level=product_level,
                      progress=progress, overwrite=overwrite)
     card = bundle.card
-    layer_id = f"landcover-{result.source.id}"
+    layer_id = f"landcover-{result.source.key}"  # the input's identity: item id, or file stem + content hash
     item = source if isinstance(source, pystac.Item) else None
     common = item.common_metadata if item is not None else None
-    spec = LayerSpec(layer_id, f"Land cover {result.source.id}", "classes", classes=card.classes,
+    spec = LayerSpec(layer_id, f"Land cover {printable(result.source.id)}", "classes", classes=card.classes,
                      description=f"Predicted by {bundle.id}; see its model card for its (small) training data.")
     provenance = Provenance(
         inputs=[(item.get_self_href() or item.id) if item is not None else str(Path(result.source.location).resolve())],

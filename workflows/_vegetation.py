@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import geopandas as gpd
@@ -12,11 +13,29 @@ import rasterio
 
 from geovigie.classes import ClassInfo, palette
 from geovigie.cog import cog_writer
-from geovigie.diagnostics import write_csv, write_vector, zonal_classes, zonal_continuous
+from geovigie.diagnostics import (
+    COVERED,
+    DEFAULT_MIN_COVERAGE,
+    check_ndvi_layer,
+    write_csv,
+    write_vector,
+    zonal_classes,
+    zonal_continuous,
+)
+from geovigie.errors import DiagnosticsWarning
+from geovigie.paths import safe_name
 from geovigie.settings import Settings
-from geovigie.tiles import LayerIndex, LayerSpec, Provenance, VectorStyle, publish_vector_layer, results_store_for
+from geovigie.tiles import (
+    Layer,
+    LayerIndex,
+    LayerSpec,
+    Provenance,
+    VectorStyle,
+    publish_vector_layer,
+    results_store_for,
+)
 from geovigie.types import NODATA_CLASS
-from geovigie.workflows._published import PublishedLayer, layer_target
+from geovigie.workflows._published import PublishedLayer, layer_target, removed_on_failure
 
 VEGETATION_CLASSES = (
     ClassInfo(value=0, name="little or no vegetation (NDVI < 0.2)", color="#bdbdbd"),
@@ -47,23 +66,38 @@ def _vegetation_classes(ndvi: str, target: str) -> None:
         dst.write(classes[None])
 
 
-def vegetation_by_zone(ndvi_layer: str, settings: Settings, *, zones: gpd.GeoDataFrame, place: str) -> VegetationResult:
-    """NDVI mean, median, p10, p90 and the dense / sparse vegetation shares of each zone of a published NDVI layer."""
-    started = time.perf_counter()
+def vegetation_by_zone(ndvi_layer: str, settings: Settings, *, zones: gpd.GeoDataFrame, place: str,
+                       min_coverage: float = DEFAULT_MIN_COVERAGE) -> VegetationResult:
+    """NDVI mean, median, p10, p90 and the dense / sparse vegetation shares of each zone of a published NDVI layer.
+
+    Figures of zones observed on less than `min_coverage` of their area (status "partial" / "not_covered") are
+    null, never 0.
+    """
     layer = LayerIndex(results_store_for(settings)).get(ndvi_layer)
-    layer_id = f"vegetation-zones-{place}"
+    check_ndvi_layer(layer.path)
+    with removed_on_failure(settings, f"vegetation-zones-{safe_name(place, 'place')}"):
+        return _vegetation_by_zone(layer, ndvi_layer, settings, zones=zones, place=place, min_coverage=min_coverage)
+
+
+def _vegetation_by_zone(layer: Layer, ndvi_layer: str, settings: Settings, *, zones: gpd.GeoDataFrame, place: str,
+                        min_coverage: float) -> VegetationResult:
+    started = time.perf_counter()
+    layer_id = f"vegetation-zones-{safe_name(place, 'place')}"
     classes_path = layer_target(settings, layer_id, "vegetation_classes.tif")
     _vegetation_classes(str(layer.path), str(classes_path))
-    figures = zonal_continuous(zones, layer.path, variable="ndvi")
-    shares = zonal_classes(zones, classes_path, {c.value: c.name for c in VEGETATION_CLASSES})
+    figures = zonal_continuous(zones, layer.path, variable="ndvi", min_coverage=min_coverage)
+    with warnings.catch_warnings():  # same valid pixels as the NDVI: zonal_continuous already warned
+        warnings.simplefilter("ignore", DiagnosticsWarning)
+        shares = zonal_classes(zones, classes_path, {c.value: c.name for c in VEGETATION_CLASSES},
+                               min_coverage=min_coverage)
     pivot = shares.pivot_table(index="zone_id", columns="class_value", values="fraction", aggfunc="sum",
                                fill_value=0.0)
     table = figures.rename(columns={"mean": "ndvi_mean", "median": "ndvi_median", "p10": "ndvi_p10",
                                     "p90": "ndvi_p90"}).drop(columns=["variable", "min", "max"])
-    table["dense_vegetation_share"] = table["zone_id"].map(pivot.get(2, pd.Series(dtype=float))).fillna(0.0)
-    table["sparse_vegetation_share"] = table["zone_id"].map(pivot.get(1, pd.Series(dtype=float))).fillna(0.0)
-    area = shares.groupby("zone_id")["area_ha"].sum()
-    table["observed_area_ha"] = table["zone_id"].map(area).fillna(0.0)
+    observed = table["status"] == COVERED  # a covered zone without the class has a share of 0; others none
+    for column, value in (("dense_vegetation_share", 2), ("sparse_vegetation_share", 1)):
+        share = table["zone_id"].map(pivot.get(value, pd.Series(dtype=float)))
+        table[column] = share.fillna(0.0).where(observed)
     folder = classes_path.parent
     csv = write_csv(table, folder / "zones.csv")
     features = write_vector(zones[["zone_id", "geometry"]].merge(table, on="zone_id"), folder / "data.geojson")
@@ -73,10 +107,11 @@ def vegetation_by_zone(ndvi_layer: str, settings: Settings, *, zones: gpd.GeoDat
         layer_id, f"Vegetation per zone {place}", "vector", description=method,
         properties={"geovigie:diagnostic": "vegetation", "geovigie:raster_layer": ndvi_layer},
         style=VectorStyle(color_by="ndvi_mean", colormap_name="rdylgn", rescale=(0.0, 0.9), unit="NDVI",
-                          label="zone_name", popup=("zone_name", "ndvi_mean", "dense_vegetation_share",
+                          label="zone_name", popup=("zone_name", "ndvi_mean", "dense_vegetation_share", "status",
                                                     "covered_fraction", "valid_fraction")),
     ), Provenance(inputs=[str(layer.path)], lineage=method, extra_assets={"table": (csv, "Per-zone figures (CSV)")}))
-    observed = table[table["covered_fraction"] > 0]
-    detail = f"{len(observed)} of {len(table)} zones observed, mean NDVI {observed['ndvi_mean'].mean():.2f}"
+    shown = table[observed]
+    mean = f"mean NDVI {shown['ndvi_mean'].mean():.2f}" if len(shown) else "no NDVI figure"
+    detail = f"{len(shown)} of {len(table)} zones covered, {mean}"
     return VegetationResult(table, [PublishedLayer(layer_id, "vegetation per zone", published, detail)],
                             time.perf_counter() - started)

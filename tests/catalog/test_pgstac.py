@@ -19,18 +19,11 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
-from geovigie.catalog import (
-    DatabaseError,
-    PgstacItemStore,
-    PostgresNotInstalledError,
-    PrivatePostgres,
-    SearchQuery,
-    StaticItemStore,
-    export_static,
-)
+from geovigie.catalog import PgstacItemStore, SearchQuery, StaticItemStore, export_static
 from geovigie.catalog._pgstac import local_path
 from geovigie.cog import write_array_cog
-from geovigie.errors import InputNotFoundError, UnknownCollectionError
+from geovigie.errors import DatabaseError, InputNotFoundError, UnknownCollectionError
+from geovigie.postgres import PostgresNotInstalledError, PrivatePostgres
 from geovigie.tiles import RESULTS_COLLECTION, LayerSpec, Provenance, publish_layer, results_collection
 from tests.conftest import GERS_DIR, REPO, require
 
@@ -42,10 +35,13 @@ CLEAR, CLOUDY = (0, 0), (300, 150)
 def private_folder(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
     """A folder for a test cluster. As root the server runs as `postgres`, which must reach the folder: every
     pytest session resets /tmp/pytest-of-root to 0700 when it starts, so there the cluster goes under a folder of
-    its own in the temporary directory instead (removed by `remove_private_folder`)."""
+    its own in the temporary directory instead, made 0711 by the test that creates it (geovigie changes no mode of
+    a folder it did not create; removed by `remove_private_folder`)."""
     if os.geteuid() != 0:
         return tmp_path_factory.mktemp(name)
-    return Path(tempfile.mkdtemp(prefix=f"geovigie-test-{name}-"))
+    folder = Path(tempfile.mkdtemp(prefix=f"geovigie-test-{name}-"))
+    folder.chmod(0o711)
+    return folder
 
 
 def remove_private_folder(folder: Path) -> None:

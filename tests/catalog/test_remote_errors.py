@@ -17,6 +17,7 @@ import pytest
 
 from geovigie.catalog import ApiItemSource, CatalogClient
 from geovigie.errors import RemoteSourceError
+from geovigie.settings import Settings
 
 CONFORMS = ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/item-search",
             "https://api.stacspec.org/v1.0.0/collections"]
@@ -59,6 +60,10 @@ class MisbehavingApi(BaseHTTPRequestHandler):
             self._send(200, b"<!DOCTYPE html><html><body><h1>Welcome to nginx!</h1></body></html>", "text/html")
         elif kind == "error500":
             self._send(500, b'{"detail": "database is down"}')
+        elif kind == "error502":
+            self._send(502, b"bad gateway")
+        elif kind == "busy":
+            self._send(429, b"slow down", Retry_After="1")
         elif kind == "garbage":
             self._send(200, bytes(range(128, 256)) * 8)
         elif kind == "notstac":
@@ -152,12 +157,24 @@ def test_closed_port_is_retried_then_reported() -> None:
     assert url in str(caught.value)
 
 
-def test_5xx_is_retried_a_bounded_number_of_times(server: tuple[str, dict[str, int]]) -> None:
+def test_gateway_errors_are_retried_a_bounded_number_of_times(server: tuple[str, dict[str, int]]) -> None:
     base, hits = server
+    before = hits.get("error502", 0)
+    with pytest.raises(RemoteSourceError, match="HTTP 502"):
+        ApiItemSource(f"{base}/error502/", timeout=2.0, retries=3, backoff=0.05)
+    assert hits["error502"] - before == 4  # the first try and 3 retries, no more
     before = hits.get("error500", 0)
     with pytest.raises(RemoteSourceError, match="HTTP 500"):
         ApiItemSource(f"{base}/error500/", timeout=2.0, retries=3, backoff=0.05)
-    assert hits["error500"] - before == 4  # the first try and 3 retries, no more
+    assert hits["error500"] - before == 1  # a server bug: asking again changes nothing
+
+
+def test_retry_after_is_honoured(server: tuple[str, dict[str, int]]) -> None:
+    base, hits = server
+    started = time.perf_counter()
+    with pytest.raises(RemoteSourceError, match="HTTP 429 \\(too many requests"):
+        ApiItemSource(f"{base}/busy/", timeout=2.0, retries=1, backoff=0.01)
+    assert hits["busy"] == 2 and time.perf_counter() - started >= 1.0  # waited the second the server asked for
 
 
 def test_transient_503_is_retried_until_it_answers(server: tuple[str, dict[str, int]]) -> None:
@@ -175,11 +192,19 @@ def test_search_errors_are_mapped_too(server: tuple[str, dict[str, int]]) -> Non
         client.search(max_items=3).item_list()
 
 
-def test_timeout_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("GEOVIGIE_HTTP_TIMEOUT", "2.5")
-    assert ApiItemSource.resolve_timeout(30.0) == 2.5
-    monkeypatch.setenv("GEOVIGIE_HTTP_TIMEOUT", "soon")
-    from geovigie.errors import InvalidInputError
+def test_timeout_comes_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
 
-    with pytest.raises(InvalidInputError, match="GEOVIGIE_HTTP_TIMEOUT"):
-        ApiItemSource.resolve_timeout(30.0)
+    from geovigie.catalog._http import http_client, resolve_timeout
+
+    assert resolve_timeout(12.0) == 12.0 and resolve_timeout(None) == Settings().http_timeout == 30.0
+    monkeypatch.setenv("GEOVIGIE_HTTP_TIMEOUT", "2.5")
+    assert Settings().http_timeout == 2.5 and resolve_timeout(12.0) == 2.5  # configured: it wins over code defaults
+    assert ApiItemSource.resolve_timeout(None) == 2.5
+    with http_client(60.0) as client:
+        assert client.timeout.read == 2.5
+    monkeypatch.setenv("GEOVIGIE_HTTP_TIMEOUT", "soon")
+    with pytest.raises(ValidationError, match="http_timeout"):
+        resolve_timeout(30.0)
+    monkeypatch.delenv("GEOVIGIE_HTTP_TIMEOUT")
+    assert ApiItemSource.resolve_timeout(None) is None  # nothing configured: GDAL keeps its own defaults

@@ -205,7 +205,8 @@ def test_api_cloud_limit_as_cql2_filter_and_checked_again(api: Api, aignan, sett
     with pytest.raises(EmptySearchError, match="cloud cover ≤ 10 %"):  # the server ignores it; geovigie does not
         search_imagery(f"{api.url}/f/", FIXTURE_COLLECTION, aoi=aignan, max_cloud=10, settings=settings)
     body = api.bodies[-1]
-    assert body["filter"] == {"op": "<=", "args": [{"property": "eo:cloud_cover"}, 10]}
+    assert body["filter"] == {"op": "or", "args": [{"op": "<=", "args": [{"property": "eo:cloud_cover"}, 10]},
+                                                   {"op": "isNull", "args": [{"property": "eo:cloud_cover"}]}]}
     assert body.get("filter-lang") == "cql2-json" and "query" not in body
 
 
@@ -286,3 +287,16 @@ def test_loader_reads_remote_assets_through_the_cache(api: Api, aignan, settings
     expected = load_s2([local], ["red"], crs="EPSG:32630", resolution=10)
     assert remote["red"].equals(expected["red"])
     assert sorted(api.files) == [f"/files/T30TYP_20181023T105107_{b}.tif" for b in ("B04_10m", "SCL_20m")]
+
+
+def test_a_filter_goes_to_an_api_with_the_extension_and_is_matched_here_otherwise(api: Api) -> None:
+    from geovigie.catalog import SLOVENIA, CatalogClient
+
+    cql2 = "\"geovigie:cloudy\" = true AND id LIKE 'slovenia-%'"
+    api.bodies.clear()
+    without = CatalogClient.open(f"{api.url}/q/").search(collections=[SLOVENIA], filter=cql2, max_items=None)
+    assert [i.id for i in without.items()] == ["slovenia-reference-scene-0"]  # matched here with cql2
+    assert "filter" not in api.bodies[-1]
+    with_filter = CatalogClient.open(f"{api.url}/f/").search(collections=[SLOVENIA], filter=cql2, max_items=None)
+    assert len(list(with_filter.items())) == 4  # this test server ignores what it is sent: the API decides
+    assert api.bodies[-1]["filter"]["op"] == "and" and api.bodies[-1]["filter-lang"] == "cql2-json"

@@ -14,7 +14,7 @@ from geovigie.inference import PredictOptions, open_source, predict, tile_window
 from geovigie.inference._blend import StripBlender
 from geovigie.inference._chunks import plan_chunks
 from geovigie.inference._grid import blend_weights
-from geovigie.models import fill_values, forward, load_bundle, normalise
+from geovigie.models import NETWORK_BUNDLE, fill_values, forward, load_bundle, normalise
 from tests.conftest import SLOVENIA_SCENE
 
 
@@ -47,7 +47,7 @@ def test_plan_covers_each_tile_once_and_each_pixel_with_one_cell(width: int, hei
 
 def _streaming_blend(tile: int, overlap: int, batch: int) -> tuple[np.ndarray, np.ndarray]:
     """The previous pipeline: every tile read on its own, blended row strip by row strip on one process."""
-    bundle = load_bundle()
+    bundle = load_bundle(NETWORK_BUNDLE)  # a U-Net (the default of predict is a per-pixel classifier)
     network = bundle.load_network()
     source = open_source(SLOVENIA_SCENE)
     windows = tile_windows(source.width, source.height, tile, overlap)
@@ -84,7 +84,8 @@ def test_chunks_blend_like_the_streaming_pipeline(dask_client, tmp_path: Path) -
     for per_chunk in (8, 2, 1, 1):
         options = PredictOptions(32, 8, 4, "cpu", chunk_tiles=per_chunk)
         out = tmp_path / f"c{per_chunk}-{len(results)}"
-        result = predict(SLOVENIA_SCENE, out, options, client=dask_client, progress=False, product_level="L1C")
+        result = predict(SLOVENIA_SCENE, out, options, client=dask_client, progress=False, product_level="L1C",
+                         bundle=NETWORK_BUNDLE)
         assert result.tiles == 16
         results[(per_chunk, len(results))] = (_read(result.classes_path)[0], _read(result.probabilities_path))
     one_chunk = results[(8, 0)]

@@ -12,7 +12,7 @@ from rio_cogeo.cogeo import cog_validate
 
 from geovigie.errors import BandMismatchError, InputNotFoundError, InvalidRasterError
 from geovigie.inference import PredictOptions, predict
-from geovigie.models import forward, load_bundle, normalise
+from geovigie.models import NETWORK_BUNDLE, forward, load_bundle, normalise
 from tests.conftest import LOOPBACK_DASK, SLOVENIA_SCENE
 
 
@@ -21,7 +21,7 @@ def _opts(settings) -> PredictOptions:
 
 
 def _whole_image_logits(path: Path) -> np.ndarray:
-    bundle = load_bundle()
+    bundle = load_bundle(NETWORK_BUNDLE)
     with rasterio.open(path) as src:
         image = src.read().astype(np.float32)
     return forward(bundle.load_network(), normalise(bundle.card, image[None]), torch.device("cpu"), amp=False)[0]
@@ -30,7 +30,8 @@ def _whole_image_logits(path: Path) -> np.ndarray:
 def test_tiled_agrees_with_whole_away_from_edges(settings, dask_client, tmp_path: Path) -> None:
     whole = _whole_image_logits(SLOVENIA_SCENE)
     settings = settings.model_copy(update={"tile_size": 64, "overlap": 32})
-    result = predict(SLOVENIA_SCENE, tmp_path, _opts(settings), client=dask_client, progress=False, product_level="L1C")
+    result = predict(SLOVENIA_SCENE, tmp_path, _opts(settings), client=dask_client, progress=False, product_level="L1C",
+                     bundle=NETWORK_BUNDLE)  # the U-Net: the default of predict is a per-pixel classifier
     assert result.tiles == 9
     with rasterio.open(result.classes_path) as src:
         tiled = src.read(1)
@@ -49,7 +50,8 @@ def test_no_seams_along_tile_borders(settings, dask_client, tmp_path: Path) -> N
     """Blended tiles disagree with the whole-image prediction no more on tile borders than elsewhere."""
     whole = _whole_image_logits(SLOVENIA_SCENE).argmax(axis=0)
     settings = settings.model_copy(update={"tile_size": 64, "overlap": 32})
-    result = predict(SLOVENIA_SCENE, tmp_path, _opts(settings), client=dask_client, progress=False, product_level="L1C")
+    result = predict(SLOVENIA_SCENE, tmp_path, _opts(settings), client=dask_client, progress=False, product_level="L1C",
+                     bundle=NETWORK_BUNDLE)  # the U-Net: the default of predict is a per-pixel classifier
     with rasterio.open(result.classes_path) as src:
         differs = src.read(1) != whole
     # tile borders of the grid (offsets 0, 32, 36 in both directions, tile 64): columns 32, 36, 64, 68...

@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 import rasterio
 
-from geovigie.inference import PredictOptions, predict
+from geovigie.inference import PredictOptions, open_source, predict
 from geovigie.inference._chunks import plan_chunks
 from geovigie.inference._journal import PARTIAL_FOLDER
+from geovigie.models import NETWORK_BUNDLE
 from tests.conftest import REPO, SLOVENIA_SCENE, kill_after_journal_chunks
 
 MOSAIC = 3
@@ -37,7 +38,7 @@ def slow(*args, **kwargs):
 
 _predict.predict_chunk = slow
 options = PredictOptions(**{options}, cluster=ClusterOptions(workers=1, threads_per_worker=1))
-predict(sys.argv[1], sys.argv[2], options, progress=False, product_level="L1C")
+predict(sys.argv[1], sys.argv[2], options, progress=False, product_level="L1C", bundle=sys.argv[3])
 """
 
 
@@ -57,7 +58,8 @@ def _kill_after_chunks(raster: Path, out: Path, chunks: int) -> int:
     script = textwrap.dedent(KILLED_RUN).replace("{options}", repr(OPTIONS))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(
         filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    return kill_after_journal_chunks([sys.executable, "-c", script, str(raster), str(out)], out, chunks, env)
+    return kill_after_journal_chunks([sys.executable, "-c", script, str(raster), str(out), str(NETWORK_BUNDLE)], out,
+                                     chunks, env)
 
 
 @pytest.mark.slow
@@ -67,7 +69,8 @@ def test_killed_run_resumes_from_its_journal(dask_client, tmp_path: Path) -> Non
     total = len(plan_chunks(300, 303, 64, 16, 1))
     assert total == 36
 
-    clean = predict(raster, tmp_path / "clean", options, client=dask_client, progress=False, product_level="L1C")
+    clean = predict(raster, tmp_path / "clean", options, client=dask_client, progress=False, product_level="L1C",
+                    bundle=NETWORK_BUNDLE)  # bit-identical resume is checked on the U-Net
     assert clean.resumed_chunks == 0
 
     out = tmp_path / "killed"
@@ -75,7 +78,8 @@ def test_killed_run_resumes_from_its_journal(dask_client, tmp_path: Path) -> Non
     assert 4 <= left < total
     assert not [p for p in out.glob("*.tif") if not p.name.startswith(".")]  # nothing published by the killed run
 
-    resumed = predict(raster, out, options, client=dask_client, progress=False, product_level="L1C")
+    resumed = predict(raster, out, options, client=dask_client, progress=False, product_level="L1C",
+                      bundle=NETWORK_BUNDLE)
     assert resumed.resumed_chunks == left  # the journal's chunks were read back, not predicted again
     assert resumed.tiles == clean.tiles == 36
     for ours, theirs in ((resumed.classes_path, clean.classes_path),
@@ -87,7 +91,8 @@ def test_killed_run_resumes_from_its_journal(dask_client, tmp_path: Path) -> Non
 
 def test_journal_of_another_tiling_is_dropped(dask_client, tmp_path: Path) -> None:
     """A journal left by a run with other settings can never be used: the next run removes it."""
-    stale = tmp_path / PARTIAL_FOLDER / "reference_scene_2__landcover-s2l1c-slovenia-v1.0123456789abcdef"
+    stem = f"{open_source(SLOVENIA_SCENE).key}__landcover-s2l1c-slovenia-v3"  # reference_scene_2-<content hash>
+    stale = tmp_path / PARTIAL_FOLDER / f"{stem}.0123456789abcdef"
     stale.mkdir(parents=True)
     (stale / "chunk-00000.npz").write_bytes(b"not ours")
     options = PredictOptions(**OPTIONS)

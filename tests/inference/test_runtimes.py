@@ -10,7 +10,7 @@ import pytest
 import rasterio
 
 from geovigie.inference import PredictOptions, predict
-from geovigie.models import load_bundle
+from geovigie.models import NETWORK_BUNDLE, load_bundle
 from tests.conftest import SLOVENIA_SCENE
 
 
@@ -24,7 +24,7 @@ def test_auto_runtime_uses_the_onnx_export_and_agrees_with_torch(dask_client, tm
     from geovigie.models import export_onnx
 
     copy = tmp_path / "bundle"
-    shutil.copytree(load_bundle().path, copy)
+    shutil.copytree(NETWORK_BUNDLE, copy)
     export_onnx(copy)
     kwargs = {"client": dask_client, "progress": False, "product_level": "L1C", "bundle": copy}
     torch_run = predict(SLOVENIA_SCENE, tmp_path / "t", PredictOptions(64, 16, 4, "cpu", runtime="torch"), **kwargs)
@@ -47,7 +47,7 @@ def test_auto_runtime_uses_the_onnx_export_and_agrees_with_torch(dask_client, tm
 @pytest.mark.parametrize("option", [{"channels_last": True}, {"quantise": True}])
 def test_torch_options_give_the_same_classes(option: dict, dask_client, tmp_path: Path) -> None:
     base = predict(SLOVENIA_SCENE, tmp_path / "b", PredictOptions(64, 16, 4, "cpu", runtime="torch"),
-                   client=dask_client, progress=False, product_level="L1C")
+                   client=dask_client, progress=False, product_level="L1C", bundle=NETWORK_BUNDLE)
     other = predict(SLOVENIA_SCENE, tmp_path / "o", PredictOptions(64, 16, 4, "cpu", runtime="torch", **option),
-                    client=dask_client, progress=False, product_level="L1C")
+                    client=dask_client, progress=False, product_level="L1C", bundle=NETWORK_BUNDLE)
     assert (_classes(other.classes_path) == _classes(base.classes_path)).mean() > 0.999

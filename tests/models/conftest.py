@@ -25,6 +25,15 @@ class Slovenia:
     """Class values of the shipped bundle (255: no label), uint8 (3, 101, 100): the same labels for every scene."""
 
 
+@pytest.fixture(autouse=True)
+def network_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about the shipped U-Net bundle (weights, ONNX export, MLM item, calibration): they pin the
+    default of `load_bundle()` to it (the default of `predict` is a pixel classifier since v3; see test_pixel.py)."""
+    import geovigie.models._bundle as bundles
+
+    monkeypatch.setattr(bundles, "DEFAULT_BUNDLE", bundles.NETWORK_BUNDLE)
+
+
 @pytest.fixture(scope="session")
 def slovenia() -> Slovenia:
     from geovigie.catalog import SLOVENIA_LABELS
@@ -44,10 +53,10 @@ def slovenia() -> Slovenia:
 @pytest.fixture(scope="session")
 def onnx_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the shipped bundle with its ONNX export (exported once per session)."""
-    from geovigie.models import DEFAULT_BUNDLE, export_onnx
+    from geovigie.models import NETWORK_BUNDLE, export_onnx
 
     folder = tmp_path_factory.mktemp("onnx") / "bundle"
-    shutil.copytree(DEFAULT_BUNDLE, folder)
+    shutil.copytree(NETWORK_BUNDLE, folder)
     export_onnx(folder)
     return folder
 
@@ -55,10 +64,10 @@ def onnx_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def plain_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the shipped bundle without its ONNX export (weights and card only)."""
-    from geovigie.models import DEFAULT_BUNDLE, load_bundle, write_card
+    from geovigie.models import NETWORK_BUNDLE, load_bundle, write_card
 
     folder = tmp_path_factory.mktemp("plain") / "bundle"
     folder.mkdir()
-    shutil.copy(DEFAULT_BUNDLE / "weights.safetensors", folder / "weights.safetensors")
-    write_card(folder, load_bundle(DEFAULT_BUNDLE).card.model_copy(update={"onnx": None}))
+    shutil.copy(NETWORK_BUNDLE / "weights.safetensors", folder / "weights.safetensors")
+    write_card(folder, load_bundle(NETWORK_BUNDLE).card.model_copy(update={"onnx": None}))
     return folder

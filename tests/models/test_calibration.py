@@ -7,6 +7,7 @@ import pytest
 
 from geovigie.errors import InvalidInputError
 from geovigie.models import (
+    NETWORK_BUNDLE,
     calibrate,
     expected_calibration_error,
     fit_temperature,
@@ -15,7 +16,8 @@ from geovigie.models import (
     normalise,
     softmax,
 )
-from geovigie.training import block_split
+from geovigie.training import load_config, load_scenes, spatial_split
+from tests.conftest import REPO
 from tests.models.conftest import Slovenia
 
 
@@ -28,9 +30,14 @@ def _nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
 @pytest.fixture(scope="module")
 def validation(slovenia: Slovenia) -> tuple[np.ndarray, np.ndarray]:
     """Raw logits of scenes 1-3 and their labels on the bundle's validation blocks only (255 elsewhere)."""
-    bundle = load_bundle()
+    bundle = load_bundle(NETWORK_BUNDLE)  # module scope: the autouse default pin does not reach here
     logits = load_predictor(bundle, "cpu", calibrated=False)(normalise(bundle.card, slovenia.images.copy()))
-    _, val = block_split(101, 100, block=20, val_fraction=0.3, buffer=3, seed=7)  # the card's split
+    config = load_config(REPO / "training" / "configs" / "landcover-s2l1c-slovenia-v1.toml")  # map-aligned blocks
+    scenes, _ = load_scenes(config)
+    sp = config.split
+    split = spatial_split(scenes, mode=sp.mode, block_px=sp.block_px, buffer_px=sp.buffer_px,
+                          val_fraction=sp.val_fraction, test_fraction=sp.test_fraction, seed=sp.seed)
+    val = split[scenes[0].name].val  # the same blocks on every date
     return logits, np.where(val[None], slovenia.labels, 255).astype(np.uint8)
 
 

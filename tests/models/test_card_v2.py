@@ -11,7 +11,7 @@ import pytest
 from geovigie.errors import BundleError
 from geovigie.models import (
     CARD_FORMAT_VERSION,
-    DEFAULT_BUNDLE,
+    NETWORK_BUNDLE,
     Calibration,
     ModelCard,
     load_bundle,
@@ -27,7 +27,7 @@ def test_v1_card_loads_as_format_1(tmp_path: Path) -> None:
     raw = json.loads(V1_CARD.read_text())
     assert "format_version" not in raw and "calibration" not in raw, "a format 1 card"
     shutil.copy(V1_CARD, tmp_path / "card.json")
-    shutil.copy(DEFAULT_BUNDLE / "weights.safetensors", tmp_path / "weights.safetensors")
+    shutil.copy(NETWORK_BUNDLE / "weights.safetensors", tmp_path / "weights.safetensors")
     card = load_bundle(tmp_path).card
     assert card.format_version == "1"
     assert card.calibration is None and card.onnx is None and card.config == {} and card.label_mapping == {}
@@ -64,7 +64,7 @@ def test_label_mapping_to_unknown_classes_is_refused() -> None:
 
 def test_corrupt_card_lists_every_problem(tmp_path: Path) -> None:
     folder = tmp_path / "corrupt"
-    shutil.copytree(DEFAULT_BUNDLE, folder)
+    shutil.copytree(NETWORK_BUNDLE, folder)
     raw = json.loads((folder / "card.json").read_text())
     raw["pixel_size_m"] = "ten"
     del raw["bands"]
@@ -81,11 +81,11 @@ def test_corrupt_card_lists_every_problem(tmp_path: Path) -> None:
 
 def test_card_that_is_not_json_or_from_the_future(tmp_path: Path) -> None:
     folder = tmp_path / "bad"
-    shutil.copytree(DEFAULT_BUNDLE, folder)
+    shutil.copytree(NETWORK_BUNDLE, folder)
     (folder / "card.json").write_text("{not json")
     with pytest.raises(BundleError, match="not JSON"):
         load_bundle(folder)
-    raw = json.loads((DEFAULT_BUNDLE / "card.json").read_text())
+    raw = json.loads((NETWORK_BUNDLE / "card.json").read_text())
     (folder / "card.json").write_text(json.dumps({**raw, "format_version": "3"}))
     with pytest.raises(BundleError, match="format_version .3. is not one this geovigie reads.*upgrade"):
         load_bundle(folder)
@@ -93,7 +93,7 @@ def test_card_that_is_not_json_or_from_the_future(tmp_path: Path) -> None:
 
 def test_write_card_upgrades_to_format_2_without_touching_weights(tmp_path: Path) -> None:
     folder = tmp_path / "b"
-    shutil.copytree(DEFAULT_BUNDLE, folder)
+    shutil.copytree(NETWORK_BUNDLE, folder)
     weights = (folder / "weights.safetensors").read_bytes()
     bundle = write_card(folder, load_bundle(folder).card)
     assert bundle.card.format_version == "2"

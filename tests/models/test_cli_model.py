@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from geovigie._cli_model import register
 from geovigie.cli import friendly_errors
-from geovigie.models import DEFAULT_BUNDLE, load_bundle, load_predictor
+from geovigie.models import NETWORK_BUNDLE, load_bundle, load_predictor
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def app() -> typer.Typer:
 
 def test_export_then_info_and_item(app: typer.Typer, tmp_path: Path) -> None:
     folder = tmp_path / "bundle"
-    shutil.copytree(DEFAULT_BUNDLE, folder)
+    shutil.copytree(NETWORK_BUNDLE, folder)
     result = CliRunner().invoke(app, ["model", "export-onnx", str(folder)])
     assert result.exit_code == 0, result.output
     assert (folder / "model.onnx").exists()

@@ -40,7 +40,10 @@ def test_shipped_bundle_as_mlm_item() -> None:
     assert output["result"]["shape"] == [-1, 5, -1, -1]
     assert [c["name"] for c in output["classification:classes"]] == [c.name for c in bundle.card.classes]
     assert output["classification:classes"][1]["color_hint"] == "054907"
-    assert output["post_processing_function"] is None  # not calibrated
+    temperature = bundle.card.temperature  # the v1 recipe run by `geovigie train` fits one on validation blocks
+    assert output["post_processing_function"] == (
+        None if bundle.card.calibration is None
+        else {"format": "python", "expression": f"scipy.special.softmax(logits / {temperature!r}, axis=1)"})
     provenance = bundle.card.provenance
     assert props["mlm:hyperparameters"]["batch_size"] == provenance["training"]["batch_size"]
     assert item.datetime is not None and item.datetime.isoformat() == provenance["trained_at"]
@@ -77,3 +80,38 @@ def test_item_json_beside_the_card_round_trips(tmp_path: Path) -> None:
     assert item.assets["card"].href == "./card.json"
     assert "1.42" in raw["properties"]["mlm:output"][0]["post_processing_function"]["expression"]
     assert raw["properties"]["geovigie:calibration"]["ece_after"] == 0.017
+
+
+def test_every_shipped_bundle_item_is_valid_against_the_official_mlm_schema() -> None:
+    from geovigie.tiles import validate_offline
+
+    shipped = Path(__file__).resolve().parents[2] / "models/bundles"
+    folders = sorted(p.parent for p in shipped.glob("*/card.json"))
+    assert len(folders) >= 2
+    for folder in folders:
+        item = mlm_item(load_bundle(folder))
+        schemas = validate_offline(item)
+        assert "https://stac-extensions.github.io/mlm/v1.4.0/schema.json" in schemas
+        models = [a for a in item.assets.values() if "mlm:model" in (a.roles or [])]
+        assert models and all([b["name"] for b in a.extra_fields["eo:bands"]] == item.properties["mlm:input"][0]
+                               ["bands"] for a in models)
+
+
+def test_mlm_properties_round_trip_through_stac_model() -> None:
+    from stac_model.schema import MLModelProperties
+
+    from geovigie.tiles import validate_offline
+
+    item = mlm_item(load_bundle())
+    fields = {k.removeprefix("mlm:"): v for k, v in item.properties.items() if k.startswith("mlm:")}
+    parsed = MLModelProperties.model_validate(fields)
+    dumped = parsed.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    for key in ("mlm:name", "mlm:architecture", "mlm:tasks", "mlm:framework", "mlm:total_parameters"):
+        assert dumped[key] == item.properties[key]
+    assert dumped["mlm:input"][0]["bands"] == item.properties["mlm:input"][0]["bands"]
+    assert dumped["mlm:input"][0]["input"]["shape"] == [-1, 13, -1, -1]
+    assert [c["name"] for c in dumped["mlm:output"][0]["classification:classes"]] == \
+        [c["name"] for c in item.properties["mlm:output"][0]["classification:classes"]]
+    again = item.to_dict()
+    again["properties"].update(dumped)
+    validate_offline(pystac.Item.from_dict(again))  # what stac-model writes back is still valid MLM 1.4

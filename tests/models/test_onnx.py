@@ -125,3 +125,28 @@ def test_check_runtime_fails_early_without_loading(onnx_bundle: Path, plain_bund
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
         with pytest.raises(DeviceUnavailableError, match="onnxruntime-gpu"):
             check_runtime(load_bundle(onnx_bundle), "onnx", "cuda")
+
+
+def test_one_predictor_for_every_runtime_option(onnx_bundle: Path, plain_bundle: Path, slovenia: Slovenia) -> None:
+    """`auto`, channels-last and the weight check all live in the one predictor that inference workers load."""
+    assert isinstance(load_predictor(onnx_bundle, "cpu", "auto"), OnnxPredictor)
+    assert isinstance(load_predictor(plain_bundle, "cpu", "auto"), TorchPredictor)
+    batch = _batch(plain_bundle, slovenia)[:1]  # 101 x 100: padded to 128 x 128 and cropped back
+    plain = load_predictor(plain_bundle, "cpu", "torch")(batch)
+    last = load_predictor(plain_bundle, "cpu", "torch", channels_last=True)(batch)
+    assert last.shape == plain.shape == (1, 5, 101, 100) and last.flags.c_contiguous
+    np.testing.assert_allclose(last, plain, atol=1e-4)
+    np.testing.assert_array_equal(load_predictor(plain_bundle, "cpu", "torch", verified=True)(batch), plain)
+
+
+def test_the_weight_check_is_skipped_only_when_the_run_verified_it(plain_bundle: Path, tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(plain_bundle, corrupt)
+    with (corrupt / "weights.safetensors").open("r+b") as handle:  # a flipped weight: still a loadable file
+        handle.seek(-16, 2)
+        byte = handle.read(1)
+        handle.seek(-16, 2)
+        handle.write(bytes([byte[0] ^ 0x01]))
+    with pytest.raises(BundleError, match="SHA-256"):
+        load_predictor(corrupt, "cpu", "torch")
+    load_predictor(corrupt, "cpu", "torch", verified=True)  # the caller says it checked: no second hash

@@ -64,7 +64,7 @@ def test_static_results_catalog(client: TestClient) -> None:
     item = client.get("/stac/geovigie-results/lc/lc.json").json()
     assert item["assets"]["data"]["href"] == "./data.tif"
     assert client.get("/").status_code == 200
-    assert client.get("/static/vendor/leaflet/leaflet.js").status_code == 200
+    assert client.get("/static/vendor/maplibre/maplibre-gl.mjs").status_code == 200
 
 
 def _gers_communes(tmp_path: Path, settings: Settings, layer_id: str = "communes", **style: object) -> Path:
@@ -187,7 +187,9 @@ def test_page_security_headers(client: TestClient) -> None:
     assert page.headers["x-content-type-options"] == "nosniff"
     policy = dict(part.strip().split(" ", 1) for part in page.headers["content-security-policy"].split(";"))
     assert policy["default-src"] == "'self'" and "'unsafe-inline'" not in policy.get("script-src", "")
-    # the layers' absolute links start with the public URL (http://HOST:PORT by default)
-    assert policy["img-src"].split() == ["'self'", "data:", "http://127.0.0.1:8000", "https://data.geopf.fr"]
-    assert policy["connect-src"].split() == ["'self'", "http://127.0.0.1:8000"]
+    # MapLibre: tiles fetched (connect-src), decoded through blob: URLs where createImageBitmap is missing; the
+    # layers' absolute links start with the public URL (http://HOST:PORT by default)
+    assert policy["img-src"].split() == ["'self'", "data:", "blob:", "http://127.0.0.1:8000", "https://data.geopf.fr"]
+    assert policy["connect-src"].split() == ["'self'", "http://127.0.0.1:8000", "https://data.geopf.fr"]
+    assert policy["worker-src"] == "'self'"
     assert policy["frame-ancestors"] == "'none'"

@@ -159,12 +159,15 @@ def test_pystac_client_searches_and_odc_stac_loads(stac_server: tuple[str, Path]
 
 
 def test_invalid_item_posted_is_a_clear_4xx(stac_server: tuple[str, Path]) -> None:
-    url, _ = stac_server
-    response = httpx.post(f"{url}/collections/{RESULTS_COLLECTION}/items",
+    from geovigie.service.auth import create_key
+
+    url, data_dir = stac_server
+    key = {"X-API-Key": create_key(Settings(data_dir=data_dir, stac_backend="pgstac"), "test")[1]}  # writes need one
+    response = httpx.post(f"{url}/collections/{RESULTS_COLLECTION}/items", headers=key,
                           json={"type": "Feature", "id": "broken", "stac_version": "1.0.0", "properties": {}})
     assert 400 <= response.status_code < 500
     assert "geometry" in response.text  # names what is missing
-    response = httpx.post(f"{url}/collections/no-such-collection/items", json=httpx.get(
+    response = httpx.post(f"{url}/collections/no-such-collection/items", headers=key, json=httpx.get(
         f"{url}/collections/{RESULTS_COLLECTION}/items/ndvi-clear").json())
     assert 400 <= response.status_code < 500 and "no-such-collection" in response.text
     assert httpx.get(f"{url}/collections/{RESULTS_COLLECTION}/items/broken").status_code == 404

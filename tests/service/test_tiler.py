@@ -68,7 +68,8 @@ def test_links_are_absolute_from_the_public_url(client: TestClient) -> None:
     info = client.get("/layers/lc", headers={"Host": "evil.example"}).json()
     assert info["tiles"] == [f"{public}/layers/lc/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}.png"]
     assert info["wmts"] == f"{public}/layers/lc/WMTSCapabilities.xml"
-    assert info["assets"] == {"data": f"{public}/assets/lc/data"}
+    assert info["assets"]["data"] == f"{public}/assets/lc/data"
+    assert all(href.startswith(f"{public}/assets/lc/") for href in info["assets"].values())
     tilejson = client.get("/layers/lc/WebMercatorQuad/tilejson.json", headers={"X-Forwarded-Host": "evil"}).json()
     assert tilejson["tilejson"] == "3.0.0"
     assert tilejson["tiles"][0].startswith(f"{public}/layers/lc/tiles/WebMercatorQuad/{{z}}/{{x}}/{{y}}")

@@ -22,8 +22,8 @@ from geovigie.training import (
     spatial_split,
     write_field_records,
 )
-from geovigie.training._chips import IGNORE
 from geovigie.training._samplers import ChipSampler
+from geovigie.training._targets import IGNORE
 from tests.conftest import REPO
 from tests.training.conftest import POLYGONS, SLOVENIA_DIR, tiny_config, write_toml
 

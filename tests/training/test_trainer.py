@@ -22,9 +22,10 @@ from geovigie.training import (
     parse_config,
     spatial_split,
 )
+from geovigie.training._hooks import CHECKPOINT, METRICS_CSV, EarlyStopping, KeepBest, LoopState
 from geovigie.training._losses import focal, make_loss, soft_dice
 from geovigie.training._samplers import ChipSampler
-from geovigie.training._trainer import CHECKPOINT, METRICS_CSV, TrainData, fit
+from geovigie.training._trainer import TrainData, fit
 from tests.conftest import REPO
 from tests.training.conftest import tiny_config, write_toml
 
@@ -35,6 +36,41 @@ def test_amp_dtype_is_chosen_by_device() -> None:
     assert amp_dtype(cuda, True, bf16_supported=True) is torch.bfloat16
     assert amp_dtype(cuda, True, bf16_supported=False) is torch.float16
     assert amp_dtype(cuda, False, bf16_supported=True) is None
+    assert amp_dtype(torch.device("cpu"), "bf16") is torch.bfloat16  # asked for: any device
+    assert amp_dtype(torch.device("cpu"), "fp16") is torch.float16
+
+
+def test_hooks_keep_the_best_epoch_and_stop_after_patience() -> None:
+    network = torch.nn.Linear(2, 2)
+    state = LoopState()
+    hooks = [KeepBest(network, "val_miou"), EarlyStopping(2)]
+    for miou in (0.3, 0.5, 0.4, 0.45, 0.9):
+        if state.stop:
+            break
+        with torch.no_grad():
+            network.weight.fill_(miou)  # weights that tell the epochs apart
+        state.epoch += 1
+        row = {"epoch": state.epoch, "train_loss": 1.0, "val_miou": miou}
+        state.history.append(row)
+        for hook in hooks:
+            hook.on_epoch_end(state, row)
+    assert state.stop and state.epoch == 4 and state.best_epoch == 2  # 0.9 never seen: stopped after 2 worse
+    for hook in hooks:
+        hook.on_end(state)
+    assert torch.all(network.weight == 0.5) and not network.training
+
+
+def test_bf16_autocast_trains_on_cpu(tmp_path: Path) -> None:
+    data, experiment = _data(tiny_config(train={"epochs": 1, "steps_per_epoch": 2, "batch_size": 2,
+                                                "chip_size": 32, "val_chips": 1, "amp": "bf16"}))
+    network = _network()
+    before = [p.detach().clone() for p in network.parameters()]
+    result = fit(network, data, experiment.train, torch.device("cpu"), tmp_path, config_hash="h", progress=False)
+    assert result.amp == "bfloat16" and result.device == "cpu"
+    row = result.history[0]
+    assert np.isfinite(row["train_loss"]) and np.isfinite(row["val_loss"])
+    assert all(p.dtype == torch.float32 for p in network.parameters())  # autocast, not a bf16 model
+    assert any(not torch.equal(a, b) for a, b in zip(before, network.parameters(), strict=True))
 
 
 def test_losses_weight_classes_and_skip_ignored_pixels() -> None:

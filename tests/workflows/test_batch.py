@@ -19,7 +19,7 @@ import rasterio
 import typer
 from typer.testing import CliRunner
 
-from geovigie.catalog import GERS, MUENSTER, SLOVENIA, CatalogClient, StaticItemStore
+from geovigie.catalog import GERS, MUENSTER, SLOVENIA, CatalogClient, StaticItemStore, search_imagery
 from geovigie.errors import InputNotFoundError, InvalidInputError
 from geovigie.workflows import load_batch_config, run_batch, search_items, watch_batch
 from tests.conftest import GERS_DIR, kill_after_journal_chunks
@@ -170,20 +170,42 @@ def test_an_interrupted_run_resumes_at_the_next_item(inputs, settings, dask_clie
 
 def test_area_query_and_cql2_filter_select_items(catalog_dir, settings, tmp_path) -> None:
     def found(body: str) -> list[str]:
-        return sorted(i.id for i in search_items(load_batch_config(_config(tmp_path, catalog_dir, body)), settings))
+        config = load_batch_config(_config(tmp_path, catalog_dir, body))
+        return sorted(i.id for i in search_items(config, settings).items)
 
     tasks = '\n[[tasks]]\nkind = "landcover"\n'
-    everything = found(f'collection = "{SLOVENIA}"{tasks}')
+    everything = found(f'collection = "{SLOVENIA}"\nmax_cloud = 100{tasks}')
     assert len(everything) == 4
-    clear = found(f'collection = "{SLOVENIA}"\nquery = {{ "geovigie:cloudy" = {{ eq = false }} }}{tasks}')
+    clear = found(f'collection = "{SLOVENIA}"\nmax_cloud = 100\nquery = {{ "geovigie:cloudy" = {{ eq = false }} }}'
+                  f'{tasks}')
     assert clear == [i for i in everything if i != "slovenia-reference-scene-0"]
-    cloudy = found(f'collection = "{SLOVENIA}"\nfilter = {{ op = "and", args = [{{ op = "=", args = '
+    assert found(f'collection = "{SLOVENIA}"{tasks}') == clear  # the demo's cloud rule, by default
+    cloudy = found(f'collection = "{SLOVENIA}"\nmax_cloud = 100\nfilter = {{ op = "and", args = [{{ op = "=", args = '
                    f'[{{ property = "geovigie:cloudy" }}, true] }}, {{ op = "like", args = [{{ property = "id" }}, '
                    f'"slovenia-%"] }}] }}{tasks}')
     assert cloudy == ["slovenia-reference-scene-0"]
+    assert found(f'collection = "{SLOVENIA}"\nfilter = "\\"geovigie:cloudy\\" = true"{tasks}') == []  # then skipped
+    assert found(f'collection = "{SLOVENIA}"\nquery = {{ id = {{ startsWith = "slovenia-reference-scene_" }} }}'
+                 f'{tasks}') == []  # `_` is literal, not a LIKE wildcard
     # the Gers communes (Lambert-93) hold the Gers scene, not Slovenia's
     assert found(f'collection = "{SLOVENIA}"\naoi = "{COMMUNES}"{tasks}') == []
     assert found(f'collection = "{GERS}"\naoi = "{COMMUNES}"{tasks}') == list(_sample_items(catalog_dir, GERS))
+
+
+def test_the_shipped_readme_job_selects_the_clear_slovenia_scenes(catalog_dir, settings) -> None:
+    from tests.conftest import REPO
+
+    config = load_batch_config(REPO / "jobs" / "slovenia.toml")
+    assert config.source is not None and config.source.endswith("geovigie-data/catalog")
+    selection = search_items(config.model_copy(update={"source": str(catalog_dir)}), settings)
+    assert [i.id for i in selection.items] == [f"slovenia-reference-scene-{i}" for i in (1, 2, 3)]
+    assert [item.id for item, _ in selection.cloudy] == ["slovenia-reference-scene-0"]
+    assert selection.notes()[0].startswith("skipped slovenia-reference-scene-0: cloudy")
+    # `catalog search --max-cloud` and the demo go by the same rule (catalog.cloud_skip_reason)
+    searched = search_imagery(str(catalog_dir / "catalog.json"), SLOVENIA, max_cloud=config.max_cloud,
+                              settings=settings)
+    assert [i.id for i in searched] == [i.id for i in selection.items]
+    assert len(search_imagery(str(catalog_dir / "catalog.json"), SLOVENIA, settings=settings)) == 4  # no limit
 
 
 def test_ndvi_task_on_the_gers_scene(catalog_dir, settings, tmp_path) -> None:
@@ -195,7 +217,7 @@ def test_ndvi_task_on_the_gers_scene(catalog_dir, settings, tmp_path) -> None:
 
 
 @pytest.mark.parametrize(("body", "message"), [
-    (f'collection = "{SLOVENIA}"\ncolour = "red"\n[[tasks]]\nkind = "ndvi"', "colour: Extra inputs"),
+    (f'collection = "{SLOVENIA}"\ncolour = "red"\n[[tasks]]\nkind = "ndvi"', "unknown key 'colour'"),
     (f'collection = "{SLOVENIA}"\n[[tasks]]\nkind = "segment"', "tasks.0: Input tag 'segment'"),
     (f'collection = "{SLOVENIA}"\n[[tasks]]\nkind = "ndvi"\n[[tasks]]\nkind = "ndvi"', "'ndvi' given twice"),
     (f'collection = "{SLOVENIA}"\nbbox = [0, 0, 1, 1]\naoi = "{COMMUNES}"\n[[tasks]]\nkind = "ndvi"',
@@ -203,7 +225,10 @@ def test_ndvi_task_on_the_gers_scene(catalog_dir, settings, tmp_path) -> None:
     (f'collection = "{SLOVENIA}"\nquery = {{ x = {{ about = 1 }} }}\n[[tasks]]\nkind = "ndvi"',
      "unknown operator 'about'"),
     (f'collection = "{SLOVENIA}"\nfilter = {{ op = "s_intersects", args = [] }}\n[[tasks]]\nkind = "ndvi"',
-     "use aoi or bbox"),
+     "is not valid CQL2"),
+    (f'collection = "{SLOVENIA}"\nfilter = "cloud >>> 3"\n[[tasks]]\nkind = "ndvi"', "is not valid CQL2"),
+    (f'collection = "{SLOVENIA}"\nmax_cloud = 120\n[[tasks]]\nkind = "ndvi"', "max_cloud: Input should be less"),
+    (f'collection = "{SLOVENIA}"\nmax_items = 0\n[[tasks]]\nkind = "ndvi"', "max_items: Input should be greater"),
     (f'collection = "{SLOVENIA}"\n[[tasks]]\nkind = "landcover"\ntile_size = 64\noverlap = 64',
      "overlap (64) must be smaller"),
     (f'collection = "{SLOVENIA}"\ntasks = []', "tasks: List should have at least 1 item"),

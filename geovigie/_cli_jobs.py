@@ -1,0 +1,63 @@
+"""`geovigie jobs worker`: run the jobs submitted with POST /jobs, in a process of its own (`geovigie serve` starts
+one unless `job_runner` is false)."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+jobs_app = typer.Typer(help="Jobs submitted over HTTP (POST /jobs): run them.", no_args_is_help=True)
+err = Console(stderr=True, markup=False, highlight=False)
+
+
+def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # noqa: ANN001
+    """Add `jobs` to the main app (errors go through the app's one error boundary)."""
+    app.add_typer(jobs_app, name="jobs")
+
+    @jobs_app.command("worker")
+    @friendly_errors
+    def worker(
+        poll: Annotated[float, typer.Option(help="Seconds between looks at the queue when it is empty.", min=0.1)
+                        ] = 2.0,
+        until_empty: Annotated[bool, typer.Option("--until-empty", help="Stop when no job is left.")] = False,
+        scheduler: Annotated[str | None, typer.Option(help="Dask scheduler, e.g. tcp://host:8786 (default: "
+                                                           "settings, else a local cluster per job).")] = None,
+    ) -> None:
+        """Claim queued jobs (and jobs a stopped runner left) one at a time and run them; Ctrl-C/SIGTERM stops."""
+        from geovigie.tiles import stop_results_database
+        from geovigie.workflows import run_jobs, worker_id
+
+        settings = settings_factory(dask_scheduler=scheduler)
+        err.print(f"job runner {worker_id()} on {settings.data_dir} (Ctrl-C to stop)")
+        try:
+            count = run_jobs(settings, poll_s=poll, until_empty=until_empty)
+        finally:
+            stop_results_database(settings)
+        err.print(f"{count} jobs run")
+
+
+@contextlib.contextmanager
+def worker_process(settings: Any) -> Iterator[subprocess.Popen[bytes] | None]:
+    """`geovigie jobs worker` beside the service (None when `job_runner` is off or there is no PostgreSQL);
+    stopped (SIGTERM, then SIGKILL) when the service stops. It reads the same settings (environment, TOML)."""
+    from geovigie.tiles import stac_backend
+
+    if not settings.job_runner or stac_backend(settings) != "pgstac":
+        yield None
+        return
+    process = subprocess.Popen([sys.executable, "-c", "from geovigie.cli import app; app()", "jobs", "worker"])
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

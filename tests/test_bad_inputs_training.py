@@ -1,0 +1,54 @@
+"""Bad inputs of the training and pixel-classifier paths: one `error:` line, exit code 2, nothing left behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from geovigie.cli import app
+from geovigie.models import DEFAULT_BUNDLE
+from tests.conftest import SLOVENIA_SCENE
+from tests.training.conftest import tiny_config, write_toml
+
+HELD_OUT = {"mode": "leave-one-date-out", "holdout": "scene-3"}
+
+
+def _one_error(result, *words: str) -> None:  # noqa: ANN001
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2, result.output
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
+@pytest.mark.parametrize(("name", "sections", "words"), [
+    ("candidates-on-blocks", {"candidates": [{"name": "rf", "kind": "random-forest"}]},
+     ("never on neighbouring blocks", "split.mode")),
+    ("unknown-index", {"split": HELD_OUT, "candidates": [{"name": "rf", "kind": "random-forest",
+                                                          "indices": ["evi"]}]}, ("unknown index 'evi'",)),
+    ("two-networks", {"split": HELD_OUT, "candidates": [{"name": "a", "kind": "network"},
+                                                         {"name": "b", "kind": "network"}]}, ("at most one network",)),
+    ("majority-as-candidate", {"split": HELD_OUT, "candidates": [{"name": "majority_class", "kind": "random-forest"}]},
+     ("majority_class",)),
+    ("unknown-candidate-kind", {"split": HELD_OUT, "candidates": [{"name": "svm", "kind": "svm"}]},
+     ("candidates.0.kind",)),
+])
+def test_bad_training_config(name: str, sections: dict, words: tuple[str, ...], tmp_path: Path,
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GEOVIGIE_DATA_DIR", str(tmp_path / "data"))
+    config = write_toml(tmp_path / f"{name}.toml", tiny_config(**sections))
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", str(config), "--out", str(out), "--device", "cpu", "--quiet"])
+    _one_error(result, *words)
+    assert not (out / "bundle").exists()
+
+
+def test_pixel_classifier_on_torch_runtime_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GEOVIGIE_DATA_DIR", str(tmp_path / "data"))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["predict", str(SLOVENIA_SCENE), "--out", str(out), "--bundle",
+                                      str(DEFAULT_BUNDLE), "--runtime", "torch", "--product-level", "L1C"])
+    _one_error(result, "pixel-classifier", "use runtime onnx or auto")
+    assert not out.exists() or not any(out.iterdir())

@@ -1,0 +1,134 @@
+"""Per-pixel candidates: scikit-learn random forest or histogram gradient boosting on bands, indices and (optionally)
+their 3 x 3 mean, exported to ONNX as a pixel-classifier bundle (`geovigie.models.wrap_pixel_model`)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+from unittest import mock
+
+import numpy as np
+
+from geovigie.bands import canonical_s2_name
+from geovigie.models import Normalisation, NormalisedDifference, PixelFeatures, pixel_features, wrap_pixel_model
+from geovigie.training._config import Candidate, ConfigError
+from geovigie.training._targets import IGNORE
+
+SENTINEL2_INDICES = {"ndvi": ("B08", "B04"), "ndwi": ("B03", "B08"), "ndbi": ("B11", "B08")}
+"""Normalised differences (a - b) / (a + b): vegetation (NDVI), water (McFeeters NDWI), built-up (NDBI)."""
+
+
+def resolve_indices(names: list[str], bands: list[str]) -> list[NormalisedDifference]:
+    """The named indices as band positions of `bands` (Sentinel-2 names, any spelling).
+
+    Raises:
+        ConfigError: an unknown index, or one whose bands the images lack.
+    """
+    canon = [canonical_s2_name(b) for b in bands]
+    out = []
+    for name in names:
+        if name not in SENTINEL2_INDICES:
+            raise ConfigError(f"unknown index {name!r}: use one of {sorted(SENTINEL2_INDICES)}")
+        a, b = SENTINEL2_INDICES[name]
+        if a not in canon or b not in canon:
+            raise ConfigError(f"index {name!r} needs bands {a} and {b}; the images have {bands}")
+        out.append(NormalisedDifference(name=name, a=canon.index(a), b=canon.index(b)))
+    return out
+
+
+@contextlib.contextmanager
+def _boolean_missing_flags_as_ints() -> Iterator[None]:
+    """skl2onnx 1.20 passes a Python bool as a leaf's missing-value flag of HistGradientBoosting trees, which onnx
+    refuses in an int list; cast it while converting."""
+    from skl2onnx.common import tree_ensemble
+
+    original = tree_ensemble.add_node
+
+    def add_node(*args: Any, **kwargs: Any) -> Any:
+        if "nodes_missing_value_tracks_true" in kwargs:
+            kwargs["nodes_missing_value_tracks_true"] = int(kwargs["nodes_missing_value_tracks_true"])
+        return original(*args, **kwargs)
+
+    with mock.patch.object(tree_ensemble, "add_node", add_node):
+        yield
+
+
+class PixelCandidate:
+    """A per-pixel classifier candidate: fit on the features of labelled training pixels, predict whole scenes."""
+
+    def __init__(self, spec: Candidate, bands: list[str], num_classes: int, seed: int) -> None:
+        self.spec, self.num_classes, self.seed, self.bands = spec, num_classes, seed, len(bands)
+        self.features = PixelFeatures(indices=resolve_indices(spec.indices, bands), neighbourhood=spec.neighbourhood,
+                                      estimator=self.describe())
+        self.model = self._estimator()
+
+    def describe(self) -> str:
+        """The estimator and its settings, in words."""
+        s = self.spec
+        depth = f", max_depth={s.max_depth}" if s.max_depth else ""
+        if s.kind == "random-forest":
+            return (f"scikit-learn RandomForestClassifier(n_estimators={s.trees}{depth}, "
+                    f"min_samples_leaf={s.min_samples_leaf})")
+        return (f"scikit-learn HistGradientBoostingClassifier(max_iter={s.trees}{depth}, "
+                f"learning_rate={s.learning_rate}, min_samples_leaf={max(s.min_samples_leaf, 20)})")
+
+    def _estimator(self):  # noqa: ANN202
+        from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+
+        s = self.spec
+        if s.kind == "random-forest":
+            return RandomForestClassifier(n_estimators=s.trees, max_depth=s.max_depth,
+                                          min_samples_leaf=s.min_samples_leaf, random_state=self.seed, n_jobs=2)
+        return HistGradientBoostingClassifier(max_iter=s.trees, max_depth=s.max_depth, learning_rate=s.learning_rate,
+                                              min_samples_leaf=max(s.min_samples_leaf, 20), early_stopping=False,
+                                              random_state=self.seed)
+
+    def scene_features(self, image: np.ndarray) -> np.ndarray:
+        """Features (F, H, W) of a raw scene."""
+        return pixel_features(image, self.features)
+
+    def fit(self, images: list[np.ndarray], labels: list[np.ndarray], masks: list[np.ndarray]) -> PixelCandidate:
+        """Fit on the labelled pixels under `masks` (a seeded subsample of `max_pixels`)."""
+        xs, ys = [], []
+        for image, lab, mask in zip(images, labels, masks, strict=True):
+            keep = mask & (lab != IGNORE)
+            if keep.any():
+                xs.append(self.scene_features(image)[:, keep].T)
+                ys.append(lab[keep].astype(np.int64))
+        x, y = np.concatenate(xs), np.concatenate(ys)
+        if len(y) > self.spec.max_pixels:
+            pick = np.random.default_rng(self.seed).choice(len(y), size=self.spec.max_pixels, replace=False)
+            x, y = x[pick], y[pick]
+        self.model.fit(x, y)
+        self.training_pixels = len(y)
+        return self
+
+    def probabilities(self, image: np.ndarray) -> np.ndarray:
+        """Class probabilities (classes, H, W) of a raw scene (classes never seen in training: 0)."""
+        features = self.scene_features(image)
+        _, height, width = features.shape
+        table = self.model.predict_proba(features.reshape(features.shape[0], -1).T)
+        out = np.zeros((self.num_classes, height * width), dtype=np.float32)
+        out[self.model.classes_.astype(np.int64)] = table.T
+        return out.reshape(self.num_classes, height, width)
+
+    def logits(self, image: np.ndarray) -> np.ndarray:
+        """What the bundle's ONNX model returns: log of the floored probabilities (classes, H, W)."""
+        from geovigie.models import PROBABILITY_FLOOR
+
+        return np.log(np.maximum(self.probabilities(image), np.float32(PROBABILITY_FLOOR)))
+
+    def to_onnx(self, norm: Normalisation | None = None):  # noqa: ANN201
+        """The bundle's ONNX model (skl2onnx for the estimator, wrapped to take and give (N, C, H, W)); it takes
+        batches normalised with `norm` (None: raw values)."""
+        from skl2onnx import to_onnx
+
+        features = len(self.features.indices) + self.bands
+        features *= 2 if self.features.neighbourhood else 1
+        example = np.zeros((1, features), dtype=np.float32)
+        with _boolean_missing_flags_as_ints():
+            table = to_onnx(self.model, example, options={id(self.model): {"zipmap": False}},
+                            target_opset={"": 17, "ai.onnx.ml": 3})
+        return wrap_pixel_model(table, self.bands, self.features, self.num_classes,
+                                columns=self.model.classes_.astype(int).tolist(), norm=norm)

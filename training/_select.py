@@ -1,0 +1,74 @@
+"""Choosing the bundle among candidates: on the most held-out set only (held-out dates or areas), never on
+validation blocks that neighbour the training blocks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from geovigie.training._config import Candidate, ExperimentConfig
+
+PRIMARY_SETS = ("folds_heldout_test_blocks", "heldout_test_blocks", "heldout", "test_blocks", "validation")
+"""The set a bundle is judged on: the most held-out one the split has (`folds_*`: mean over leave-one-out folds)."""
+HELD_OUT_SETS = PRIMARY_SETS[:3]
+MAJORITY = "majority_class"
+
+
+def candidates_of(config: ExperimentConfig) -> list[Candidate]:
+    """The config's candidates; without any, the network with a per-pixel random forest on the raw bands beside it
+    (the baseline every run reports)."""
+    if config.candidates:
+        return list(config.candidates)
+    opt = config.train
+    return [Candidate(name="network", kind="network"),
+            Candidate(name="random_forest", kind="random-forest", trees=opt.random_forest_trees,
+                      max_pixels=opt.random_forest_max_pixels)]
+
+
+def primary_set(metrics: dict[str, Any]) -> str:
+    """The most held-out set present in `metrics`."""
+    return next(s for s in PRIMARY_SETS if s in metrics)
+
+
+def _key(row: dict[str, Any], metric: str) -> tuple[float, float]:
+    other = "overall_accuracy" if metric == "miou" else "miou"
+    return (row.get(metric) or 0.0, row.get(other) or 0.0)
+
+
+def select(metrics: dict[str, Any], names: list[str], metric: str) -> tuple[str, dict[str, Any]]:
+    """The winner among `names` on the primary set (by `metric`, then the other one; first listed on a tie) and
+    the table it was chosen from (every candidate and the majority class).
+
+    Raises:
+        ValueError: no held-out set (dates or areas) in `metrics`.
+    """
+    where = primary_set(metrics)
+    if where not in HELD_OUT_SETS:
+        raise ValueError(f"candidates are chosen on held-out dates or areas; the metrics only have {where}")
+    rows = metrics[where]
+    winner = max(names, key=lambda n: (_key(rows[n], metric), -names.index(n)))
+    table = {n: {k: rows[n].get(k) for k in ("overall_accuracy", "miou", "pixels")}
+             for n in [*names, MAJORITY] if n in rows}
+    return winner, {"set": where, "metric": metric, "winner": winner, "table": table}
+
+
+def verdict(metrics: dict[str, Any], shipped: str) -> str:
+    """Sentences saying where the shipped model does not beat another candidate or the majority class on the
+    primary set ('' when it beats them all)."""
+    where = primary_set(metrics)
+    rows = metrics[where]
+    own = rows[shipped]
+    label = f"{where} (mean of {len(own['per_fold'])} leave-one-out folds)" if "per_fold" in own else where
+    sentences = []
+    for name, row in rows.items():
+        if name in (shipped, MAJORITY):
+            continue
+        if any((own[k] or 0) < (row[k] or 0) for k in ("overall_accuracy", "miou")):
+            what = "per-pixel random forest" if name == "random_forest" else f"candidate {name}"
+            sentences.append(f"On {label} the {shipped} does not beat the {what} "
+                             f"(overall accuracy {own['overall_accuracy']:.3f} vs {row['overall_accuracy']:.3f}, "
+                             f"mIoU {own['miou']:.3f} vs {row['miou']:.3f}).")
+    majority = rows.get(MAJORITY, {})
+    if (own["overall_accuracy"] or 0) < (majority.get("overall_accuracy") or 0):
+        sentences.append(f"Its overall accuracy there is below always answering the majority class "
+                         f"({own['overall_accuracy']:.3f} vs {majority['overall_accuracy']:.3f}).")
+    return " ".join(sentences)
