@@ -192,6 +192,22 @@ class LayerTilerFactory:
             return list(self.describe(request, self.index.get(layer_id))["legend"])
 
 
+MAX_LEGEND_PIXELS = 2048
+
+
+def legend_size(width: Annotated[int | None, Query(description="Image width (1-2048)")] = None,
+                height: Annotated[int | None, Query(description="Image height (1-2048)")] = None) -> None:
+    """Bound the colour map image TiTiler draws (a negative or huge size fails or fills memory)."""
+    for name, value in (("width", width), ("height", height)):
+        if value is not None and not 1 <= value <= MAX_LEGEND_PIXELS:
+            raise BadRequestError(f"{name} must be between 1 and {MAX_LEGEND_PIXELS}")
+
+
 def colormap_factory() -> ColorMapFactory:
     """TiTiler's colour map endpoints (`/colorMaps`, `/colorMaps/{id}`): the ramps layers are drawn with."""
-    return ColorMapFactory()
+    factory = ColorMapFactory(route_dependencies=[([{"path": "/colorMaps/{colorMapId}", "method": "GET"}],
+                                                   [Depends(legend_size)])])
+    for route in factory.router.routes:
+        if isinstance(route, APIRoute):
+            route.responses = {**TILER_ERRORS, **route.responses}
+    return factory
