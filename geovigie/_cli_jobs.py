@@ -4,8 +4,12 @@ one unless `job_runner` is false)."""
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -28,11 +32,14 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
         until_empty: Annotated[bool, typer.Option("--until-empty", help="Stop when no job is left.")] = False,
         scheduler: Annotated[str | None, typer.Option(help="Dask scheduler, e.g. tcp://host:8786 (default: "
                                                            "settings, else a local cluster per job).")] = None,
+        parent_pid: Annotated[int | None, typer.Option("--parent-pid", hidden=True)] = None,
     ) -> None:
         """Claim queued jobs (and jobs a stopped runner left) one at a time and run them; Ctrl-C/SIGTERM stops."""
         from geovigie.tiles import stop_results_database
         from geovigie.workflows import run_jobs, worker_id
 
+        if parent_pid is not None:
+            _stop_when_orphaned(parent_pid)
         settings = settings_factory(dask_scheduler=scheduler)
         err.print(f"job runner {worker_id()} on {settings.data_dir} (Ctrl-C to stop)")
         try:
@@ -40,6 +47,19 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
         finally:
             stop_results_database(settings)
         err.print(f"{count} jobs run")
+
+
+def _stop_when_orphaned(parent: int, interval_s: float = 1.0) -> None:
+    """SIGTERM this process once `parent` is no longer its parent (a `serve` killed with -9 cannot stop its runner,
+    even while the runner is still starting): the runner then unwinds as on Ctrl-C, gives back its database lease,
+    and the private PostgreSQL can stop."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval_s)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="geovigie-parent-watch", daemon=True).start()
 
 
 @contextlib.contextmanager
@@ -51,7 +71,8 @@ def worker_process(settings: Any) -> Iterator[subprocess.Popen[bytes] | None]:
     if not settings.job_runner or stac_backend(settings) != "pgstac":
         yield None
         return
-    process = subprocess.Popen([sys.executable, "-c", "from geovigie.cli import app; app()", "jobs", "worker"])
+    process = subprocess.Popen([sys.executable, "-c", "from geovigie.cli import app; app()", "jobs", "worker",
+                                "--parent-pid", str(os.getpid())])
     try:
         yield process
     finally:
