@@ -52,3 +52,26 @@ def test_pixel_classifier_on_torch_runtime_is_refused(tmp_path: Path, monkeypatc
                                       str(DEFAULT_BUNDLE), "--runtime", "torch", "--product-level", "L1C"])
     _one_error(result, "pixel-classifier", "use runtime onnx or auto")
     assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize(("name", "changes", "options", "words"), [
+    ("unknown-encoder", {"model": {"encoder": "no-such-encoder"}}, [], ("encoder 'no-such-encoder'",)),
+    ("chip-larger-than-images", {"train": {"chip_size": 100000}}, [], ("chip_size = 100000", "smallest image")),
+    ("resume-without-checkpoint", {}, ["--resume"], ("no checkpoint", "drop --resume")),
+    ("bundle-is-a-file", {}, ["--bundle", "{tmp}/existing.json"], ("existing file",)),
+])
+def test_training_refused_before_any_work(name: str, changes: dict, options: list[str], words: tuple[str, ...],
+                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 16's training cases: refused before images are read, a network trained or a file written."""
+    monkeypatch.setenv("GEOVIGIE_DATA_DIR", str(tmp_path / "data"))
+    (tmp_path / "existing.json").write_text("{}")
+    config = tiny_config()
+    for section, values in changes.items():
+        config[section] = {**config.get(section, {}), **values}
+    path = write_toml(tmp_path / f"{name}.toml", config)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", str(path), "--out", str(out), "--device", "cpu", "--quiet",
+                                      *[o.format(tmp=tmp_path) for o in options]])
+    _one_error(result, *words)
+    assert not out.exists()
+    assert (tmp_path / "existing.json").read_text() == "{}"

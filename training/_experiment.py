@@ -152,6 +152,7 @@ def run_experiment(config: ExperimentConfig | str | Path, out_dir: str | Path, *
         ConfigError, LabelError, EmptySplitError, CheckpointError, InputNotFoundError: bad input, with what to do.
     """
     config = config if isinstance(config, ExperimentConfig) else load_config(config)
+    _check_before_work(config, Path(out_dir), bundle_dir, resume=resume)
     if all_folds:
         if config.split.mode == "blocks":
             raise ConfigError("--all-folds needs split.mode = 'leave-one-date-out' or 'leave-one-area-out'")
@@ -167,6 +168,43 @@ def run_experiment(config: ExperimentConfig | str | Path, out_dir: str | Path, *
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return result
+
+
+def _check_before_work(config: ExperimentConfig, out_dir: Path, bundle_dir: str | Path | None, *,
+                       resume: bool) -> None:
+    """What can be refused before any image is read or any file written (issue 16's training cases)."""
+    if resume and not (out_dir.is_dir() and any(out_dir.rglob(CHECKPOINT))):
+        raise InvalidInputError(f"--resume: no checkpoint in {out_dir} to continue; drop --resume to train from "
+                                "scratch")
+    if bundle_dir is not None and Path(bundle_dir).exists() and not Path(bundle_dir).is_dir():
+        raise InvalidInputError(f"--bundle {bundle_dir} is an existing file: name a folder for the bundle")
+    if any(c.kind == "network" for c in candidates_of(config)):
+        try:  # an untrained network of the config's architecture: refuses an unknown encoder in a second or so
+            build_network(Architecture(**config.model.model_dump()), 1, 2)
+        except (KeyError, ValueError, RuntimeError) as error:
+            message = str(error).strip("'\"").split(", supported")[0]
+            raise ConfigError(f"[model] {config.model.name} with encoder {config.model.encoder!r}: {message}") \
+                from None
+    smallest = _smallest_image(config)
+    if smallest is not None and config.train.chip_size > smallest:
+        raise ConfigError(f"[train] chip_size = {config.train.chip_size} is larger than the smallest image "
+                          f"({smallest} px): choose at most {smallest}")
+
+
+def _smallest_image(config: ExperimentConfig) -> int | None:
+    """The smallest side of the config's image files (None when they are STAC items or unreadable: later checks
+    name those)."""
+    sides = []
+    for entry in config.images.files:
+        for path in (config.resolve(f) for f in entry.files):
+            if not path.is_file():
+                continue
+            try:
+                with rasterio.open(path) as src:
+                    sides.append(min(src.width, src.height))
+            except rasterio.RasterioIOError:
+                continue
+    return min(sides) if sides else None
 
 
 def _fold_name(value: str) -> str:
