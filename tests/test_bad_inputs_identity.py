@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 
 from geovigie.cli import app
 from geovigie.errors import InvalidInputError
+from geovigie.models import DEFAULT_BUNDLE
 from geovigie.paths import NAME_MAX, SAFE_NAME_MAX, check_name, printable, safe_join, safe_name
 from tests.conftest import SLOVENIA_SCENE
 from tests.inference.test_remote import file_server, remote_item
@@ -153,8 +154,8 @@ def test_predict_writes_a_hostile_item_under_a_clean_name_inside_out(key: str, w
     assert "Traceback" not in stderr and "\x1b" not in stderr
     key_name = safe_name(HOSTILE_IDS[key])
     outputs = sorted(p.name for p in (work / "out").glob("*.tif"))
-    assert outputs == [f"{key_name}__landcover-s2l1c-slovenia-v1_classes.tif",
-                       f"{key_name}__landcover-s2l1c-slovenia-v1_probabilities.tif"]
+    assert outputs == [f"{key_name}__{DEFAULT_BUNDLE.name}_classes.tif",
+                       f"{key_name}__{DEFAULT_BUNDLE.name}_probabilities.tif"]
     layer = work / "geovigie-data" / "results" / "geovigie-results" / f"landcover-{key_name}"
     assert (layer / "data.tif").is_file()
     created = _files(sandbox) - before
@@ -178,7 +179,7 @@ def test_predict_refuses_an_out_folder_whose_link_leads_outside(work: Path, tmp_
     elsewhere.mkdir()
     (work / "out").mkdir()
     item = _local_item(work, "planted")
-    (work / "out" / "planted__landcover-s2l1c-slovenia-v1_classes.tif").symlink_to(elsewhere / "victim.tif")
+    (work / "out" / f"planted__{DEFAULT_BUNDLE.name}_classes.tif").symlink_to(elsewhere / "victim.tif")
     code, stderr = _cli("predict", str(item), "--out", "out", work=work)
     assert code == 2 and stderr.startswith("error: ") and "leads outside" in stderr, stderr
     assert list(elsewhere.iterdir()) == []

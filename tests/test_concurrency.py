@@ -114,9 +114,10 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _serve(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _serve(data_dir: Path, **extra_env: str) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
-    process = subprocess.Popen([GEOVIGIE, "serve", "--host", "127.0.0.1", "--port", str(port)], env=_env(data_dir),
+    process = subprocess.Popen([GEOVIGIE, "serve", "--host", "127.0.0.1", "--port", str(port)],
+                               env={**_env(data_dir), **extra_env},
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=data_dir.parent)
     return process, f"http://127.0.0.1:{port}"
 
@@ -174,7 +175,8 @@ def test_a_service_killed_with_kill_9_leaves_no_server_behind(data_dir: Path) ->
 
 
 def test_db_stop_refuses_while_another_process_uses_the_server(data_dir: Path) -> None:
-    service, url = _serve(data_dir)
+    # the service alone (no job runner process beside it), so that it is the one user
+    service, url = _serve(data_dir, GEOVIGIE_JOB_RUNNER="false")
     env = _env(data_dir)
     try:
         assert wait_for(lambda: _status(url, "/api/stac/") == 200)

@@ -206,6 +206,14 @@ def _dated(props: dict[str, object], provenance: Provenance) -> dt.datetime | No
     return when or now
 
 
+def _exists(path: Path) -> bool:
+    """`path.exists()` that answers False for names the file system refuses (too long, NUL...)."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
+
+
 def _place(src: Path, folder: Path, name: str) -> Path:
     """Copy `src` into the layer's folder atomically (the producer keeps its own file, e.g. for reruns)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -400,7 +408,7 @@ def _add_processing(item: pystac.Item, provenance: Provenance, folder: Path, roo
     for href in provenance.inputs:
         public = _public_href(href, folder, root)
         # a link only where it leads somewhere (a URL, a file in the data directory); else the input's name
-        if "://" in public or (folder / public).exists() and "/" in public:
+        if "://" in public or "/" in public and _exists(folder / public):
             media = pystac.MediaType.JSON if public.endswith(".json") else None
             item.add_link(pystac.Link("derived_from", public, media_type=media, title="input"))
         else:
