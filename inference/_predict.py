@@ -34,6 +34,7 @@ from geovigie.inference._chunks import Chunk, Window4, plan_chunks
 from geovigie.inference._cluster import ClusterOptions, dask_client
 from geovigie.inference._grid import tile_offsets
 from geovigie.inference._journal import RunJournal, open_journal
+from geovigie.inference._scene import scene_maps
 from geovigie.inference._source import RasterSource, http_env, open_source
 from geovigie.inference._worker import ChunkJob, ChunkReport, PredictorPlugin, finish_seam, predict_chunk
 from geovigie.models import (
@@ -445,7 +446,8 @@ def _predict_locked(source: RasterSource, bundle: ModelBundle, paths: tuple[Path
         active = stack.enter_context(client_cm)
         job = ChunkJob(str(bundle.path), options.device, options.amp, options.overlap, options.batch_size,
                        options.runtime, options.channels_last, options.quantise, options.cluster.torch_threads(),
-                       options.input_scale, options.input_offset, bundle.card.weights_sha256)
+                       options.input_scale, options.input_offset, bundle.card.weights_sha256,
+                       scene_maps(source, card, options.input_scale, options.input_offset))
         stages, resumed = _run_chunks(active, source, chunks, job, journal, write, progress)
         predicted = time.perf_counter() - started
     journal.remove()
