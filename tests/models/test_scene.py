@@ -149,6 +149,14 @@ def test_card_records_the_scene_normalisation_and_the_candidate_table(
     assert set(card.metrics["selection"]["table"]) == {"forest", "majority_class"}
     # the card's normalisation is that of the mapped training pixels: close to 0 / 1, not reflectance
     assert max(abs(m) for m in card.normalisation.mean) < 1.0
+    from geovigie.models import mlm_item
+    from geovigie.tiles import validate_offline
+
+    item = mlm_item(bundle)
+    bands = item.properties["mlm:input"][0]
+    assert "median) / (1.4826 MAD) over the whole input raster" in bands["description"]
+    assert "normalise_scene" in bands["pre_processing_function"]["expression"]
+    validate_offline(item)
 
 
 def test_predict_applies_whole_raster_statistics_as_training_does(
