@@ -284,13 +284,15 @@ def tile_windows(width: int, height: int, tile: int, overlap: int) -> list[tuple
 def prediction_signature(bundle: ModelBundle, options: PredictOptions) -> str:
     """What a prediction's outputs depend on besides the input (16 hex digits): the weights, the tiling, the input
     scale and offset, the runtime (`auto` resolved here as `predict` resolves it) and int8 quantisation, the
-    calibration temperature. The one definition: `run_signature` and the batch's job keys both use it, so a change
-    of any of these marks every earlier output stale."""
+    calibration temperature, the card's scene normalisation (when it has one). The one definition: `run_signature`
+    and the batch's job keys both use it, so a change of any of these marks every earlier output stale."""
     runtime = resolve_runtime(options.runtime, bundle)
     parts = [bundle.card.weights_sha256, str(options.tile_size), str(options.overlap),
              f"scale {options.input_scale!r} offset {options.input_offset!r}",
              f"runtime {runtime} quantise {options.quantise}",
              f"temperature {bundle.card.temperature!r}" if bundle.card.calibration is not None else "uncalibrated"]
+    if bundle.card.scene_normalisation is not None:  # e.g. a histogram-matching reference lives in the card only
+        parts.append(f"scene {bundle.card.scene_normalisation.model_dump_json()}")
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 

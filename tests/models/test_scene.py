@@ -3,6 +3,7 @@ recorded in the card, applied identically by training and by `geovigie predict` 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -208,3 +209,14 @@ def test_a_network_with_scene_normalisation_predicts_as_it_was_trained(tmp_path:
     with rasterio.open(out.classes_path) as src:
         classes = src.read(1)
     assert (classes == logits.argmax(0)).mean() > 0.999  # one tile: the same network on the same numbers
+
+
+def test_another_scene_normalisation_marks_earlier_outputs_stale(slovenia: Slovenia) -> None:
+    from geovigie.inference import PredictOptions
+    from geovigie.inference._predict import prediction_signature
+
+    bundle = load_bundle(DEFAULT_BUNDLE)
+    other = dataclasses.replace(bundle, card=bundle.card.model_copy(
+        update={"scene_normalisation": reference_of(list(slovenia.images), "histogram-match")}))
+    options = PredictOptions(device="cpu")
+    assert prediction_signature(bundle, options) != prediction_signature(other, options)
