@@ -11,14 +11,15 @@ from geovigie.errors import EmptyInputError
 from geovigie.inference._source import RasterSource
 from geovigie.models import MAX_STAT_PIXELS, BandMaps, ModelCard, band_maps
 
-BLOCK_ROWS = 256
+BLOCK = 256
+"""Statistics are read in windows of (BLOCK * step)² pixels, every step-th row and column kept."""
 
 
 def scene_maps(source: RasterSource, card: ModelCard, input_scale: float = 1.0, input_offset: float = 0.0,
                max_pixels: int = MAX_STAT_PIXELS) -> BandMaps | None:
     """The card's per-scene mapping of this input (None when the card has none), from every valid pixel of the whole
     raster, values scaled as `value * input_scale + input_offset`; rasters of more than `max_pixels` pixels are read
-    on a regular grid of every k-th row and column (k the smallest that fits), block of rows by block of rows.
+    on a regular grid of every k-th row and column (k the smallest that fits), window by window (bounded memory).
 
     Raises:
         EmptyInputError: no valid pixel.
@@ -26,12 +27,13 @@ def scene_maps(source: RasterSource, card: ModelCard, input_scale: float = 1.0, 
     if card.scene_normalisation is None:
         return None
     step = max(1, math.ceil(math.sqrt(source.width * source.height / max_pixels)))
-    parts = []
-    for row in range(0, source.height, BLOCK_ROWS * step):
-        rows = min(BLOCK_ROWS * step, source.height - row)
-        data, valid = source.read(Window(0, row, source.width, rows))
-        data, valid = data[:, ::step, ::step], valid[::step, ::step]
-        parts.append(data[:, valid].astype(np.float64))
+    parts, side = [], BLOCK * step
+    for row in range(0, source.height, side):
+        for col in range(0, source.width, side):
+            window = Window(col, row, min(side, source.width - col), min(side, source.height - row))
+            data, valid = source.read(window)
+            data, valid = data[:, ::step, ::step], valid[::step, ::step]
+            parts.append(data[:, valid].astype(np.float64))
     pixels = np.concatenate(parts, axis=1)
     if pixels.shape[1] == 0:
         raise EmptyInputError(f"{source.location}: no valid pixel to compute the scene statistics of "

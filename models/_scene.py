@@ -19,8 +19,9 @@ from pydantic import BaseModel, Field, model_validator
 
 MAD_TO_STD = 1.4826
 """MAD of a normal distribution times this is its standard deviation."""
-MAX_STAT_PIXELS = 4_194_304
-"""Scene statistics read at most this many pixels (a regular subsample of larger rasters)."""
+MAX_STAT_PIXELS = 1_048_576
+"""Scene statistics read at most this many pixels (a regular subsample of larger rasters: 109 MB of float64 for 13
+bands)."""
 DEFAULT_LEVELS = [float(q) for q in range(0, 101)]
 
 Method = Literal["median-mad", "percentiles", "histogram-match"]
