@@ -241,8 +241,13 @@ def _range_problem(source: RasterSource, bundle: ModelBundle, sample: np.ndarray
 
 
 def _advice(median: float, card: ModelCard, bands: list[int]) -> str:
-    """A power-of-ten rescaling when the typical training value (the card's mean) suggests one."""
-    typical = float(np.median([card.normalisation.mean[b] for b in bands])) / card.normalisation.scale
+    """A power-of-ten rescaling when the typical training value (the card's mean; with a scene normalisation, its raw
+    medians) suggests one."""
+    scene = card.scene_normalisation
+    if scene is not None:
+        typical = float(np.median([scene.raw_centre[b] for b in bands])) if scene.raw_centre else 0.0
+    else:
+        typical = float(np.median([card.normalisation.mean[b] for b in bands])) / card.normalisation.scale
     if typical > 0 and median > 0:
         power = round(math.log10(median / typical))
         if power >= 1:

@@ -38,6 +38,9 @@ class SceneNormalisation(BaseModel):
     reference: list[list[float]] = Field(
         default_factory=list, description="histogram-match: per band, the reference's quantiles at `levels` (the "
         "training scenes' pooled pixels).")
+    raw_centre: list[float] = Field(
+        default_factory=list, description="Per band, the median raw value of the training pixels (what inputs look "
+        "like before the mapping: input checks advise a rescaling from it). Empty: unknown.")
 
     @model_validator(mode="after")
     def _complete(self) -> SceneNormalisation:
@@ -70,15 +73,18 @@ def stat_pixels(image: np.ndarray, valid: np.ndarray | None = None) -> np.ndarra
     return flat.astype(np.float64)
 
 
-def reference_of(images: list[np.ndarray], method: str, levels: list[float] | None = None) -> SceneNormalisation:
+def reference_of(images: list[np.ndarray], method: str, levels: list[float] | None = None,
+                 raw_centre: list[float] | None = None) -> SceneNormalisation:
     """A scene normalisation of `method`; for histogram matching, its reference is the pooled quantiles of `images`
-    (the training scenes)."""
+    (the training scenes). `raw_centre`: the training pixels' per-band medians, recorded as they are."""
+    centre = list(raw_centre or [])
     if method != "histogram-match":
-        return SceneNormalisation.model_validate({"method": method})
+        return SceneNormalisation.model_validate({"method": method, "raw_centre": centre})
     levels = levels or DEFAULT_LEVELS
     pixels = np.concatenate([stat_pixels(img) for img in images], axis=1)
     reference = np.percentile(pixels, levels, axis=1).T
-    return SceneNormalisation(method="histogram-match", levels=levels, reference=reference.tolist())
+    return SceneNormalisation(method="histogram-match", levels=levels, reference=reference.tolist(),
+                              raw_centre=centre)
 
 
 def _increasing(source: np.ndarray, target: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -48,10 +48,13 @@ def resolve_indices(names: list[str], bands: list[str]) -> list[NormalisedDiffer
 
 def scene_normalisation(method: str, images: list[np.ndarray], masks: list[np.ndarray]) -> SceneNormalisation | None:
     """The per-scene normalisation `method` of a candidate (None for "none"); a histogram-matching reference is
-    pooled from the whole images that have training pixels under `masks` (never from a held-out date)."""
+    pooled from the whole images that have training pixels under `masks` (never from a held-out date); the raw
+    per-band medians of the training pixels are recorded beside it."""
     if method == "none":
         return None
-    return reference_of([img for img, m in zip(images, masks, strict=True) if m.any()], method)
+    pixels = np.concatenate([img[:, m] for img, m in zip(images, masks, strict=True)], axis=1).astype(np.float64)
+    centre = np.median(pixels, axis=1).tolist()
+    return reference_of([img for img, m in zip(images, masks, strict=True) if m.any()], method, raw_centre=centre)
 
 
 @contextlib.contextmanager

@@ -145,7 +145,9 @@ def test_card_records_the_scene_normalisation_and_the_candidate_table(
         scene_forest_bundle: tuple[ModelBundle, PixelCandidate]) -> None:
     bundle, _ = scene_forest_bundle
     card = bundle.card
-    assert card.scene_normalisation == SceneNormalisation(method="median-mad")
+    assert card.scene_normalisation.method == "median-mad"
+    centre = card.scene_normalisation.raw_centre  # raw medians of the training pixels: reflectance, for advice
+    assert len(centre) == 13 and 0.03 < float(np.median(centre)) < 0.3
     assert "median-mad scene-normalised" in card.pixel.estimator
     assert set(card.metrics["selection"]["table"]) == {"forest", "majority_class"}
     # the card's normalisation is that of the mapped training pixels: close to 0 / 1, not reflectance
