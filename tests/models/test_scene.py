@@ -28,7 +28,7 @@ from geovigie.models import (
 from geovigie.training import parse_config, run_experiment
 from geovigie.training._config import Candidate
 from geovigie.training._pixels import PixelCandidate
-from tests.conftest import DATA
+from tests.conftest import DATA, SLOVENIA_SCENE
 from tests.models.conftest import Slovenia
 from tests.training.conftest import tiny_config
 
@@ -222,3 +222,20 @@ def test_another_scene_normalisation_marks_earlier_outputs_stale(slovenia: Slove
         update={"scene_normalisation": reference_of(list(slovenia.images), "histogram-match")}))
     options = PredictOptions(device="cpu")
     assert prediction_signature(bundle, options) != prediction_signature(other, options)
+
+
+@pytest.mark.parametrize("name", ["landcover-s2l1c-slovenia-v4", "artificial-surface-s2l1c-slovenia-v3"])
+def test_shipped_scene_normalised_bundles_show_their_table_and_predict_a_real_scene(name: str) -> None:
+    from geovigie.models import load_predictor, normalise
+
+    bundle = load_bundle(DEFAULT_BUNDLE.parent / name)
+    card = bundle.card
+    selection = card.metrics["selection"]
+    assert selection["winner"] == card.metrics["shipped_model"] and "majority_class" in selection["table"]
+    assert selection["set"] == "folds_heldout_test_blocks" and len(selection["table"]) >= 7
+    assert card.scene_normalisation is not None and card.scene_normalisation.method == "median-mad"
+    assert (bundle.path / "model.onnx").stat().st_size < 3_000_000  # small enough to ship
+    with rasterio.open(SLOVENIA_SCENE) as src:
+        image = normalise_scene(src.read().astype(np.float32), card.scene_normalisation)
+    classes = load_predictor(bundle, "cpu", "onnx")(normalise(card, image[None].copy()))[0].argmax(0)
+    assert classes.shape == (101, 100) and len(np.unique(classes)) >= 2  # not one class everywhere
