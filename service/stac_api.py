@@ -75,10 +75,23 @@ def build_stac_api(*, transactions: bool = True, asset_href: AssetHref | None = 
     api = instantiate_api(client=_client_class(asset_href), settings=settings,
                           extensions=Extensions(settings=settings), lifespan=no_lifespan)
     api.client.landing_page_id = settings.stac_fastapi_landing_id
+    _sort_v1_0(api.client.extensions)
     # links from X-Forwarded-* / Forwarded headers let any client write `javascript://...` into them
     api.app.user_middleware = [m for m in api.app.user_middleware if m.cls is not ProxyHeaderMiddleware]
     _short_errors(api.app)
     return api
+
+
+SORT_V1_1 = re.compile(r"^https://api\.stacspec\.org/v1\.1\.0/((item-search|ogcapi-features)#sort)$")
+
+
+def _sort_v1_0(extensions: list[Any]) -> None:
+    """Advertise the Sort extension also as v1.0.0 (the same `sortby`), the URI pystac-client looks for (v1.0.*)."""
+    for extension in extensions:
+        classes = getattr(extension, "conformance_classes", None)
+        if isinstance(classes, list):
+            classes += [f"https://api.stacspec.org/v1.0.0/{found.group(1)}" for uri in list(classes)
+                        if (found := SORT_V1_1.match(uri))]
 
 
 def _shorten(text: str) -> str:

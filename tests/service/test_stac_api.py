@@ -186,9 +186,13 @@ def test_stac_api_validator(stac_server: tuple[str, Path], catalog_dir: Path,
 def test_pystac_client_searches_and_odc_stac_loads(stac_server: tuple[str, Path]) -> None:
     import odc.stac
     from pystac_client import Client
+    from pystac_client.conformance import ConformanceClasses
 
     url, data_dir = stac_server
     client = Client.open(url)
+    for conformance in (ConformanceClasses.ITEM_SEARCH, ConformanceClasses.FILTER, ConformanceClasses.SORT,
+                        ConformanceClasses.FIELDS, ConformanceClasses.QUERY):
+        assert client.conforms_to(conformance), conformance  # as pystac-client looks for them
     clear, cloudy = (client.get_collection(RESULTS_COLLECTION).get_item(i) for i in ("ndvi-clear", "ndvi-cloudy"))
     assert clear is not None and cloudy is not None
     common = {"collections": [RESULTS_COLLECTION], "bbox": clear.bbox, "datetime": "2018-10-01/2018-10-31"}
@@ -196,6 +200,9 @@ def test_pystac_client_searches_and_odc_stac_loads(stac_server: tuple[str, Path]
     everywhere = {**common, "bbox": [0.0, 43.6, 0.2, 43.8]}
     assert {i.id for i in client.search(**everywhere).items()} == {"ndvi-clear", "ndvi-cloudy"}
     assert list(client.search(**{**everywhere, "datetime": "2019"}).items()) == []
+    cloudiest_first = client.search(**everywhere, sortby=[{"field": "properties.eo:cloud_cover", "direction": "desc"}])
+    assert [i.id for i in cloudiest_first.items()] == ["ndvi-cloudy", "ndvi-clear"]
+    assert cloudiest_first.matched() == 2
     # CQL2 text in a GET query string, and in a POST body (converted to CQL2 JSON before pgstac reads it)
     clear_only = list(client.search(**everywhere, filter="eo:cloud_cover < 20", filter_lang="cql2-text",
                                     method="GET").items())
