@@ -101,9 +101,10 @@ def test_landing_page_and_published_layer(stac_server: tuple[str, Path]) -> None
     assert ranged and all(f["properties"]["datetime"] is None for f in ranged)  # pgstac drops it; the API restores it
 
 
-def _official_schemas_only(monkeypatch: pytest.MonkeyPatch) -> None:
+def _official_schemas_only(monkeypatch: pytest.MonkeyPatch) -> set[str]:
     """stac-validator, stac-check and pystac read the official schemas shipped with pystac (core, GeoJSON) and
-    with geovigie (`tiles/schemas`, extensions) instead of downloading them; any other schema is an error."""
+    with geovigie (`tiles/schemas`, extensions) instead of downloading them; any other schema is an error.
+    Returns the set the URIs stac-validator reads are added to."""
     import stac_validator.utilities as utilities
     from pystac.validation.local_validator import get_local_schema_cache
 
@@ -112,8 +113,10 @@ def _official_schemas_only(monkeypatch: pytest.MonkeyPatch) -> None:
 
     schemas = {**get_local_schema_cache(), **shipped_schemas()}
     read_file = utilities.fetch_and_parse_file
+    read: set[str] = set()
 
     def fetch(path: str, headers: dict | None = None) -> dict:
+        read.add(path)
         if path.split("#", 1)[0] in schemas:
             return schemas[path.split("#", 1)[0]]
         if "://" in path:
@@ -123,6 +126,7 @@ def _official_schemas_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(utilities, "fetch_and_parse_file", fetch)
     utilities.fetch_and_parse_schema.cache_clear()
     use_offline_validation()
+    return read
 
 
 # the validator's names of the conformance classes it checks, by the URI pattern it recognises them with
@@ -146,7 +150,7 @@ def test_stac_api_validator(stac_server: tuple[str, Path], catalog_dir: Path,
 
     from geovigie.service.auth import create_key
 
-    _official_schemas_only(monkeypatch)
+    schemas_read = _official_schemas_only(monkeypatch)
     url, data_dir = stac_server
     conforms_to = httpx.get(url).json()["conformsTo"]
     advertised = [name for name, path in VALIDATOR_CLASSES.items() if any(
@@ -170,6 +174,11 @@ def test_stac_api_validator(stac_server: tuple[str, Path], catalog_dir: Path,
     print(f"stac-api-validator: {len(advertised)} classes ({', '.join(advertised)}), {len(errors.errors)} errors, "
           f"{len(warnings.errors)} warnings")
     assert errors.errors == [], "\n".join(message for _, message in errors.errors)
+    for schema in ("https://schemas.stacspec.org/v1.1.0/item-spec/json-schema/item.json",
+                   "https://schemas.stacspec.org/v1.1.0/collection-spec/json-schema/collection.json",
+                   "https://stac-extensions.github.io/projection/v2.0.0/schema.json",
+                   "https://stac-extensions.github.io/raster/v1.1.0/schema.json"):
+        assert schema in schemas_read  # items and collections were checked against the official schemas
     # warnings allowed: the Fields extension's answers carry type, stac_version, id and collection beside the
     # fields asked (the spec allows these; the validator notes them), links of the API without titles
     # (stac-check's advice), and pgstac reading `ids` together with the other parameters
