@@ -135,6 +135,11 @@ DEFAULT_FIELDS = frozenset({"type", "stac_version", "id", "collection", "geometr
 """What the Fields extension returns for `fields` given empty: the fields of a valid STAC Item."""
 MINIMAL_FIELDS = frozenset({"type", "stac_version", "id", "collection"})
 """Kept beside the fields a client includes (what names the item and its links)."""
+LINK_TITLES = {"self": "{name}", "root": "geovigie STAC API", "parent": "geovigie STAC API",
+               "items": "Items of {name}", "queryables": "Queryables of {name}",
+               "license": "Licence of {name}", "http://www.opengis.net/def/rel/ogc/1.0/queryables":
+               "Queryables of {name}"}
+"""Titles given to a collection's links that have none (STAC best practice; a client can show them)."""
 SEARCH_CONTEXT = "auto"
 """pgstac's `context` setting for every search: `numberMatched` counted (estimated only on very large tables)."""
 
@@ -189,6 +194,15 @@ def _client_class(asset_href: AssetHref | None = None) -> Any:
     from stac_fastapi.pgstac.utils import filter_fields
 
     class GeovigieClient(CoreCrudClient):
+        async def get_collection(self, collection_id: str, request: Any, **kwargs: Any) -> Any:
+            collection = await super().get_collection(collection_id, request, **kwargs)
+            name = collection.get("title") or collection_id
+            for link in collection.get("links", []):
+                if isinstance(link, dict) and not link.get("title"):
+                    rel = str(link.get("rel"))
+                    link["title"] = LINK_TITLES.get(rel, "{rel}: {name}").format(name=name, rel=rel)
+            return collection
+
         async def _search_base(self, search_request: Any, request: Any) -> Any:
             wanted = fields_wanted(search_request, request)
             if hasattr(search_request, "fields"):
