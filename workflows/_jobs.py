@@ -220,9 +220,11 @@ def run_job(settings: Settings, job: dict[str, Any], worker: str, *, client: Any
 
 def _run_area(settings: Settings, job_id: str, request: dict[str, Any], name: str, worker: str) -> AreaResult | str:
     """One area task; its failure as a one-line reason (the job's other tasks still run)."""
+    def say(line: str) -> None:
+        report_job(settings, job_id, worker, line=line)
+
     try:
-        return AREA_RUNNERS[name](settings, job_id, request,
-                                  lambda line: report_job(settings, job_id, worker, line=line) and None)
+        return AREA_RUNNERS[name](settings, job_id, request, say)
     except Exception as err:  # noqa: BLE001 - recorded as the task's failure
         log.warning("job %s: %s failed", job_id, name, exc_info=not isinstance(err, GeovigieError))
         return _describe(err)
