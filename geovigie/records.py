@@ -127,9 +127,15 @@ MIGRATIONS: tuple[str, ...] = (
         loaded timestamptz NOT NULL DEFAULT now()
     );
     """,
-    # 3: tiles done / total of the job's current inference run (its item tasks stay in progress_done / total)
+    # 3: tiles done / total of the job's current inference run (its item tasks stay in progress_done / total);
+    # the job runners and the Dask cluster each one uses, as they last saw it (read by /readyz)
     """
     ALTER TABLE geovigie.jobs ADD COLUMN progress_tiles jsonb;
+    CREATE TABLE geovigie.runners (
+        id text PRIMARY KEY,
+        heartbeat timestamptz NOT NULL DEFAULT now(),
+        dask jsonb NOT NULL
+    );
     """,
 )
 """Schema migrations, applied in order; never edit one that shipped: append a new one."""
@@ -519,3 +525,29 @@ def count_jobs_by_state(settings: Settings) -> dict[str, int]:
     counts = dict.fromkeys(JOB_STATES, 0)
     counts.update({row["state"]: int(row["n"]) for row in rows})
     return counts
+
+
+# Runners. Each job runner records its heartbeat and the state of its Dask cluster (scheduler address or "local",
+# reachable, workers) in `geovigie.runners`, so that `/readyz` in the service tells whether jobs can run.
+
+
+def beat_runner(settings: Settings, runner: str, dask: dict[str, Any]) -> None:
+    """Record that `runner` is alive and what it sees of its Dask cluster."""
+    with connect(settings) as conn:
+        conn.execute("INSERT INTO geovigie.runners (id, dask) VALUES (%s, %s) ON CONFLICT (id) DO UPDATE SET "
+                     "heartbeat = now(), dask = excluded.dask", (runner, json.dumps(dask)))
+
+
+def forget_runner(settings: Settings, runner: str) -> None:
+    """A runner stopping removes its row."""
+    with connect(settings) as conn:
+        conn.execute("DELETE FROM geovigie.runners WHERE id = %s", (runner,))
+
+
+def live_runners(settings: Settings) -> list[dict[str, Any]]:
+    """Runners heard from within `job_stale_after_s`: id, seconds since their heartbeat, their Dask state."""
+    with connect(settings) as conn:
+        rows = conn.execute("SELECT id, extract(epoch FROM now() - heartbeat)::float AS age_s, dask FROM "
+                            "geovigie.runners WHERE heartbeat > now() - make_interval(secs => %s) ORDER BY id",
+                            (settings.job_stale_after_s,)).fetchall()
+    return [{"id": row["id"], "seen_s_ago": round(row["age_s"], 1), **row["dask"]} for row in rows]

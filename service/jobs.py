@@ -182,6 +182,25 @@ def job_view(settings: Settings, row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def dask_readiness(settings: Settings) -> tuple[dict[str, Any], bool]:
+    """The job runners heard from lately and the Dask cluster each sees (scheduler, reachable, workers), and
+    whether that makes the service degraded: no runner while `job_runner` is on, or no runner reaching its
+    scheduler (queued jobs then wait)."""
+    from geovigie.records import live_runners
+
+    try:
+        runners = live_runners(settings)
+    except GeovigieError as err:
+        return {"status": "unknown", "error": str(err)[:300]}, True
+    reachable = [r for r in runners if r.get("reachable")]
+    if not runners:
+        status = "no job runner" if settings.job_runner else "no job runner (job_runner off)"
+        return {"status": status, "runners": [], "workers": 0}, settings.job_runner
+    status = "ok" if reachable else "scheduler unreachable"
+    return {"status": status, "runners": runners, "workers": sum(int(r.get("workers") or 0) for r in reachable)}, \
+        not reachable
+
+
 def router(access: Access) -> APIRouter:
     """The jobs endpoints."""
     settings = access.settings

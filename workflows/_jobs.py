@@ -23,7 +23,16 @@ from typing import Any
 
 from geovigie.atomic import write_json_atomic
 from geovigie.errors import GeovigieError, InvalidInputError
-from geovigie.records import AREA_TASKS, ITEM_TASKS, RUNNABLE_TASKS, claim_job, finish_job, report_job
+from geovigie.records import (
+    AREA_TASKS,
+    ITEM_TASKS,
+    RUNNABLE_TASKS,
+    beat_runner,
+    claim_job,
+    finish_job,
+    forget_runner,
+    report_job,
+)
 from geovigie.settings import Settings
 from geovigie.tiles import RESULTS_COLLECTION, stac_backend
 from geovigie.url_guard import check_redirects
@@ -37,6 +46,9 @@ log = logging.getLogger(__name__)
 PROGRESS_UNIT = "item tasks"
 TILE_REPORT_INTERVAL_S = 1.0
 """At most one database write per this many seconds for tile progress (and one at the end of each run)."""
+DASK_PROBE_INTERVAL_S = 30.0
+"""How often a runner with a configured scheduler connects to it to check it answers and count its workers."""
+DASK_CONNECT_TIMEOUT_S = 5.0
 
 
 class JobCancelledError(Exception):
@@ -230,20 +242,68 @@ def _run_area(settings: Settings, job_id: str, request: dict[str, Any], name: st
         return _describe(err)
 
 
+def dask_state(settings: Settings, client: Any = None) -> dict[str, Any]:
+    """The Dask cluster jobs run on, as this runner sees it: scheduler (or "local"), reachable, workers."""
+    if client is not None:
+        return {"scheduler": str(client.scheduler.address), "reachable": True,
+                "workers": len(client.scheduler_info().get("workers", {}))}
+    if not settings.dask_scheduler:
+        return {"scheduler": "local", "reachable": True, "workers": settings.dask_workers,
+                "note": "a LocalCluster started for each job"}
+    from distributed import Client
+
+    try:
+        with Client(settings.dask_scheduler, timeout=DASK_CONNECT_TIMEOUT_S) as probe:
+            workers = len(probe.scheduler_info().get("workers", {}))
+    except (OSError, TimeoutError) as err:
+        return {"scheduler": settings.dask_scheduler, "reachable": False, "workers": 0, "error": str(err)[:200]}
+    return {"scheduler": settings.dask_scheduler, "reachable": True, "workers": workers}
+
+
+def _runner_beats(settings: Settings, worker: str, client: Any, stop: threading.Event) -> threading.Thread:
+    """A thread recording this runner's heartbeat and Dask state (probed every DASK_PROBE_INTERVAL_S)."""
+
+    def beat() -> None:
+        state, probed = None, 0.0
+        while True:
+            try:
+                if state is None or time.monotonic() - probed > DASK_PROBE_INTERVAL_S:
+                    state, probed = dask_state(settings, client), time.monotonic()
+                beat_runner(settings, worker, state)
+            except Exception as err:  # noqa: BLE001 - a missed beat is logged; the runner carries on
+                log.warning("runner %s: heartbeat not recorded (%s)", worker, err)
+            if stop.wait(max(0.5, settings.job_stale_after_s / 4)):
+                return
+
+    thread = threading.Thread(target=beat, name=f"runner-{worker}-heartbeat", daemon=True)
+    thread.start()
+    return thread
+
+
 def run_jobs(settings: Settings, *, stop: threading.Event | None = None, poll_s: float = 2.0,
              until_empty: bool = False, client: Any = None, worker: str | None = None) -> int:
     """Claim and run jobs until `stop` is set (or, with `until_empty`, none is left); returns how many ran."""
     stop = stop or threading.Event()
     worker = worker or worker_id()
     count = 0
-    while not stop.is_set():
-        job = claim_job(settings, worker)
-        if job is None:
-            if until_empty:
-                break
-            stop.wait(poll_s)
-            continue
-        log.info("job %s claimed by %s", job["id"], worker)
-        run_job(settings, job, worker, client=client)
-        count += 1
+    beating = threading.Event()
+    beats = _runner_beats(settings, worker, client, beating)
+    try:
+        while not stop.is_set():
+            job = claim_job(settings, worker)
+            if job is None:
+                if until_empty:
+                    break
+                stop.wait(poll_s)
+                continue
+            log.info("job %s claimed by %s", job["id"], worker)
+            run_job(settings, job, worker, client=client)
+            count += 1
+    finally:
+        beating.set()
+        beats.join(timeout=DASK_CONNECT_TIMEOUT_S + 5)
+        try:
+            forget_runner(settings, worker)
+        except Exception as err:  # noqa: BLE001 - the row goes stale by itself
+            log.warning("runner %s: not removed from the runners (%s)", worker, err)
     return count
