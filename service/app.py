@@ -23,7 +23,7 @@ import geovigie
 from geovigie.errors import DatabaseError
 from geovigie.records import WritesUnavailableError, count_jobs_by_state
 from geovigie.service import auth, features, feedback, jobs
-from geovigie.service.assets import AssetFactory, asset_url
+from geovigie.service.assets import AssetFactory, InputAssetFactory, asset_url
 from geovigie.service.errors import DEFAULT_STATUS_CODES, add_exception_handlers, layer_read_errors
 from geovigie.service.factories import LayerTilerFactory, colormap_factory
 from geovigie.service.metrics import Metrics, RequestMetrics, metrics_endpoint
@@ -160,6 +160,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(layers.router)
     app.include_router(colormap_factory().router, tags=["colormaps"])
     app.include_router(AssetFactory(index=index).router)
+    app.include_router(InputAssetFactory(settings).router)
     _health_routes(app, index, metrics, settings)
     access = auth.Access(settings)  # keys, feedback, jobs, features (README "Writes"): they need the database
     if database is not None:
