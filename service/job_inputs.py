@@ -99,7 +99,7 @@ def _zones(settings: Settings, field: str, spec: Zones, territory: Any, label: s
     try:
         request_zones(spec, territory=territory, label=label, sample_dir=settings.sample_data_path())
     except GeovigieError as err:
-        raise _refuse(field, str(err)) from None
+        raise _refuse(field, str(err).removeprefix("zones: ")) from None
 
 
 def check_zan(settings: Settings, spec: ZanIn, territory: Any, label: str) -> None:
