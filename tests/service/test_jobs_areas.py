@@ -11,11 +11,14 @@ import warnings
 from datetime import date
 from pathlib import Path
 
+import geopandas as gpd
 import pandas as pd
+import psycopg
 import pytest
 import rasterio
 from fastapi.testclient import TestClient
 from rasterio.warp import transform_bounds
+from shapely.geometry import shape
 
 from geovigie.catalog import SLOVENIA, CatalogClient, StaticItemStore
 from geovigie.service import create_app
@@ -128,11 +131,8 @@ def test_landcover_progress_in_tiles_then_a_zan_job_on_its_layers(settings, dask
 
         # the same workflow run directly (as `geovigie diagnose zan`) gives the same figures
         index = LayerIndex(results_store_for(settings))
-        zones = pd.DataFrame([f["properties"] for f in HALVES["features"]])
-        import geopandas as gpd
-        from shapely.geometry import shape
-
-        zones = gpd.GeoDataFrame(zones, geometry=[shape(f["geometry"]) for f in HALVES["features"]], crs=4326)
+        zones = gpd.GeoDataFrame(pd.DataFrame([f["properties"] for f in HALVES["features"]]),
+                                 geometry=[shape(f["geometry"]) for f in HALVES["features"]], crs=4326)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             direct = zan(index.get(BEFORE).path, index.get(AFTER).path, settings, place="direct", zones=zones,
@@ -181,5 +181,17 @@ def test_a_dumps_job_on_the_shipped_lidar_publishes_sites_that_get_feedback(sett
             assert posted.status_code == 201 and posted.json()["author"] == "Agent de terrain"
             history = client.get(f"/sites/{site['site_id']}", params={"watch": "montpellier-job"}).json()["history"]
             assert [h["kind"] for h in history] == ["pass", "feedback"]
+
+            # a runner that died after the dumps task: the job claimed again does not run it twice
+            snapshot = settings.data_dir / "diagnostics" / "dumps" / "montpellier-job" / "passes" / "20240501.gpkg"
+            written = snapshot.stat().st_mtime_ns
+            with psycopg.connect(settings.database_url, autocommit=True) as conn:
+                conn.execute("UPDATE geovigie.jobs SET state = 'running', worker = 'gone:1', heartbeat = now() - "
+                             "interval '1 hour' WHERE id = %s", (job["id"],))
+            assert run_jobs(settings, until_empty=True) == 1
+            again = client.get(f"/jobs/{job['id']}").json()
+            assert again["state"] == "succeeded" and again["attempts"] == 2
+            assert "1 tasks (1 already done)" in again["log"] and snapshot.stat().st_mtime_ns == written
+            assert {link["href"] for link in again["links"]} == {link["href"] for link in job["links"]}
     finally:
         feedback.SYNC_INTERVAL_S = 2.0
