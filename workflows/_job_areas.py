@@ -14,14 +14,16 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import geopandas as gpd
 from shapely.geometry import shape
 
+from geovigie.cog import write_array_cog
 from geovigie.diagnostics import request_zones, shipped_mapping
-from geovigie.errors import DiagnosticsWarning
+from geovigie.errors import DiagnosticsWarning, InvalidInputError
 from geovigie.records import sync_sites, sync_zones
 from geovigie.settings import Settings
 from geovigie.tiles import LayerIndex, results_store_for
@@ -95,6 +97,31 @@ def _sensitive(spec: dict[str, Any] | None) -> dict[str, gpd.GeoDataFrame] | Non
             for name, value in spec.items()}
 
 
+def within_territory(layer: str | Path, territory: Any, target: Path) -> Path:
+    """`layer` cropped to the territory (WGS84), pixels outside it set to nodata (0 when the layer has none);
+    `layer` itself when the territory holds it whole.
+
+    Raises:
+        InvalidInputError: the layer does not overlap the territory.
+    """
+    import rasterio
+    from rasterio.mask import mask
+    from shapely.geometry import box, mapping
+
+    with rasterio.open(layer) as src:
+        area = gpd.GeoSeries([territory], crs="EPSG:4326").to_crs(src.crs).iloc[0]
+        if area.contains(box(*src.bounds)):
+            return Path(layer)
+        if not area.intersects(box(*src.bounds)):
+            raise InvalidInputError(f"{Path(layer).name} does not overlap the job's territory")
+        nodata = src.nodata if src.nodata is not None else 0
+        data, transform = mask(src, [mapping(area)], crop=True, nodata=nodata, filled=True)
+        profile = {"driver": "GTiff", "crs": src.crs, "transform": transform, "nodata": nodata}
+        kept = {"tags": src.tags(), "band_descriptions": [d or "" for d in src.descriptions],
+                "scales": list(src.scales), "offsets": list(src.offsets)}
+    return write_array_cog(target, data, profile=profile, **kept)
+
+
 def run_dumps(settings: Settings, job_id: str, request: dict[str, Any], say: Say) -> AreaResult:
     """The dumps task of a job: `workflows.dump_sites` on the named layer (or the LiDAR stand-in) with the height
     model's volumes, sites into PostGIS."""
@@ -102,6 +129,7 @@ def run_dumps(settings: Settings, job_id: str, request: dict[str, Any], say: Say
     inputs = settings.data_dir / "jobs" / job_id / "inputs"
     dsm, dtm, standin = lidar_models(settings.sample_data_path(), inputs, spec["height_model"])
     layer = _layer_file(settings, spec["layer"]) if spec.get("layer") else standin
+    layer = within_territory(layer, _territory(request)[0], inputs / "layer-in-territory.tif")  # sites inside only
     watch = spec.get("watch") or f"job-{job_id}"
     pass_date = date.fromisoformat(spec["pass_date"]) if spec.get("pass_date") else period_dates(request["period"])[1]
     zones = _zones(settings, request, spec["zones"]) if spec.get("zones") else None

@@ -18,7 +18,7 @@ import pytest
 import rasterio
 from fastapi.testclient import TestClient
 from rasterio.warp import transform_bounds
-from shapely.geometry import shape
+from shapely.geometry import box, mapping, shape
 
 from geovigie.catalog import SLOVENIA, CatalogClient, StaticItemStore
 from geovigie.service import create_app
@@ -195,3 +195,23 @@ def test_a_dumps_job_on_the_shipped_lidar_publishes_sites_that_get_feedback(sett
             assert {link["href"] for link in again["links"]} == {link["href"] for link in job["links"]}
     finally:
         feedback.SYNC_INTERVAL_S = 2.0
+
+
+def test_a_dumps_job_keeps_only_the_sites_inside_its_territory(settings) -> None:
+    """The west half of the LiDAR area: every site lies in it (the height model beyond is cropped away)."""
+    west, south, east, north = (float(v) for v in lidar_bbox().split(","))
+    half = box(west, south, (west + east) / 2, north)
+    key = {"X-API-Key": make_key(settings)}
+    with TestClient(create_app(settings)) as client:
+        body = {**dumps_job(watch="west-half"), "territory": mapping(half)}
+        assert client.post("/jobs", json=body, headers=key).status_code == 202
+        assert run_jobs(settings, until_empty=True) == 1
+        job = client.get("/jobs").json()["jobs"][0]
+        assert job["state"] == "succeeded", job
+        data = next(link["href"] for link in job["links"] if link.get("title") == "Sites (GeoJSON)")
+        sites = client.get(_local(data)).json()["features"]
+        footprints = gpd.GeoSeries([shape(s["geometry"]) for s in sites], crs=4326).to_crs(2154)
+        outside = footprints.difference(gpd.GeoSeries([half], crs=4326).to_crs(2154).iloc[0]).area
+        # pixels whose centre is inside are kept: a site may overhang the edge by less than half a 0.5 m pixel
+        assert len(sites) and float(outside.max()) < 0.25 * footprints.length.max(), outside.max()
+        assert any(shape(site["geometry"]).bounds[2] > west + (east - west) / 4 for site in sites)  # not a sliver
