@@ -7,6 +7,7 @@ another CRS, moved away, stacked into two bands, in degrees; footprint layers wi
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,3 +109,68 @@ def test_bad_input_gives_one_error_line(name: str, inputs: Path, tmp_path: Path,
         assert word.format(**{"in": str(inputs)}) in lines[0], (word, lines[0])
     assert _files(work) == before, _files(work) - before
     assert _files(inputs) == inputs_before
+
+
+# `geovigie train` on field feedback (the service's export) for the dump-site detector
+
+
+def _feedback_config(folder: Path, name: str, statuses: list[str], **labels: object) -> Path:
+    """The shipped dump-site feedback config with its labels.path on feedback records written here."""
+    import tomllib
+
+    from shapely.geometry import mapping
+
+    from geovigie.training import field_record, write_field_records
+    from tests.conftest import REPO
+    from tests.training.conftest import write_toml
+
+    shipped = REPO / "training" / "configs" / "dump-sites-feedback-lidarhd-montpellier.toml"
+    with rasterio.open(DSM) as src:
+        x0, y0 = src.bounds.left, src.bounds.top
+    records = [field_record(mapping(box(x0 + 5 + 8 * i, y0 - 20, x0 + 10 + 8 * i, y0 - 15)), status, "2024-06-01",
+                            "agent", site_id=f"s{i}", watch="w") for i, status in enumerate(statuses)]
+    labels_path = write_field_records(folder / f"{name}.geojson", records, crs="EPSG:2154")
+    data = tomllib.loads(shipped.read_text())
+    data["labels"] = {**data["labels"], "path": str(labels_path), **labels}
+    data["images"]["files"] = [{**f, "paths": [str((shipped.parent / p).resolve()) for p in f["paths"]]}
+                               for f in data["images"]["files"]]
+    return write_toml(folder / f"{name}.toml", data)
+
+
+TRAIN_CASES = {
+    "too-few-false-alarms": (["confirmed"] * 5 + ["false_alarm"] * 2, {},
+                             ("2 field record(s)", "'background'", "false_alarm", "labels.min_records")),
+    "too-few-confirmed": (["confirmed"] * 1 + ["false_alarm"] * 6, {"min_records": 2},
+                          ("1 field record(s)", "'dump'", "confirmed")),
+    "buffer-erases-sites": (["confirmed"] * 5 + ["false_alarm"] * 5, {"buffer_m": -3.0},
+                            ("labels.buffer_m = -3", "erases every site")),
+    "bad-status": (["confirmed"] * 5 + ["maybe"] * 5, {}, ("status 'maybe'",)),
+}
+
+
+@pytest.mark.parametrize("name", list(TRAIN_CASES))
+def test_bad_feedback_labels_give_one_error_line(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    statuses, labels, words = TRAIN_CASES[name]
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    if name == "bad-status":  # field_record refuses it: write the record by hand, as another tool might
+        config = _feedback_config(inputs, name, ["confirmed"] * 10, **labels)
+        geojson = inputs / f"{name}.geojson"
+        payload = json.loads(geojson.read_text())
+        for feature in payload["features"][5:]:
+            feature["properties"]["status"] = "maybe"
+        geojson.write_text(json.dumps(payload))
+    else:
+        config = _feedback_config(inputs, name, statuses, **labels)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "none.toml").write_text("# no settings\n")
+    before = _files(work)
+    code, stderr = run_cli(["train", str(config), "--quiet", "--device", "cpu"], work, monkeypatch)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code == 2, stderr
+    assert "Traceback" not in stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+    assert _files(work) == before, _files(work) - before
