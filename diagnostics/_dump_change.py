@@ -4,7 +4,9 @@ A dump is new material on the ground. Given a height model before and after (IGN
 DSMs), candidates are connected areas whose height rose more than a threshold, outside buildings when a footprint
 layer is given. Each gets its area, the volume added (the dump volume integrator of `_dumps`, on after − before)
 and an uncertainty from the height noise measured on stable ground. Growing trees, new buildings and parked
-lorries rise too: these are « candidats », never validated detections, in every output.
+lorries rise too: these are « candidats », never validated detections, in every output. The passes must be
+co-registered: on the shipped Montpellier DSM, the same pass shifted 1 m east gives 16 false candidates (building
+edges, tree crowns; 962 m², 3 212 m³), shifted 0.5 m none above 20 m².
 
 Both models are read whole into memory on their common grid (a commune at 0.5 m, not a département).
 """

@@ -200,3 +200,24 @@ def test_cli_writes_candidats_with_sensitive_distances(passes: dict[str, Path], 
     assert len(table) == 1 and bool(table["candidate"].iloc[0])
     assert table["dist_water_m"].iloc[0] == pytest.approx(30 - 7.5, abs=0.6)  # river edge to the pile's rim
     assert table["nearest_water"].iloc[0] == "ruisseau"
+    items = [p for p in (tmp_path / "gv").rglob("*.json") if "dumps-change-montpellier" in p.read_text()]
+    assert any("Candidats" in p.read_text() for p in items)  # the published layer says what it is
+    again = CliRunner().invoke(app, ["diagnose", "dumps-change", "--dsm-before", str(passes["before"]),
+                                     "--dsm-after", str(passes["before"]), "--watch", "montpellier",
+                                     "--date", "2024-05-02"], env=env)
+    assert again.exit_code == 0, again.stderr
+    assert "no candidate" in again.stderr
+    assert len(gpd.read_file(exports / "candidats-change-20240502.gpkg")) == 0
+
+
+def test_misregistered_passes_give_false_candidates(passes: dict[str, Path]) -> None:
+    """The same real pass shifted east: half a pixel leaves nothing above 20 m², 1 m makes building edges and tree
+    crowns rise (why passes must be co-registered)."""
+    surface, transform = real_surface()
+    found = {}
+    for shift in (0.5, 1.0):
+        moved = write(passes["folder"] / f"shift-{shift}.tif", np.where(surface != NODATA, surface, np.nan),
+                      Affine.translation(shift, 0) * transform)
+        found[shift] = height_change_candidates(passes["before"], moved, pass_date=PASS).candidates
+    assert found[0.5].empty
+    assert len(found[1.0]) > 0 and found[1.0]["height_max_m"].max() > 2.0
