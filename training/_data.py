@@ -170,4 +170,6 @@ def _labels_for(config: ExperimentConfig, source: ImageSource, grid: Grid, mappi
     frame = cache[source.labels]
     if field:  # feedback sites as polygons on this grid, buffered (training/_feedback.py)
         frame = records_on_grid(frame, grid, spec.point_radius_m, spec.buffer_m, str(source.labels))
+        if frame.empty:  # no site visited on this image: all unlabelled, not an error
+            return np.full((grid.height, grid.width), mapping.unlabelled, dtype=np.uint8)
     return vector_labels(frame, attribute, grid, mapping, spec.point_radius_m, str(source.labels))

@@ -389,7 +389,7 @@ def _finish(config: ExperimentConfig, scenes: list[Scene], bands: list[str], spl
         "images": [{"name": s.name, "files": s.files, "date": s.date, "area": s.area} for s in scenes],
         "labels": {"source": config.labels.source, "path": config.labels.path, "attribute": config.labels.attribute,
                    "unlabelled": config.labels.unlabelled, "ignored_source_values": sorted(mapping.ignored),
-                   **field_provenance(config, mapping)},
+                   **field_provenance(config, mapping, [s.grid for s in scenes])},
         "split": (f"{config.split.mode}: map-aligned blocks of {config.split.block_px} px, "
                   f"{config.split.val_fraction:.0%} validation and {config.split.test_fraction:.0%} test blocks "
                   f"(seed {config.split.seed}), {config.split.buffer_px} px buffer dropped around them"

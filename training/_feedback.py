@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
 from geovigie.training._config import ExperimentConfig
@@ -57,8 +58,8 @@ def prepare_records(frame: gpd.GeoDataFrame, config: ExperimentConfig, mapping: 
 
 def records_on_grid(frame: gpd.GeoDataFrame, grid: Grid, point_radius_m: float, buffer_m: float,
                     where: str) -> gpd.GeoDataFrame:
-    """Records in the grid's CRS as polygons: points as disks of `point_radius_m`, everything buffered by
-    `buffer_m` (geometries a negative buffer empties are dropped)."""
+    """Records in the grid's CRS as polygons over the grid: points as disks of `point_radius_m`, everything buffered
+    by `buffer_m` (geometries a negative buffer empties are dropped); may be empty."""
     out = frame.to_crs(grid.crs)
     if out.crs is not None and out.crs.is_geographic:
         raise LabelError(f"{where}: the image CRS {grid.crs} is geographic; buffers need a projected CRS")
@@ -70,24 +71,34 @@ def records_on_grid(frame: gpd.GeoDataFrame, grid: Grid, point_radius_m: float, 
     kept = out[~out.geometry.is_empty]
     if kept.empty and len(out):
         raise LabelError(f"{where}: labels.buffer_m = {buffer_m:g} erases every site; use a smaller inward buffer")
-    return kept
+    from shapely.geometry import box
+
+    return kept[kept.intersects(box(*grid.bounds))]  # feedback is sparse: an image may have no visited site
 
 
-def field_provenance(config: ExperimentConfig, mapping: Mapping) -> dict[str, Any]:
-    """What the card says about field labels: records per status in the label files (each site's latest record),
-    records per class learned from, the buffer and the minimum; {} for other label sources."""
+def field_provenance(config: ExperimentConfig, mapping: Mapping, grids: list[Grid]) -> dict[str, Any]:
+    """What the card says about field labels: records per status over the images (each site's latest record, those
+    touching an image's footprint), records per class learned from, the buffer and the minimum; {} for other label
+    sources."""
     if config.labels.source != "field-validation":
         return {}
+    from shapely.geometry import box
+
     from geovigie.training._data import image_sources
     from geovigie.training._labels import read_vectors
 
     paths = sorted({s.labels for s in image_sources(config) if s.labels is not None})
-    frames = [latest_per_site(read_vectors(p, config.labels.layer, "status", field_validation=True)) for p in paths]
-    records = pd.concat([f["status"] for f in frames]) if frames else pd.Series([], dtype=object)
-    per_status = {**dict.fromkeys(FIELD_STATUSES, 0), **{str(k): int(v) for k, v in records.value_counts().items()}}
-    keys = [source_key(s) for s in records]
+    statuses = []
+    for path in paths:
+        frame = latest_per_site(read_vectors(path, config.labels.layer, "status", field_validation=True))
+        over = np.zeros(len(frame), dtype=bool)
+        for grid in grids:
+            over |= frame.to_crs(grid.crs).intersects(box(*grid.bounds)).to_numpy()
+        statuses += [str(s) for s in frame.loc[over, "status"]]
+    per_status = {**dict.fromkeys(FIELD_STATUSES, 0), **pd.Series(statuses, dtype=object).value_counts().to_dict()}
+    keys = [source_key(s) for s in statuses]
     per_class = {name: sum(mapping.to_class.get(k) == value for k in keys)
                  for value, name in enumerate(mapping.class_names)}
-    return {"field_records": per_status, "field_records_per_class": per_class,
+    return {"field_records": {str(k): int(v) for k, v in per_status.items()}, "field_records_per_class": per_class,
             "field_records_learned_from": sum(per_class.values()), "field_label_files": [str(p) for p in paths],
             "buffer_m": config.labels.buffer_m, "min_records": config.labels.min_records}

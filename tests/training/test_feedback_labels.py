@@ -145,3 +145,32 @@ def test_too_few_field_records_is_refused_and_buffer_grows_the_sites(service) ->
     assert shrunk < plain < grown
     perimeter = float(sites.iloc[1:].to_crs("EPSG:2154").geometry.length.sum())
     assert (grown - plain) * 0.25 == pytest.approx(perimeter * 1.0, rel=0.35)  # ~ perimeter × 1 m, 0.25 m² px
+
+
+def test_card_counts_each_sites_latest_record_over_the_images(tmp_path: Path) -> None:
+    """No service needed: an `all=true`-like export (several records per site, with times) and one site far away."""
+    from shapely.geometry import box, mapping
+
+    from geovigie.training import field_record, write_field_records
+    from geovigie.training._data import mapping_of
+    from geovigie.training._feedback import field_provenance
+
+    x0, y0 = 770505.0, 6277545.0  # inside the first LiDAR tile
+    records = []
+    for i in range(6):
+        site = mapping(box(x0 + 6 * i, y0 - 5, x0 + 6 * i + 4, y0 - 1))
+        records.append(field_record(site, "confirmed", "2024-06-01", "a", site_id=f"s{i}", watch="w",
+                                    time="2024-06-01T08:00:00Z"))
+        if i < 2:  # revisited: the later record wins
+            records.append(field_record(site, "false_alarm", "2024-06-03", "b", site_id=f"s{i}", watch="w",
+                                        time="2024-06-03T09:00:00Z"))
+    far = mapping(box(x0 + 50_000, y0, x0 + 50_010, y0 + 10))
+    records.append(field_record(far, "cleaned", "2024-06-02", "a", site_id="far", watch="w",
+                                time="2024-06-02T08:00:00Z"))
+    path = write_field_records(tmp_path / "all.geojson", records, crs="EPSG:2154")
+    config = _config(path, min_records=2)
+    scenes, _ = load_scenes(config)
+    counts = field_provenance(config, mapping_of(config), [s.grid for s in scenes])
+    assert counts["field_records"] == {"confirmed": 4, "false_alarm": 2, "cleaned": 0}
+    assert counts["field_records_per_class"] == {"background": 2, "dump": 4}
+    assert counts["field_records_learned_from"] == 6
