@@ -127,8 +127,9 @@ def _feedback_config(folder: Path, name: str, statuses: list[str], **labels: obj
     shipped = REPO / "training" / "configs" / "dump-sites-feedback-lidarhd-montpellier.toml"
     with rasterio.open(DSM) as src:
         x0, y0 = src.bounds.left, src.bounds.top
-    records = [field_record(mapping(box(x0 + 5 + 8 * i, y0 - 20, x0 + 10 + 8 * i, y0 - 15)), status, "2024-06-01",
-                            "agent", site_id=f"s{i}", watch="w") for i, status in enumerate(statuses)]
+    far = 100_000.0 if labels.pop("__far__", False) else 0.0  # sites visited in another département
+    records = [field_record(mapping(box(x0 + far + 5 + 8 * i, y0 - 20, x0 + far + 10 + 8 * i, y0 - 15)), status,
+                            "2024-06-01", "agent", site_id=f"s{i}", watch="w") for i, status in enumerate(statuses)]
     labels_path = write_field_records(folder / f"{name}.geojson", records, crs="EPSG:2154")
     data = tomllib.loads(shipped.read_text())
     data["labels"] = {**data["labels"], "path": str(labels_path), **labels}
@@ -145,6 +146,8 @@ TRAIN_CASES = {
     "buffer-erases-sites": (["confirmed"] * 5 + ["false_alarm"] * 5, {"buffer_m": -3.0},
                             ("labels.buffer_m = -3", "erases every site")),
     "bad-status": (["confirmed"] * 5 + ["maybe"] * 5, {}, ("status 'maybe'",)),
+    "feedback-elsewhere": (["confirmed"] * 5 + ["false_alarm"] * 5, {"__far__": True},
+                           ("no field record lies on the images",)),
 }
 
 

@@ -149,6 +149,9 @@ def load_scenes(config: ExperimentConfig) -> tuple[list[Scene], list[str]]:
                             [str(f) for f in source.files]))
     if not scenes:
         raise EmptySearchError("the config names no image")
+    if config.labels.source == "field-validation" and all((s.labels == mapping.unlabelled).all() for s in scenes):
+        raise LabelError(f"{config.labels.path or 'labels'}: no field record lies on the images (each site's latest "
+                         "record, after labels.buffer_m); check the feedback export and the images' place and CRS")
     assert band_names is not None
     return scenes, band_names
 
