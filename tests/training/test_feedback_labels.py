@@ -174,3 +174,21 @@ def test_card_counts_each_sites_latest_record_over_the_images(tmp_path: Path) ->
     assert counts["field_records"] == {"confirmed": 4, "false_alarm": 2, "cleaned": 0}
     assert counts["field_records_per_class"] == {"background": 2, "dump": 4}
     assert counts["field_records_learned_from"] == 6
+
+
+def test_cli_train_says_how_many_field_labels_it_learned_from(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.test_bad_inputs_dsm import _feedback_config
+    from tests.test_bad_inputs_figures import run_cli
+
+    inputs, work = tmp_path / "in", tmp_path / "work"
+    inputs.mkdir()
+    work.mkdir()
+    config = _feedback_config(inputs, "visits", ["confirmed"] * 5 + ["false_alarm"] * 5 + ["cleaned"])
+    code, stderr = run_cli(["train", str(config), "--quiet", "--device", "cpu", "--out", str(work / "run")], work,
+                           monkeypatch)
+    assert code == 0, stderr
+    assert ("field records: 5 confirmed, 5 false_alarm, 1 cleaned; learned from 10 (background 5, dump 5)"
+            in stderr)
+    card = load_bundle(work / "run" / "bundle").card
+    assert card.provenance["labels"]["field_records_per_class"] == {"background": 5, "dump": 5}
