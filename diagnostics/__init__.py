@@ -5,6 +5,12 @@ urban heat islands, and the report that gathers them.
 """
 
 from geovigie.diagnostics._area_inputs import TERRITORY_ZONE, request_zones, shipped_mapping, shipped_mappings
+from geovigie.diagnostics._dump_change import (
+    CHANGE_NOTE,
+    DEFAULT_MIN_RISE_M,
+    HeightChange,
+    height_change_candidates,
+)
 from geovigie.diagnostics._dumps import (
     CANDIDATE_NOTE,
     DEFAULT_MIN_HEIGHT_M,
@@ -79,6 +85,10 @@ __all__ = [
     "vector_crs",
     "read_vector",
     "CANDIDATE_NOTE",
+    "CHANGE_NOTE",
+    "DEFAULT_MIN_RISE_M",
+    "HeightChange",
+    "height_change_candidates",
     "DEFAULT_MIN_HEIGHT_M",
     "DEFAULT_NOISE_M",
     "HOT_SPOT_CLASSES",
