@@ -185,7 +185,7 @@ def run_job(settings: Settings, job: dict[str, Any], worker: str, *, client: Any
                                         f"({request.get('period') or 'any date'})")
         counted = f"{plan.items} items, " if plan is not None else ""
         if report_job(settings, job_id, worker, done=done, total=total, unit=PROGRESS_UNIT,
-                      line=f"{counted}{total} tasks ({done} already done)"):
+                      line=f"{counted}tasks: {total} ({done} already done)"):
             raise JobCancelledError
 
         def progress(line: str) -> None:

@@ -191,7 +191,7 @@ def test_a_dumps_job_on_the_shipped_lidar_publishes_sites_that_get_feedback(sett
             assert run_jobs(settings, until_empty=True) == 1
             again = client.get(f"/jobs/{job['id']}").json()
             assert again["state"] == "succeeded" and again["attempts"] == 2
-            assert "1 tasks (1 already done)" in again["log"] and snapshot.stat().st_mtime_ns == written
+            assert "tasks: 1 (1 already done)" in again["log"] and snapshot.stat().st_mtime_ns == written
             assert {link["href"] for link in again["links"]} == {link["href"] for link in job["links"]}
     finally:
         feedback.SYNC_INTERVAL_S = 2.0
