@@ -4,6 +4,13 @@ Vegetation (NDVI) and surface temperature layers, per-zone figures, ZAN accounti
 urban heat islands, and the report that gathers them.
 """
 
+from geovigie.diagnostics._area_inputs import TERRITORY_ZONE, request_zones, shipped_mapping, shipped_mappings
+from geovigie.diagnostics._dump_change import (
+    CHANGE_NOTE,
+    DEFAULT_MIN_RISE_M,
+    HeightChange,
+    height_change_candidates,
+)
 from geovigie.diagnostics._dumps import (
     CANDIDATE_NOTE,
     DEFAULT_MIN_HEIGHT_M,
@@ -63,6 +70,10 @@ from geovigie.diagnostics.heat import TemperatureSummary, temperature_layer
 from geovigie.diagnostics.vegetation import NdviSummary, check_ndvi_layer, ndvi_layer
 
 __all__ = [
+    "TERRITORY_ZONE",
+    "request_zones",
+    "shipped_mapping",
+    "shipped_mappings",
     "COVERED",
     "DEFAULT_MIN_COVERAGE",
     "DEFAULT_MIN_COVERAGE_TOTALS",
@@ -74,6 +85,10 @@ __all__ = [
     "vector_crs",
     "read_vector",
     "CANDIDATE_NOTE",
+    "CHANGE_NOTE",
+    "DEFAULT_MIN_RISE_M",
+    "HeightChange",
+    "height_change_candidates",
     "DEFAULT_MIN_HEIGHT_M",
     "DEFAULT_NOISE_M",
     "HOT_SPOT_CLASSES",
