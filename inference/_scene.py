@@ -7,7 +7,6 @@ import math
 import numpy as np
 from rasterio.windows import Window
 
-from geovigie.errors import EmptyInputError
 from geovigie.inference._source import RasterSource
 from geovigie.models import MAX_STAT_PIXELS, BandMaps, ModelCard, band_maps
 
@@ -20,9 +19,7 @@ def scene_maps(source: RasterSource, card: ModelCard, input_scale: float = 1.0, 
     """The card's per-scene mapping of this input (None when the card has none), from every valid pixel of the whole
     raster, values scaled as `value * input_scale + input_offset`; rasters of more than `max_pixels` pixels are read
     on a regular grid of every k-th row and column (k the smallest that fits), window by window (bounded memory).
-
-    Raises:
-        EmptyInputError: no valid pixel.
+    Without any valid pixel (a forced run, whose outputs are all nodata), the identity.
     """
     if card.scene_normalisation is None:
         return None
@@ -35,9 +32,8 @@ def scene_maps(source: RasterSource, card: ModelCard, input_scale: float = 1.0, 
             data, valid = data[:, ::step, ::step], valid[::step, ::step]
             parts.append(data[:, valid].astype(np.float64))
     pixels = np.concatenate(parts, axis=1)
-    if pixels.shape[1] == 0:
-        raise EmptyInputError(f"{source.location}: no valid pixel to compute the scene statistics of "
-                              f"{card.scene_normalisation.method} normalisation from")
+    if pixels.shape[1] == 0:  # only a forced run gets here (`prepare_source` refuses it): every output is nodata
+        return tuple(((0.0, 1.0), (0.0, 1.0)) for _ in range(pixels.shape[0]))
     if input_scale != 1.0 or input_offset != 0.0:
         pixels = pixels * input_scale + input_offset
     return band_maps(pixels, card.scene_normalisation)
