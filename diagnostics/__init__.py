@@ -4,6 +4,13 @@ Vegetation (NDVI) and surface temperature layers, per-zone figures, ZAN accounti
 urban heat islands, and the report that gathers them.
 """
 
+from geovigie.diagnostics._appearance_change import (
+    APPEARANCE_NOTE,
+    DEFAULT_MIN_NDVI_DROP,
+    DEFAULT_MIN_TEXTURE,
+    AppearanceChange,
+    appearance_change_candidates,
+)
 from geovigie.diagnostics._dump_change import (
     CHANGE_NOTE,
     DEFAULT_MIN_RISE_M,
@@ -80,6 +87,11 @@ __all__ = [
     "vector_crs",
     "read_vector",
     "CANDIDATE_NOTE",
+    "APPEARANCE_NOTE",
+    "AppearanceChange",
+    "DEFAULT_MIN_NDVI_DROP",
+    "DEFAULT_MIN_TEXTURE",
+    "appearance_change_candidates",
     "CHANGE_NOTE",
     "DEFAULT_MIN_RISE_M",
     "HeightChange",

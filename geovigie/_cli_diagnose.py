@@ -225,6 +225,51 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
         for name, path in result.files.items():
             err.print(f"{name}: {path}")
 
+    @diagnose_app.command("dumps-appearance")
+    @friendly_errors
+    def dumps_appearance(
+            before: Annotated[Path, typer.Option(
+                help="Image of the earlier pass: Sentinel-2 bands named B02, B03, B04 (B08, B11), or an orthophoto "
+                     "RGB / RGB + NIR (bands named red, green, blue, nir, or RGB colour interpretation).")],
+            after: Annotated[Path, typer.Option(help="Image of the later pass, same CRS and bands.")],
+            watch: Annotated[str, typer.Option(help="Name of the area followed pass after pass.")],
+            pass_date: Annotated[str, typer.Option("--date", help="Date of the later pass, YYYY-MM-DD.")],
+            min_ndvi_drop: Annotated[float, typer.Option(help="NDVI fall a pixel must exceed (with NIR).")] = 0.2,
+            min_texture: Annotated[float, typer.Option(
+                help="After-pass brightness std / mean in a 3 x 3 window a pixel must exceed.")] = 0.15,
+            min_area: Annotated[float, typer.Option(help="Smallest candidate, m².")] = 400.0,
+            require_nir: Annotated[bool, typer.Option(
+                help="Refuse passes without NIR instead of using brightness alone.")] = False,
+            exclude: Annotated[Path | None, typer.Option(
+                help="Footprints (buildings, known quarries; GeoPackage / GeoJSON) masked out.")] = None,
+            zones: Annotated[Path | None, typer.Option(help="Communes for each candidate's INSEE code.")] = None,
+            sensitive: Annotated[list[str] | None, typer.Option(
+                help="NAME=FILE of a layer to measure distances to, in metres; repeatable. Features need a "
+                     "'name' column.")] = None,
+            zones_crs: ZonesCrsOption = None) -> None:
+        """Dump candidates without labels: ground whose appearance turned bare and heterogeneous between two
+        image passes (« candidats »)."""
+        from geovigie.diagnostics import read_vector
+        from geovigie.workflows import appearance_change
+
+        _finite(min_ndvi_drop, "--min-ndvi-drop", 0.0, 2.0)
+        _finite(min_texture, "--min-texture", 0.0, 1e6)
+        _finite(min_area, "--min-area", 0.0, 1e9)
+        layers = _sensitive(sensitive, zones_crs)
+        footprints = read_vector(exclude, "exclusion footprints", crs=zones_crs) if exclude else None
+        result = appearance_change(before, after, settings_factory(), watch=watch,
+                                   pass_date=_day(pass_date, "--date"), min_ndvi_drop=min_ndvi_drop,
+                                   min_texture=min_texture, min_area_m2=min_area, require_nir=require_nir,
+                                   exclude=footprints, zones=_zones(zones, crs=zones_crs) if zones else None,
+                                   sensitive=layers or None)
+        change = result.change
+        err.print(f"candidats (not validated): {result.layer.detail if result.layer else ''}; "
+                  f"grid {change.shape[1]}x{change.shape[0]} px {change.crs}"
+                  + (f"; {change.resampled} resampled onto the other's grid" if change.resampled else ""),
+                  soft_wrap=True)
+        for name, path in result.files.items():
+            err.print(f"{name}: {path}")
+
     @diagnose_app.command("heat")
     @friendly_errors
     def heat(item: Annotated[Path, typer.Argument(

@@ -1,0 +1,178 @@
+"""Dump candidates from an appearance change between two real Sentinel-2 L1C passes of the shipped Slovenia patch.
+
+Scenes 2 and 3 are clear passes of one place (dates not given by the source), scenes 0 and 1 hazy. Where said, the
+"after" pass is scene 3 with a SYNTHETIC bare, heterogeneous patch written by the test: 4 × 4 pixels (≈ 40 × 40 m,
+1 598 m²) of forest replaced by bare-soil-like top-of-atmosphere reflectances times a SYNTHETIC per-pixel factor
+1 + 0.35 N(0, 1) (mixed rubble), or a SYNTHETIC global gain and band-wise haze offset applied to the whole pass.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from shapely.geometry import Point, box
+from typer.testing import CliRunner
+
+from geovigie.cli import app
+from geovigie.diagnostics import APPEARANCE_NOTE, appearance_change_candidates
+from geovigie.errors import DiagnosticsWarning
+from tests.conftest import DATA
+
+S2 = DATA / "s2-l1c-slovenia"
+BEFORE, AFTER = S2 / "reference_scene_2.tif", S2 / "reference_scene_3.tif"
+PASS = date(2017, 6, 1)  # the source gives no date; any date names the outputs
+PATCHES = ((20, 20), (60, 30))  # top-left pixel of two 4 × 4 forest blocks (lulc_mask class 2 all around)
+SOIL = np.array([0.12, 0.11, 0.12, 0.14, 0.16, 0.18, 0.19, 0.20, 0.21, 0.07, 0.005, 0.30, 0.24])  # B01…B12, TOA
+GAIN = 1.2
+HAZE = np.array([0.06, 0.05, 0.04, 0.03, 0.025, 0.02, 0.02, 0.015, 0.015, 0.01, 0.0, 0.01, 0.005])
+
+
+def read(path: Path) -> tuple[np.ndarray, dict, tuple[str, ...]]:
+    with rasterio.open(path) as src:
+        return src.read(), src.profile, src.descriptions
+
+
+def write(path: Path, array: np.ndarray, profile: dict, descriptions: tuple[str, ...]) -> Path:
+    with rasterio.open(path, "w", **{**profile, "count": array.shape[0], "dtype": "float32"}) as dst:
+        dst.write(array.astype(np.float32))
+        dst.descriptions = descriptions
+    return path
+
+
+def with_patch(array: np.ndarray, row: int, col: int, seed: int = 0) -> np.ndarray:
+    """The pass with a SYNTHETIC bare, heterogeneous 4 × 4 px patch at (row, col)."""
+    out = array.copy()
+    factor = np.clip(1 + 0.35 * np.random.default_rng(seed).standard_normal((4, 4)), 0.3, 2.0)
+    out[:, row:row + 4, col:col + 4] = SOIL[:, None, None] * factor
+    return out
+
+
+def patch_box(row: int, col: int) -> gpd.GeoDataFrame:
+    with rasterio.open(AFTER) as src:
+        (x0, y0), (x1, y1) = src.transform * (col, row + 4), src.transform * (col + 4, row)
+        crs = src.crs
+    return gpd.GeoDataFrame(geometry=[box(x0, y0, x1, y1)], crs=crs)
+
+
+@pytest.fixture(scope="module")
+def passes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("appearance")
+    array, profile, names = read(AFTER)
+    with rasterio.open(S2 / "lulc_mask.tif") as src:
+        classes = src.read(1)
+    for row, col in PATCHES:
+        assert (classes[row - 2:row + 6, col - 2:col + 6] == 2).all()  # forest around the patch
+    hazy = array * GAIN + HAZE[:, None, None]
+    return {"folder": folder,
+            "patched": write(folder / "patched.tif", with_patch(array, *PATCHES[0]), profile, names),
+            "patched-2": write(folder / "patched-2.tif", with_patch(array, *PATCHES[1], seed=1), profile, names),
+            "hazy": write(folder / "hazy.tif", hazy, profile, names),
+            "hazy-patched": write(folder / "hazy-patched.tif", with_patch(hazy, *PATCHES[0]), profile, names)}
+
+
+def test_two_clear_real_passes_give_no_candidate() -> None:
+    """Scene 2 -> 3 (and back): nothing over the default 400 m²; at any size, 2 single pixels (200 m²) at most."""
+    for first, second in ((BEFORE, AFTER), (AFTER, BEFORE)):
+        change = appearance_change_candidates(first, second, pass_date=PASS)
+        assert change.candidates.empty
+        assert change.bands == ("blue", "green", "red", "nir", "swir16")
+        assert min(change.fit_r.values()) > 0.9  # clear passes: every band fits on unchanged ground
+        tiny = appearance_change_candidates(first, second, pass_date=PASS, min_area_m2=0).candidates
+        assert len(tiny) <= 2 and tiny["area_m2"].sum() < 250
+
+
+@pytest.mark.parametrize("key,where", [("patched", PATCHES[0]), ("patched-2", PATCHES[1])])
+def test_synthetic_bare_patch_found_with_its_area(passes: dict[str, Path], key: str, where: tuple[int, int]) -> None:
+    found = appearance_change_candidates(BEFORE, passes[key], pass_date=PASS).candidates
+    assert len(found) == 1
+    row = found.iloc[0]
+    truth = patch_box(*where).to_crs("EPSG:2154").geometry.iloc[0]
+    assert abs(row["area_m2"] - truth.area) / truth.area < 0.25, (row["area_m2"], truth.area)
+    assert Point(row["centroid_x_l93"], row["centroid_y_l93"]).distance(truth.centroid) < 10
+    assert row["ndvi_drop_mean"] > 0.2 and row["texture_mean"] > 0.15 and row["bsi_rise_mean"] > 0
+    assert row["candidate"] and row["note"] == APPEARANCE_NOTE and "candidat" in row["note"]
+    assert np.isnan(row["volume_m3"])
+
+
+def test_gain_and_haze_alone_give_nothing(passes: dict[str, Path]) -> None:
+    same = appearance_change_candidates(AFTER, passes["hazy"], pass_date=PASS, min_area_m2=0)
+    assert same.candidates.empty  # not one pixel: the fit takes the whole gain and haze out
+    assert same.gains["blue"] == pytest.approx((GAIN, HAZE[1]), rel=1e-3)
+    assert appearance_change_candidates(BEFORE, passes["hazy"], pass_date=PASS).candidates.empty
+    found = appearance_change_candidates(BEFORE, passes["hazy-patched"], pass_date=PASS).candidates
+    assert len(found) == 1  # and the patch under the haze is still found
+    truth = patch_box(*PATCHES[0]).to_crs("EPSG:2154").geometry.iloc[0]
+    assert abs(found.iloc[0]["area_m2"] - truth.area) / truth.area < 0.25
+
+
+def test_real_hazy_pass_warns() -> None:
+    with pytest.warns(DiagnosticsWarning, match="hardly comparable"):
+        change = appearance_change_candidates(S2 / "reference_scene_1.tif", AFTER, pass_date=PASS)
+    assert change.candidates.empty or (change.candidates["normalisation_r"] < 0.5).all()
+
+
+def test_rgb_only_passes_use_brightness(passes: dict[str, Path]) -> None:
+    """An orthophoto-like pair (red, green, blue): the patch is found from brightness and texture alone."""
+    rgb = {}
+    for name, path in (("before", BEFORE), ("after", passes["patched"])):
+        array, profile, names = read(path)
+        rgb[name] = write(passes["folder"] / f"rgb-{name}.tif", array[[3, 2, 1]], profile, ("red", "green", "blue"))
+    change = appearance_change_candidates(rgb["before"], rgb["after"], pass_date=PASS)
+    assert change.bands == ("blue", "green", "red")
+    assert len(change.candidates) == 1 and np.isnan(change.candidates.iloc[0]["ndvi_drop_mean"])
+    truth = patch_box(*PATCHES[0]).to_crs("EPSG:2154").geometry.iloc[0]
+    assert abs(change.candidates.iloc[0]["area_m2"] - truth.area) / truth.area < 0.25
+    assert appearance_change_candidates(rgb["before"], rgb["before"], pass_date=PASS).candidates.empty
+
+
+def test_exclusion_footprint_masks_the_patch(passes: dict[str, Path]) -> None:
+    around = patch_box(*PATCHES[0]).buffer(20)
+    assert appearance_change_candidates(BEFORE, passes["patched"], pass_date=PASS,
+                                        exclude=gpd.GeoDataFrame(geometry=around)).candidates.empty
+
+
+def test_partial_overlap_uses_the_intersection(passes: dict[str, Path]) -> None:
+    array, profile, names = read(passes["patched"])
+    part = write(passes["folder"] / "west.tif", array[:, :, :60], {**profile, "width": 60}, names)
+    change = appearance_change_candidates(BEFORE, part, pass_date=PASS)
+    assert change.shape == (101, 60) and change.resampled is None
+    assert len(change.candidates) == 1
+
+
+def test_cli_writes_candidats_with_sensitive_distances(passes: dict[str, Path], tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for key in [k for k in os.environ if k.startswith("GEOVIGIE_")]:
+        monkeypatch.delenv(key)
+    patch = patch_box(*PATCHES[0]).to_crs("EPSG:2154").geometry.iloc[0]
+    x0, y0, x1, y1 = patch.bounds
+    river = gpd.GeoDataFrame({"name": ["potok"]}, geometry=[box(x1 + 100, y0 - 50, x1 + 102, y1 + 50)],
+                             crs="EPSG:2154")
+    river.to_file(tmp_path / "water.gpkg")
+    (tmp_path / "none.toml").write_text("# no settings\n")
+    env = {"GEOVIGIE_CONFIG": str(tmp_path / "none.toml"), "GEOVIGIE_DATA_DIR": str(tmp_path / "gv"),
+           "GEOVIGIE_STAC_BACKEND": "static", "HOME": str(tmp_path)}
+    args = ["diagnose", "dumps-appearance", "--before", str(BEFORE), "--watch", "slovenia"]
+    result = CliRunner().invoke(app, [*args, "--after", str(passes["patched"]), "--date", "2017-06-01",
+                                      "--sensitive", f"water={tmp_path / 'water.gpkg'}"], env=env)
+    assert result.exit_code == 0, result.stderr
+    assert "candidats (not validated): 1 candidats" in result.stderr
+    exports = tmp_path / "gv" / "diagnostics" / "dumps" / "slovenia" / "exports"
+    assert sorted(p.name for p in exports.iterdir()) == [f"candidats-appearance-20170601.{s}"
+                                                         for s in ("csv", "geojson", "gpkg")]
+    table = gpd.read_file(exports / "candidats-appearance-20170601.gpkg")
+    assert len(table) == 1 and bool(table["candidate"].iloc[0])
+    assert table["dist_water_m"].iloc[0] == pytest.approx(100, abs=15)  # Lambert-93 vs UTM: not exactly 100
+    assert table["nearest_water"].iloc[0] == "potok"
+    items = [p for p in (tmp_path / "gv").rglob("*.json") if "dumps-appearance-slovenia" in p.read_text()]
+    assert any("Candidats" in p.read_text() for p in items)
+    again = CliRunner().invoke(app, [*args, "--after", str(AFTER), "--date", "2017-06-02"], env=env)
+    assert again.exit_code == 0, again.stderr
+    assert "no candidate" in again.stderr
+    assert len(gpd.read_file(exports / "candidats-appearance-20170602.gpkg")) == 0
