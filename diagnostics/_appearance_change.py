@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -49,7 +50,8 @@ from geovigie.diagnostics._dumps import (
 from geovigie.errors import DiagnosticsWarning, GridMismatchError, InvalidInputError, InvalidRasterError
 
 ROLES = ("blue", "green", "red", "nir", "swir16")
-"""Bands used, by common name; blue, green and red are required, nir and swir16 used when both passes have them."""
+"""Bands used, by common name; green and red are required (an IRC orthophoto has no blue), the others used when
+both passes have them."""
 _ALIASES = {"b": "blue", "bleu": "blue", "g": "green", "vert": "green", "r": "red", "rouge": "red",
             "nir08": None, "pir": "nir", "infrared": "nir", "swir1": "swir16", "swir": "swir16"}
 _COLOURS = {ColorInterp.red: "red", ColorInterp.green: "green", ColorInterp.blue: "blue"}
@@ -81,7 +83,7 @@ class AppearanceChange:
 
     candidates: gpd.GeoDataFrame
     bands: tuple[str, ...]
-    """Common names of the bands used (blue, green, red, then nir and swir16 when both passes have them)."""
+    """Common names of the bands used (green, red, and blue, nir, swir16 when both passes have them)."""
     gains: dict[str, tuple[float, float]] = field(default_factory=dict)
     """Per band, (gain, offset) with after ≈ gain × before + offset on unchanged pixels."""
     fit_r: dict[str, float] = field(default_factory=dict)
@@ -92,35 +94,44 @@ class AppearanceChange:
     """Name of the pass resampled onto the other's grid, or None."""
 
 
-def band_roles(src: rasterio.DatasetReader, path: Path) -> dict[str, int]:
-    """1-based band index of each role a raster has, from band descriptions (`B04`, `red`...) or colour
-    interpretation (an RGB orthophoto)."""
+def band_roles(src: rasterio.DatasetReader, path: Path, names: Sequence[str] | None = None) -> dict[str, int]:
+    """1-based band index of each role a raster has, from `names` (one per band, given by the user), band
+    descriptions (`B04`, `red`...) or colour interpretation (an RGB orthophoto)."""
     roles: dict[str, int] = {}
-    for index, text in enumerate(src.descriptions, start=1):
+    if names is not None and len(names) != src.count:
+        raise InvalidInputError(f"{path}: {src.count} band(s), but {len(names)} band names given "
+                                f"({', '.join(names)})")
+    for index, text in enumerate(names if names is not None else src.descriptions, start=1):
         if not text:
             continue
         name = canonical_s2_name(text.strip())
         role = S2_BANDS[name][0] if name in S2_BANDS else _ALIASES.get(text.strip().lower(), text.strip().lower())
+        if names is not None and role not in ROLES and name not in S2_BANDS and role != "other":
+            raise InvalidInputError(f"band name {text!r}: use blue, green, red, nir, swir16, a Sentinel-2 band "
+                                    "(B04) or 'other'")
         if role in ROLES and role not in roles:
             roles[role] = index
     if not roles:
         for index, colour in enumerate(src.colorinterp, start=1):
             if colour in _COLOURS and _COLOURS[colour] not in roles:
                 roles[_COLOURS[colour]] = index
-    missing = [r for r in ("blue", "green", "red") if r not in roles]
+    missing = [r for r in ("green", "red") if r not in roles]
     if missing:
         described = ", ".join(d or "?" for d in src.descriptions)
         raise InvalidRasterError(f"{path}: no {', '.join(missing)} band among its {src.count} band(s) ({described}); "
-                                 "name bands by description (B02/B03/B04/B08/B11 or blue/green/red/nir/swir16) "
-                                 "or colour interpretation")
+                                 "name bands by description (B02/B03/B04/B08/B11 or blue/green/red/nir/swir16), "
+                                 "colour interpretation, or give band names (--bands)")
     return roles
 
 
-def _read_passes(before: Path, after: Path, need_nir: bool) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray],
-                                                                     Affine, rasterio.crs.CRS, str | None]:
+_Bands = dict[str, np.ndarray]
+
+
+def _read_passes(before: Path, after: Path, need_nir: bool,
+                 names: Sequence[str] | None) -> tuple[_Bands, _Bands, Affine, rasterio.crs.CRS, str | None]:
     """Both passes' role bands as float64 (NaN = nodata) on the coarser pass's grid cut to their overlap."""
     with _open(before) as first, _open(after) as second:
-        roles_first, roles_second = band_roles(first, before), band_roles(second, after)
+        roles_first, roles_second = band_roles(first, before, names), band_roles(second, after, names)
         for src, path in ((first, before), (second, after)):
             if not _is_metric(src.crs):
                 raise InvalidRasterError(f"{path}: CRS {src.crs.to_string()} is not projected in metres; "
@@ -196,10 +207,11 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 def _indices(bands: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    out = {"brightness": (bands["blue"] + bands["green"] + bands["red"]) / 3}
+    visible = [bands[r] for r in ("blue", "green", "red") if r in bands]
+    out = {"brightness": sum(visible) / len(visible)}
     if "nir" in bands:
         out["ndvi"] = _ratio(bands["nir"] - bands["red"], bands["nir"] + bands["red"])
-    if "nir" in bands and "swir16" in bands:
+    if "nir" in bands and "swir16" in bands and "blue" in bands:
         out["bsi"] = _ratio(bands["swir16"] + bands["red"] - bands["nir"] - bands["blue"],
                             bands["swir16"] + bands["red"] + bands["nir"] + bands["blue"])
     return out
@@ -235,35 +247,39 @@ def appearance_change_candidates(
     window_px: int = DEFAULT_WINDOW_PX,
     min_area_m2: float = 400.0,
     require_nir: bool = False,
+    band_names: Sequence[str] | None = None,
     exclude: gpd.GeoDataFrame | None = None,
     zones: gpd.GeoDataFrame | None = None,
 ) -> AppearanceChange:
     """Candidate dumps: connected areas whose appearance turned bare and heterogeneous between two passes.
 
-    1. Bands by role (blue, green, red; nir and swir16 when both passes have them) from band descriptions (S2
-       names or common names) or RGB colour interpretation; both passes go on the coarser grid cut to their
-       overlap, the other resampled when its pixels do not line up (as `height_change_candidates`).
+    1. Bands by role (green, red; blue, nir and swir16 when both passes have them) from `band_names` (one per
+       band, for files whose bands are not described), band descriptions (S2 names or common names) or RGB
+       colour interpretation; both passes go on the coarser grid cut to their overlap, the other resampled
+       when its pixels do not line up (as `height_change_candidates`).
     2. Radiometry: per band, a robust reduced-major-axis fit after ≈ gain × before + offset on pixels valid in
        both (changed pixels trimmed as outliers); after is mapped back, (after - offset) / gain.
     3. A pixel changed when NDVI dropped more than `min_ndvi_drop` or (with SWIR) the bare-soil index rose more
        than `min_bsi_rise`; without NIR, when brightness rose more than `min_brightness_rise` × its before value.
-       It is heterogeneous when the after pass's local brightness std / mean in a `window_px` square is above
-       `min_texture`. Both, outside `exclude` footprints: sieved (groups and holes under `min_area_m2`),
-       vectorised, those under `min_area_m2` dropped.
+       Brightness is the mean of the visible bands. A pixel is heterogeneous when the after pass's local
+       brightness std / mean in a `window_px` square is above `min_texture`. Pixels both changed and
+       heterogeneous, outside `exclude` footprints, are sieved (groups and holes under `min_area_m2`),
+       vectorised, and those under `min_area_m2` dropped.
 
     Raises:
         InputNotFoundError: a pass does not exist.
-        InvalidRasterError: unreadable, no CRS, CRS not in metres, no blue/green/red band, or no NIR band when
+        InvalidRasterError: unreadable, no CRS, CRS not in metres, no green/red band, or no NIR band when
             `require_nir`.
         GridMismatchError: the passes' CRS differ or they do not overlap.
-        InvalidInputError: an option out of range, too few valid pixels, an exclusion layer without CRS.
+        InvalidInputError: an option out of range, too few valid pixels, an exclusion layer without CRS or
+            polygons, `band_names` not one per band or holding an unknown name.
     """
     _check({"min_ndvi_drop": min_ndvi_drop, "min_bsi_rise": min_bsi_rise, "min_brightness_rise": min_brightness_rise,
             "min_texture": min_texture, "min_area_m2": min_area_m2}, window_px)
     pass_iso = iso_pass_date(pass_date)
     zone_frame = _prepare_zones(zones) if zones is not None else None
     before, after = Path(before), Path(after)
-    old, new, transform, crs, resampled = _read_passes(before, after, require_nir)
+    old, new, transform, crs, resampled = _read_passes(before, after, require_nir, band_names)
     valid = np.logical_and.reduce([np.isfinite(a) for a in (*old.values(), *new.values())])
     if valid.sum() < MIN_FIT_PX:
         raise InvalidInputError(f"{before} / {after}: only {int(valid.sum())} pixels valid in both passes "
@@ -290,7 +306,7 @@ def appearance_change_candidates(
     bsi_rise = second["bsi"] - first["bsi"] if "bsi" in first else np.full(valid.shape, np.nan)
     changed |= np.nan_to_num(bsi_rise) > min_bsi_rise
     texture = _texture(second["brightness"], valid, window_px)
-    excluded = _building_mask(exclude, valid.shape, transform, crs)
+    excluded = _building_mask(_footprints(exclude), valid.shape, transform, crs)
     found = valid & ~excluded & changed & (np.nan_to_num(texture) > min_texture)
     pixel_area = abs(transform.a * transform.e - transform.b * transform.d)
     found = _clean(found, _sieve_size(None, min_area_m2, pixel_area)) & valid & ~excluded
@@ -315,6 +331,18 @@ def appearance_change_candidates(
     frame = gpd.GeoDataFrame(frame[[*APPEARANCE_COLUMNS, "geometry"]], geometry="geometry", crs=OUTPUT_CRS)
     frame.attrs["pass_date"] = pass_iso
     return AppearanceChange(frame, tuple(old), gains, fit_r, crs.to_string(), valid.shape, resampled)
+
+
+def _footprints(exclude: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame | None:
+    """The exclusion layer's polygons, or a clear error naming it."""
+    if exclude is None:
+        return None
+    if not isinstance(exclude, gpd.GeoDataFrame) or exclude.crs is None:
+        raise InvalidInputError("exclusion footprints: expected a GeoDataFrame with a CRS")
+    kept = exclude[exclude.geometry.notna() & ~exclude.geometry.is_empty]
+    if not kept.geom_type.isin(["Polygon", "MultiPolygon"]).any():
+        raise InvalidInputError("exclusion footprints: no polygon in the layer (give building or site outlines)")
+    return kept
 
 
 def _polygons(labels: np.ndarray, transform: Affine, crs: rasterio.crs.CRS) -> gpd.GeoDataFrame:

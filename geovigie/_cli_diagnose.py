@@ -240,6 +240,9 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
             min_area: Annotated[float, typer.Option(help="Smallest candidate, m².")] = 400.0,
             require_nir: Annotated[bool, typer.Option(
                 help="Refuse passes without NIR instead of using brightness alone.")] = False,
+            bands: Annotated[str | None, typer.Option(
+                help="Names of the bands of both passes in order, for files without band descriptions, e.g. "
+                     "red,green,blue,nir (an IGN RVB+IR orthophoto); 'other' for a band to ignore.")] = None,
             exclude: Annotated[Path | None, typer.Option(
                 help="Footprints (buildings, known quarries; GeoPackage / GeoJSON) masked out.")] = None,
             zones: Annotated[Path | None, typer.Option(help="Communes for each candidate's INSEE code.")] = None,
@@ -260,6 +263,7 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
         result = appearance_change(before, after, settings_factory(), watch=watch,
                                    pass_date=_day(pass_date, "--date"), min_ndvi_drop=min_ndvi_drop,
                                    min_texture=min_texture, min_area_m2=min_area, require_nir=require_nir,
+                                   band_names=[b.strip() for b in bands.split(",")] if bands else None,
                                    exclude=footprints, zones=_zones(zones, crs=zones_crs) if zones else None,
                                    sensitive=layers or None)
         change = result.change

@@ -8,7 +8,7 @@ Candidates are not tracked into the watch's pass history: only a validated layer
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -56,6 +56,7 @@ def appearance_change(
     min_texture: float = DEFAULT_MIN_TEXTURE,
     min_area_m2: float = 400.0,
     require_nir: bool = False,
+    band_names: Sequence[str] | None = None,
     exclude: gpd.GeoDataFrame | None = None,
     zones: gpd.GeoDataFrame | None = None,
     sensitive: Mapping[str, gpd.GeoDataFrame] | None = None,
@@ -73,6 +74,8 @@ def appearance_change(
         min_texture: after-pass local brightness std / mean a pixel must exceed.
         min_area_m2: smallest candidate kept.
         require_nir: refuse passes without a NIR band instead of falling back on brightness.
+        band_names: names of the bands of both passes in order (red, green, blue, nir, swir16, B04..., other),
+            for files whose bands carry no description.
         exclude: footprints (buildings, quarries already known...) masked out of the detection.
         zones: communes for the INSEE code and name of each candidate.
         sensitive: layers to measure distances to (Natura 2000, ZNIEFF, water...), by short name.
@@ -81,7 +84,7 @@ def appearance_change(
     folder = watch_folder(settings, watch)
     change = appearance_change_candidates(before, after, pass_date=pass_date, min_ndvi_drop=min_ndvi_drop,
                                           min_texture=min_texture, min_area_m2=min_area_m2, require_nir=require_nir,
-                                          exclude=exclude, zones=zones)
+                                          band_names=band_names, exclude=exclude, zones=zones)
     if sensitive:
         change = replace(change, candidates=sensitive_zones(change.candidates, sensitive))
     candidates = change.candidates

@@ -176,3 +176,54 @@ def test_cli_writes_candidats_with_sensitive_distances(passes: dict[str, Path], 
     assert again.exit_code == 0, again.stderr
     assert "no candidate" in again.stderr
     assert len(gpd.read_file(exports / "candidats-appearance-20170602.gpkg")) == 0
+
+
+ORTHO = DATA / "ortho-like-gers"
+ORTHO_SOIL = {"rvb.tif": np.array([143.0, 122.0, 112.0]), "irc.tif": np.array([102.0, 143.0, 122.0])}  # 8-bit
+
+
+def vegetated_block(size: int = 8) -> tuple[int, int]:
+    """Top-left pixel of the first 4 × 4 block inside an 8 × 8 square where every NDVI > 0.4 (IRC pass)."""
+    with rasterio.open(ORTHO / "irc.tif") as src:
+        nir, red = src.read(1).astype(float), src.read(2).astype(float)
+    green = (nir - red) / np.maximum(nir + red, 1) > 0.4
+    for row in range(2, green.shape[0] - size):
+        for col in range(2, green.shape[1] - size):
+            if green[row - 2:row - 2 + size, col - 2:col - 2 + size].all():
+                return row, col
+    raise AssertionError("no vegetated 8 × 8 block in the IRC pass")
+
+
+@pytest.mark.parametrize("name", ["rvb.tif", "irc.tif"])
+def test_orthophoto_like_uint8_pass(name: str, tmp_path: Path) -> None:
+    """8-bit orthophoto layout (RVB: brightness path; IRC = nir, red, green: NDVI path, no blue) with a SYNTHETIC
+    bare patch; the pass against itself finds nothing."""
+    row, col = vegetated_block()
+    array, profile, names = read(ORTHO / name)
+    factor = np.clip(1 + 0.35 * np.random.default_rng(3).standard_normal((4, 4)), 0.3, 2.0)
+    patched = array.astype(float)
+    patched[:, row:row + 4, col:col + 4] = ORTHO_SOIL[name][:, None, None] * factor
+    after = tmp_path / name
+    with rasterio.open(after, "w", **profile) as dst:
+        dst.write(np.clip(np.round(patched), 0, 255).astype(np.uint8))
+        dst.descriptions = names
+    assert appearance_change_candidates(ORTHO / name, ORTHO / name, pass_date=PASS).candidates.empty
+    change = appearance_change_candidates(ORTHO / name, after, pass_date=PASS)
+    assert ("nir" in change.bands) == (name == "irc.tif") and ("blue" in change.bands) == (name == "rvb.tif")
+    found = change.candidates
+    assert len(found) == 1, found[["area_m2", "texture_mean"]]
+    assert abs(found.iloc[0]["area_m2"] - 1600) / 1600 < 0.25
+
+
+def test_band_names_given_for_undescribed_bands(passes: dict[str, Path], tmp_path: Path) -> None:
+    """An RGB + NIR pair whose bands carry no description (an IGN RVB+IR dalle): named by `band_names`."""
+    paths = {}
+    for key, path in (("before", BEFORE), ("after", passes["patched"])):
+        array, profile, _ = read(path)
+        paths[key] = write(tmp_path / f"{key}.tif", array[[3, 2, 1, 7]], profile, ("", "", "", ""))
+    names = ["red", "green", "blue", "nir"]
+    change = appearance_change_candidates(paths["before"], paths["after"], pass_date=PASS, band_names=names)
+    assert change.bands == ("blue", "green", "red", "nir")
+    named = appearance_change_candidates(BEFORE, passes["patched"], pass_date=PASS).candidates
+    assert len(change.candidates) == 1
+    assert change.candidates.iloc[0]["ndvi_drop_mean"] == pytest.approx(named.iloc[0]["ndvi_drop_mean"], rel=0.05)
