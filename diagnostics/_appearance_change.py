@@ -208,7 +208,7 @@ def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 def _indices(bands: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     visible = [bands[r] for r in ("blue", "green", "red") if r in bands]
-    out = {"brightness": sum(visible) / len(visible)}
+    out = {"brightness": np.mean(np.stack(visible), axis=0)}
     if "nir" in bands:
         out["ndvi"] = _ratio(bands["nir"] - bands["red"], bands["nir"] + bands["red"])
     if "nir" in bands and "swir16" in bands and "blue" in bands:
