@@ -92,6 +92,8 @@ class AppearanceChange:
     shape: tuple[int, int] = (0, 0)
     resampled: str | None = None
     """Name of the pass resampled onto the other's grid, or None."""
+    comparable: bool = True
+    """False when a band's fit correlation is below MIN_FIT_R (cloud, haze, season): expect false candidates."""
 
 
 def band_roles(src: rasterio.DatasetReader, path: Path, names: Sequence[str] | None = None) -> dict[str, int]:
@@ -330,7 +332,8 @@ def appearance_change_candidates(
     frame["normalisation_r"] = weakest
     frame = gpd.GeoDataFrame(frame[[*APPEARANCE_COLUMNS, "geometry"]], geometry="geometry", crs=OUTPUT_CRS)
     frame.attrs["pass_date"] = pass_iso
-    return AppearanceChange(frame, tuple(old), gains, fit_r, crs.to_string(), valid.shape, resampled)
+    return AppearanceChange(frame, tuple(old), gains, fit_r, crs.to_string(), valid.shape, resampled,
+                            weakest >= MIN_FIT_R)
 
 
 def _footprints(exclude: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -9,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from geovigie.errors import InvalidInputError
+from geovigie.errors import DiagnosticsWarning, InvalidInputError
 
 diagnose_app = typer.Typer(help="Territorial diagnostics: per-zone figures, ZAN, dump sites, heat islands.",
                            no_args_is_help=True)
@@ -260,19 +261,21 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
         _finite(min_area, "--min-area", 0.0, 1e9)
         layers = _sensitive(sensitive, zones_crs)
         footprints = read_vector(exclude, "exclusion footprints", crs=zones_crs) if exclude else None
-        result = appearance_change(before, after, settings_factory(), watch=watch,
-                                   pass_date=_day(pass_date, "--date"), min_ndvi_drop=min_ndvi_drop,
-                                   min_texture=min_texture, min_area_m2=min_area, require_nir=require_nir,
-                                   band_names=[b.strip() for b in bands.split(",")] if bands else None,
-                                   exclude=footprints, zones=_zones(zones, crs=zones_crs) if zones else None,
-                                   sensitive=layers or None)
+        with warnings.catch_warnings():  # the detail line below says it: no Python warning text on stderr
+            warnings.simplefilter("ignore", DiagnosticsWarning)
+            result = appearance_change(before, after, settings_factory(), watch=watch,
+                                       pass_date=_day(pass_date, "--date"), min_ndvi_drop=min_ndvi_drop,
+                                       min_texture=min_texture, min_area_m2=min_area, require_nir=require_nir,
+                                       band_names=[b.strip() for b in bands.split(",")] if bands else None,
+                                       exclude=footprints, zones=_zones(zones, crs=zones_crs) if zones else None,
+                                       sensitive=layers or None)
         change = result.change
         err.print(f"candidats (not validated): {result.layer.detail if result.layer else ''}; "
                   f"grid {change.shape[1]}x{change.shape[0]} px {change.crs}"
                   + (f"; {change.resampled} resampled onto the other's grid" if change.resampled else ""),
                   soft_wrap=True)
         for name, path in result.files.items():
-            err.print(f"{name}: {path}")
+            err.print(f"{name}: {path}", soft_wrap=True)
 
     @diagnose_app.command("heat")
     @friendly_errors

@@ -91,7 +91,8 @@ def appearance_change(
     files = write_sites(candidates, folder / "exports", f"candidats-appearance-{pass_date:%Y%m%d}")
     found = f"{len(candidates)} candidats, {candidates['area_m2'].sum():.0f} m²" if len(candidates) else "no candidate"
     weakest = min(change.fit_r.values())
-    detail = f"{found}; bands {', '.join(change.bands)}; weakest band fit r = {weakest:.2f}"
+    detail = f"{found}; bands {', '.join(change.bands)}; weakest band fit r = {weakest:.2f}" + (
+        "" if change.comparable else " (passes hardly comparable: cloud, haze or season; expect false candidates)")
     rule = (f"NDVI fell more than {min_ndvi_drop:g}" if "nir" in change.bands else "brightness rose")
     description = (f"Candidats (not validated): ground whose appearance turned bare and heterogeneous ({rule}, "
                    f"after-pass texture above {min_texture:g}) between {Path(before).name} and {Path(after).name} "

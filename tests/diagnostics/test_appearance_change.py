@@ -176,6 +176,10 @@ def test_cli_writes_candidats_with_sensitive_distances(passes: dict[str, Path], 
     assert again.exit_code == 0, again.stderr
     assert "no candidate" in again.stderr
     assert len(gpd.read_file(exports / "candidats-appearance-20170602.gpkg")) == 0
+    hazy = CliRunner().invoke(app, ["diagnose", "dumps-appearance", "--before", str(S2 / "reference_scene_1.tif"),
+                                    "--after", str(AFTER), "--watch", "slovenia", "--date", "2017-06-03"], env=env)
+    assert hazy.exit_code == 0, hazy.stderr
+    assert "passes hardly comparable" in hazy.stderr and "DiagnosticsWarning" not in hazy.stderr
 
 
 ORTHO = DATA / "ortho-like-gers"
