@@ -237,7 +237,8 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
             pass_date: Annotated[str, typer.Option("--date", help="Date of the later pass, YYYY-MM-DD.")],
             min_ndvi_drop: Annotated[float, typer.Option(help="NDVI fall a pixel must exceed (with NIR).")] = 0.2,
             min_texture: Annotated[float, typer.Option(
-                help="After-pass brightness std / mean in a 3 x 3 window a pixel must exceed.")] = 0.15,
+                help="After-pass brightness std / mean over the changed pixels of a 3 x 3 window a pixel must "
+                     "exceed (heterogeneous material; a uniform bare field stays below).")] = 0.1,
             min_area: Annotated[float, typer.Option(help="Smallest candidate, m².")] = 400.0,
             require_nir: Annotated[bool, typer.Option(
                 help="Refuse passes without NIR instead of using brightness alone.")] = False,

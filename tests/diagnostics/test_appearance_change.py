@@ -20,7 +20,7 @@ from shapely.geometry import Point, box
 from typer.testing import CliRunner
 
 from geovigie.cli import app
-from geovigie.diagnostics import APPEARANCE_NOTE, appearance_change_candidates
+from geovigie.diagnostics import APPEARANCE_NOTE, DEFAULT_MIN_TEXTURE, appearance_change_candidates
 from geovigie.errors import DiagnosticsWarning
 from tests.conftest import DATA
 
@@ -45,11 +45,11 @@ def write(path: Path, array: np.ndarray, profile: dict, descriptions: tuple[str,
     return path
 
 
-def with_patch(array: np.ndarray, row: int, col: int, seed: int = 0) -> np.ndarray:
-    """The pass with a SYNTHETIC bare, heterogeneous 4 × 4 px patch at (row, col)."""
+def with_patch(array: np.ndarray, row: int, col: int, seed: int = 0, size: int = 4, spread: float = 0.35) -> np.ndarray:
+    """The pass with a SYNTHETIC bare patch of size × size px at (row, col), heterogeneous unless spread is 0."""
     out = array.copy()
-    factor = np.clip(1 + 0.35 * np.random.default_rng(seed).standard_normal((4, 4)), 0.3, 2.0)
-    out[:, row:row + 4, col:col + 4] = SOIL[:, None, None] * factor
+    factor = np.clip(1 + spread * np.random.default_rng(seed).standard_normal((size, size)), 0.3, 2.0)
+    out[:, row:row + size, col:col + size] = SOIL[:, None, None] * factor
     return out
 
 
@@ -77,14 +77,14 @@ def passes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_two_clear_real_passes_give_no_candidate() -> None:
-    """Scene 2 -> 3 (and back): nothing over the default 400 m²; at any size, 2 single pixels (200 m²) at most."""
+    """Scene 2 -> 3 (and back): no candidate; without a minimum area, one speck of 3 pixels (299 m²) at most."""
     for first, second in ((BEFORE, AFTER), (AFTER, BEFORE)):
         change = appearance_change_candidates(first, second, pass_date=PASS)
         assert change.candidates.empty
         assert change.bands == ("blue", "green", "red", "nir", "swir16")
         assert min(change.fit_r.values()) > 0.9  # clear passes: every band fits on unchanged ground
         tiny = appearance_change_candidates(first, second, pass_date=PASS, min_area_m2=0).candidates
-        assert len(tiny) <= 2 and tiny["area_m2"].sum() < 250
+        assert len(tiny) <= 1 and tiny["area_m2"].sum() < 400
 
 
 @pytest.mark.parametrize("key,where", [("patched", PATCHES[0]), ("patched-2", PATCHES[1])])
@@ -95,9 +95,24 @@ def test_synthetic_bare_patch_found_with_its_area(passes: dict[str, Path], key: 
     truth = patch_box(*where).to_crs("EPSG:2154").geometry.iloc[0]
     assert abs(row["area_m2"] - truth.area) / truth.area < 0.25, (row["area_m2"], truth.area)
     assert Point(row["centroid_x_l93"], row["centroid_y_l93"]).distance(truth.centroid) < 10
-    assert row["ndvi_drop_mean"] > 0.2 and row["texture_mean"] > 0.15 and row["bsi_rise_mean"] > 0
+    assert row["ndvi_drop_mean"] > 0.2 and row["texture_mean"] > DEFAULT_MIN_TEXTURE and row["bsi_rise_mean"] > 0
     assert row["candidate"] and row["note"] == APPEARANCE_NOTE and "candidat" in row["note"]
     assert np.isnan(row["volume_m3"])
+
+
+def test_uniform_bare_field_is_not_heterogeneous(passes: dict[str, Path]) -> None:
+    """A SYNTHETIC uniform bare patch of 8 × 8 px (a ploughed field, not rubble): NDVI falls, nothing is found."""
+    array, profile, names = read(AFTER)
+    field = write(passes["folder"] / "field.tif", with_patch(array, 18, 18, size=8, spread=0.0), profile, names)
+    assert appearance_change_candidates(BEFORE, field, pass_date=PASS).candidates.empty
+
+
+def test_min_area_boundary(passes: dict[str, Path]) -> None:
+    area = appearance_change_candidates(BEFORE, passes["patched"], pass_date=PASS).candidates.iloc[0]["area_m2"]
+    assert len(appearance_change_candidates(BEFORE, passes["patched"], pass_date=PASS,
+                                            min_area_m2=area - 1).candidates) == 1
+    assert appearance_change_candidates(BEFORE, passes["patched"], pass_date=PASS,
+                                        min_area_m2=area + 1).candidates.empty
 
 
 def test_gain_and_haze_alone_give_nothing(passes: dict[str, Path]) -> None:
