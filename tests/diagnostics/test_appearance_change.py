@@ -246,3 +246,20 @@ def test_band_names_given_for_undescribed_bands(passes: dict[str, Path], tmp_pat
     named = appearance_change_candidates(BEFORE, passes["patched"], pass_date=PASS).candidates
     assert len(change.candidates) == 1
     assert change.candidates.iloc[0]["ndvi_drop_mean"] == pytest.approx(named.iloc[0]["ndvi_drop_mean"], rel=0.05)
+
+
+def test_after_on_a_coarser_grid_is_resampled(passes: dict[str, Path], tmp_path: Path) -> None:
+    """The after pass aggregated to 20 m (2 × 2 mean): the 10 m before pass goes onto the 20 m grid."""
+    paths = {}
+    for key, path in (("clear", AFTER), ("patched", passes["patched"])):
+        array, profile, names = read(path)
+        coarse = array[:, :100, :100].reshape(13, 50, 2, 50, 2).mean(axis=(2, 4))
+        transform = profile["transform"] * rasterio.Affine.scale(2)
+        paths[key] = write(tmp_path / f"{key}-20m.tif", coarse, {**profile, "width": 50, "height": 50,
+                                                                  "transform": transform}, names)
+    clear = appearance_change_candidates(BEFORE, paths["clear"], pass_date=PASS)
+    assert clear.resampled == BEFORE.name and clear.shape == (50, 50)
+    assert clear.candidates.empty
+    found = appearance_change_candidates(BEFORE, paths["patched"], pass_date=PASS).candidates
+    assert len(found) == 1
+    assert abs(found.iloc[0]["area_m2"] - 1600) / 1600 < 0.25
