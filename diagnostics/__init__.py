@@ -11,6 +11,7 @@ from geovigie.diagnostics._appearance_change import (
     AppearanceChange,
     appearance_change_candidates,
 )
+from geovigie.diagnostics._area_inputs import TERRITORY_ZONE, request_zones, shipped_mapping, shipped_mappings
 from geovigie.diagnostics._dump_change import (
     CHANGE_NOTE,
     DEFAULT_MIN_RISE_M,
@@ -76,6 +77,10 @@ from geovigie.diagnostics.heat import TemperatureSummary, temperature_layer
 from geovigie.diagnostics.vegetation import NdviSummary, check_ndvi_layer, ndvi_layer
 
 __all__ = [
+    "TERRITORY_ZONE",
+    "request_zones",
+    "shipped_mapping",
+    "shipped_mappings",
     "COVERED",
     "DEFAULT_MIN_COVERAGE",
     "DEFAULT_MIN_COVERAGE_TOTALS",
