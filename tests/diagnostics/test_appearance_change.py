@@ -1,9 +1,10 @@
 """Dump candidates from an appearance change between two real Sentinel-2 L1C passes of the shipped Slovenia patch.
 
-Scenes 2 and 3 are clear passes of one place (dates not given by the source), scenes 0 and 1 hazy. Where said, the
-"after" pass is scene 3 with a SYNTHETIC bare, heterogeneous patch written by the test: 4 × 4 pixels (≈ 40 × 40 m,
-1 598 m²) of forest replaced by bare-soil-like top-of-atmosphere reflectances times a SYNTHETIC per-pixel factor
-1 + 0.35 N(0, 1) (mixed rubble), or a SYNTHETIC global gain and band-wise haze offset applied to the whole pass.
+Scenes 3 (2015-08-30) and 2 (2015-09-09) are clear passes of one place (data/s2-l1c-slovenia/acquisitions.json),
+scenes 0 and 1 hazy. Where said, the "after" pass is scene 2 with a SYNTHETIC bare, heterogeneous patch written by
+the test: 4 × 4 pixels (≈ 40 × 40 m, 1 598 m²) of forest replaced by bare-soil-like top-of-atmosphere reflectances
+times a SYNTHETIC per-pixel factor 1 + 0.35 N(0, 1) (mixed rubble), or a SYNTHETIC global gain and band-wise haze
+offset applied to the whole pass.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from geovigie.errors import DiagnosticsWarning
 from tests.conftest import DATA
 
 S2 = DATA / "s2-l1c-slovenia"
-BEFORE, AFTER = S2 / "reference_scene_2.tif", S2 / "reference_scene_3.tif"
-PASS = date(2017, 6, 1)  # the source gives no date; any date names the outputs
+BEFORE, AFTER = S2 / "reference_scene_3.tif", S2 / "reference_scene_2.tif"  # 2015-08-30, 2015-09-09
+PASS = date(2015, 9, 9)
 PATCHES = ((20, 20), (60, 30))  # top-left pixel of two 4 × 4 forest blocks (lulc_mask class 2 all around)
 SOIL = np.array([0.12, 0.11, 0.12, 0.14, 0.16, 0.18, 0.19, 0.20, 0.21, 0.07, 0.005, 0.30, 0.24])  # B01…B12, TOA
 GAIN = 1.2
@@ -77,7 +78,7 @@ def passes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_two_clear_real_passes_give_no_candidate() -> None:
-    """Scene 2 -> 3 (and back): no candidate; without a minimum area, one speck of 3 pixels (299 m²) at most."""
+    """Scene 3 -> 2 (and back): no candidate; without a minimum area, one speck of 3 pixels (299 m²) at most."""
     for first, second in ((BEFORE, AFTER), (AFTER, BEFORE)):
         change = appearance_change_candidates(first, second, pass_date=PASS)
         assert change.candidates.empty
@@ -174,25 +175,25 @@ def test_cli_writes_candidats_with_sensitive_distances(passes: dict[str, Path], 
     env = {"GEOVIGIE_CONFIG": str(tmp_path / "none.toml"), "GEOVIGIE_DATA_DIR": str(tmp_path / "gv"),
            "GEOVIGIE_STAC_BACKEND": "static", "HOME": str(tmp_path)}
     args = ["diagnose", "dumps-appearance", "--before", str(BEFORE), "--watch", "slovenia"]
-    result = CliRunner().invoke(app, [*args, "--after", str(passes["patched"]), "--date", "2017-06-01",
+    result = CliRunner().invoke(app, [*args, "--after", str(passes["patched"]), "--date", "2015-09-09",
                                       "--sensitive", f"water={tmp_path / 'water.gpkg'}"], env=env)
     assert result.exit_code == 0, result.stderr
     assert "candidats (not validated): 1 candidats" in result.stderr
     exports = tmp_path / "gv" / "diagnostics" / "dumps" / "slovenia" / "exports"
-    assert sorted(p.name for p in exports.iterdir()) == [f"candidats-appearance-20170601.{s}"
+    assert sorted(p.name for p in exports.iterdir()) == [f"candidats-appearance-20150909.{s}"
                                                          for s in ("csv", "geojson", "gpkg")]
-    table = gpd.read_file(exports / "candidats-appearance-20170601.gpkg")
+    table = gpd.read_file(exports / "candidats-appearance-20150909.gpkg")
     assert len(table) == 1 and bool(table["candidate"].iloc[0])
     assert table["dist_water_m"].iloc[0] == pytest.approx(100, abs=15)  # Lambert-93 vs UTM: not exactly 100
     assert table["nearest_water"].iloc[0] == "potok"
     items = [p for p in (tmp_path / "gv").rglob("*.json") if "dumps-appearance-slovenia" in p.read_text()]
     assert any("Candidats" in p.read_text() for p in items)
-    again = CliRunner().invoke(app, [*args, "--after", str(AFTER), "--date", "2017-06-02"], env=env)
+    again = CliRunner().invoke(app, [*args, "--after", str(AFTER), "--date", "2015-09-10"], env=env)
     assert again.exit_code == 0, again.stderr
     assert "no candidate" in again.stderr
-    assert len(gpd.read_file(exports / "candidats-appearance-20170602.gpkg")) == 0
+    assert len(gpd.read_file(exports / "candidats-appearance-20150910.gpkg")) == 0
     hazy = CliRunner().invoke(app, ["diagnose", "dumps-appearance", "--before", str(S2 / "reference_scene_1.tif"),
-                                    "--after", str(AFTER), "--watch", "slovenia", "--date", "2017-06-03"], env=env)
+                                    "--after", str(AFTER), "--watch", "slovenia", "--date", "2015-09-11"], env=env)
     assert hazy.exit_code == 0, hazy.stderr
     assert "passes hardly comparable" in hazy.stderr and "DiagnosticsWarning" not in hazy.stderr
 
