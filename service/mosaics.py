@@ -485,6 +485,7 @@ class MosaicFactory:
         }
         if passes:
             info["passes"] = self.catalog.passes(spec)
+            info["bounds"] = self.catalog.extent(spec)
         return info
 
     def register_routes(self) -> None:

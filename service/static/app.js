@@ -7,6 +7,7 @@
 
 import * as maplibregl from "./vendor/maplibre/maplibre-gl.mjs";
 import { barChart } from "./chart.js";
+import { mountMosaics } from "./mosaics.js";
 import {
   HIDDEN_FIELDS, className, fieldLabel, formatDate, formatField, formatNumber, getLang, setLang, statusLabel, t,
   withUnit,
@@ -1074,6 +1075,8 @@ async function main() {
   state.series = buildSeries(all.filter((info) => !isBase(info)));
   translatePage();
   await drawBase(all);
+  const renderMosaics = await mountMosaics(map, $("mosaics")).catch(() => () => {});  // optional: pgstac only
+  $("lang").addEventListener("click", renderMosaics);
   await reportBroken().catch(() => {});  // informative only
   map.on("click", onMapClick);
   map.on("error", onMapError);
