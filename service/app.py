@@ -141,8 +141,10 @@ def create_app(settings: Settings) -> FastAPI:
     catalog (the export, with pgstac). Every absolute link is built from `settings.public_base_url`.
     """
     # redirect_slashes=False: a trailing-slash redirect builds its Location from the Host header a client sends
+    # telemetry off: metrics are Prometheus' (/metrics); FastAPI's OpenTelemetry check cost ~30 µs a request
     app = FastAPI(title="geovigie", version=geovigie.__version__, docs_url=None, redoc_url=None,
-                  redirect_slashes=False, description="Map layers and STAC results of geovigie.")
+                  redirect_slashes=False, description="Map layers and STAC results of geovigie.",
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
     results = settings.results_dir.resolve()
     results.mkdir(parents=True, exist_ok=True)
     database = results_database(settings)
