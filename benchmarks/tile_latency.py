@@ -3,11 +3,11 @@
 The real Gers NDVI (Theia L2A B8/B4) is published as a continuous layer; two uvicorn servers on 127.0.0.1, one
 process each, serve it: geovigie's `create_app` (a bare tile URL: the layer's ramp and range are its defaults,
 the tile cache on) and a plain `titiler.core` `TilerFactory` app (`?url=<the COG>&rescale=-1,1&colormap_name=rdylgn`:
-the same rendering, no cache). One asyncio loop (httpx.AsyncClient) requests both servers in alternating rounds,
-concurrency 1 then 50, cold (tiles never requested before) then warm (the same tiles again), each phase bounded in
-requests and in seconds. Latency is the whole HTTP request as the client sees it; errors are non-200 answers;
-server CPU ms/tile is the server process's user + system CPU time during its rounds (/proc) per request: what a
-tile costs whatever else runs on the machine, where latencies move with the load.
+the same rendering, no cache). One event loop (httpx.AsyncClient; uvloop when installed) requests both servers in
+alternating rounds, concurrency 1 then 50, cold (tiles never requested before) then warm (the same tiles again),
+each phase bounded in requests and in seconds. Latency is the whole HTTP request as the client sees it; errors
+are non-200 answers; server CPU ms/tile is the server process's user + system CPU time during its rounds (/proc)
+per request: what a tile costs whatever else runs on the machine, where latencies move with the load.
 
 Run: `nice -n 5 .venv/bin/python benchmarks/tile_latency.py [--requests 120] [--seconds 30] [--http h11 --loop asyncio]`
 (`--http`/`--loop`: uvicorn's HTTP parser and event loop for both servers; default auto: httptools and uvloop
@@ -27,6 +27,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -213,7 +214,7 @@ def main() -> None:
         tiles = tiles_of(layer.bounds, (15, 16, 17))
         if len(tiles) < 2 * args.requests:
             raise SystemExit(f"only {len(tiles)} tiles in the layer: use --requests {len(tiles) // 2} or fewer")
-        results = asyncio.run(measure(f"http://127.0.0.1:{ports['geovigie']}",
+        results = _run(measure(f"http://127.0.0.1:{ports['geovigie']}",
                                       f"http://127.0.0.1:{ports['titiler']}", layer.path, tiles, args.requests,
                                       args.seconds, {"geovigie": processes[0].pid,
                                                      "titiler.core": processes[1].pid}))
@@ -231,6 +232,16 @@ def main() -> None:
             process.terminate()
             process.wait(timeout=30)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _run(main: Any) -> Any:
+    """Run the client's coroutine on uvloop when installed (the client shares the CPUs with the servers: the less
+    it spends per request, the less it delays them), else on asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def _resolved(choice: str, fast: str) -> str:
