@@ -75,6 +75,9 @@ def test_mosaics_are_listed_with_their_passes_and_public_links(client: TestClien
     west, south, east, north = tilejson["bounds"]
     assert west < 7.63 < east and south < 51.96 < north  # Münster
     assert client.get("/mosaics/nope").status_code == 404
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/mosaics", "/mosaics/{mosaic_id}", "/mosaics/{mosaic_id}/WMTSCapabilities.xml"} <= set(paths)
+    assert "post" in paths["/mosaics"] and "401" in paths["/mosaics"]["post"]["responses"]
     assert client.get("/mosaics/..%2Fetc").status_code == 404
 
 
