@@ -280,7 +280,7 @@ class MosaicCatalog:
         assets = item.get("assets") or {}
         props = item.get("properties") or {}
         data = [key for key, asset in assets.items() if "data" in (asset.get("roles") or [])]
-        keys = ("data",) if "data" in assets else tuple(data[:1])
+        keys = ("data",) if "data" in assets else tuple(data) if len(data) == 1 else ()  # else: name them
         render = (props.get("renders") or {}).get("default") or {}
         rescale = tuple(render["rescale"][0]) if render.get("rescale") else None
         kind = props.get("geovigie:layer_kind")

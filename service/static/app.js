@@ -1011,6 +1011,7 @@ async function capabilities() {
     feedback: Boolean(paths["/sites/{site_id}/feedback"] && paths["/sites/{site_id}/feedback"].post),
     site: Boolean(paths["/sites/{site_id}"] && paths["/sites/{site_id}"].get),
     jobs: Boolean(paths["/jobs"] && paths["/jobs"].post),
+    mosaics: Boolean(paths["/mosaics"] && paths["/mosaics"].get),
   };
 }
 
@@ -1075,8 +1076,13 @@ async function main() {
   state.series = buildSeries(all.filter((info) => !isBase(info)));
   translatePage();
   await drawBase(all);
-  const renderMosaics = await mountMosaics(map, $("mosaics")).catch(() => () => {});  // optional: pgstac only
-  $("lang").addEventListener("click", renderMosaics);
+  if (state.capabilities.mosaics) {  // the STAC API's database only (absent with the static catalog)
+    const renderMosaics = await mountMosaics(map, $("mosaics")).catch((error) => {
+      notice(t("layer_unavailable", "mosaics", error.message));
+      return () => {};
+    });
+    $("lang").addEventListener("click", renderMosaics);
+  }
   await reportBroken().catch(() => {});  // informative only
   map.on("click", onMapClick);
   map.on("error", onMapError);

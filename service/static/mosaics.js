@@ -110,15 +110,15 @@ function item(map, entry, rerender) {
   return box;
 }
 
-/** Fill `section` with the mosaics of `/mosaics`; returns a function redrawing the panel (e.g. on a language
- * change). The section stays hidden when the service has no mosaics (static catalog). */
+/** Fill `section` with the mosaics of `/mosaics` (call it only when the service has them: the OpenAPI lists the
+ * path); returns a function redrawing the panel (e.g. on a language change). */
 export async function mountMosaics(map, section) {
   const response = await fetch("/mosaics");
-  if (!response.ok) {
-    section.hidden = true;
-    return () => {};
-  }
-  const entries = (await response.json()).filter((m) => (m.passes || []).length)
+  if (!response.ok) throw new Error(`/mosaics: HTTP ${response.status}`);
+  // drawable as they come: passes, a default asset and a legend (the layers' products; imagery needs its bands and
+  // a range named in the URL, which the API accepts but this page does not ask for)
+  const entries = (await response.json()).filter((m) => (m.passes || []).length && m.assets.length
+    && (m.legend || []).length)
     .map((mosaic) => ({ mosaic, active: false, index: 0, opacity: 0.85 }));
   const render = () => {
     section.hidden = entries.length === 0;

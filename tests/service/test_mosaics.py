@@ -192,3 +192,13 @@ def test_dashboard_pass_slider_browses_the_mosaic(published) -> None:
         assert tiles and all(status == 200 and f"datetime={OLD}" in url for status, url in tiles)
         assert (np.abs(older - newest).max(axis=2) > 30).sum() > 1000  # the other pass drawn
     assert problems == []
+
+
+def test_imagery_without_a_range_is_a_clear_answer(client: TestClient) -> None:
+    """The Landsat collection's mosaic has no render of its own: a tile without `rescale` is still an image or a
+    4xx naming the problem, never a 500."""
+    tile = _tile(client, "lst-muenster-20240813")
+    answer = client.get(f"/mosaics/{LANDSAT}/tiles/WebMercatorQuad/{tile.z}/{tile.x}/{tile.y}.png")
+    assert answer.status_code < 500, answer.text
+    assert client.get(f"/mosaics/{LANDSAT}/tiles/WebMercatorQuad/{tile.z}/{tile.x}/{tile.y}.png",
+                      params={"assets": "nope"}).status_code in (400, 404)
