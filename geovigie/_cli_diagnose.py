@@ -237,8 +237,10 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
             pass_date: Annotated[str, typer.Option("--date", help="Date of the later pass, YYYY-MM-DD.")],
             min_ndvi_drop: Annotated[float, typer.Option(help="NDVI fall a pixel must exceed (with NIR).")] = 0.2,
             min_texture: Annotated[float, typer.Option(
-                help="After-pass brightness std / mean over the changed pixels of a 3 x 3 window a pixel must "
+                help="After-pass brightness std / mean over the changed pixels of the texture window a pixel must "
                      "exceed (heterogeneous material; a uniform bare field stays below).")] = 0.1,
+            texture_window: Annotated[int, typer.Option(
+                help="Side of the texture window, pixels (odd, >= 3; wider for a 20 cm orthophoto).")] = 3,
             min_area: Annotated[float, typer.Option(help="Smallest candidate, m².")] = 400.0,
             require_nir: Annotated[bool, typer.Option(
                 help="Refuse passes without NIR instead of using brightness alone.")] = False,
@@ -260,14 +262,17 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
         _finite(min_ndvi_drop, "--min-ndvi-drop", 0.0, 2.0)
         _finite(min_texture, "--min-texture", 0.0, 1e6)
         _finite(min_area, "--min-area", 0.0, 1e9)
+        if texture_window < 3 or texture_window % 2 == 0:
+            raise InvalidInputError(f"--texture-window {texture_window}: give an odd number of pixels >= 3")
         layers = _sensitive(sensitive, zones_crs)
         footprints = read_vector(exclude, "exclusion footprints", crs=zones_crs) if exclude else None
+        names = [b.strip() for b in bands.split(",")] if bands else None
         with warnings.catch_warnings():  # the detail line below says it: no Python warning text on stderr
             warnings.simplefilter("ignore", DiagnosticsWarning)
             result = appearance_change(before, after, settings_factory(), watch=watch,
                                        pass_date=_day(pass_date, "--date"), min_ndvi_drop=min_ndvi_drop,
-                                       min_texture=min_texture, min_area_m2=min_area, require_nir=require_nir,
-                                       band_names=[b.strip() for b in bands.split(",")] if bands else None,
+                                       min_texture=min_texture, window_px=texture_window, min_area_m2=min_area,
+                                       require_nir=require_nir, band_names=names,
                                        exclude=footprints, zones=_zones(zones, crs=zones_crs) if zones else None,
                                        sensitive=layers or None)
         change = result.change

@@ -69,6 +69,7 @@ CASES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "after-missing": (_args("{in}/nothing.tif"), ("nothing.tif",)),
     "not-a-raster": (_args("{in}/text.tif"), ("text.tif", "not a readable raster")),
     "negative-texture": (_args(str(SCENE), "--min-texture", "-0.1"), ("--min-texture",)),
+    "even-window": (_args(str(SCENE), "--texture-window", "4"), ("--texture-window 4", "odd")),
     "nan-ndvi-drop": (_args(str(SCENE), "--min-ndvi-drop", "nan"), ("--min-ndvi-drop",)),
     "exclude-points": (_args(str(SCENE), "--exclude", "{in}/points.gpkg"), ("exclusion footprints", "no polygon")),
     "bad-date": (("diagnose", "dumps-appearance", "--before", str(SCENE), "--after", str(SCENE), "--watch", "w",

@@ -54,6 +54,7 @@ def appearance_change(
     pass_date: date,
     min_ndvi_drop: float = DEFAULT_MIN_NDVI_DROP,
     min_texture: float = DEFAULT_MIN_TEXTURE,
+    window_px: int = 3,
     min_area_m2: float = 400.0,
     require_nir: bool = False,
     band_names: Sequence[str] | None = None,
@@ -72,6 +73,7 @@ def appearance_change(
         pass_date: date of the later pass.
         min_ndvi_drop: NDVI fall a pixel must exceed (with NIR).
         min_texture: after-pass local brightness std / mean a pixel must exceed.
+        window_px: side of the texture window, pixels (odd, >= 3).
         min_area_m2: smallest candidate kept.
         require_nir: refuse passes without a NIR band instead of falling back on brightness.
         band_names: names of the bands of both passes in order (red, green, blue, nir, swir16, B04..., other),
@@ -83,8 +85,9 @@ def appearance_change(
     started = time.perf_counter()
     folder = watch_folder(settings, watch)
     change = appearance_change_candidates(before, after, pass_date=pass_date, min_ndvi_drop=min_ndvi_drop,
-                                          min_texture=min_texture, min_area_m2=min_area_m2, require_nir=require_nir,
-                                          band_names=band_names, exclude=exclude, zones=zones)
+                                          min_texture=min_texture, window_px=window_px, min_area_m2=min_area_m2,
+                                          require_nir=require_nir, band_names=band_names, exclude=exclude,
+                                          zones=zones)
     if sensitive:
         change = replace(change, candidates=sensitive_zones(change.candidates, sensitive))
     candidates = change.candidates
@@ -95,7 +98,8 @@ def appearance_change(
         "" if change.comparable else " (passes hardly comparable: cloud, haze or season; expect false candidates)")
     rule = (f"NDVI fell more than {min_ndvi_drop:g}" if "nir" in change.bands else "brightness rose")
     description = (f"Candidats (not validated): ground whose appearance turned bare and heterogeneous ({rule}, "
-                   f"after-pass texture above {min_texture:g}) between {Path(before).name} and {Path(after).name} "
+                   f"after-pass texture above {min_texture:g} in {window_px} × {window_px} px) between "
+                   f"{Path(before).name} and {Path(after).name} "
                    f"(pass {pass_date:%Y-%m-%d}); {detail}. {APPEARANCE_NOTE}")
     layer_id = f"dumps-appearance-{watch}"
     published = publish_vector_layer(results_store_for(settings), files["geojson"], LayerSpec(
