@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from typing import Any
 
@@ -30,14 +31,15 @@ def _is_flag(param: Any) -> bool:
     return bool(getattr(param, "is_flag", False) or getattr(param, "count", False))
 
 
-def tidy_params(command: Any, ctx: Any) -> None:
-    """Give every parameter of `command` a conventional metavar (flags none), unless it names its own."""
-    for param in command.get_params(ctx):
+def tidy_params(params: Any) -> None:
+    """Give every parameter a conventional metavar (flags none; arguments their name), unless it names its own."""
+    for param in params:
         if getattr(param, "param_type_name", "") == "argument":
             if param.metavar is None:
                 param.metavar = param.name.upper()
             if hasattr(param, "display_type_rich"):  # typer >= 0.20 adds `<path>` beside the name: the name says it
                 param.display_type_rich = lambda ctx: None
+            param.get_usage_pieces = functools.partial(_usage, param)  # INPUT, [BUNDLE] (typer writes {input})
         elif _is_flag(param):
             param.metavar = ""
         elif param.metavar is None:
@@ -45,6 +47,11 @@ def tidy_params(command: Any, ctx: Any) -> None:
             param.metavar = _METAVARS.get(kind, _METAVARS.get(kind.lower(), "TEXT"))
             if getattr(param, "multiple", False):
                 param.metavar += " (repeatable)"
+
+
+def _usage(param: Any, ctx: Any = None) -> list[str]:
+    name = str(param.metavar) + ("..." if param.nargs != 1 else "")
+    return [name if param.required else f"[{name}]"]
 
 
 def _walk(command: Any) -> Any:
@@ -66,7 +73,7 @@ def _with_tidy_help(command: Any) -> None:
     original = command.format_help
 
     def format_help(ctx: Any, formatter: Any) -> None:
-        tidy_params(command, ctx)
+        tidy_params(command.get_params(ctx))  # with the help option, made on first use
         if _plain(sys.stdout):
             command.rich_markup_mode = None
         original(ctx, formatter)
@@ -80,6 +87,7 @@ class ConventionalGroup(TyperGroup):
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         for command in _walk(self):
+            tidy_params(command.params)  # usage lines of errors too
             _with_tidy_help(command)
             if _plain(sys.stderr):  # usage errors: `Error: ...` lines, not a box
                 command.rich_markup_mode = None
