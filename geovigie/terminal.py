@@ -7,12 +7,11 @@ with "… and N more".
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
 import warnings
 from collections.abc import Iterable, Sequence
-from typing import Any, TextIO
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -85,7 +84,9 @@ def configure_logging(level: int | None = None) -> None:
     root = logging.getLogger()
     if _HANDLER not in root.handlers:
         root.addHandler(_HANDLER)
-    root.setLevel(log_level() if level is None else level)
+    chosen = log_level() if level is None else level
+    root.setLevel(chosen)
+    _HANDLER.setLevel(chosen)  # records of libraries that set their own loggers' level (distributed: info) too
 
 
 def one_line(text: str) -> str:
@@ -93,17 +94,16 @@ def one_line(text: str) -> str:
     return " ".join(str(text).split("\n")).strip()
 
 
-def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                  file: TextIO | None = None, line: str | None = None) -> None:
+def _format_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                    line: str | None = None) -> str:
     """`warning: message`: no file, line number or source line (those are for developers: run with -vv)."""
     text = f"{message} ({category.__name__}, {filename}:{lineno})" if verbosity() >= 2 else str(message)
-    with contextlib.suppress(OSError, ValueError):  # a closed stream: nowhere to say it
-        (file if file is not None else sys.stderr).write(f"warning: {one_line(text)}\n")
+    return f"warning: {one_line(text)}\n"
 
 
 def show_warnings_as_lines() -> None:
-    """Print each Python warning as one `warning: ...` line on stderr."""
-    warnings.showwarning = _show_warning
+    """Print each Python warning as one `warning: ...` line on stderr (a recording context still records them)."""
+    warnings.formatwarning = _format_warning
 
 
 def listed(items: Sequence[Any], shown: int = 10, sep: str = ", ") -> str:
