@@ -214,7 +214,7 @@ def coverage_status(observed_pixels: np.ndarray | pd.Series, covered_fraction: n
     return np.where(~observed, NOT_COVERED, np.where(enough, COVERED, PARTIAL))
 
 
-def _listed(ids: Sequence[str], shown: int = 10) -> str:
+def _listed(ids: Sequence[object], shown: int = 10) -> str:
     text = ", ".join(str(i) for i in ids[:shown])
     return text + (f" … and {len(ids) - shown} more" if len(ids) > shown else "")
 
