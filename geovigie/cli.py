@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import functools
 import logging
+import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +30,15 @@ from geovigie.config_file import describe_errors
 from geovigie.errors import GeovigieError, InvalidInputError
 from geovigie.redaction import install_log_redaction, redact
 from geovigie.settings import Settings, get_settings
-from geovigie.terminal import configure_logging, log_level, set_verbosity, show_warnings_as_lines, stderr_console
+from geovigie.terminal import (
+    VERBOSITY_VARIABLE,
+    configure_logging,
+    log_level,
+    set_verbosity,
+    show_warnings_as_lines,
+    stderr_console,
+    verbosity,
+)
 
 app = typer.Typer(help="geovigie: imagery to map layers for local authorities (`geovigie COMMAND -h`: its options).",
                   no_args_is_help=True,
@@ -293,7 +302,8 @@ def serve(
             uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=uvicorn_level,
                         log_config=None)
             return
-        with serve_environment(settings):  # each worker builds the app from the same settings
+        with serve_environment(settings):  # each worker builds the app from the same settings (and log level)
+            os.environ[VERBOSITY_VARIABLE] = str(verbosity())
             uvicorn.run("geovigie.service.app:app_from_environment", factory=True, workers=workers,
                         host=settings.host, port=settings.port, log_level=uvicorn_level, log_config=None)
 

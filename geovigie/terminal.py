@@ -19,6 +19,8 @@ from rich.table import Table
 DEFAULT_LEVEL = logging.WARNING
 """Log level of a command without -v or -q; each -v goes one level down (INFO, DEBUG), each -q one up."""
 
+VERBOSITY_VARIABLE = "_GEOVIGIE_VERBOSITY"
+"""Environment variable giving the command's verbosity to worker processes that build their own app (serve)."""
 _state = {"verbosity": 0}
 
 
