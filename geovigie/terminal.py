@@ -203,9 +203,12 @@ def _missing(value: Any) -> bool:
 
 def print_table(console: Console, headers: Sequence[str], rows: Iterable[Sequence[str]], title: str | None = None,
                 more: int = 0, more_what: str = "rows") -> None:
-    """A table: rich on a terminal, aligned plain text elsewhere (never cut); "… and N more rows" after it."""
+    """A table: rich on a terminal, aligned plain text elsewhere (never cut); "… and N more rows" after it.
+
+    Columns of decimal figures are right-aligned, the others (names, codes) left-aligned."""
     rows = [[str(cell) for cell in row] for row in rows]
-    numeric = [all(_looks_numeric(row[i]) for row in rows) and bool(rows) for i in range(len(headers))]
+    numeric = [bool(rows) and all(_looks_numeric(row[i]) for row in rows) and any("." in row[i] for row in rows)
+               for i in range(len(headers))]  # figures right-aligned; codes (INSEE 32001) and names left
     if console.is_terminal:
         table = Table(title=title)
         for header, right in zip(headers, numeric, strict=True):

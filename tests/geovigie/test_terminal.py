@@ -71,6 +71,9 @@ def test_plain_table_aligns_without_boxes_or_cuts() -> None:
     assert lines[0] == "t" and lines[1].startswith("name") and lines[3].startswith(wide)
     assert lines[2].endswith("1.5000") and lines[3].endswith("     -") and lines[-1] == "… and 3 more zones"
     console, buffer = _plain()
+    print_table(console, ["code", "mean"], [["32001", "0.5"], ["1", "12.25"]])  # codes left, figures right
+    assert buffer.getvalue().splitlines() == ["code    mean", "32001    0.5", "1      12.25"]
+    console, buffer = _plain()
     print_table(console, ["a"], [])  # an empty table is its header
     assert buffer.getvalue() == "a\n"
 
