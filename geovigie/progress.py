@@ -1,4 +1,5 @@
-"""Rich progress bars that can be turned off (tests, services); drawn on a terminal only (a log gets no bar)."""
+"""Rich progress bars that can be turned off (tests, services) or reported elsewhere (the jobs API); drawn on a
+terminal only (a log gets no bar)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,11 @@ import contextlib
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
+
+ProgressHook = Callable[[int, int], None]
+"""Called with (done, total) as work advances (e.g. tiles of an inference run), in place of a drawn bar."""
+Progress = bool | ProgressHook
+"""Draw a bar (True), nothing (False), or report to a hook."""
 
 
 def _is_terminal(stream: Any) -> bool:
@@ -16,8 +22,20 @@ def _is_terminal(stream: Any) -> bool:
 
 
 @contextlib.contextmanager
-def progress_bar(description: str, total: int, enabled: bool = True) -> Iterator[Callable[[int], None]]:
-    """Yield `advance(n)`; draws a rich progress bar on stderr when `enabled` and stderr is a terminal."""
+def progress_bar(description: str, total: int, enabled: Progress = True) -> Iterator[Callable[[int], None]]:
+    """Yield `advance(n)`; draws a rich progress bar on stderr when `enabled` is True and stderr is a terminal,
+    calls it with (done, total) when it is a hook (once at the start, then on every advance)."""
+    if callable(enabled):
+        hook, done = enabled, 0
+
+        def advance(n: int) -> None:
+            nonlocal done
+            done += n
+            hook(done, total)
+
+        hook(0, total)
+        yield advance
+        return
     if not enabled or not _is_terminal(sys.stderr):
         yield lambda n: None
         return
