@@ -25,7 +25,7 @@ from shapely.geometry import shape
 
 from geovigie.classes import ClassInfo, palette
 from geovigie.cog import cog_writer
-from geovigie.diagnostics._zonal_stats import COVERED, DEFAULT_MIN_COVERAGE_TOTALS, zonal_classes
+from geovigie.diagnostics._zonal_stats import COVERED, DEFAULT_MIN_COVERAGE_TOTALS, _listed, zonal_classes
 from geovigie.errors import (
     DiagnosticsWarning,
     GridMismatchError,
@@ -213,7 +213,7 @@ def read_reference_consumption(path: str | Path) -> pd.DataFrame:
     values = pd.to_numeric(table["consumption_ha_2011_2021"], errors="coerce")
     bad = table.loc[values.isna() | ~np.isfinite(values) | (values < 0), "zone_id"].tolist()
     if bad:
-        raise InvalidInputError(f"{path}: consumption_ha_2011_2021 is not a number >= 0 for zones {bad[:20]}")
+        raise InvalidInputError(f"{path}: consumption_ha_2011_2021 is not a number >= 0 for zones {_listed(bad, 20)}")
     table["consumption_ha_2011_2021"] = values.astype(float)
     flagged = "ILLUSTRATIVE" in path.name.upper() or "ILLUSTRATIVE" in text.upper().split("\n", 1)[0]
     table["illustrative"] = table["illustrative"].astype(bool) | flagged if "illustrative" in table else flagged

@@ -233,8 +233,12 @@ def serve_environment(settings: Settings) -> Iterator[None]:
 
 def app_from_environment() -> FastAPI:
     """The app for the settings of the environment and geovigie.toml (`uvicorn --factory`, one per worker)."""
+    import logging
+
     from geovigie.service.logs import configure_logging
     from geovigie.settings import get_settings
+    from geovigie.terminal import VERBOSITY_VARIABLE, log_level, set_verbosity
 
-    configure_logging()
+    set_verbosity(int(os.environ.get(VERBOSITY_VARIABLE) or 0))  # `geovigie -v serve --workers N`
+    configure_logging(log_level(base=logging.INFO))
     return create_app(get_settings())
