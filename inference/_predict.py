@@ -47,7 +47,7 @@ from geovigie.models import (
     resolve_runtime,
 )
 from geovigie.paths import safe_join, safe_name
-from geovigie.settings import Settings
+from geovigie.settings import Settings, check_input_scaling, check_tiling
 from geovigie.types import NODATA_CLASS, NODATA_PROBA, PROBA_SCALE
 
 RUN_TAG = "GEOVIGIE_RUN"
@@ -102,11 +102,11 @@ class PredictOptions:
         if self.tile_size < 1 or self.batch_size < 1 or self.overlap < 0 or self.chunk_tiles < 1:
             raise InvalidInputError(f"tile size, batch size, chunk tiles must be positive and overlap non-negative: "
                                     f"{self}")
-        if self.overlap >= self.tile_size:
-            raise InvalidInputError(f"overlap ({self.overlap}) must be smaller than the tile size ({self.tile_size})")
-        if not (math.isfinite(self.input_scale) and self.input_scale != 0 and math.isfinite(self.input_offset)):
-            raise InvalidInputError(f"input scale must be finite and non-zero, offset finite: {self.input_scale}, "
-                                    f"{self.input_offset}")
+        try:
+            check_tiling(self.tile_size, self.overlap)
+            check_input_scaling(self.input_scale, self.input_offset)
+        except ValueError as err:
+            raise InvalidInputError(str(err)) from None
         if self.runtime not in RUNTIMES:
             raise InvalidInputError(f"runtime {self.runtime!r} unknown: use one of {', '.join(RUNTIMES)}")
 

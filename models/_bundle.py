@@ -15,6 +15,7 @@ from safetensors.torch import load_file, save_file
 
 from geovigie.atomic import atomic_path, write_json_atomic
 from geovigie.bands import canonical_s2_name
+from geovigie.config_file import describe_errors
 from geovigie.errors import BandMismatchError, BundleError, ForcedMismatchWarning, InputNotFoundError
 from geovigie.models._card import CARD_FORMAT_VERSION, ModelCard
 from geovigie.models._network import build_network
@@ -131,15 +132,6 @@ def check_weights(bundle: ModelBundle) -> None:
         raise BundleError(f"{weights}: cannot load the weights ({err})") from err
 
 
-def _problems(err: ValidationError) -> str:
-    """Every problem pydantic found, one per clause: `where: what`."""
-    parts = []
-    for problem in err.errors(include_url=False):
-        where = ".".join(str(part) for part in problem["loc"]) or "card"
-        parts.append(f"{where}: {problem['msg']}")
-    return "; ".join(parts)
-
-
 def load_bundle(path: str | Path | None = None) -> ModelBundle:
     """Read a bundle folder (the shipped land-cover bundle when `path` is None); format 1 and 2 cards load.
 
@@ -164,7 +156,8 @@ def load_bundle(path: str | Path | None = None) -> ModelBundle:
     try:
         card = ModelCard.model_validate(raw)
     except ValidationError as err:
-        raise BundleError(f"{card_path}: not a valid model card ({err.error_count()} problem(s): {_problems(err)}); "
+        problems = describe_errors(err, "card")
+        raise BundleError(f"{card_path}: not a valid model card ({err.error_count()} problem(s): {problems}); "
                           "fix the card or retrain the bundle") from err
     except ValueError as err:  # model_post_init checks
         raise BundleError(f"{card_path}: not a valid model card ({err})") from err
