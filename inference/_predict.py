@@ -140,11 +140,6 @@ class PredictionResult:
     resumed_chunks: int = 0
     """Chunks an earlier, interrupted run had finished (read back from its journal, not predicted again)."""
 
-    @property
-    def megapixels_per_second(self) -> float:
-        """Input megapixels per second of wall time."""
-        return self.source.width * self.source.height / 1e6 / max(self.seconds, 1e-9)
-
 
 def prepare_source(
     input_path: pystac.Item | str | Path,
