@@ -53,3 +53,14 @@ def test_every_subpackage_declares_its_public_names() -> None:
         exported = [node for node in tree.body if isinstance(node, ast.Assign)
                     and any(getattr(t, "id", None) == "__all__" for t in node.targets)]
         assert exported or package == "geovigie", f"{init} has no __all__"
+
+
+def test_one_privacy_convention_per_package() -> None:
+    """A package that exports its names from private modules keeps every module private: a public-named module
+    beside `_modules` reads as an API of its own."""
+    mixed = []
+    for package, folder in PACKAGE_DIRS.items():
+        modules = [path.stem for path in (REPO / folder).glob("*.py") if path.stem != "__init__"]
+        if package != "geovigie" and any(name.startswith("_") for name in modules):
+            mixed += [f"{folder}/{name}.py" for name in modules if not name.startswith("_")]
+    assert mixed == [], f"public-named modules beside private ones: {mixed}"
