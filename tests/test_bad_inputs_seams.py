@@ -86,3 +86,18 @@ def test_bad_input_scale_from_the_environment_is_one_error_line(monkeypatch: pyt
     assert result.exit_code == 2, result.output
     assert "input_scale (GEOVIGIE_INPUT_SCALE): input_scale must be a finite number above 0" in \
         _one_error_line(result.output)
+
+
+@pytest.mark.parametrize("reader", ["read_zones", "read_vector"])
+def test_zones_without_a_feature_say_so_the_same_way(reader: str, tmp_path: Path) -> None:
+    import geovigie.diagnostics as diagnostics
+    from geovigie.errors import InvalidZonesError
+
+    empty = tmp_path / "zones.geojson"
+    empty.write_text('{"type": "FeatureCollection", "features": []}', encoding="utf-8")
+    with pytest.raises(InvalidZonesError, match="zones.geojson: no feature with a geometry for zones"):
+        getattr(diagnostics, reader)(empty)
+    garbage = tmp_path / "zones.gpkg"
+    garbage.write_bytes(b"not a GeoPackage")
+    with pytest.raises(InvalidZonesError, match="zones.gpkg: not a readable vector file for zones"):
+        getattr(diagnostics, reader)(garbage)
