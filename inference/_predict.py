@@ -32,7 +32,6 @@ from geovigie.errors import (
 )
 from geovigie.inference._chunks import Chunk, Window4, plan_chunks
 from geovigie.inference._cluster import ClusterOptions, dask_client
-from geovigie.inference._grid import tile_offsets
 from geovigie.inference._journal import RunJournal, open_journal
 from geovigie.inference._source import RasterSource, http_env, open_source
 from geovigie.inference._worker import ChunkJob, ChunkReport, PredictorPlugin, finish_seam, predict_chunk
@@ -158,8 +157,7 @@ def prepare_source(
     """
     source = open_source(input_path, band_names=band_names, product_level=product_level)
     wanted = bundle.card.bands
-    is_item = isinstance(input_path, pystac.Item) or Path(input_path).suffix.lower() == ".json"
-    if is_item and set(wanted) <= set(source.band_names):
+    if not source.fingerprint and set(wanted) <= set(source.band_names):  # a STAC item: its assets, picked by name
         source = source.select(wanted)
     bundle.check_compatible(source.band_names, source.product_level, source=source.location, force=force)
     if force and len(source.band_names) != len(wanted):
@@ -263,16 +261,6 @@ def check_device(options: PredictOptions, client: Any = None) -> None:
     remote = bool(options.cluster.scheduler) or (client is not None and getattr(client, "cluster", None) is None)
     if not remote:
         resolve_device(options.device)
-
-
-def tile_windows(width: int, height: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
-    """Row-major tile windows (col, row, width, height) covering the raster."""
-    th, tw = min(tile, height), min(tile, width)
-    return [
-        (col, row, tw, th)
-        for row in tile_offsets(height, th, overlap)
-        for col in tile_offsets(width, tw, overlap)
-    ]
 
 
 def prediction_signature(bundle: ModelBundle, options: PredictOptions) -> str:
@@ -395,7 +383,8 @@ def _predict_locked(source: RasterSource, bundle: ModelBundle, paths: tuple[Path
     classes_path, proba_path = paths
     out_dir = classes_path.parent
     signature = run_signature(source, bundle, options)
-    windows = tile_windows(source.width, source.height, options.tile_size, options.overlap)
+    chunks = plan_chunks(source.width, source.height, options.tile_size, options.overlap, options.chunk_tiles)
+    tiles = sum(len(chunk.tiles) for chunk in chunks)  # the one tile grid of this run
     existing = _existing_tags(classes_path)
     # a file's outputs are named by its content: same name, same input, whatever path named it
     if (existing and not source.fingerprint and existing.get(INPUTS_TAG) != input_label(source.location)
@@ -405,10 +394,9 @@ def _predict_locked(source: RasterSource, bundle: ModelBundle, paths: tuple[Path
             f"{source.location}; use another --out folder (or --overwrite)"
         )
     if not overwrite and existing.get(RUN_TAG) == signature == _existing_tags(proba_path).get(RUN_TAG):
-        return PredictionResult(classes_path, proba_path, source, bundle, len(windows), 0.0, True)
+        return PredictionResult(classes_path, proba_path, source, bundle, tiles, 0.0, True)
 
     card = bundle.card
-    chunks = plan_chunks(source.width, source.height, options.tile_size, options.overlap, options.chunk_tiles)
     journal = open_journal(out_dir, classes_path.name.removesuffix("_classes.tif"), signature,
                            f"chunk_tiles {options.chunk_tiles}")
     profile = {
@@ -444,7 +432,7 @@ def _predict_locked(source: RasterSource, bundle: ModelBundle, paths: tuple[Path
         stages, resumed = _run_chunks(active, source, chunks, job, journal, write, progress)
         predicted = time.perf_counter() - started
     journal.remove()
-    return PredictionResult(classes_path, proba_path, source, bundle, len(windows),
+    return PredictionResult(classes_path, proba_path, source, bundle, tiles,
                             time.perf_counter() - started, False, predicted, stages, resumed)
 
 

@@ -303,6 +303,19 @@ def _grid_of(href: str, location: str) -> tuple[int, int, str, tuple[float, ...]
         raise _unreadable(href, location, err) from err
 
 
+def read_input(source: pystac.Item | str | Path) -> pystac.Item | Path:
+    """The one place an input's kind is decided: a STAC item (in memory, or a `.json` file, read here) or a raster
+    file's path. Callers that need the item (its dates, its self link) read it once here and pass it on.
+
+    Raises:
+        InputNotFoundError, InvalidInputError: a `.json` file that is missing or not a STAC item.
+    """
+    if isinstance(source, pystac.Item):
+        return source
+    path = Path(source)
+    return read_item(path) if path.suffix.lower() == ".json" else path
+
+
 def open_source(
     source: pystac.Item | str | Path, band_names: list[str] | None = None, product_level: str | None = None
 ) -> RasterSource:
@@ -319,16 +332,17 @@ def open_source(
         InputNotFoundError: the file does not exist.
         InvalidRasterError: no CRS, unreadable file, not a STAC item.
     """
+    if not isinstance(source, pystac.Item):
+        path = Path(source)
+        if not path.exists():
+            raise InputNotFoundError(f"input not found: {path}")
+        if path.is_dir():
+            raise InvalidRasterError(f"{path} is a folder: give a raster file or a STAC item JSON")
+    source = read_input(source)
     if isinstance(source, pystac.Item):
         # an item without a self link is named by its id in messages: escaped, so that one error stays one line
         return _source_from_item(source, source.get_self_href() or printable(source.id, 200), product_level)
-    path = Path(source)
-    if not path.exists():
-        raise InputNotFoundError(f"input not found: {path}")
-    if path.is_dir():
-        raise InvalidRasterError(f"{path} is a folder: give a raster file or a STAC item JSON")
-    if path.suffix.lower() == ".json":
-        return _source_from_item(read_item(path), str(path), product_level)
+    path = source
     width, height, wkt, transform, nodata, descriptions, tags = _grid_of(str(path), str(path))
     names = band_names or [d for d in descriptions if d]
     if len(names) != len(descriptions):
