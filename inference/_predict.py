@@ -20,6 +20,7 @@ import pystac
 from rasterio.windows import Window
 
 from geovigie.atomic import run_lock
+from geovigie.catalog import cache_dir_of
 from geovigie.classes import palette
 from geovigie.cog import cog_writer
 from geovigie.errors import (
@@ -96,6 +97,9 @@ class PredictOptions:
     runtime: str = "auto"
     channels_last: bool = False
     quantise: bool = False
+    digest_cache: Path | None = None
+    """Folder remembering the content hashes of unchanged inputs and weights (`geovigie.digests`); not part of
+    any signature."""
 
     def __post_init__(self) -> None:
         if self.tile_size < 1 or self.batch_size < 1 or self.overlap < 0 or self.chunk_tiles < 1:
@@ -117,7 +121,7 @@ class PredictOptions:
         extra = {name: getattr(settings, name, getattr(defaults, name))
                  for name in ("chunk_tiles", "input_scale", "input_offset", "runtime", "channels_last")}
         return cls(settings.tile_size, settings.overlap, settings.batch_size, settings.device, settings.amp,
-                   ClusterOptions.from_settings(settings), **extra)
+                   ClusterOptions.from_settings(settings), digest_cache=cache_dir_of(settings), **extra)
 
 
 @dataclass(frozen=True)
@@ -149,13 +153,14 @@ def prepare_source(
     product_level: str | None = None,
     input_scale: float = 1.0,
     input_offset: float = 0.0,
+    digest_cache: Path | None = None,
 ) -> RasterSource:
     """Open the input and check it against the bundle's card (bands in order, product level, values once scaled).
 
     A raster file must hold exactly the card's bands in the card's order; a STAC item's assets are
     picked by band name.
     """
-    source = open_source(input_path, band_names=band_names, product_level=product_level)
+    source = open_source(input_path, band_names=band_names, product_level=product_level, digest_cache=digest_cache)
     wanted = bundle.card.bands
     if not source.fingerprint and set(wanted) <= set(source.band_names):  # a STAC item: its assets, picked by name
         source = source.select(wanted)
@@ -352,7 +357,8 @@ def predict(
     options = options or PredictOptions()
     check_device(options, client)
     bundle = bundle if isinstance(bundle, ModelBundle) else load_bundle(bundle)
-    check_weights(bundle)  # once per run, here: the workers are told the digest and do not hash again
+    # once per run, here: the workers are told the digest and do not hash again
+    check_weights(bundle, options.digest_cache)
     options = dataclasses.replace(options, runtime=resolve_runtime(options.runtime, bundle))
     # a missing, corrupt or stale export, or a pixel classifier asked to run on torch, fails here, before any work
     check_runtime(bundle, options.runtime, "cpu" if client is not None or options.cluster.scheduler else options.device)
@@ -362,7 +368,7 @@ def predict(
             warnings.simplefilter("always")
             source = prepare_source(input_path, bundle, force=force, band_names=band_names,
                                     product_level=product_level, input_scale=options.input_scale,
-                                    input_offset=options.input_offset)
+                                    input_offset=options.input_offset, digest_cache=options.digest_cache)
     finally:
         for w in caught:  # raised again, outside the recording, so the caller's filters apply
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
