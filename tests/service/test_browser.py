@@ -334,7 +334,7 @@ def dashboard(demo_run) -> Iterator[tuple[str, Settings, _FakeWrites]]:
     writes = _FakeWrites()
     real_sites = settings.stac_backend == "pgstac"
     if real_sites:
-        from tests.service.writes_support import make_key
+        from tests._support.writes import make_key
 
         writes.key = make_key(settings.model_copy(update={"job_runner": False}), owner="agent")
     doubled = {"/jobs", "/jobs/{job_id}"} | (set() if real_sites else {"/sites/{site_id}", "/sites/{site_id}/feedback"})

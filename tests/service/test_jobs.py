@@ -16,8 +16,8 @@ from geovigie.catalog import SLOVENIA, CatalogClient, StaticItemStore
 from geovigie.records import get_job
 from geovigie.service import create_app
 from geovigie.workflows import run_jobs
+from tests._support.writes import make_key, writes_settings
 from tests.conftest import kill_after_journal_chunks
-from tests.service.writes_support import make_key, writes_settings
 
 WEST, SOUTH, EAST, NORTH = 14.55134, 45.865889, 14.564289, 45.875027
 SLOVENIA_AREA = {"type": "Polygon", "coordinates": [[[WEST, SOUTH], [EAST, SOUTH], [EAST, NORTH], [WEST, NORTH],
@@ -200,7 +200,7 @@ def test_geovigie_serve_runs_submitted_jobs_in_its_worker(tmp_path: Path, pgstac
     import httpx
 
     from geovigie.service.auth import create_key
-    from tests.service.writes_support import free_port
+    from tests._support.servers import free_port
 
     port = free_port()
     env = {**os.environ, "GEOVIGIE_DATA_DIR": str(tmp_path / "gv"), "GEOVIGIE_STAC_BACKEND": "pgstac",

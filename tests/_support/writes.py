@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
-import time
 import warnings
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
-
-import uvicorn
 
 from geovigie.settings import Settings
 from tests.conftest import DATA
@@ -24,30 +17,6 @@ def writes_settings(data_dir: Path, database_url: str, **overrides: Any) -> Sett
                             "device": "cpu", "tile_size": 64, "overlap": 16, "batch_size": 4, "dask_workers": 1,
                             "dask_threads_per_worker": 1, "job_runner": False}
     return Settings(**{**base, **overrides})
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def served(app: Any, port: int | None = None) -> Iterator[str]:
-    """`app` under uvicorn on 127.0.0.1 (`port`, else a free one) in a thread; yields its base URL."""
-    port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 def two_dump_passes(settings: Settings, work: Path) -> tuple[Any, Any]:
