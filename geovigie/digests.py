@@ -1,9 +1,9 @@
 """Content SHA-256 of files, hashed once while they do not change.
 
 A digest is remembered by the file's real path, device, inode, size and modification time (ns): in this process,
-and in `cache_dir/sha256/` when a cache folder is given, so that an up-to-date rerun of `predict` or `batch` does
-not read a large input or the weights again. A file modified in the last seconds is not remembered (a write within
-the same clock tick could keep its size and time), the same precaution git takes with its index.
+and in `cache_dir/sha256/` once a run that used it succeeded (`remember`), so that an up-to-date rerun of `predict`
+or `batch` does not read a large input or the weights again. A file modified in the last seconds is not remembered
+(a write within the same clock tick could keep its size and time), the same precaution git takes with its index.
 """
 
 from __future__ import annotations
@@ -27,8 +27,13 @@ def _key(path: Path) -> tuple[str, int, int, int, int]:
     return str(path.resolve()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
+def _entry(cache_dir: str | Path, real_path: str) -> Path:
+    return Path(cache_dir) / "sha256" / f"{hashlib.sha256(real_path.encode()).hexdigest()[:32]}.json"
+
+
 def sha256_of(path: str | Path, cache_dir: str | Path | None = None) -> str:
-    """SHA-256 (hex) of a file's content, read in blocks; remembered while the file is unchanged (module docstring).
+    """SHA-256 (hex) of a file's content, read in blocks; remembered in this process while the file is unchanged,
+    and taken from `cache_dir` when an earlier run stored it there (`remember`). Writes nothing.
 
     Raises:
         OSError: the file cannot be read.
@@ -37,11 +42,9 @@ def sha256_of(path: str | Path, cache_dir: str | Path | None = None) -> str:
     key = _key(path)
     if key in _MEMO:
         return _MEMO[key]
-    entry = Path(cache_dir) / "sha256" / f"{hashlib.sha256(key[0].encode()).hexdigest()[:32]}.json" \
-        if cache_dir is not None else None
-    if entry is not None:
+    if cache_dir is not None:
         try:
-            stored = json.loads(entry.read_text(encoding="utf-8"))
+            stored = json.loads(_entry(cache_dir, key[0]).read_text(encoding="utf-8"))
             if tuple(stored["key"]) == key and isinstance(stored["sha256"], str):
                 _MEMO[key] = stored["sha256"]
                 return _MEMO[key]
@@ -51,7 +54,13 @@ def sha256_of(path: str | Path, cache_dir: str | Path | None = None) -> str:
         digest = hashlib.file_digest(handle, "sha256").hexdigest()
     if time.time() - key[4] / 1e9 >= RECENT_S and _key(path) == key:
         _MEMO[key] = digest
-        if entry is not None:
-            with contextlib.suppress(OSError):  # a read-only cache only costs the next run one more hash
-                write_json_atomic(entry, {"key": list(key), "sha256": digest})
     return digest
+
+
+def remember(path: str | Path, cache_dir: str | Path) -> None:
+    """Store the digest this process knows of `path` (unchanged since) in `cache_dir`, for the next runs. Called
+    once a run has succeeded: a refused input leaves nothing behind."""
+    with contextlib.suppress(OSError):  # a gone file or a read-only cache only costs the next run one more hash
+        key = _key(Path(path))
+        if key in _MEMO:
+            write_json_atomic(_entry(cache_dir, key[0]), {"key": list(key), "sha256": _MEMO[key]})

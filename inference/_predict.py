@@ -23,6 +23,7 @@ from geovigie.atomic import run_lock
 from geovigie.catalog import cache_dir_of
 from geovigie.classes import palette
 from geovigie.cog import cog_writer
+from geovigie.digests import remember
 from geovigie.errors import (
     BandMismatchError,
     EmptyInputError,
@@ -378,8 +379,12 @@ def predict(
         raise InvalidInputError(f"--out {out_dir} is a file, not a folder")
     paths = output_paths(out_dir, source, bundle)  # a hostile id fails here, before any folder is created
     with run_lock(out_dir):
-        return _predict_locked(source, bundle, paths, options, client, started, overwrite=overwrite,
-                               progress=progress, forced=forced)
+        result = _predict_locked(source, bundle, paths, options, client, started, overwrite=overwrite,
+                                 progress=progress, forced=forced)
+    if options.digest_cache is not None:  # the next run needs not read these files again
+        for hashed in ([source.location] if source.fingerprint else []) + [bundle.weights_path]:
+            remember(hashed, options.digest_cache)
+    return result
 
 
 def _predict_locked(source: RasterSource, bundle: ModelBundle, paths: tuple[Path, Path], options: PredictOptions,

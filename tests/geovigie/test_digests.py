@@ -45,6 +45,8 @@ def test_the_cache_folder_spares_the_next_run_and_sees_a_change(tmp_path: Path, 
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     path, cache = _old_file(tmp_path / "scene.tif", b"a" * 4096), tmp_path / "cache"
     first = digests.sha256_of(path, cache)
+    assert not cache.exists()  # reading writes nothing: a run that then fails leaves nothing behind
+    digests.remember(path, cache)  # the run succeeded
     monkeypatch.setattr(digests, "_MEMO", {})  # a new process
     assert digests.sha256_of(path, cache) == first and reads == ["scene.tif"]
     _old_file(path, b"b" * 4096, age_s=30.0)  # same size, another content and time
@@ -57,6 +59,7 @@ def test_a_file_written_just_now_is_not_remembered(tmp_path: Path, reads: list[s
     path, cache = tmp_path / "fresh.tif", tmp_path / "cache"
     path.write_bytes(b"x" * 10)  # boundary: modified less than RECENT_S ago
     digests.sha256_of(path, cache)
+    digests.remember(path, cache)
     digests.sha256_of(path, cache)
     assert reads == ["fresh.tif", "fresh.tif"] and not cache.exists()
 
@@ -65,6 +68,7 @@ def test_an_unreadable_cache_entry_costs_one_hash(tmp_path: Path, reads: list[st
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     path, cache = _old_file(tmp_path / "scene.tif", b"c" * 100), tmp_path / "cache"
     digest = digests.sha256_of(path, cache)
+    digests.remember(path, cache)
     for entry in (cache / "sha256").iterdir():
         entry.write_text("{not json", encoding="utf-8")
     monkeypatch.setattr(digests, "_MEMO", {})
