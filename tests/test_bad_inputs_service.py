@@ -26,15 +26,15 @@ from geovigie.service import create_app
 from geovigie.service.stac_guard import MAX_LIMIT, MAX_VERTICES
 from geovigie.settings import Settings
 from geovigie.tiles import RESULTS_COLLECTION, LayerSpec, Provenance, publish_layer, results_store_for
+from tests._support.layers import CLASSES, class_cog
 from tests._support.servers import free_port, served
 from tests.conftest import fresh_database
-from tests.tiles.test_publish import CLASSES, _class_cog
 
 LAYER_ID = "landcover-test"
 
 
 def _publish(settings: Settings, folder: Path, layer_id: str = LAYER_ID) -> None:
-    publish_layer(results_store_for(settings), _class_cog(folder / f"{layer_id}.tif"),
+    publish_layer(results_store_for(settings), class_cog(folder / f"{layer_id}.tif"),
                   LayerSpec(layer_id, layer_id, "classes", classes=CLASSES), Provenance(inputs=[], lineage="t"))
 
 

@@ -33,8 +33,8 @@ from shapely import affinity
 from geovigie.service import create_app
 from geovigie.settings import Settings
 from geovigie.tiles import LayerSpec, Provenance, VectorStyle, publish_layer, publish_vector_layer
+from tests._support.layers import CLASSES, class_cog
 from tests.conftest import DATA, GERS_DIR, require
-from tests.tiles.test_publish import CLASSES, _class_cog
 
 CHROMIUM = "/usr/bin/chromium"
 INJECTED = '<img src="x" id="injected">Aignan'
@@ -179,7 +179,7 @@ def _publish_small_map(tmp_path: Path, settings: Settings) -> gpd.GeoDataFrame:
     dump site with a hostile commune name, and the départements as base layer."""
     results = settings.results_dir
     for layer_id in ("landcover-lc", "landcover-broken"):
-        publish_layer(results, _class_cog(tmp_path / f"{layer_id}.tif"),
+        publish_layer(results, class_cog(tmp_path / f"{layer_id}.tif"),
                       LayerSpec(layer_id, f"Occupation {layer_id}", "classes", classes=CLASSES),
                       Provenance(inputs=[], lineage="t"))
     (results / "geovigie-results" / "landcover-broken" / "data.tif").unlink()

@@ -22,8 +22,8 @@ from geovigie.service.metrics import Metrics
 from geovigie.service.tile_cache import TileCache
 from geovigie.settings import Settings
 from geovigie.tiles import LayerIndex, LayerSpec, Provenance, publish_layer
+from tests._support.layers import CLASSES, PROFILE, class_cog
 from tests._support.servers import free_port, served
-from tests.tiles.test_publish import CLASSES, PROFILE, _class_cog
 
 WATER, FOREST = (0, 0, 255), (0, 255, 0)
 
@@ -36,7 +36,7 @@ def _continuous_cog(path: Path, scale: float = 1.0) -> Path:
 
 
 def _publish_both(settings: Settings, folder: Path) -> None:
-    publish_layer(settings.results_dir, _class_cog(folder / "c.tif"),
+    publish_layer(settings.results_dir, class_cog(folder / "c.tif"),
                   LayerSpec("lc", "Land cover", "classes", classes=CLASSES), Provenance(inputs=[], lineage="t"))
     publish_layer(settings.results_dir, _continuous_cog(folder / "n.tif"),
                   LayerSpec("ndvi", "NDVI", "continuous", rescale=(-1.0, 1.0), colormap_name="rdylgn", unit="1"),
