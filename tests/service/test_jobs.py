@@ -165,7 +165,7 @@ def test_a_runner_killed_mid_job_is_replaced_and_the_job_completes(settings, inp
     job at once and predicts only the chunks the journal lacks."""
     from geovigie.inference import _predict
     from geovigie.inference._journal import PARTIAL_FOLDER
-    from tests.workflows.test_batch import CHUNK_REPORTS, _counted_predict_chunk
+    from tests._support.chunks import CHUNK_REPORTS, counted_predict_chunk
 
     key = {"X-API-Key": make_key(settings)}
     with TestClient(create_app(settings)) as client:
@@ -175,7 +175,7 @@ def test_a_runner_killed_mid_job_is_replaced_and_the_job_completes(settings, inp
     assert 3 <= left < 16  # 100 × 101 px in tiles of 32 px: 16 one-tile chunks
     killed = get_job(settings, job_id)
     assert killed is not None and killed["state"] == "running"  # the dead runner never finished it
-    monkeypatch.setattr(_predict, "predict_chunk", _counted_predict_chunk)
+    monkeypatch.setattr(_predict, "predict_chunk", counted_predict_chunk)
     CHUNK_REPORTS.clear()
     resumed = settings.model_copy(update={"tile_size": 32, "overlap": 8, "chunk_tiles": 1})
     started = time.monotonic()
