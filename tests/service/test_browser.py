@@ -13,9 +13,6 @@ import io
 import json
 import os
 import re
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +22,6 @@ import geopandas as gpd
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from fastapi import APIRouter, FastAPI, Header, HTTPException
 from PIL import Image
 from shapely import affinity
@@ -34,6 +30,7 @@ from geovigie.service import create_app
 from geovigie.settings import Settings
 from geovigie.tiles import LayerSpec, Provenance, VectorStyle, publish_layer, publish_vector_layer
 from tests._support.layers import CLASSES, class_cog
+from tests._support.servers import free_port, served
 from tests.conftest import DATA, GERS_DIR, require
 
 CHROMIUM = "/usr/bin/chromium"
@@ -44,31 +41,15 @@ IDLE = """() => new Promise((done) => { const map = window.geovigie.map;
 SET_RANGE = "(el, value) => { el.value = value; el.dispatchEvent(new Event('input', { bubbles: true })); }"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def _serve(settings: Settings, extra: Callable[[FastAPI], None] | None = None) -> Iterator[str]:
     """The app for `settings` served by uvicorn on a free loopback port (its absolute links name that port)."""
-    port = _free_port()
+    port = free_port()
     app = create_app(settings.model_copy(update={"host": "127.0.0.1", "port": port}))
     if extra is not None:
         extra(app)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        assert server.started, "uvicorn did not start"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with served(app, port) as base:
+        yield base
 
 
 @contextmanager
