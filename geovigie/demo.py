@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 from geovigie.settings import Settings
+
+ADMIN_EXPRESS_EDITION = (datetime(2018, 1, 1, tzinfo=UTC), datetime(2018, 12, 31, 23, 59, 59, tzinfo=UTC))
+"""The year the shipped départements describe (IGN Admin Express 2018, INSEE COG 2018: data/admin-express)."""
 
 
 @dataclass
@@ -73,7 +77,7 @@ def _run_demo(settings: Settings, console: Console, client: Any) -> DemoReport:
     samples = settings.sample_data_path()
     record(workflows.boundaries(settings, samples / "admin-express" / "departements_simplified_1km.geojson",
                                 layer_id="base-departements", title="Départements", code_field="code",
-                                name_field="nom"))
+                                name_field="nom", edition=ADMIN_EXPRESS_EDITION))
     record(workflows.boundaries(settings, samples / "s2-l2a-theia-gers" / "COMMUNE_32xxx.geojson",
                                 layer_id="base-communes-gers", title="Communes (Gers, 19 around Aignan)",
                                 code_field="INSEE_COM", name_field="NOM_COM"))
