@@ -23,9 +23,9 @@ from shapely.geometry import box, mapping, shape
 from geovigie.catalog import SLOVENIA, CatalogClient, StaticItemStore
 from geovigie.service import create_app
 from geovigie.workflows import run_jobs
+from tests._support.writes import make_key, writes_settings
 from tests.conftest import DATA
 from tests.service.test_jobs import EAST, NORTH, SLOVENIA_AREA, SOUTH, WEST
-from tests.service.writes_support import make_key, writes_settings
 
 PUBLIC = "https://geo.example.fr/geovigie"
 MIDDLE = (WEST + EAST) / 2
