@@ -12,33 +12,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from geovigie.catalog import SLOVENIA, CatalogClient, StaticItemStore
 from geovigie.records import get_job
 from geovigie.service import create_app
 from geovigie.workflows import run_jobs
+from tests._support.jobs import JOB
 from tests._support.writes import make_key, writes_settings
 from tests.conftest import kill_after_journal_chunks
-
-WEST, SOUTH, EAST, NORTH = 14.55134, 45.865889, 14.564289, 45.875027
-SLOVENIA_AREA = {"type": "Polygon", "coordinates": [[[WEST, SOUTH], [EAST, SOUTH], [EAST, NORTH], [WEST, NORTH],
-                                                     [WEST, SOUTH]]]}
-JOB = {"territory": SLOVENIA_AREA, "period": "2015-01-01/2018-12-31", "tasks": ["landcover"],
-       "collection": SLOVENIA, "source": "samples"}
-
-
-@pytest.fixture
-def inputs(tmp_path: Path, catalog_dir: Path) -> Path:
-    """A catalog holding one real Slovenia scene (the job's source, named `samples` in the settings)."""
-    items = {i.id: i for i in CatalogClient.open(catalog_dir).search(collections=[SLOVENIA]).items()}
-    store = StaticItemStore(tmp_path / "inputs")
-    store.upsert(items["slovenia-reference-scene-2"].clone())
-    return store.root
-
-
-@pytest.fixture
-def settings(tmp_path: Path, pgstac_url: str, inputs: Path):
-    return writes_settings(tmp_path / "gv", pgstac_url, catalog_sources={"samples": str(inputs)},
-                           public_url="https://geo.example.fr/geovigie")
 
 
 def test_a_job_submitted_over_http_runs_the_batch_and_publishes_its_layer(settings, dask_client) -> None:
