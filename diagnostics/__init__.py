@@ -29,6 +29,7 @@ from geovigie.diagnostics._dumps import (
 )
 from geovigie.diagnostics._export import write_csv, write_vector
 from geovigie.diagnostics._grid import grid_zones
+from geovigie.diagnostics._heat import TemperatureSummary, temperature_layer
 from geovigie.diagnostics._heat_island import (
     HOT_SPOT_CLASSES,
     HeatIslandSummary,
@@ -50,6 +51,7 @@ from geovigie.diagnostics._report_page import (
     write_report,
 )
 from geovigie.diagnostics._tracking import alerts, history_table, track
+from geovigie.diagnostics._vegetation import NdviSummary, check_ndvi_layer, ndvi_layer
 from geovigie.diagnostics._zan_account import (
     CHANGE_CLASSES,
     ChangeSummary,
@@ -73,8 +75,6 @@ from geovigie.diagnostics._zonal_stats import (
     zonal_classes,
     zonal_continuous,
 )
-from geovigie.diagnostics.heat import TemperatureSummary, temperature_layer
-from geovigie.diagnostics.vegetation import NdviSummary, check_ndvi_layer, ndvi_layer
 
 __all__ = [
     "TERRITORY_ZONE",

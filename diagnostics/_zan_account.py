@@ -9,7 +9,6 @@ from exactextract (partial pixels counted).
 from __future__ import annotations
 
 import math
-import tomllib
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,11 +19,13 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import rasterio
+from pydantic import BaseModel, ConfigDict
 from rasterio.features import rasterize, shapes
 from shapely.geometry import shape
 
 from geovigie.classes import ClassInfo, palette
 from geovigie.cog import cog_writer
+from geovigie.config_file import read_toml, validate
 from geovigie.diagnostics._zonal_stats import COVERED, DEFAULT_MIN_COVERAGE_TOTALS, _listed, zonal_classes
 from geovigie.errors import (
     DiagnosticsWarning,
@@ -64,12 +65,24 @@ class ZanMapping:
         return self.building | self.artificial | self.natural | self.nodata
 
 
+class _MappingTable(BaseModel):
+    """A mapping file as written: class values per ZAN category."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = None
+    building: list[int] = []
+    artificial: list[int] = []
+    natural: list[int] = []
+    nodata: list[int] = []
+
+
 def load_mapping(path_or_name: str | Path) -> ZanMapping:
     """A mapping from a TOML file, or a shipped one by name (`odeon-naf`, `odeon-urbain`, `landcover-s2l1c-slovenia`).
 
     Raises:
         InputNotFoundError: no such file or shipped mapping.
-        InvalidInputError: not TOML, or a value declared in two categories.
+        InvalidInputError: not TOML, an unknown key, a value that is not a class number, or a value declared in two
+            categories.
     """
     path = Path(path_or_name)
     if not path.is_file():
@@ -77,19 +90,15 @@ def load_mapping(path_or_name: str | Path) -> ZanMapping:
     if not path.is_file():
         shipped = ", ".join(sorted(p.stem for p in MAPPINGS_DIR.glob("*.toml")))
         raise InputNotFoundError(f"no ZAN mapping {path_or_name!r}: give a TOML file or one of {shipped}")
-    try:
-        table = tomllib.loads(path.read_text(encoding="utf-8"))
-        groups = {key: frozenset(int(v) for v in table.get(key, [])) for key in
-                  ("building", "artificial", "natural", "nodata")}
-    except (tomllib.TOMLDecodeError, TypeError, ValueError) as err:
-        raise InvalidInputError(f"{path}: not a ZAN mapping table ({err})") from err
+    table = validate(_MappingTable, read_toml(path, "ZAN mapping"), path)
+    groups = {key: frozenset(getattr(table, key)) for key in ("building", "artificial", "natural", "nodata")}
     seen: dict[int, str] = {}
     for key, values in groups.items():
         for value in values:
             if value in seen:
                 raise InvalidInputError(f"{path}: class {value} is both {seen[value]} and {key}")
             seen[value] = key
-    return ZanMapping(str(table.get("name", path.stem)), source=str(path), **groups)
+    return ZanMapping(table.name or path.stem, source=str(path), **groups)
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,24 @@ def vector_crs(frame: gpd.GeoDataFrame, path: Path, crs: str | None, option: str
     return frame.crs
 
 
+def _read_frame(path: Path, what: str, crs: str | None, option: str) -> gpd.GeoDataFrame:
+    """A vector file's features, with their CRS set (`vector_crs`).
+
+    Raises:
+        InputNotFoundError: no such file.
+        InvalidZonesError: unreadable, no feature with a geometry, or no CRS.
+    """
+    if not path.is_file():
+        raise InputNotFoundError(f"{what} file not found: {path}")
+    try:
+        frame = gpd.read_file(path, engine="pyogrio")
+    except Exception as err:  # pyogrio raises its own DataSourceError family
+        raise InvalidZonesError(f"{path}: not a readable vector file for {what} ({err})") from err
+    if not isinstance(frame, gpd.GeoDataFrame) or "geometry" not in frame or frame.empty:
+        raise InvalidZonesError(f"{path}: no feature with a geometry for {what}")
+    return frame.set_crs(vector_crs(frame, path, crs, option), allow_override=True)
+
+
 def read_vector(path: str | Path, what: str = "zones", *, crs: str | None = None,
                 option: str = "--zones-crs") -> gpd.GeoDataFrame:
     """Read any vector file (GeoJSON, GeoPackage, shapefile) with a known CRS: its own or `crs` (never a guess).
@@ -84,15 +102,7 @@ def read_vector(path: str | Path, what: str = "zones", *, crs: str | None = None
         InvalidZonesError: unreadable, empty, without CRS (naming `option`), or only null / empty geometries.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputNotFoundError(f"{what} file not found: {path}")
-    try:
-        frame = gpd.read_file(path, engine="pyogrio")
-    except Exception as err:  # pyogrio raises its own DataSourceError family
-        raise InvalidZonesError(f"{path}: not a readable vector file for {what} ({err})") from err
-    if not isinstance(frame, gpd.GeoDataFrame) or "geometry" not in frame or frame.empty:
-        raise InvalidZonesError(f"{path}: no feature with a geometry for {what}")
-    frame = frame.set_crs(vector_crs(frame, path, crs, option), allow_override=True)
+    frame = _read_frame(path, what, crs, option)
     kept = frame[frame.geometry.notna() & ~frame.geometry.is_empty]
     if kept.empty:
         raise InvalidZonesError(f"{path}: every geometry of {what} is null or empty")
@@ -114,15 +124,7 @@ def read_zones(path: str | Path, *, id_field: str | None = None, name_field: str
             no polygon, empty selection.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputNotFoundError(f"zones file not found: {path}")
-    try:
-        frame = gpd.read_file(path, engine="pyogrio")
-    except Exception as err:  # pyogrio raises its own DataSourceError family
-        raise InvalidZonesError(f"{path}: not a readable vector file ({err})") from err
-    if "geometry" not in frame:
-        raise InvalidZonesError(f"{path}: a table without geometry; zones need polygons")
-    frame = frame.set_crs(vector_crs(frame, path, crs), allow_override=True)
+    frame = _read_frame(path, "zones", crs, "--zones-crs")
     columns = [c for c in frame.columns if c != "geometry"]
     ident = _pick(columns, id_field, ID_FIELDS, "id", path)
     if ident is None:

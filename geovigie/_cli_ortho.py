@@ -9,6 +9,7 @@ import typer
 
 from geovigie.errors import InvalidInputError
 from geovigie.terminal import stderr_console
+from geovigie.types import LAMBERT93
 
 err = stderr_console()
 
@@ -39,7 +40,7 @@ def parse_aoi(text: str) -> tuple[float, float, float, float]:
         raise InvalidInputError(f"--aoi {path}: not a readable vector file ({error})") from error
     if frame.empty or frame.crs is None:
         raise InvalidInputError(f"--aoi {path}: {'no feature' if frame.empty else 'no CRS'}")
-    xmin, ymin, xmax, ymax = (float(v) for v in frame.to_crs("EPSG:2154").total_bounds)
+    xmin, ymin, xmax, ymax = (float(v) for v in frame.to_crs(LAMBERT93).total_bounds)
     return xmin, ymin, xmax, ymax
 
 

@@ -262,12 +262,7 @@ def predict(
 
     settings = _settings(tile_size=tile_size, overlap=overlap, batch_size=batch_size, device=device, runtime=runtime,
                          input_scale=input_scale, input_offset=input_offset)
-    source = input
-    if input.suffix.lower() == ".json":
-        from geovigie.catalog import read_item
-
-        source = read_item(input)  # type: ignore[assignment]
-    layer = landcover(source, settings, bundle=bundle, out_dir=out, force=force, overwrite=overwrite,
+    layer = landcover(input, settings, bundle=bundle, out_dir=out, force=force, overwrite=overwrite,
                       band_names=bands.split(",") if bands else None, product_level=product_level)
     assets = layer.item.assets
     err.print(f"{layer.detail}\nclasses: {assets['data'].get_absolute_href()}\n"

@@ -308,11 +308,6 @@ class LayerIndex:
             return Path(self_href).parent
         return Path(self.store.files_dir(RESULTS_COLLECTION, layer_id))
 
-    def forget(self) -> None:
-        """Drop the layers kept from a database store (the next lookups read it again)."""
-        with self._lock:
-            self._cache.clear()
-
     def scan(self) -> tuple[list[Layer], dict[str, str]]:
         """Every readable layer, and the broken ones with the reason (logged once per scan)."""
         layers, broken = [], {}

@@ -19,7 +19,8 @@ from PIL import Image
 from geovigie.catalog import SearchQuery, StaticItemStore
 from geovigie.service import create_app
 from geovigie.tiles import RESULTS_COLLECTION, index_inputs
-from tests.service.writes_support import free_port, served, writes_settings
+from tests._support.servers import free_port, served
+from tests._support.writes import writes_settings
 
 PUBLIC = "https://geo.example.fr/geovigie"
 LANDSAT = "landsat-lst-muenster"
