@@ -34,7 +34,6 @@ from shapely.geometry import shape
 from geovigie.bands import S2_BANDS, canonical_s2_name
 from geovigie.diagnostics._dump_change import _building_mask
 from geovigie.diagnostics._dumps import (
-    OUTPUT_CRS,
     SITE_COLUMNS,
     _clean,
     _detection_ids,
@@ -48,6 +47,7 @@ from geovigie.diagnostics._dumps import (
     iso_pass_date,
 )
 from geovigie.errors import DiagnosticsWarning, GridMismatchError, InvalidInputError, InvalidRasterError
+from geovigie.types import LAMBERT93
 
 ROLES = ("blue", "green", "red", "nir", "swir16")
 """Bands used, by common name; green and red are required (an IRC orthophoto has no blue), the others used when
@@ -341,7 +341,7 @@ def appearance_change_candidates(
         if zone_frame is not None:
             frame = _join_communes(frame, zone_frame)
     frame["normalisation_r"] = weakest
-    frame = gpd.GeoDataFrame(frame[[*APPEARANCE_COLUMNS, "geometry"]], geometry="geometry", crs=OUTPUT_CRS)
+    frame = gpd.GeoDataFrame(frame[[*APPEARANCE_COLUMNS, "geometry"]], geometry="geometry", crs=LAMBERT93)
     frame.attrs["pass_date"] = pass_iso
     return AppearanceChange(frame, tuple(old), gains, fit_r, crs.to_string(), valid.shape, resampled,
                             weakest >= MIN_FIT_R)
@@ -365,7 +365,7 @@ def _polygons(labels: np.ndarray, transform: Affine, crs: rasterio.crs.CRS) -> g
                                                                       connectivity=4, transform=transform)]
     frame = gpd.GeoDataFrame({"_label": [v for _, v in pieces]}, geometry=[g for g, _ in pieces], crs=crs)
     frame = frame.dissolve("_label", as_index=False) if len(frame) else frame
-    frame = frame.to_crs(OUTPUT_CRS)
+    frame = frame.to_crs(LAMBERT93)
     frame["area_m2"] = frame.geometry.area
     return frame
 
