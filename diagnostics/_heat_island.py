@@ -30,7 +30,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geovigie.classes import ClassInfo, palette
 from geovigie.cog import cog_writer, iter_windows
-from geovigie.diagnostics.heat import LST_NODATA
+from geovigie.diagnostics._heat import LST_NODATA
 from geovigie.errors import (
     DiagnosticsWarning,
     InputNotFoundError,

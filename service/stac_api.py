@@ -24,6 +24,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 import geovigie
+from geovigie.config_file import describe_errors
 from geovigie.errors import DatabaseError, GeovigieError
 from geovigie.postgres import StacDatabase, stac_database
 
@@ -117,8 +118,7 @@ def _short_errors(app: FastAPI) -> None:
         return handle
 
     def validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg', '')}"
-                             for error in exc.errors()[:5])
+        problems = describe_errors(list(exc.errors()[:5]), "request")
         return JSONResponse({"code": "BadRequest", "description": _shorten(problems)}, status_code=400)
 
     for exc_class, status in DEFAULT_STATUS_CODES.items():

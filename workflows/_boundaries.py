@@ -11,6 +11,7 @@ from geovigie.diagnostics import write_vector
 from geovigie.errors import InvalidZonesError
 from geovigie.settings import Settings
 from geovigie.tiles import LayerSpec, Provenance, VectorStyle, publish_vector_layer, results_store_for
+from geovigie.types import LAMBERT93
 from geovigie.workflows._published import PublishedLayer, layer_target
 
 
@@ -38,7 +39,7 @@ def boundaries(settings: Settings, source: str | Path, *, layer_id: str, title: 
         raise InvalidZonesError(f"{source}: fields {missing} not found (has {list(frame.columns)})")
     frame = frame[[code_field, name_field, "geometry"]].rename(columns={code_field: "code", name_field: "nom"})
     if tolerance_m > 0:
-        frame = frame.to_crs("EPSG:2154")
+        frame = frame.to_crs(LAMBERT93)
         frame["geometry"] = frame.geometry.simplify(tolerance_m, preserve_topology=True)
     target = write_vector(frame, layer_target(settings, layer_id, "data.geojson"))
     note = {} if edition else {"geovigie:note": "edition of the boundaries not given: datetime is the publication time"}

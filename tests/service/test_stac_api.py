@@ -8,9 +8,6 @@ The items are what the project really writes there: NDVI windows of the shipped 
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -18,7 +15,6 @@ import numpy as np
 import pystac
 import pytest
 import rasterio
-import uvicorn
 from fastapi.testclient import TestClient
 
 from geovigie.catalog import PgstacItemStore, SearchQuery, StaticItemStore
@@ -26,6 +22,7 @@ from geovigie.service import create_app
 from geovigie.service.stac_api import STAC_API_PREFIX
 from geovigie.settings import Settings
 from geovigie.tiles import RESULTS_COLLECTION
+from tests._support.servers import free_port, served
 from tests.catalog.test_pgstac import (
     CLEAR,
     CLOUDY,
@@ -38,12 +35,6 @@ from tests.catalog.test_pgstac import (
 GERS = "s2-l2a-theia-gers"
 GERS_AREA = {"type": "Polygon", "coordinates": [[[0.05, 43.67], [0.12, 43.67], [0.12, 43.75], [0.05, 43.75],
                                                  [0.05, 43.67]]]}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -61,18 +52,10 @@ def stac_server(tmp_path_factory: pytest.TempPathFactory, catalog_dir: Path):
             collection = pystac.Collection.from_file(str(static.collection_path(collection_id)))
             store.upsert_many(static.search(SearchQuery(collections=(collection_id,), max_items=None)), collection)
     # the service as `geovigie serve` builds it (the pgstac backend mounts the STAC API), writes through the API on
-    port = _free_port()
+    port = free_port()
     app = create_app(Settings(data_dir=data_dir, stac_backend="pgstac", stac_api_transactions=True, port=port))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}{STAC_API_PREFIX}", data_dir
-    server.should_exit = True
-    thread.join(timeout=30)
+    with served(app, port) as base:
+        yield f"{base}{STAC_API_PREFIX}", data_dir
     cluster.stop()
     remove_private_folder(folder)
 
