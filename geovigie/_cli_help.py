@@ -13,6 +13,11 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
+try:  # typer >= 0.29 carries its own copy of click
+    from typer._click.exceptions import ClickException, UsageError
+except ImportError:  # pragma: no cover - older typer on the real click
+    from click.exceptions import ClickException, UsageError
+
 HELP_OPTION_NAMES = ["-h", "--help"]
 CONTEXT_SETTINGS = {"help_option_names": HELP_OPTION_NAMES}
 _METAVARS = {"str": "TEXT", "Path": "PATH", "path": "PATH", "int": "INTEGER", "integer": "INTEGER",
@@ -89,9 +94,26 @@ class ConventionalGroup(TyperGroup):
         for command in _walk(self):
             tidy_params(command.params)  # usage lines of errors too
             _with_tidy_help(command)
-            if _plain(sys.stderr):  # usage errors: `Error: ...` lines, not a box
+            if _plain(sys.stderr):
                 command.rich_markup_mode = None
-        return super().main(*args, **kwargs)
+        if kwargs.get("standalone_mode", True) is False:
+            return super().main(*args, **kwargs)
+        try:
+            code = super().main(*args, **{**kwargs, "standalone_mode": False})
+        except UsageError as error:  # one `error:` line naming the option, as for any other bad input
+            if type(error).__name__ == "NoArgsIsHelpError":  # `geovigie` alone: its help, as click gives it
+                typer.echo(error.format_message(), err=True)
+                sys.exit(error.exit_code)
+            hint = f" (see `{error.ctx.command_path} -h`)" if error.ctx is not None else ""
+            typer.echo(f"error: {error.format_message()}{hint}", err=True)
+            sys.exit(error.exit_code)
+        except ClickException as error:
+            typer.echo(f"error: {error.format_message()}", err=True)
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            typer.echo("Aborted.", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 def version_callback(value: bool) -> None:
