@@ -153,7 +153,7 @@ def catalog_build(
     out: Annotated[Path | None, typer.Option(help="Catalog folder (default: DATA_DIR/catalog).")] = None,
 ) -> None:
     """Build the local STAC catalog of the sample imagery shipped in data/."""
-    from geovigie.catalog import build_sample_catalog
+    from geovigie.catalog.samples import build_sample_catalog
 
     settings = _settings()
     target = out or settings.catalog_dir
@@ -201,7 +201,7 @@ def predict(
                          input_scale=input_scale, input_offset=input_offset)
     source = input
     if input.suffix.lower() == ".json":
-        from geovigie.catalog import read_item
+        from geovigie.catalog.stac import read_item
 
         source = read_item(input)  # type: ignore[assignment]
     layer = landcover(source, settings, bundle=bundle, out_dir=out, force=force, overwrite=overwrite,

@@ -23,7 +23,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from geovigie.bands import canonical_s2_name
-from geovigie.catalog import ApiItemSource, read_item
+from geovigie.catalog.stac import ApiItemSource, read_item
 from geovigie.errors import BandMismatchError, GeovigieError, InputNotFoundError, InvalidRasterError, RemoteSourceError
 from geovigie.models import sha256_of
 from geovigie.paths import HASH_CHARS, SAFE_NAME_MAX, printable, safe_name

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import Literal
 
-from geovigie.catalog import MirroredItemStore, PgstacItemStore, StaticItemStore
+from geovigie.catalog.stac import MirroredItemStore, PgstacItemStore, StaticItemStore
 from geovigie.postgres import PostgresNotInstalledError, StacDatabase, find_bin_dir, stac_database
 from geovigie.settings import Settings
 

@@ -12,7 +12,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI, Request
 
-from geovigie.catalog import CatalogClient
+from geovigie.catalog.stac import CatalogClient
 from geovigie.errors import UnknownCollectionError
 
 CONFORMS = [

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from geovigie.catalog import ApiItemSource, CatalogClient
+from geovigie.catalog.stac import ApiItemSource, CatalogClient
 from geovigie.errors import RemoteSourceError
 from geovigie.settings import Settings
 
@@ -195,7 +195,7 @@ def test_search_errors_are_mapped_too(server: tuple[str, dict[str, int]]) -> Non
 def test_timeout_comes_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     from pydantic import ValidationError
 
-    from geovigie.catalog._http import http_client, resolve_timeout
+    from geovigie.http import http_client, resolve_timeout
 
     assert resolve_timeout(12.0) == 12.0 and resolve_timeout(None) == Settings().http_timeout == 30.0
     monkeypatch.setenv("GEOVIGIE_HTTP_TIMEOUT", "2.5")

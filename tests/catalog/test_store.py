@@ -10,7 +10,7 @@ from pathlib import Path
 import pystac
 import pytest
 
-from geovigie.catalog import CatalogClient, SearchQuery, StaticItemStore
+from geovigie.catalog.stac import CatalogClient, SearchQuery, StaticItemStore
 from geovigie.errors import InputNotFoundError, InvalidInputError
 from tests.tiles.test_publish import CLASSES, _class_cog
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from geovigie.catalog import SLOVENIA, CatalogClient, StaticItemStore
+from geovigie.catalog.samples import SLOVENIA
+from geovigie.catalog.stac import CatalogClient, StaticItemStore
 from geovigie.records import get_job
 from geovigie.service import create_app
 from geovigie.workflows import run_jobs

@@ -21,7 +21,7 @@ import rasterio
 import uvicorn
 from fastapi.testclient import TestClient
 
-from geovigie.catalog import PgstacItemStore, SearchQuery, StaticItemStore
+from geovigie.catalog.stac import PgstacItemStore, SearchQuery, StaticItemStore
 from geovigie.service import create_app
 from geovigie.service.stac_api import STAC_API_PREFIX
 from geovigie.settings import Settings

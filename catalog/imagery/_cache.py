@@ -18,7 +18,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from geovigie.atomic import atomic_path
-from geovigie.catalog._http import (
+from geovigie.errors import InvalidInputError, RemoteSourceError
+from geovigie.http import (
     RETRY_STATUSES,
     RetryableError,
     RetryPolicy,
@@ -29,7 +30,6 @@ from geovigie.catalog._http import (
     resolve_timeout,
     retry_after,
 )
-from geovigie.errors import InvalidInputError, RemoteSourceError
 
 CHUNK = 1 << 20
 
@@ -84,7 +84,7 @@ class AssetCache:
     Args:
         root: the cache folder.
         timeout: seconds to connect and between two reads (the settings' `http_timeout` when configured).
-        retries: attempts after the first one, under the one HTTP policy (`catalog._http`): connection errors,
+        retries: attempts after the first one, under the one HTTP policy (`geovigie.http`): connection errors,
             timeouts, dropped connections (resumed with `Range`) and 429/502/503/504.
         backoff: seconds before the first retry, doubled each time (a `Retry-After` header wins, up to 60 s).
         transport: an httpx transport (tests).

@@ -15,7 +15,7 @@ import itertools
 import json
 import shutil
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -24,7 +24,15 @@ import pystac
 from shapely.geometry import box, shape
 
 from geovigie.atomic import folder_lock, write_json_atomic
-from geovigie.catalog._http import (
+from geovigie.catalog.stac._query import SearchQuery, cloud_filter, cql2_select, item_interval, overlaps
+from geovigie.errors import (
+    GeovigieError,
+    InputNotFoundError,
+    InvalidInputError,
+    RemoteSourceError,
+    UnknownCollectionError,
+)
+from geovigie.http import (
     MAX_REDIRECTS,
     RetryPolicy,
     configured_timeout,
@@ -34,18 +42,10 @@ from geovigie.catalog._http import (
     resolve_timeout,
     send,
 )
-from geovigie.catalog._query import SearchQuery, cql2_select, item_interval, overlaps
-from geovigie.errors import (
-    GeovigieError,
-    InputNotFoundError,
-    InvalidInputError,
-    RemoteSourceError,
-    UnknownCollectionError,
-)
 from geovigie.paths import check_name, is_safe_name, safe_join
 
 if TYPE_CHECKING:
-    from geovigie.catalog._pgstac import PgstacItemStore
+    from geovigie.catalog.stac._pgstac import PgstacItemStore
 
 ITEM_ID_MAX = 128
 
@@ -285,7 +285,7 @@ def _extend(record: dict[str, Any], item: pystac.Item) -> None:
 
 
 class ApiItemSource:
-    """A STAC API searched with pystac-client (read only), over geovigie's one HTTP policy (`catalog._http`).
+    """A STAC API searched with pystac-client (read only), over geovigie's one HTTP policy (`geovigie.http`).
 
     Every failure of the remote side (nothing listening, no answer within the timeout, an HTTP error, a redirect
     loop, an answer that is not STAC JSON) raises one `RemoteSourceError` naming the URL and the problem, mapped in
@@ -355,6 +355,32 @@ class ApiItemSource:
             return
         kept = cql2_select(found, local)
         yield from itertools.islice(kept, query.max_items)
+
+    def search_area(self, collections: Sequence[str], *, intersects: dict[str, Any] | None = None,
+                    datetime: str | None = None, max_cloud: float | None = None,
+                    max_items: int | None = 100) -> Iterator[pystac.Item]:
+        """Items of `collections` over a GeoJSON geometry (`intersects`) in `datetime`, lazily, page by page.
+
+        The cloud-cover limit (`max_cloud` %) goes to the server as the cloud rule's CQL2 `filter` (`cloud_filter`:
+        unknown covers kept) when the API conforms to the Filter extension, else as the `query` extension's
+        `eo:cloud_cover` (which drops unknown covers: `query` has no OR), else not at all: callers check what comes
+        back with `cloud_skip_reason`.
+        """
+        from pystac_client import ConformanceClasses
+
+        kwargs: dict[str, Any] = {"collections": list(collections) or None, "datetime": datetime,
+                                  "max_items": max_items, "limit": min(max_items or 100, 100)}
+        if intersects is not None:
+            kwargs["intersects"] = intersects
+        if max_cloud is not None:
+            with self._remote("reading the conformance classes"):
+                if self._client.conforms_to(ConformanceClasses.FILTER):
+                    kwargs["filter"], kwargs["filter_lang"] = cloud_filter(max_cloud), "cql2-json"
+                elif self._client.conforms_to(ConformanceClasses.QUERY):
+                    kwargs["query"] = {"eo:cloud_cover": {"lte": max_cloud}}
+        with self._remote("searching items"):
+            items = self._client.search(**kwargs).items()
+        yield from self._guarded(items)
 
     def _guarded(self, items: Iterator[pystac.Item]) -> Iterator[pystac.Item]:
         """`items` of a remote search, each page fetch's failures turned into `RemoteSourceError`."""
@@ -437,7 +463,7 @@ def open_store(location: str | Path, *, files_root: str | Path | None = None) ->
         InputNotFoundError: no catalog.json there.
     """
     if str(location).startswith(("postgresql://", "postgres://")):
-        from geovigie.catalog._pgstac import PgstacItemStore
+        from geovigie.catalog.stac._pgstac import PgstacItemStore
 
         return PgstacItemStore(str(location), files_root or Path("geovigie-data") / "results")
     path = Path(location)

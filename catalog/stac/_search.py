@@ -10,8 +10,8 @@ from typing import Any
 
 import pystac
 
-from geovigie.catalog._query import SearchQuery, cql2_filter, cql2_select
-from geovigie.catalog._store import ApiItemSource, ItemSource, open_store
+from geovigie.catalog.stac._query import SearchQuery, cql2_filter, cql2_select
+from geovigie.catalog.stac._store import ApiItemSource, ItemSource, open_store
 from geovigie.errors import EmptySearchError, InputNotFoundError, InvalidInputError, UnknownCollectionError
 from geovigie.types import BBoxLike, DatetimeLike, normalize_bbox
 
