@@ -35,7 +35,6 @@ from geovigie.errors import (
 from geovigie.http import (
     MAX_REDIRECTS,
     RetryPolicy,
-    configured_timeout,
     describe_failure,
     describe_status,
     http_client,
@@ -313,12 +312,6 @@ class ApiItemSource:
         stac_io = _httpx_stac_io()(http_client(self.timeout, transport=transport), RetryPolicy(retries, backoff))
         with self._remote("reading the landing page"):
             self._client = Client.open(url, modifier=modifier, stac_io=stac_io)
-
-    @staticmethod
-    def resolve_timeout(timeout: float | None) -> float | None:
-        """`timeout`, unless the settings configure `http_timeout` (`GEOVIGIE_HTTP_TIMEOUT`): kept for callers that
-        need to know whether one is configured (GDAL's options); new code calls `catalog._http.resolve_timeout`."""
-        return configured_timeout() or timeout
 
     def collection_ids(self) -> list[str]:
         """Collections the API advertises."""
