@@ -19,7 +19,7 @@ import pystac
 from shapely.geometry import shape
 
 from geovigie.catalog.imagery._aoi import Aoi
-from geovigie.catalog.stac import ApiItemSource, CatalogClient, SearchQuery, cloud_skip_reason
+from geovigie.catalog.stac import ApiItemSource, SearchQuery, cloud_skip_reason, open_store
 from geovigie.errors import EmptySearchError, InvalidInputError, UnknownCollectionError
 
 PC_HOST = "planetarycomputer.microsoft.com"
@@ -39,11 +39,6 @@ class Provider:
     """Collections served (checked without a request); None: ask the source."""
     signing: str | None = None
     """`planetary-computer` when asset URLs must be signed."""
-
-    @property
-    def remote(self) -> bool:
-        """Whether this is a STAC API (http/https)."""
-        return self.location.startswith(("http://", "https://"))
 
 
 BUILTIN = {
@@ -171,19 +166,18 @@ def search_imagery(provider: str | Provider | None, collections: Sequence[str] |
     if period is not None:
         SearchQuery(datetime=period)  # parses the period: a clear error for malformed dates, before any request
     query = ImageryQuery(source, wanted, aoi, period, max_cloud, max_items)
-    if source.remote:
-        api = ApiItemSource(source.location, modifier=signer(source), timeout=timeout)
-        if source.collections is None:
-            _check_collections(api.collection_ids(), wanted, source)
-        found = [item for item in api.search_area(wanted, intersects=aoi.geojson() if aoi else None, datetime=period,
-                                                  max_cloud=max_cloud, max_items=max_items) if _keep(item, query)]
+    store = open_store(source.location, modifier=signer(source), timeout=timeout)
+    if source.collections is None:
+        _check_collections(store.collection_ids(), wanted, source)
+    if isinstance(store, ApiItemSource):  # the area itself, and the cloud limit, go to the server
+        found = [item for item in store.search_area(wanted, intersects=aoi.geojson() if aoi else None,
+                                                    datetime=period, max_cloud=max_cloud, max_items=max_items)
+                 if _keep(item, query)]
     else:
-        client = CatalogClient.open(source.location)
-        _check_collections(client.collection_ids(), wanted, source)
         search = SearchQuery(collections=wanted or None, bbox=aoi.bbox if aoi else None, datetime=period,
                              max_items=None)
         found = []
-        for item in client.backend.search(search):
+        for item in store.search(search):
             if _keep(item, query):
                 found.append(item)
             if max_items is not None and len(found) >= max_items:

@@ -4,11 +4,12 @@
 with or without the database it is exported from); `CatalogClient` searches any of them alike.
 """
 
+from geovigie.catalog.stac._open import open_store
 from geovigie.catalog.stac._pgstac import MirroredItemStore, PgstacItemStore, export_static
 from geovigie.catalog.stac._query import DEFAULT_MAX_CLOUD, SearchQuery, cloud_filter, cloud_skip_reason, cql2_filter
 from geovigie.catalog.stac._raster_item import is_raster_file, raster_item
 from geovigie.catalog.stac._search import CatalogClient, ItemSearch, read_item
-from geovigie.catalog.stac._store import ApiItemSource, ItemSource, ItemStore, StaticItemStore, check_id, open_store
+from geovigie.catalog.stac._store import ApiItemSource, ItemSource, ItemStore, StaticItemStore, check_id
 
 __all__ = [
     "DEFAULT_MAX_CLOUD",

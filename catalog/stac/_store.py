@@ -5,6 +5,7 @@ the layout pystac writes and STAC Browser reads. Each upsert writes one item fil
 under a file lock, so publishing the n-th item costs what the first did and concurrent publishers (threads or
 processes) never lose each other's items. `ApiItemSource` reads a STAC API through pystac-client (read only).
 A pgstac-backed store is another implementation of `ItemStore`; nothing that uses one needs to change.
+`open_store` decides which one a location names.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import pystac
 from shapely.geometry import box, shape
@@ -42,9 +43,6 @@ from geovigie.http import (
     send,
 )
 from geovigie.paths import check_name, is_safe_name, safe_join
-
-if TYPE_CHECKING:
-    from geovigie.catalog.stac._pgstac import PgstacItemStore
 
 ITEM_ID_MAX = 128
 
@@ -446,23 +444,3 @@ def _httpx_stac_io() -> type:
             return response.content.decode("utf-8")
 
     return HttpxStacIO
-
-
-def open_store(location: str | Path, *, files_root: str | Path | None = None) -> StaticItemStore | PgstacItemStore:
-    """A static store at an existing catalog folder or catalog.json; a pgstac store for a `postgresql://` URL
-    (asset files of new items under `files_root`, by default `geovigie-data/results`).
-
-    Raises:
-        InputNotFoundError: no catalog.json there.
-    """
-    if str(location).startswith(("postgresql://", "postgres://")):
-        from geovigie.catalog.stac._pgstac import PgstacItemStore
-
-        return PgstacItemStore(str(location), files_root or Path("geovigie-data") / "results")
-    path = Path(location)
-    folder = path.parent if path.name == "catalog.json" else path
-    if not (folder / "catalog.json").is_file():
-        raise InputNotFoundError(
-            f"no STAC catalog at {folder}: run `geovigie catalog build` or point to a catalog.json / STAC API URL"
-        )
-    return StaticItemStore(folder)
