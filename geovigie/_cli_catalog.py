@@ -152,9 +152,10 @@ def register(app: typer.Typer, friendly_errors: Any, settings_factory: Any) -> N
         """Describe any raster as a STAC item (rio-stac: footprint, proj, raster bands) in the local catalog.
 
         The item's asset points at the file where it is (absolute path): nothing is copied."""
-        from geovigie.catalog.stac import StaticItemStore, raster_item
+        from geovigie.catalog.stac import raster_item
+        from geovigie.tiles import inputs_store_for
 
         settings = settings_factory()
         item = raster_item(file, datetime_=when, collection=collection, asset=asset, item_id=item_id, unit=unit)
-        stored = StaticItemStore(settings.catalog_dir).upsert(item)
+        stored = inputs_store_for(settings).upsert(item)  # the input catalog, and the STAC API with pgstac
         err.print(f"{stored.id}: {settings.catalog_dir / collection / stored.id / (stored.id + '.json')}")
