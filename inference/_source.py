@@ -25,7 +25,7 @@ from rasterio.windows import Window
 from geovigie.bands import canonical_s2_name
 from geovigie.catalog.stac import read_item
 from geovigie.errors import BandMismatchError, GeovigieError, InputNotFoundError, InvalidRasterError, RemoteSourceError
-from geovigie.hashing import sha256_of
+from geovigie.models import sha256_of
 from geovigie.paths import HASH_CHARS, SAFE_NAME_MAX, printable, safe_name
 from geovigie.settings import get_settings
 

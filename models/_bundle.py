@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
 from collections.abc import Sequence
@@ -15,7 +16,6 @@ from safetensors.torch import load_file, save_file
 from geovigie.atomic import atomic_path, write_json_atomic
 from geovigie.bands import canonical_s2_name
 from geovigie.errors import BandMismatchError, BundleError, ForcedMismatchWarning, InputNotFoundError
-from geovigie.hashing import sha256_of
 from geovigie.models._card import CARD_FORMAT_VERSION, ModelCard
 from geovigie.models._network import build_network
 
@@ -100,6 +100,12 @@ class ModelBundle:
         if not force:
             raise BandMismatchError(message + "; pass --force to predict anyway")
         warnings.warn(message + "; predicting anyway because forced", ForcedMismatchWarning, stacklevel=2)
+
+
+def sha256_of(path: str | Path) -> str:
+    """SHA-256 (hex) of a file, read in blocks: the bundles' one hash (weights, ONNX export)."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def check_weights(bundle: ModelBundle) -> None:

@@ -20,8 +20,7 @@ import numpy as np
 import torch
 
 from geovigie.errors import BundleError, DeviceUnavailableError, InvalidInputError
-from geovigie.hashing import sha256_of
-from geovigie.models._bundle import ModelBundle, load_bundle
+from geovigie.models._bundle import ModelBundle, load_bundle, sha256_of
 from geovigie.models._calibration import softmax
 from geovigie.models._runtime import PAD_MULTIPLE, forward, resolve_device
 

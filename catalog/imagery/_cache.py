@@ -18,8 +18,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from geovigie.atomic import atomic_path
+from geovigie.digests import sha256_of
 from geovigie.errors import InvalidInputError, RemoteSourceError
-from geovigie.hashing import sha256_of
 from geovigie.http import (
     RETRY_STATUSES,
     RetryableError,
