@@ -4,6 +4,12 @@ Vegetation (NDVI) and surface temperature layers, per-zone figures, ZAN accounti
 urban heat islands, and the report that gathers them.
 """
 
+from geovigie.diagnostics._dump_change import (
+    CHANGE_NOTE,
+    DEFAULT_MIN_RISE_M,
+    HeightChange,
+    height_change_candidates,
+)
 from geovigie.diagnostics._dumps import (
     CANDIDATE_NOTE,
     DEFAULT_MIN_HEIGHT_M,
@@ -74,6 +80,10 @@ __all__ = [
     "vector_crs",
     "read_vector",
     "CANDIDATE_NOTE",
+    "CHANGE_NOTE",
+    "DEFAULT_MIN_RISE_M",
+    "HeightChange",
+    "height_change_candidates",
     "DEFAULT_MIN_HEIGHT_M",
     "DEFAULT_NOISE_M",
     "HOT_SPOT_CLASSES",

@@ -473,8 +473,19 @@ def site_volumes(sites: gpd.GeoDataFrame, dsm: str | Path | None, dtm: str | Pat
         return out
     with contextlib.ExitStack() as stack:
         surface, terrain = _open_models(dsm, dtm, stack)  # type: ignore[arg-type]  # checked by _open_models
-        geoms = out.geometry.to_crs(surface.crs)
-        results = [_site_volume(g, surface, terrain, float(min_height_m), float(noise_m)) for g in geoms]
+        return volumes_on(out, surface, terrain, min_height_m=float(min_height_m), noise_m=float(noise_m))
+
+
+def volumes_on(sites: gpd.GeoDataFrame, surface: rasterio.DatasetReader, terrain: rasterio.DatasetReader, *,
+               min_height_m: float, noise_m: float) -> gpd.GeoDataFrame:
+    """`site_volumes` on two open rasters already checked to share one metric grid (the volume integrator).
+
+    `surface` − `terrain` is the height integrated: DSM − DTM for a pile's volume, after − before for the volume
+    added between two passes.
+    """
+    out = sites.copy()
+    geoms = out.geometry.to_crs(surface.crs)
+    results = [_site_volume(g, surface, terrain, min_height_m, noise_m) for g in geoms]
     for index, column in enumerate(VOLUME_COLUMNS):
         out[column] = [r[index] for r in results]
     out["volume_note"] = [r[5] for r in results]

@@ -187,6 +187,44 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
         for name, path in result.files.items():
             err.print(f"{name}: {path}")
 
+    @diagnose_app.command("dumps-change")
+    @friendly_errors
+    def dumps_change(
+            dsm_before: Annotated[Path, typer.Option(help="Height model (DSM) of the earlier pass.")],
+            dsm_after: Annotated[Path, typer.Option(help="Height model of the later pass, same CRS.")],
+            watch: Annotated[str, typer.Option(help="Name of the area followed pass after pass.")],
+            pass_date: Annotated[str, typer.Option("--date", help="Date of the later pass, YYYY-MM-DD.")],
+            min_rise: Annotated[float, typer.Option(help="Rise a pixel must exceed to count, m.")] = 0.5,
+            min_area: Annotated[float, typer.Option(help="Smallest candidate, m².")] = 20.0,
+            buildings: Annotated[Path | None, typer.Option(
+                help="Building footprints (GeoPackage / GeoJSON) masked out of the detection.")] = None,
+            zones: Annotated[Path | None, typer.Option(help="Communes for each candidate's INSEE code.")] = None,
+            sensitive: Annotated[list[str] | None, typer.Option(
+                help="NAME=FILE of a layer to measure distances to, in metres; repeatable. Features need a "
+                     "'name' column.")] = None,
+            zones_crs: ZonesCrsOption = None) -> None:
+        """Dump candidates without labels: ground that rose between two height models (« candidats »)."""
+        from geovigie.diagnostics import read_vector
+        from geovigie.workflows import dump_change
+
+        _finite(min_rise, "--min-rise", 0.0, 1000.0)
+        if min_rise == 0:
+            raise InvalidInputError("--min-rise 0: give a rise above 0 m (noise alone would cross it)")
+        _finite(min_area, "--min-area", 0.0, 1e9)
+        layers = _sensitive(sensitive, zones_crs)
+        footprints = read_vector(buildings, "buildings", crs=zones_crs) if buildings else None
+        result = dump_change(dsm_before, dsm_after, settings_factory(), watch=watch,
+                             pass_date=_day(pass_date, "--date"), min_rise_m=min_rise, min_area_m2=min_area,
+                             buildings=footprints, zones=_zones(zones, crs=zones_crs) if zones else None,
+                             sensitive=layers or None)
+        change = result.change
+        err.print(f"candidats (not validated): {result.layer.detail if result.layer else ''}; "
+                  f"grid {change.shape[1]}x{change.shape[0]} px {change.crs}"
+                  + (f"; {change.resampled} resampled onto the other's grid" if change.resampled else ""),
+                  soft_wrap=True)
+        for name, path in result.files.items():
+            err.print(f"{name}: {path}")
+
     @diagnose_app.command("heat")
     @friendly_errors
     def heat(item: Annotated[Path, typer.Argument(

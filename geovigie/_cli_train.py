@@ -70,6 +70,11 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
         if result.fit.history:
             err.print(f"epochs run: {len(result.fit.history)} (kept epoch {result.fit.best_epoch}); "
                       f"metrics: {result.run_dir / 'metrics.csv'}")
+        labels = result.bundle.card.provenance.get("labels", {})
+        if labels.get("field_records"):  # labels from the service's feedback export
+            per_class = ", ".join(f"{k} {n}" for k, n in labels["field_records_per_class"].items())
+            err.print("field records: " + ", ".join(f"{n} {k}" for k, n in labels["field_records"].items())
+                      + f"; learned from {labels['field_records_learned_from']} ({per_class})", soft_wrap=True)
         if "selection" in result.metrics:
             err.print(f"shipped: {result.metrics['selection']['winner']} ({result.bundle.card.kind})")
         err.print(f"bundle written to {result.bundle.path}")

@@ -87,6 +87,10 @@ class Labels(_Strict):
     point_radius_m: float = Field(default=10.0, gt=0)
     ignore_values: list[int | str] = Field(default_factory=list, description="Source values read as no label.")
     unlabelled: str = Field(default="ignore", description="Pixels no label covers: 'ignore' or a class name.")
+    buffer_m: float = Field(default=0.0, description="Field-validation records: each site grown (> 0) or shrunk "
+                            "(< 0) by this many metres before rasterising (points are disks of point_radius_m first).")
+    min_records: int = Field(default=5, ge=1, description="Field-validation records: fewest records per class (each "
+                             "site's latest) to train on; fewer is an error.")
 
 
 class ClassSpec(_Strict):

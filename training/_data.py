@@ -11,6 +11,7 @@ import rasterio
 from geovigie.bands import canonical_s2_name
 from geovigie.errors import EmptySearchError, InputNotFoundError, InvalidRasterError
 from geovigie.training._config import ExperimentConfig
+from geovigie.training._feedback import prepare_records, records_on_grid
 from geovigie.training._labels import Grid, LabelError, Mapping, raster_labels, read_vectors, source_key, vector_labels
 from geovigie.training._targets import IGNORE
 
@@ -148,6 +149,9 @@ def load_scenes(config: ExperimentConfig) -> tuple[list[Scene], list[str]]:
                             [str(f) for f in source.files]))
     if not scenes:
         raise EmptySearchError("the config names no image")
+    if config.labels.source == "field-validation" and all((s.labels == mapping.unlabelled).all() for s in scenes):
+        raise LabelError(f"{config.labels.path or 'labels'}: no field record lies on the images (each site's latest "
+                         "record, after labels.buffer_m); check the feedback export and the images' place and CRS")
     assert band_names is not None
     return scenes, band_names
 
@@ -162,7 +166,13 @@ def _labels_for(config: ExperimentConfig, source: ImageSource, grid: Grid, mappi
     attribute = "status" if spec.source == "field-validation" else spec.attribute
     if attribute is None:
         raise LabelError("labels.source = 'vector' needs labels.attribute (the class attribute of the features)")
+    field = spec.source == "field-validation"
     if source.labels not in cache:
-        cache[source.labels] = read_vectors(source.labels, spec.layer, attribute,
-                                            field_validation=spec.source == "field-validation")
-    return vector_labels(cache[source.labels], attribute, grid, mapping, spec.point_radius_m, str(source.labels))
+        frame = read_vectors(source.labels, spec.layer, attribute, field_validation=field)
+        cache[source.labels] = prepare_records(frame, config, mapping, str(source.labels)) if field else frame
+    frame = cache[source.labels]
+    if field:  # feedback sites as polygons on this grid, buffered (training/_feedback.py)
+        frame = records_on_grid(frame, grid, spec.point_radius_m, spec.buffer_m, str(source.labels))
+        if frame.empty:  # no site visited on this image: all unlabelled, not an error
+            return np.full((grid.height, grid.width), mapping.unlabelled, dtype=np.uint8)
+    return vector_labels(frame, attribute, grid, mapping, spec.point_radius_m, str(source.labels))

@@ -33,6 +33,7 @@ from geovigie.models import resolve_device as _resolve_device
 from geovigie.training._config import ALL_FOLDS, ConfigError, ExperimentConfig, load_config
 from geovigie.training._data import Scene, image_sources, load_scenes, mapping_of
 from geovigie.training._evaluate import Predictions, evaluate, scene_logits, set_masks
+from geovigie.training._feedback import field_provenance
 from geovigie.training._hooks import CHECKPOINT, fingerprint
 from geovigie.training._parallel import Distributed, setup_distributed
 from geovigie.training._pixels import PixelCandidate
@@ -267,7 +268,10 @@ def _rotate(config: ExperimentConfig, run_dir: Path, bundle_dir: str | Path | No
 
 def _why(selection: dict[str, Any], folds: int, key: str) -> str:
     table, winner, metric = selection["table"], selection["winner"], selection["metric"]
-    rows = "; ".join(f"{n} {r['overall_accuracy']:.3f} / {r['miou']:.3f}" for n, r in table.items())
+    def score(value: float | None) -> str:  # None: a held-out date or area without labels of that kind
+        return "-" if value is None else f"{value:.3f}"
+
+    rows = "; ".join(f"{n} {score(r['overall_accuracy'])} / {score(r['miou'])}" for n, r in table.items())
     held = f"mean of {folds} folds, each {key} held out in turn" if folds > 1 else f"the held-out {key}"
     return (f"{winner} has the best {metric.replace('_', ' ')} on {selection['set']} ({held}; overall accuracy / "
             f"mIoU: {rows}); chosen there, never on validation blocks.")
@@ -384,7 +388,8 @@ def _finish(config: ExperimentConfig, scenes: list[Scene], bands: list[str], spl
         "bbox": _bbox_wgs84(scenes),
         "images": [{"name": s.name, "files": s.files, "date": s.date, "area": s.area} for s in scenes],
         "labels": {"source": config.labels.source, "path": config.labels.path, "attribute": config.labels.attribute,
-                   "unlabelled": config.labels.unlabelled, "ignored_source_values": sorted(mapping.ignored)},
+                   "unlabelled": config.labels.unlabelled, "ignored_source_values": sorted(mapping.ignored),
+                   **field_provenance(config, mapping, [s.grid for s in scenes])},
         "split": (f"{config.split.mode}: map-aligned blocks of {config.split.block_px} px, "
                   f"{config.split.val_fraction:.0%} validation and {config.split.test_fraction:.0%} test blocks "
                   f"(seed {config.split.seed}), {config.split.buffer_px} px buffer dropped around them"

@@ -7,6 +7,7 @@ from geovigie.workflows._batch import BatchJob, BatchReport, Selection, run_batc
 from geovigie.workflows._batch_config import BatchConfig, load_batch_config
 from geovigie.workflows._boundaries import boundaries
 from geovigie.workflows._demo_inputs import lidar_models, odeon_mosaics
+from geovigie.workflows._dump_change import DumpChangeResult, dump_change
 from geovigie.workflows._dumps import DumpPassResult, dump_sites, watch_folder
 from geovigie.workflows._heat import HeatIslandResult, heat_islands
 from geovigie.workflows._indices import ndvi, surface_temperature
@@ -28,6 +29,8 @@ __all__ = [
     "VegetationResult",
     "ZanResult",
     "boundaries",
+    "DumpChangeResult",
+    "dump_change",
     "dump_sites",
     "heat_islands",
     "landcover",

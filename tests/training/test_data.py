@@ -105,7 +105,7 @@ def test_field_records_are_labels(tmp_path: Path) -> None:
                field_record(_site(west + 405, north - 805), "cleaned", "2025-06-03", "agent A")]
     path = write_field_records(tmp_path / "visits.geojson", records, crs="EPSG:32633")
     config = tiny_config(labels={"source": "field-validation", "path": str(path), "point_radius_m": 30,
-                                 "ignore_values": ["cleaned"]},
+                                 "ignore_values": ["cleaned"], "min_records": 1},
                          classes=[{"name": "background", "sources": ["false_alarm"]},
                                   {"name": "dump", "sources": ["confirmed"]}])
     scenes, _ = load_scenes(parse_config(config, tmp_path))
