@@ -4,6 +4,7 @@ Vegetation (NDVI) and surface temperature layers, per-zone figures, ZAN accounti
 urban heat islands, and the report that gathers them.
 """
 
+from geovigie.diagnostics._area_inputs import TERRITORY_ZONE, request_zones, shipped_mapping, shipped_mappings
 from geovigie.diagnostics._dump_change import (
     CHANGE_NOTE,
     DEFAULT_MIN_RISE_M,
@@ -69,6 +70,10 @@ from geovigie.diagnostics.heat import TemperatureSummary, temperature_layer
 from geovigie.diagnostics.vegetation import NdviSummary, check_ndvi_layer, ndvi_layer
 
 __all__ = [
+    "TERRITORY_ZONE",
+    "request_zones",
+    "shipped_mapping",
+    "shipped_mappings",
     "COVERED",
     "DEFAULT_MIN_COVERAGE",
     "DEFAULT_MIN_COVERAGE_TOTALS",

@@ -1,14 +1,31 @@
-"""Rich progress bars that can be turned off (tests, services)."""
+"""Rich progress bars that can be turned off (tests, services) or reported elsewhere (the jobs API)."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
 
+ProgressHook = Callable[[int, int], None]
+"""Called with (done, total) as work advances (e.g. tiles of an inference run), in place of a drawn bar."""
+Progress = bool | ProgressHook
+"""Draw a bar (True), nothing (False), or report to a hook."""
+
 
 @contextlib.contextmanager
-def progress_bar(description: str, total: int, enabled: bool = True) -> Iterator[Callable[[int], None]]:
-    """Yield `advance(n)`; draws a rich progress bar on stderr when `enabled`."""
+def progress_bar(description: str, total: int, enabled: Progress = True) -> Iterator[Callable[[int], None]]:
+    """Yield `advance(n)`; draws a rich progress bar on stderr when `enabled` is True, calls it with
+    (done, total) when it is a hook (once at the start, then on every advance)."""
+    if callable(enabled):
+        hook, done = enabled, 0
+
+        def advance(n: int) -> None:
+            nonlocal done
+            done += n
+            hook(done, total)
+
+        hook(0, total)
+        yield advance
+        return
     if not enabled:
         yield lambda n: None
         return

@@ -127,6 +127,16 @@ MIGRATIONS: tuple[str, ...] = (
         loaded timestamptz NOT NULL DEFAULT now()
     );
     """,
+    # 3: tiles done / total of the job's current inference run (its item tasks stay in progress_done / total);
+    # the job runners and the Dask cluster each one uses, as they last saw it (read by /readyz)
+    """
+    ALTER TABLE geovigie.jobs ADD COLUMN progress_tiles jsonb;
+    CREATE TABLE geovigie.runners (
+        id text PRIMARY KEY,
+        heartbeat timestamptz NOT NULL DEFAULT now(),
+        dask jsonb NOT NULL
+    );
+    """,
 )
 """Schema migrations, applied in order; never edit one that shipped: append a new one."""
 
@@ -387,9 +397,11 @@ def sync_zones(settings: Settings) -> int:
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 JOB_TASKS = ("landcover", "vegetation", "zan", "dumps", "heat")
 """Tasks a job request may name."""
-RUNNABLE_TASKS = ("landcover", "vegetation", "heat")
-"""Tasks the runner runs today (per item: land cover, NDVI, land surface temperature); zan and dumps need inputs a
-job request cannot carry yet (two dated label layers; a probability layer and LiDAR) and are refused (422)."""
+ITEM_TASKS = ("landcover", "vegetation", "heat")
+"""Tasks run on each item the job's search finds (through the batch workflow)."""
+AREA_TASKS = ("zan", "dumps")
+"""Tasks run once over the job's territory on inputs the request names (two class layers; a height model)."""
+RUNNABLE_TASKS = ITEM_TASKS + AREA_TASKS
 FINISHED = ("succeeded", "failed", "cancelled")
 LOG_LINES_KEPT = 200
 
@@ -479,17 +491,20 @@ def claim_job(settings: Settings, worker: str) -> dict[str, Any] | None:
 
 
 def report_job(settings: Settings, job_id: str, worker: str, *, line: str | None = None, done: int | None = None,
-               total: int | None = None, unit: str | None = None) -> bool:
-    """Record progress and a log line (the heartbeat too); returns whether a cancel was requested."""
+               total: int | None = None, unit: str | None = None, tiles: dict[str, Any] | None = None) -> bool:
+    """Record progress (item tasks; `tiles`: done / total of the current inference run) and a log line (the
+    heartbeat too); returns whether a cancel was requested."""
     with connect(settings) as conn:
         row = conn.execute(
             "UPDATE geovigie.jobs SET heartbeat = now(), progress_done = coalesce(%s, progress_done), "
             "progress_total = coalesce(%s, progress_total), progress_unit = coalesce(%s, progress_unit), "
+            "progress_tiles = coalesce(%s, progress_tiles), "
             "log = CASE WHEN %s::text IS NULL THEN log ELSE (SELECT coalesce(jsonb_agg(value ORDER BY n), '[]') "
             "FROM (SELECT value, n FROM jsonb_array_elements(log || to_jsonb(%s::text)) WITH ORDINALITY AS e(value, n) "
             "ORDER BY n DESC LIMIT %s) kept) END "
             "WHERE id = %s AND worker = %s RETURNING cancel_requested",
-            (done, total, unit, line, line, LOG_LINES_KEPT, job_id, worker)).fetchone()
+            (done, total, unit, None if tiles is None else json.dumps(tiles), line, line, LOG_LINES_KEPT, job_id,
+             worker)).fetchone()
     return bool(row and row["cancel_requested"])
 
 
@@ -501,3 +516,38 @@ def finish_job(settings: Settings, job_id: str, worker: str, state: str, *, link
                      "heartbeat = now(), log = CASE WHEN %s::text IS NULL THEN log ELSE log || to_jsonb(%s::text) END "
                      "WHERE id = %s AND worker = %s",
                      (state, json.dumps(links), error, line, line, job_id, worker))
+
+
+def count_jobs_by_state(settings: Settings) -> dict[str, int]:
+    """How many jobs are in each state (every state present, 0 included): one indexed aggregate."""
+    with connect(settings) as conn:
+        rows = conn.execute("SELECT state, count(*) AS n FROM geovigie.jobs GROUP BY state").fetchall()
+    counts = dict.fromkeys(JOB_STATES, 0)
+    counts.update({row["state"]: int(row["n"]) for row in rows})
+    return counts
+
+
+# Runners. Each job runner records its heartbeat and the state of its Dask cluster (scheduler address or "local",
+# reachable, workers) in `geovigie.runners`, so that `/readyz` in the service tells whether jobs can run.
+
+
+def beat_runner(settings: Settings, runner: str, dask: dict[str, Any]) -> None:
+    """Record that `runner` is alive and what it sees of its Dask cluster."""
+    with connect(settings) as conn:
+        conn.execute("INSERT INTO geovigie.runners (id, dask) VALUES (%s, %s) ON CONFLICT (id) DO UPDATE SET "
+                     "heartbeat = now(), dask = excluded.dask", (runner, json.dumps(dask)))
+
+
+def forget_runner(settings: Settings, runner: str) -> None:
+    """A runner stopping removes its row."""
+    with connect(settings) as conn:
+        conn.execute("DELETE FROM geovigie.runners WHERE id = %s", (runner,))
+
+
+def live_runners(settings: Settings) -> list[dict[str, Any]]:
+    """Runners heard from within `job_stale_after_s`: id, seconds since their heartbeat, their Dask state."""
+    with connect(settings) as conn:
+        rows = conn.execute("SELECT id, extract(epoch FROM now() - heartbeat)::float AS age_s, dask FROM "
+                            "geovigie.runners WHERE heartbeat > now() - make_interval(secs => %s) ORDER BY id",
+                            (settings.job_stale_after_s,)).fetchall()
+    return [{"id": row["id"], "seen_s_ago": round(row["age_s"], 1), **row["dask"]} for row in rows]

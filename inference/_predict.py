@@ -47,6 +47,7 @@ from geovigie.models import (
     resolve_runtime,
 )
 from geovigie.paths import safe_join, safe_name
+from geovigie.progress import Progress
 from geovigie.settings import Settings
 from geovigie.types import NODATA_CLASS, NODATA_PROBA, PROBA_SCALE
 
@@ -339,7 +340,7 @@ def predict(
     force: bool = False,
     band_names: list[str] | None = None,
     product_level: str | None = None,
-    progress: bool = True,
+    progress: Progress = True,
     overwrite: bool = False,
 ) -> PredictionResult:
     """Predict a raster or STAC item tile by tile and write a class-map COG and a probability COG.
@@ -394,7 +395,7 @@ def predict(
 
 
 def _predict_locked(source: RasterSource, bundle: ModelBundle, paths: tuple[Path, Path], options: PredictOptions,
-                    client: Any, started: float, *, overwrite: bool, progress: bool,
+                    client: Any, started: float, *, overwrite: bool, progress: Progress,
                     forced: list[str]) -> PredictionResult:
     """The part of `predict` that runs while holding the output folder's lock."""
     classes_path, proba_path = paths
@@ -467,7 +468,7 @@ def _published_together(classes_path: Path, proba_path: Path, signature: str) ->
 
 
 def _run_chunks(client: Any, source: RasterSource, chunks: list[Chunk], job: ChunkJob, journal: RunJournal,
-                write: Callable[[Window4, np.ndarray], None], progress: bool) -> tuple[dict[str, float], int]:
+                write: Callable[[Window4, np.ndarray], None], progress: Progress) -> tuple[dict[str, float], int]:
     """Submit the chunks the journal lacks, with bounded look-ahead; once every chunk around a seam cell is done,
     submit its seam; copy each finished block from the journal into the scratch files as it comes.
 

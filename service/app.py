@@ -21,9 +21,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 import geovigie
 from geovigie.errors import DatabaseError
-from geovigie.records import WritesUnavailableError
+from geovigie.records import WritesUnavailableError, count_jobs_by_state
 from geovigie.service import auth, features, feedback, jobs
-from geovigie.service.assets import AssetFactory, asset_url
+from geovigie.service.assets import AssetFactory, InputAssetFactory, asset_url
 from geovigie.service.errors import DEFAULT_STATUS_CODES, add_exception_handlers, layer_read_errors
 from geovigie.service.factories import LayerTilerFactory, colormap_factory
 from geovigie.service.metrics import Metrics, RequestMetrics, metrics_endpoint
@@ -64,8 +64,8 @@ def _offline_docs(app: FastAPI) -> None:
                                    swagger_ui_parameters={"validatorUrl": None})
 
 
-def _health_routes(app: FastAPI, index: LayerIndex, metrics: Metrics) -> None:
-    """`/healthz` (the process answers), `/readyz` (database and broken layers), `/metrics` (Prometheus)."""
+def _health_routes(app: FastAPI, index: LayerIndex, metrics: Metrics, settings: Settings) -> None:
+    """`/healthz` (the process answers), `/readyz` (database, Dask, broken layers), `/metrics` (Prometheus)."""
 
     @app.get("/healthz", summary="Liveness and what the service holds (`layers` null: the database is down).",
              tags=["operations"])
@@ -78,8 +78,9 @@ def _health_routes(app: FastAPI, index: LayerIndex, metrics: Metrics) -> None:
         return {"status": "ok", "version": geovigie.__version__, "layers": count,
                 "stac_api": getattr(app.state, "stac_api", None)}
 
-    @app.get("/readyz", summary="Readiness: 'ok', or 'degraded' with the broken layers and why (still 200); 503 "
-             "when the database is down.", tags=["operations"], response_model=None)
+    @app.get("/readyz", summary="Readiness: 'ok', or 'degraded' with the broken layers and why, or the job runners' "
+             "Dask cluster not reachable (still 200); 503 when the database is down.", tags=["operations"],
+             response_model=None)
     def readyz() -> dict[str, object] | JSONResponse:
         # 200 even when degraded: the good layers are served; a 503 would take every layer off a load balancer
         # because one published file is broken. Monitoring reads `status` and `broken`.
@@ -88,8 +89,9 @@ def _health_routes(app: FastAPI, index: LayerIndex, metrics: Metrics) -> None:
         except DatabaseError as err:
             return JSONResponse({"status": "down", "database": str(err)[:300]}, status_code=503)
         database = "ok" if getattr(app.state, "stac_api", None) else "none (static catalog)"
-        return {"status": "degraded" if broken else "ok", "database": database, "layers": len(good),
-                "broken": broken}
+        dask, dask_degraded = jobs.dask_readiness(settings) if app.state.stac_api else ({"status": "no jobs"}, False)
+        return {"status": "degraded" if broken or dask_degraded else "ok", "database": database,
+                "layers": len(good), "broken": broken, "dask": dask}
 
     app.add_api_route("/metrics", metrics_endpoint(metrics), methods=["GET"],  # type: ignore[arg-type]
                       summary="Prometheus metrics (requests, tile latency, tile cache hits, shed requests).",
@@ -152,13 +154,14 @@ def create_app(settings: Settings) -> FastAPI:
                        asset_href=functools.partial(asset_url, settings.public_base_url))
     app.state.stac_api = STAC_API_PREFIX if database is not None else None
     index = LayerIndex(results_store_for(settings))
-    metrics = Metrics()
+    metrics = Metrics(jobs=functools.partial(count_jobs_by_state, settings) if database is not None else None)
     app.state.layer_index, app.state.metrics = index, metrics
     layers = LayerTilerFactory(index=index)
     app.include_router(layers.router)
     app.include_router(colormap_factory().router, tags=["colormaps"])
     app.include_router(AssetFactory(index=index).router)
-    _health_routes(app, index, metrics)
+    app.include_router(InputAssetFactory(settings).router)
+    _health_routes(app, index, metrics, settings)
     access = auth.Access(settings)  # keys, feedback, jobs, features (README "Writes"): they need the database
     if database is not None:
         app.include_router(feedback.router(access))

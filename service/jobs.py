@@ -4,8 +4,9 @@ runs the same batch workflow as `geovigie batch` (workflows.run_jobs); this modu
 
 A request names its territory (`insee:CODE`, `dep:CODE`, `west,south,east,north`, or a GeoJSON Polygon /
 MultiPolygon, Feature or FeatureCollection in WGS84), its period (`start/end`, ISO dates), its tasks, the source
-collection, optionally a source (a configured source name or an allow-listed STAC API URL) and a shipped model
-bundle's name. With an `Idempotency-Key` header, a retried POST returns the job the first one created.
+collection (item tasks), optionally a source (a configured source name or an allow-listed STAC API URL) and a
+shipped model bundle's name; the area tasks' inputs in `zan` and `dumps` (`service.job_inputs`). With an
+`Idempotency-Key` header, a retried POST returns the job the first one created.
 """
 
 from __future__ import annotations
@@ -20,15 +21,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from geovigie.errors import GeovigieError
 from geovigie.records import (
+    AREA_TASKS,
     FINISHED,
+    ITEM_TASKS,
     JOB_STATES,
-    RUNNABLE_TASKS,
     cancel_job,
     get_job,
     insert_job,
     list_jobs,
 )
 from geovigie.service.auth import NO_NUL, READ_RESPONSES, WRITE_RESPONSES, Access, ApiKey, error_response
+from geovigie.service.job_inputs import DumpsIn, ZanIn, check_dumps, check_zan
 from geovigie.settings import Settings
 from geovigie.url_guard import check_redirects
 
@@ -48,10 +51,13 @@ class JobIn(BaseModel):
     period: str = Field(description="start/end, ISO dates (inclusive).", examples=["2018-01-01/2018-12-31"],
                         max_length=60)
     tasks: list[Literal["landcover", "vegetation", "zan", "dumps", "heat"]] = Field(min_length=1, max_length=5)
-    collection: str = Field(pattern=PLAIN_ID, description="The source collection, e.g. s2-l2a-theia-gers.")
+    collection: str | None = Field(None, pattern=PLAIN_ID, description="The source collection of the item tasks "
+                                   "(landcover, vegetation, heat), e.g. s2-l2a-theia-gers.")
     source: str | None = Field(None, max_length=500, pattern=NO_NUL, description="A configured source name or an "
                                "allow-listed STAC API URL; the local catalog when omitted.")
     bundle: str | None = Field(None, pattern=PLAIN_ID, description="A shipped model bundle's name (landcover).")
+    zan: ZanIn | None = Field(None, description="Inputs of the zan task: two published class layers, zones, mapping.")
+    dumps: DumpsIn | None = Field(None, description="Inputs of the dumps task: a shipped height model, options.")
 
 
 def _refuse(message: str) -> HTTPException:
@@ -143,6 +149,20 @@ def check_source(settings: Settings, source: str | None) -> None:
         raise _refuse(f"source: {err}") from None
 
 
+def check_task_inputs(body: JobIn) -> None:
+    """Item tasks need a collection; each area task its inputs (and inputs only for the tasks asked), else 422."""
+    items = [t for t in body.tasks if t in ITEM_TASKS]
+    if items and body.collection is None:
+        raise _refuse(f"collection: the {', '.join(items)} task(s) run on the items of a collection; name it")
+    for name in AREA_TASKS:
+        given = getattr(body, name) is not None
+        if name in body.tasks and not given:
+            needed = "before and after (two published class layers)" if name == "zan" else "height_model"
+            raise _refuse(f"{name}: the {name} task needs its inputs in the request's {name!r} object: {needed}")
+        if given and name not in body.tasks:
+            raise _refuse(f"{name}: inputs given but {name!r} is not in tasks")
+
+
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat().replace("+00:00", "Z")
 
@@ -153,12 +173,32 @@ def job_view(settings: Settings, row: dict[str, Any]) -> dict[str, Any]:
     request = {k: v for k, v in row["request"].items() if k != "geometry"}
     return {
         "id": row["id"], "state": row["state"], "owner": row["owner"], "request": request,
-        "progress": {"done": row["progress_done"], "total": row["progress_total"], "unit": row["progress_unit"]},
+        "progress": {"done": row["progress_done"], "total": row["progress_total"], "unit": row["progress_unit"],
+                     "tiles": row.get("progress_tiles")},
         "log": row["log"], "error": row["error"], "cancel_requested": row["cancel_requested"],
         "attempts": row["attempts"], "created": _iso(row["created"]), "started": _iso(row["started"]),
         "finished": _iso(row["finished"]),
         "links": [{"rel": "self", "href": f"{base}/jobs/{row['id']}", "type": "application/json"}, *row["links"]],
     }
+
+
+def dask_readiness(settings: Settings) -> tuple[dict[str, Any], bool]:
+    """The job runners heard from lately and the Dask cluster each sees (scheduler, reachable, workers), and
+    whether that makes the service degraded: no runner while `job_runner` is on, or no runner reaching its
+    scheduler (queued jobs then wait)."""
+    from geovigie.records import live_runners
+
+    try:
+        runners = live_runners(settings)
+    except GeovigieError as err:
+        return {"status": "unknown", "error": str(err)[:300]}, True
+    reachable = [r for r in runners if r.get("reachable")]
+    if not runners:
+        status = "no job runner" if settings.job_runner else "no job runner (job_runner off)"
+        return {"status": status, "runners": [], "workers": 0}, settings.job_runner
+    status = "ok" if reachable else "scheduler unreachable"
+    return {"status": status, "runners": runners, "workers": sum(int(r.get("workers") or 0) for r in reachable)}, \
+        not reachable
 
 
 def router(access: Access) -> APIRouter:
@@ -175,12 +215,9 @@ def router(access: Access) -> APIRouter:
                idempotency_key: Annotated[str | None, Header(max_length=200, pattern=NO_NUL)] = None,
                ) -> dict[str, Any]:
         given = body.model_dump(mode="json")
-        unknown = [t for t in body.tasks if t not in RUNNABLE_TASKS]
-        if unknown:
-            raise _refuse(f"tasks {unknown} cannot run as a job yet (runnable: {', '.join(RUNNABLE_TASKS)}); use "
-                          "`geovigie diagnose` for them")
         if len(set(body.tasks)) != len(body.tasks):
             raise _refuse("tasks: each task once")
+        check_task_inputs(body)
         period = check_period(body.period)
         geometry, label = resolve_territory(settings, body.territory)
         area = area_km2(geometry)
@@ -188,6 +225,10 @@ def router(access: Access) -> APIRouter:
             raise _refuse(f"territory {label}: {area:,.0f} km² is larger than the {settings.job_max_area_km2:,.0f} "
                           "km² a job may cover (job_max_area_km2); split it")
         check_source(settings, body.source)
+        if body.zan is not None:
+            check_zan(settings, body.zan, geometry, label)
+        if body.dumps is not None:
+            check_dumps(settings, body.dumps, geometry, label)
         from shapely.geometry import mapping
 
         given["period"] = period

@@ -1,4 +1,5 @@
-"""Prometheus metrics of the service: requests, tile latency, tile cache hits, load shedding (`/metrics`).
+"""Prometheus metrics of the service: requests, tile latency, tile cache hits, load shedding, jobs by state
+(`/metrics`).
 
 Each app gets its own registry (tests build many apps). With several worker processes (`geovigie serve
 --workers N`) and `PROMETHEUS_MULTIPROC_DIR` set, `/metrics` adds up every worker's samples.
@@ -9,9 +10,12 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable, Iterator
 
 import attrs
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,10 +27,34 @@ AREAS = ("layers", "tiles", "api", "assets", "stac", "static", "healthz", "ready
          "sites", "colorMaps", "docs", "openapi.json")
 
 
+class JobsByState(Collector):
+    """`geovigie_jobs{state=...}`: jobs in each state, counted in the jobs table when scraped (one GROUP BY on an
+    indexed column); nothing is exported when the database cannot be read (the scrape itself still answers)."""
+
+    def __init__(self, count: Callable[[], dict[str, int]]) -> None:
+        self.count = count
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        return []  # registering must not query the database
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            counts = self.count()
+        except Exception as err:  # noqa: BLE001 - DatabaseError, psycopg errors: the other metrics still go out
+            logging.getLogger(__name__).warning("jobs by state not counted: %s", err)
+            return
+        gauge = GaugeMetricFamily("geovigie_jobs", "Jobs by state (the jobs table, at scrape time)",
+                                  labels=["state"])
+        for state, number in counts.items():
+            gauge.add_metric([state], number)
+        yield gauge
+
+
 @attrs.define
 class Metrics:
-    """The service's metrics in one registry."""
+    """The service's metrics in one registry; `jobs` counts jobs by state at scrape time (None: no jobs)."""
 
+    jobs: Callable[[], dict[str, int]] | None = None
     registry: CollectorRegistry = attrs.field(factory=lambda: CollectorRegistry(auto_describe=True))
     requests: Counter = attrs.field(init=False)
     latency: Histogram = attrs.field(init=False)
@@ -45,6 +73,8 @@ class Metrics:
                                   registry=self.registry)
         self.shed = Counter("geovigie_shed", "Requests answered 503 because too many tiles were rendering",
                             registry=self.registry)
+        if self.jobs is not None:
+            self.registry.register(JobsByState(self.jobs))
 
     def render(self) -> Response:
         """The `/metrics` response (every worker's samples in multiprocess mode)."""
@@ -54,6 +84,8 @@ class Metrics:
 
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
+            if self.jobs is not None:  # read from the database, not the worker files: counted once
+                registry.register(JobsByState(self.jobs))
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 

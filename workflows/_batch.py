@@ -41,6 +41,8 @@ from geovigie.workflows._landcover import landcover
 from geovigie.workflows._published import PublishedLayer
 
 Log = Callable[[str], None]
+TileHook = Callable[[str, int, int], None]
+"""(item id, tiles done, tiles total) of a running inference."""
 
 
 @dataclass(frozen=True)
@@ -228,11 +230,12 @@ def _model_client(settings: Settings, client: Any, stack: contextlib.ExitStack) 
         raise RemoteSourceError(f"cannot reach the Dask scheduler {options.scheduler}: {err}") from err
 
 
-def _run_job(job: BatchJob, settings: Settings, client: Any) -> PublishedLayer:
+def _run_job(job: BatchJob, settings: Settings, client: Any, tiles: TileHook | None = None) -> PublishedLayer:
     task = job.task
     if isinstance(task, LandcoverTask):
+        hook = (lambda done, total: tiles(job.item.id, done, total)) if tiles is not None else False
         return landcover(job.item, _task_settings(task, settings), bundle=resolve_bundle(task.bundle),
-                         client=client, force=task.force, product_level=task.product_level, progress=False)
+                         client=client, force=task.force, product_level=task.product_level, progress=hook)
     if isinstance(task, NdviTask):
         return ndvi(job.item, settings, crs=task.crs, resolution=task.resolution)
     return surface_temperature(job.item, settings)
@@ -247,7 +250,8 @@ def _describe(error: Exception) -> str:
 
 
 def run_batch(config: BatchConfig, settings: Settings, *, dry_run: bool = False, scheduler: str | None = None,
-              client: Any = None, progress: bool = True, log: Log | None = None) -> BatchReport:
+              client: Any = None, progress: bool = True, log: Log | None = None,
+              tiles: TileHook | None = None) -> BatchReport:
     """One pass: search, run every task on each new or changed item, publish, record each job in the state.
 
     Args:
@@ -258,6 +262,7 @@ def run_batch(config: BatchConfig, settings: Settings, *, dry_run: bool = False,
         client: a Dask client to reuse instead.
         progress: draw a progress bar over the jobs.
         log: called with one line per finished or failed job.
+        tiles: called with (item id, tiles done, tiles total) as each land-cover inference advances.
 
     Raises:
         GeovigieError: the search itself failed (unreachable API, unknown collection), the state is unreadable or
@@ -282,7 +287,7 @@ def run_batch(config: BatchConfig, settings: Settings, *, dry_run: bool = False,
         with progress_bar(f"batch {config.name}", total=len(report.jobs), enabled=progress) as advance:
             for job in report.jobs:
                 try:
-                    layer = _run_job(job, settings, client)
+                    layer = _run_job(job, settings, client, tiles)
                 except Exception as err:  # noqa: BLE001 - one bad item must not stop the others
                     report.failed.append((job, _describe(err)))
                 else:

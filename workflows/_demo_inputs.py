@@ -21,8 +21,9 @@ LIDAR = "lidarhd-montpellier-ign"
 HEIGHT_FOR_FULL_CONFIDENCE_M = 10.0
 
 
-def lidar_models(sample_dir: Path, out_dir: Path) -> tuple[Path, Path, Path]:
-    """Mosaic the shipped LiDAR HD tiles into DSM and DTM COGs, plus a stand-in candidate layer.
+def lidar_models(sample_dir: Path, out_dir: Path, name: str = LIDAR) -> tuple[Path, Path, Path]:
+    """Mosaic the shipped LiDAR HD tiles of `name` (a folder of `sample_dir` with DSM/ and DTM/ GeoTIFFs) into DSM
+    and DTM COGs, plus a stand-in candidate layer.
 
     The stand-in is a probability-like uint8 layer (value / 250) of height above ground, 250 at 10 m and more:
     it finds buildings and trees, not dumps, and exists to show the volume mechanics on real elevation data.
@@ -30,7 +31,7 @@ def lidar_models(sample_dir: Path, out_dir: Path) -> tuple[Path, Path, Path]:
     Returns:
         (dsm, dtm, stand-in layer) paths.
     """
-    folders = {kind: sample_dir / LIDAR / kind for kind in ("DSM", "DTM")}
+    folders = {kind: sample_dir / name / kind for kind in ("DSM", "DTM")}
     for folder in folders.values():
         if not any(folder.glob("*.tif")):
             raise InputNotFoundError(f"no LiDAR HD tiles in {folder}")

@@ -11,6 +11,7 @@ import pystac
 from geovigie.inference import PredictOptions, predict
 from geovigie.models import ModelBundle, load_bundle
 from geovigie.paths import printable
+from geovigie.progress import Progress
 from geovigie.settings import Settings
 from geovigie.tiles import LayerSpec, Provenance, publish_layer, results_store_for
 from geovigie.types import PROBA_SCALE
@@ -28,7 +29,7 @@ def landcover(
     band_names: list[str] | None = None,
     product_level: str | None = None,
     overwrite: bool = False,
-    progress: bool = True,
+    progress: Progress = True,
 ) -> PublishedLayer:
     """Predict `source` tile by tile with `bundle` and publish the class map (probabilities as an extra asset).
 
@@ -42,7 +43,7 @@ def landcover(
         band_names: band names of a raster file without band descriptions.
         product_level: the input's processing level when it does not record it.
         overwrite: recompute even when outputs are up to date.
-        progress: draw a progress bar.
+        progress: draw a progress bar, or a hook called with (tiles done, total) as the inference advances.
     """
     started = time.perf_counter()
     bundle = bundle if isinstance(bundle, ModelBundle) else load_bundle(bundle)

@@ -935,8 +935,11 @@ function renderJobs() {
       "aria-label": t("territory") });
     const period = element("input", { name: "period", required: true, value: "2018-01-01/2018-12-31",
       "aria-label": t("period") });
-    const collection = element("input", { name: "collection", required: true, value: "s2-l2a-theia-gers",
+    const collection = element("input", { name: "collection", value: "s2-l2a-theia-gers",
       "aria-label": t("collection") });
+    // zan / dumps inputs as the API takes them, e.g. {"dumps": {"height_model": "lidarhd-montpellier-ign"}}
+    const inputs = element("textarea", { name: "inputs", rows: "3", "aria-label": t("job_inputs"),
+      placeholder: '{"dumps": {"height_model": "lidarhd-montpellier-ign"}}' });
     const tasks = element("fieldset", {});
     tasks.appendChild(element("legend", {}, t("tasks")));
     for (const task of TASKS) {
@@ -946,13 +949,24 @@ function renderJobs() {
       tasks.appendChild(label);
     }
     form.append(element("label", {}, t("territory")), territory, element("label", {}, t("period")), period,
-      element("label", {}, t("collection")), collection, tasks,
+      element("label", {}, t("collection")), collection, tasks, element("label", {}, t("job_inputs")), inputs,
       element("button", { type: "submit" }, t("submit")), element("div", { id: "job-status", role: "status" }));
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       const chosen = [...form.querySelectorAll("input[name=tasks]:checked")].map((i) => i.value);
-      submitJob({ territory: territory.value.trim(), period: period.value.trim(), tasks: chosen,
-        collection: collection.value.trim() });
+      const body = { territory: territory.value.trim(), period: period.value.trim(), tasks: chosen };
+      if (collection.value.trim()) body.collection = collection.value.trim();
+      if (inputs.value.trim()) {
+        let extra;
+        try {
+          extra = JSON.parse(inputs.value);
+        } catch (error) {
+          $("job-status").textContent = t("refused", `${t("job_inputs")}: ${error.message}`);
+          return;
+        }
+        for (const name of ["zan", "dumps"]) if (extra && extra[name] !== undefined) body[name] = extra[name];
+      }
+      submitJob(body);
     });
     parts.push(form);
   }
@@ -982,6 +996,13 @@ async function pollJob(id, box) {
   const bar = element("progress", { max: String(progress.total || 1), value: String(progress.done || 0) });
   const line = element("p", { class: "job-line" }, `${t("job_state", id, job.state)} — ${formatNumber(
     progress.done || 0, 0)} / ${formatNumber(progress.total || 0, 0)} ${progress.unit || ""}`);
+  const parts = [line, bar];
+  const tiles = progress.tiles;
+  if (tiles && Number.isFinite(tiles.total)) {  // the running inference, tile by tile
+    parts.push(element("p", { class: "job-tiles" }, t("job_tiles", formatNumber(tiles.done || 0, 0),
+      formatNumber(tiles.total, 0), String(tiles.item || ""))),
+    element("progress", { class: "job-tiles", max: String(tiles.total || 1), value: String(tiles.done || 0) }));
+  }
   const lines = Array.isArray(job.log) ? job.log.map(String) : String(job.log || "").split("\n");
   const log = element("pre", { class: "job-log" }, [...lines.slice(-5), job.error ? String(job.error) : ""]
     .filter(Boolean).join("\n"));
@@ -991,7 +1012,7 @@ async function pollJob(id, box) {
     if (!/^(https?:\/\/|\/)/.test(href)) continue;
     links.appendChild(element("li", {})).appendChild(element("a", { href }, String(link.title || link.rel || href)));
   }
-  box.replaceChildren(line, bar, log, links);
+  box.replaceChildren(...parts, log, links);
   box.dataset.state = job.state;
   if (["queued", "running", "pending", "accepted"].includes(job.state)) {
     setTimeout(() => pollJob(id, box), 1000);

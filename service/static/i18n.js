@@ -74,6 +74,8 @@ const UI = {
   tasks: ["Traitements", "Tasks"],
   submit: ["Lancer", "Submit"],
   job_state: ["Traitement {0} : {1}", "Job {0}: {1}"],
+  job_tiles: ["Tuiles {0} / {1} ({2})", "Tiles {0} / {1} ({2})"],
+  job_inputs: ["Entrées zan / dumps (JSON, facultatif)", "zan / dumps inputs (JSON, optional)"],
   lang_switch: ["English", "Français"],
   status_new: ["nouveau", "new"],
   status_persisting: ["persistant", "persisting"],

@@ -58,7 +58,8 @@ def test_a_job_submitted_over_http_runs_the_batch_and_publishes_its_layer(settin
 
         done = client.get(f"/jobs/{job_id}").json()
         assert done["state"] == "succeeded", done
-        assert done["progress"] == {"done": 1, "total": 1, "unit": "item tasks"}
+        assert done["progress"] == {"done": 1, "total": 1, "unit": "item tasks",
+                                    "tiles": {"done": 4, "total": 4, "item": "slovenia-reference-scene-2"}}
         assert any("slovenia-reference-scene-2" in line for line in done["log"])
         layer = "landcover-slovenia-reference-scene-2"
         links = {link["rel"]: link["href"] for link in done["links"]}
@@ -108,7 +109,7 @@ def test_a_queued_job_is_cancelled_and_never_runs(settings, dask_client) -> None
 @pytest.mark.parametrize(("change", "message"), [
     ({"tasks": ["landcover", "snow"]}, "tasks"),
     ({"tasks": []}, "tasks"),
-    ({"tasks": ["zan"]}, "cannot run as a job yet"),
+    ({"tasks": ["zan"]}, "zan: the zan task needs its inputs"),
     ({"tasks": ["landcover", "landcover"]}, "each task once"),
     ({"period": "2018-12-31/2018-01-01"}, "start is after the end"),
     ({"period": "2018-01-01"}, "give start/end"),
