@@ -20,7 +20,8 @@ from fastapi.testclient import TestClient
 from rasterio.warp import transform_bounds
 from shapely.geometry import box, mapping, shape
 
-from geovigie.catalog import SLOVENIA, CatalogClient, StaticItemStore
+from geovigie.catalog.samples import SLOVENIA
+from geovigie.catalog.stac import CatalogClient, StaticItemStore
 from geovigie.service import create_app
 from geovigie.workflows import run_jobs
 from tests.conftest import DATA
