@@ -1,10 +1,12 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   create .venv, install (apt postgresql + postgis for the STAC API when root), run the demo on the shipped real data, serve the map on :8000
+#               (make demo PORT=8080: another port)
 #   make test   install what the tests need (apt chromium, postgresql + postgis, mapserver-bin when root), run ruff, mypy, the import-layer
 #               contract and the whole suite
 PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed-stamp
+PORT ?=
 
 .PHONY: install system-deps demo-deps demo test lint bench train clean
 
@@ -40,7 +42,7 @@ system-deps:
 	$(call apt_install,postgresql postgis chromium mapserver-bin)
 
 demo: install demo-deps
-	$(VENV)/bin/geovigie demo
+	$(VENV)/bin/geovigie demo $(if $(PORT),--port $(PORT))
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -4,6 +4,13 @@ Vegetation (NDVI) and surface temperature layers, per-zone figures, ZAN accounti
 urban heat islands, and the report that gathers them.
 """
 
+from geovigie.diagnostics._appearance_change import (
+    APPEARANCE_NOTE,
+    DEFAULT_MIN_NDVI_DROP,
+    DEFAULT_MIN_TEXTURE,
+    AppearanceChange,
+    appearance_change_candidates,
+)
 from geovigie.diagnostics._area_inputs import TERRITORY_ZONE, request_zones, shipped_mapping, shipped_mappings
 from geovigie.diagnostics._dump_change import (
     CHANGE_NOTE,
@@ -22,6 +29,7 @@ from geovigie.diagnostics._dumps import (
 )
 from geovigie.diagnostics._export import write_csv, write_vector
 from geovigie.diagnostics._grid import grid_zones
+from geovigie.diagnostics._heat import TemperatureSummary, temperature_layer
 from geovigie.diagnostics._heat_island import (
     HOT_SPOT_CLASSES,
     HeatIslandSummary,
@@ -43,6 +51,7 @@ from geovigie.diagnostics._report_page import (
     write_report,
 )
 from geovigie.diagnostics._tracking import alerts, history_table, track
+from geovigie.diagnostics._vegetation import NdviSummary, check_ndvi_layer, ndvi_layer
 from geovigie.diagnostics._zan_account import (
     CHANGE_CLASSES,
     ChangeSummary,
@@ -66,8 +75,6 @@ from geovigie.diagnostics._zonal_stats import (
     zonal_classes,
     zonal_continuous,
 )
-from geovigie.diagnostics.heat import TemperatureSummary, temperature_layer
-from geovigie.diagnostics.vegetation import NdviSummary, check_ndvi_layer, ndvi_layer
 
 __all__ = [
     "TERRITORY_ZONE",
@@ -85,6 +92,11 @@ __all__ = [
     "vector_crs",
     "read_vector",
     "CANDIDATE_NOTE",
+    "APPEARANCE_NOTE",
+    "AppearanceChange",
+    "DEFAULT_MIN_NDVI_DROP",
+    "DEFAULT_MIN_TEXTURE",
+    "appearance_change_candidates",
     "CHANGE_NOTE",
     "DEFAULT_MIN_RISE_M",
     "HeightChange",

@@ -32,7 +32,6 @@ from rasterio.windows import Window, from_bounds
 from shapely.geometry import shape
 
 from geovigie.diagnostics._dumps import (
-    OUTPUT_CRS,
     SITE_COLUMNS,
     _clean,
     _detection_ids,
@@ -47,6 +46,7 @@ from geovigie.diagnostics._dumps import (
     volumes_on,
 )
 from geovigie.errors import DiagnosticsWarning, GridMismatchError, InvalidInputError, InvalidRasterError
+from geovigie.types import LAMBERT93
 
 DEFAULT_MIN_RISE_M = 0.5
 """A pixel is raised when it stands more than 0.5 m higher after than before: about 3.5 times the noise of the
@@ -224,7 +224,7 @@ def height_change_candidates(
     raised = _clean(raised, _sieve_size(None, min_area_m2, pixel_area)) & ~built
     polygons = [shape(g) for g, _ in rasterio.features.shapes(raised.astype(np.uint8), mask=raised, connectivity=4,
                                                               transform=transform)]
-    sites = gpd.GeoDataFrame(geometry=polygons, crs=crs).to_crs(OUTPUT_CRS)
+    sites = gpd.GeoDataFrame(geometry=polygons, crs=crs).to_crs(LAMBERT93)
     sites["area_m2"] = sites.geometry.area
     sites = sites[sites["area_m2"] >= min_area_m2].sort_values("area_m2", ascending=False, kind="stable")
     footprint = rasterio.features.rasterize(((g, 1) for g in sites.to_crs(crs).geometry), out_shape=old.shape,
@@ -248,7 +248,7 @@ def height_change_candidates(
     frame["rise_threshold_m"] = float(min_rise_m)
     frame["vertical_offset_m"] = offset
     frame["noise_m"] = noise
-    frame = gpd.GeoDataFrame(frame[[*CHANGE_COLUMNS, "geometry"]], geometry="geometry", crs=OUTPUT_CRS)
+    frame = gpd.GeoDataFrame(frame[[*CHANGE_COLUMNS, "geometry"]], geometry="geometry", crs=LAMBERT93)
     frame.attrs["pass_date"] = pass_iso
     return HeightChange(frame, noise, offset, int(stable.sum()), crs.to_string(), old.shape, resampled)
 

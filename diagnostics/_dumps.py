@@ -43,9 +43,8 @@ from geovigie.errors import (
     InvalidRasterError,
     InvalidZonesError,
 )
-from geovigie.types import NODATA_CLASS, PROBA_SCALE
+from geovigie.types import LAMBERT93, NODATA_CLASS, PROBA_SCALE
 
-OUTPUT_CRS = "EPSG:2154"
 PROBABILITY_MAX = PROBA_SCALE  # probabilities are uint8 0-250 (value / 250), 255 = nodata
 NODATA = NODATA_CLASS
 CANDIDATE_NOTE = (
@@ -123,7 +122,7 @@ def _pixel_area_m2(src: rasterio.DatasetReader) -> float:
     """Ground area of one pixel in m²: from the transform in a metric CRS, else from the footprint in EPSG:2154."""
     if _is_metric(src.crs):
         return abs(src.transform.a * src.transform.e - src.transform.b * src.transform.d)
-    footprint = gpd.GeoSeries([box(*src.bounds)], crs=src.crs).to_crs(OUTPUT_CRS)
+    footprint = gpd.GeoSeries([box(*src.bounds)], crs=src.crs).to_crs(LAMBERT93)
     return float(footprint.area.iloc[0]) / (src.width * src.height)
 
 
@@ -183,7 +182,7 @@ def _confidence(polygons: list[BaseGeometry], transform: rasterio.Affine, values
 
 def _empty_sites(pass_iso: str) -> gpd.GeoDataFrame:
     frame = gpd.GeoDataFrame({name: pd.Series(dtype="object") for name in SITE_COLUMNS},
-                             geometry=gpd.GeoSeries([], crs=OUTPUT_CRS), crs=OUTPUT_CRS)
+                             geometry=gpd.GeoSeries([], crs=LAMBERT93), crs=LAMBERT93)
     for name in ("area_m2", "area_ha", "mean_confidence", "max_confidence", *CENTROID_COLUMNS, *VOLUME_COLUMNS):
         frame[name] = frame[name].astype("float64")
     frame["candidate"] = frame["candidate"].astype(bool)
@@ -207,7 +206,7 @@ def _detection_ids(pass_iso: str, x: np.ndarray, y: np.ndarray, area: np.ndarray
 def add_centroids(sites: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """Set `centroid_x_l93`/`centroid_y_l93` (EPSG:2154) and `centroid_lon`/`centroid_lat` (WGS84) of each site."""
     out = sites.copy()
-    centroids = out.geometry.to_crs(OUTPUT_CRS).centroid
+    centroids = out.geometry.to_crs(LAMBERT93).centroid
     wgs84 = centroids.to_crs("EPSG:4326")
     out["centroid_x_l93"], out["centroid_y_l93"] = centroids.x.to_numpy(), centroids.y.to_numpy()
     out["centroid_lon"], out["centroid_lat"] = wgs84.x.to_numpy(), wgs84.y.to_numpy()
@@ -225,7 +224,7 @@ def _check_zones(zones: gpd.GeoDataFrame, columns: tuple[str, ...], what: str) -
     kept = zones[zones.geometry.notna() & ~zones.geometry.is_empty]
     if kept.empty:
         raise InvalidZonesError(f"{what}: no geometry")
-    return kept.to_crs(OUTPUT_CRS)
+    return kept.to_crs(LAMBERT93)
 
 
 def _prepare_zones(zones: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -237,7 +236,7 @@ def _prepare_zones(zones: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
 def _join_communes(sites: gpd.GeoDataFrame, zones: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """Commune (zone) of each site: the zone with the largest overlap; null where none overlaps."""
-    left = gpd.GeoDataFrame({"_row": np.arange(len(sites))}, geometry=sites.geometry.to_numpy(), crs=OUTPUT_CRS)
+    left = gpd.GeoDataFrame({"_row": np.arange(len(sites))}, geometry=sites.geometry.to_numpy(), crs=LAMBERT93)
     pairs = gpd.overlay(left, zones[["zone_id", "zone_name", "geometry"]], how="intersection", keep_geom_type=False)
     out = sites.copy()
     out["commune_code"], out["commune_name"] = None, None
@@ -308,7 +307,7 @@ def extract_sites(
     else:
         mean_conf = max_conf = np.full(len(polygons), np.nan)
     sites = gpd.GeoDataFrame({"mean_confidence": mean_conf, "max_confidence": max_conf},
-                             geometry=polygons, crs=crs).to_crs(OUTPUT_CRS)
+                             geometry=polygons, crs=crs).to_crs(LAMBERT93)
     sites["area_m2"] = sites.geometry.area
     sites = sites[sites["area_m2"] >= min_area_m2].sort_values("area_m2", ascending=False, kind="stable")
     if sites.empty:
@@ -316,7 +315,7 @@ def extract_sites(
     sites = _describe(add_centroids(sites.reset_index(drop=True)), pass_iso, candidate, class_value, path.name)
     if zone_frame is not None:
         sites = _join_communes(sites, zone_frame)
-    sites = gpd.GeoDataFrame(sites[[*SITE_COLUMNS, "geometry"]], geometry="geometry", crs=OUTPUT_CRS)
+    sites = gpd.GeoDataFrame(sites[[*SITE_COLUMNS, "geometry"]], geometry="geometry", crs=LAMBERT93)
     sites.attrs["pass_date"] = pass_iso
     return sites
 
@@ -500,7 +499,7 @@ def _zone_names(layer: gpd.GeoDataFrame, key: str) -> gpd.GeoDataFrame:
                                 f"(has {list(layer.columns)})")
     kept = _check_zones(layer, (column,), f"sensitive layer {key!r}")
     return gpd.GeoDataFrame({"_name": kept[column].astype(str).to_numpy()}, geometry=kept.geometry.to_numpy(),
-                            crs=OUTPUT_CRS)
+                            crs=LAMBERT93)
 
 
 def sensitive_zones(sites: gpd.GeoDataFrame, layers: Mapping[str, gpd.GeoDataFrame]) -> gpd.GeoDataFrame:
@@ -519,7 +518,7 @@ def sensitive_zones(sites: gpd.GeoDataFrame, layers: Mapping[str, gpd.GeoDataFra
         raise InvalidInputError("sites: no CRS")
     out = sites.copy()
     footprints = gpd.GeoDataFrame({"_row": np.arange(len(out))},
-                                  geometry=out.geometry.to_crs(OUTPUT_CRS).to_numpy(), crs=OUTPUT_CRS)
+                                  geometry=out.geometry.to_crs(LAMBERT93).to_numpy(), crs=LAMBERT93)
     for key, layer in layers.items():
         if not isinstance(key, str) or not _LAYER_NAME.match(key):
             raise InvalidInputError(f"sensitive layer name {key!r}: use a lower-case identifier like 'natura2000'")
@@ -551,7 +550,7 @@ def write_sites(sites: gpd.GeoDataFrame, folder: str | Path, stem: str) -> dict[
     if sites.crs is None:
         raise InvalidInputError("sites: no CRS")
     folder = Path(folder)
-    frame = sites.to_crs(OUTPUT_CRS)
+    frame = sites.to_crs(LAMBERT93)
     if any(c not in frame.columns for c in CENTROID_COLUMNS):
         frame = add_centroids(frame)
     table = pd.DataFrame(frame.drop(columns=frame.geometry.name))

@@ -30,7 +30,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geovigie.classes import ClassInfo, palette
 from geovigie.cog import cog_writer, iter_windows
-from geovigie.diagnostics.heat import LST_NODATA
+from geovigie.diagnostics._heat import LST_NODATA
 from geovigie.errors import (
     DiagnosticsWarning,
     InputNotFoundError,
@@ -234,8 +234,9 @@ def _check_ring_options(ring_inner_m: float, ring_outer_m: float, rural_mask: st
 
 
 def _method_text(value: float, n: int, src: rasterio.io.DatasetReader, inner: float, outer: float,
-                 rural_mask: Path | None, rural_classes: Sequence[int] | None, min_share: float) -> str:
-    scene = Path(src.name).stem
+                 rural_mask: Path | None, rural_classes: Sequence[int] | None, min_share: float,
+                 scene: str | None = None) -> str:
+    scene = scene or Path(src.name).stem
     text = (f"Rural reference {value:.2f} °C: median land surface temperature of {n} pixels "
             f"({src.res[0]:g} m) of scene {scene} whose centres lie {inner:g}-{outer:g} m from the urban zone")
     if rural_mask is None:
@@ -254,6 +255,7 @@ def rural_reference(
     rural_mask: str | Path | None = None,
     rural_classes: Sequence[int] | None = None,
     min_rural_share: float = 1.0,
+    scene: str | None = None,
 ) -> RuralReference:
     """Median LST (°C) of rural pixels in the ring `ring_inner_m`-`ring_outer_m` around the urban zone.
 
@@ -270,6 +272,7 @@ def rural_reference(
         rural_mask: optional land-cover class raster.
         rural_classes: class values of `rural_mask` that are non-artificial vegetation.
         min_rural_share: share of a pixel the rural classes must cover.
+        scene: how the method text names the imagery (e.g. its item id and date); the file name by default.
 
     Raises:
         InputNotFoundError: a raster is missing.
@@ -302,7 +305,8 @@ def rural_reference(
                                     f"around the urban zone{filtered}")
         value = float(np.median(values))
         method = _method_text(value, int(values.size), src, ring_inner_m, ring_outer_m,
-                              Path(rural_mask) if rural_mask is not None else None, rural_classes, min_rural_share)
+                              Path(rural_mask) if rural_mask is not None else None, rural_classes, min_rural_share,
+                              scene)
         return RuralReference(value, int(values.size), method, ring, zone, src.crs.to_string(), Path(lst),
                               Path(rural_mask) if rural_mask is not None else None,
                               tuple(int(c) for c in rural_classes) if rural_classes is not None else None)

@@ -15,8 +15,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from geovigie.diagnostics._dumps import OUTPUT_CRS
 from geovigie.errors import InvalidInputError
+from geovigie.types import LAMBERT93
 
 STATUSES = ("new", "grown", "shrunk", "persisting", "removed")
 ALERT_STATUSES = ("new", "grown")
@@ -44,7 +44,7 @@ def _check_frame(frame: gpd.GeoDataFrame, needs: tuple[str, ...], what: str) -> 
         raise InvalidInputError(f"{what}: columns {missing} missing (has {list(frame.columns)})")
     if frame.crs is None:
         raise InvalidInputError(f"{what}: no CRS")
-    return frame.to_crs(OUTPUT_CRS).reset_index(drop=True)
+    return frame.to_crs(LAMBERT93).reset_index(drop=True)
 
 
 def _pass_date(current: gpd.GeoDataFrame) -> str:
@@ -79,13 +79,13 @@ def _greedy(pairs: pd.DataFrame, key: str, ascending: bool) -> dict[int, int]:
 
 
 def _overlap_pairs(current: gpd.GeoDataFrame, active: gpd.GeoDataFrame) -> pd.DataFrame:
-    left = gpd.GeoDataFrame({"cur": np.arange(len(current))}, geometry=current.geometry.to_numpy(), crs=OUTPUT_CRS)
-    right = gpd.GeoDataFrame({"prev": active.index.to_numpy()}, geometry=active.geometry.to_numpy(), crs=OUTPUT_CRS)
+    left = gpd.GeoDataFrame({"cur": np.arange(len(current))}, geometry=current.geometry.to_numpy(), crs=LAMBERT93)
+    right = gpd.GeoDataFrame({"prev": active.index.to_numpy()}, geometry=active.geometry.to_numpy(), crs=LAMBERT93)
     joined = gpd.sjoin(left, right, predicate="intersects", how="inner")
     if joined.empty:
         return pd.DataFrame({"cur": [], "prev": [], "overlap": []})
     prev_geoms = right.geometry.to_numpy()[joined["index_right"].to_numpy()]
-    overlap = joined.geometry.intersection(gpd.GeoSeries(prev_geoms, index=joined.index, crs=OUTPUT_CRS)).area
+    overlap = joined.geometry.intersection(gpd.GeoSeries(prev_geoms, index=joined.index, crs=LAMBERT93)).area
     pairs = pd.DataFrame({"cur": joined["cur"].to_numpy(), "prev": joined["prev"].to_numpy(),
                           "overlap": overlap.to_numpy()})
     return pairs[pairs["overlap"] > 0]
@@ -262,7 +262,7 @@ def track(
     rows = _current_rows(current, active, pass_iso, matches, split, (grow_ratio, shrink_ratio))
     parts = [rows] if active is None or not gone else [rows, _removed_rows(active, gone, merged, pass_iso)]
     tracked = pd.concat(parts, ignore_index=True) if len(parts) > 1 else rows
-    tracked = _order(gpd.GeoDataFrame(tracked, geometry="geometry", crs=OUTPUT_CRS))
+    tracked = _order(gpd.GeoDataFrame(tracked, geometry="geometry", crs=LAMBERT93))
     first = ["site_id", "status", "first_seen", "last_seen"]
     middle = [c for c in tracked.columns if c not in TRACK_COLUMNS and c != "geometry"]
     tracked = tracked[first + middle + [c for c in TRACK_COLUMNS if c not in first] + ["geometry"]]

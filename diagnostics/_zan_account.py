@@ -9,7 +9,6 @@ from exactextract (partial pixels counted).
 from __future__ import annotations
 
 import math
-import tomllib
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,12 +19,14 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import rasterio
+from pydantic import BaseModel, ConfigDict
 from rasterio.features import rasterize, shapes
 from shapely.geometry import shape
 
 from geovigie.classes import ClassInfo, palette
 from geovigie.cog import cog_writer
-from geovigie.diagnostics._zonal_stats import COVERED, DEFAULT_MIN_COVERAGE_TOTALS, zonal_classes
+from geovigie.config_file import read_toml, validate
+from geovigie.diagnostics._zonal_stats import COVERED, DEFAULT_MIN_COVERAGE_TOTALS, _listed, zonal_classes
 from geovigie.errors import (
     DiagnosticsWarning,
     GridMismatchError,
@@ -64,12 +65,24 @@ class ZanMapping:
         return self.building | self.artificial | self.natural | self.nodata
 
 
+class _MappingTable(BaseModel):
+    """A mapping file as written: class values per ZAN category."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = None
+    building: list[int] = []
+    artificial: list[int] = []
+    natural: list[int] = []
+    nodata: list[int] = []
+
+
 def load_mapping(path_or_name: str | Path) -> ZanMapping:
     """A mapping from a TOML file, or a shipped one by name (`odeon-naf`, `odeon-urbain`, `landcover-s2l1c-slovenia`).
 
     Raises:
         InputNotFoundError: no such file or shipped mapping.
-        InvalidInputError: not TOML, or a value declared in two categories.
+        InvalidInputError: not TOML, an unknown key, a value that is not a class number, or a value declared in two
+            categories.
     """
     path = Path(path_or_name)
     if not path.is_file():
@@ -77,19 +90,15 @@ def load_mapping(path_or_name: str | Path) -> ZanMapping:
     if not path.is_file():
         shipped = ", ".join(sorted(p.stem for p in MAPPINGS_DIR.glob("*.toml")))
         raise InputNotFoundError(f"no ZAN mapping {path_or_name!r}: give a TOML file or one of {shipped}")
-    try:
-        table = tomllib.loads(path.read_text(encoding="utf-8"))
-        groups = {key: frozenset(int(v) for v in table.get(key, [])) for key in
-                  ("building", "artificial", "natural", "nodata")}
-    except (tomllib.TOMLDecodeError, TypeError, ValueError) as err:
-        raise InvalidInputError(f"{path}: not a ZAN mapping table ({err})") from err
+    table = validate(_MappingTable, read_toml(path, "ZAN mapping"), path)
+    groups = {key: frozenset(getattr(table, key)) for key in ("building", "artificial", "natural", "nodata")}
     seen: dict[int, str] = {}
     for key, values in groups.items():
         for value in values:
             if value in seen:
                 raise InvalidInputError(f"{path}: class {value} is both {seen[value]} and {key}")
             seen[value] = key
-    return ZanMapping(str(table.get("name", path.stem)), source=str(path), **groups)
+    return ZanMapping(table.name or path.stem, source=str(path), **groups)
 
 
 @dataclass(frozen=True)
@@ -213,7 +222,7 @@ def read_reference_consumption(path: str | Path) -> pd.DataFrame:
     values = pd.to_numeric(table["consumption_ha_2011_2021"], errors="coerce")
     bad = table.loc[values.isna() | ~np.isfinite(values) | (values < 0), "zone_id"].tolist()
     if bad:
-        raise InvalidInputError(f"{path}: consumption_ha_2011_2021 is not a number >= 0 for zones {bad[:20]}")
+        raise InvalidInputError(f"{path}: consumption_ha_2011_2021 is not a number >= 0 for zones {_listed(bad, 20)}")
     table["consumption_ha_2011_2021"] = values.astype(float)
     flagged = "ILLUSTRATIVE" in path.name.upper() or "ILLUSTRATIVE" in text.upper().split("\n", 1)[0]
     table["illustrative"] = table["illustrative"].astype(bool) | flagged if "illustrative" in table else flagged

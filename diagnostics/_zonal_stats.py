@@ -75,6 +75,24 @@ def vector_crs(frame: gpd.GeoDataFrame, path: Path, crs: str | None, option: str
     return frame.crs
 
 
+def _read_frame(path: Path, what: str, crs: str | None, option: str) -> gpd.GeoDataFrame:
+    """A vector file's features, with their CRS set (`vector_crs`).
+
+    Raises:
+        InputNotFoundError: no such file.
+        InvalidZonesError: unreadable, no feature with a geometry, or no CRS.
+    """
+    if not path.is_file():
+        raise InputNotFoundError(f"{what} file not found: {path}")
+    try:
+        frame = gpd.read_file(path, engine="pyogrio")
+    except Exception as err:  # pyogrio raises its own DataSourceError family
+        raise InvalidZonesError(f"{path}: not a readable vector file for {what} ({err})") from err
+    if not isinstance(frame, gpd.GeoDataFrame) or "geometry" not in frame or frame.empty:
+        raise InvalidZonesError(f"{path}: no feature with a geometry for {what}")
+    return frame.set_crs(vector_crs(frame, path, crs, option), allow_override=True)
+
+
 def read_vector(path: str | Path, what: str = "zones", *, crs: str | None = None,
                 option: str = "--zones-crs") -> gpd.GeoDataFrame:
     """Read any vector file (GeoJSON, GeoPackage, shapefile) with a known CRS: its own or `crs` (never a guess).
@@ -84,15 +102,7 @@ def read_vector(path: str | Path, what: str = "zones", *, crs: str | None = None
         InvalidZonesError: unreadable, empty, without CRS (naming `option`), or only null / empty geometries.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputNotFoundError(f"{what} file not found: {path}")
-    try:
-        frame = gpd.read_file(path, engine="pyogrio")
-    except Exception as err:  # pyogrio raises its own DataSourceError family
-        raise InvalidZonesError(f"{path}: not a readable vector file for {what} ({err})") from err
-    if not isinstance(frame, gpd.GeoDataFrame) or "geometry" not in frame or frame.empty:
-        raise InvalidZonesError(f"{path}: no feature with a geometry for {what}")
-    frame = frame.set_crs(vector_crs(frame, path, crs, option), allow_override=True)
+    frame = _read_frame(path, what, crs, option)
     kept = frame[frame.geometry.notna() & ~frame.geometry.is_empty]
     if kept.empty:
         raise InvalidZonesError(f"{path}: every geometry of {what} is null or empty")
@@ -114,15 +124,7 @@ def read_zones(path: str | Path, *, id_field: str | None = None, name_field: str
             no polygon, empty selection.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputNotFoundError(f"zones file not found: {path}")
-    try:
-        frame = gpd.read_file(path, engine="pyogrio")
-    except Exception as err:  # pyogrio raises its own DataSourceError family
-        raise InvalidZonesError(f"{path}: not a readable vector file ({err})") from err
-    if "geometry" not in frame:
-        raise InvalidZonesError(f"{path}: a table without geometry; zones need polygons")
-    frame = frame.set_crs(vector_crs(frame, path, crs), allow_override=True)
+    frame = _read_frame(path, "zones", crs, "--zones-crs")
     columns = [c for c in frame.columns if c != "geometry"]
     ident = _pick(columns, id_field, ID_FIELDS, "id", path)
     if ident is None:
@@ -131,12 +133,12 @@ def read_zones(path: str | Path, *, id_field: str | None = None, name_field: str
     ids = frame[ident]
     missing = [int(i) for i in np.flatnonzero(ids.isna() | (ids.astype(str).str.strip() == ""))]
     if missing:
-        raise InvalidZonesError(f"{path}: zones without an id ({ident}) at rows {missing[:20]}")
+        raise InvalidZonesError(f"{path}: zones without an id ({ident}) at rows {_listed(missing, 20)}")
     zones = gpd.GeoDataFrame({"zone_id": ids.astype(str), "zone_name": frame[name].astype(str)},
                              geometry=frame.geometry, crs=frame.crs)
     duplicated = sorted(set(zones.loc[zones["zone_id"].duplicated(), "zone_id"]))
     if duplicated:
-        raise InvalidZonesError(f"{path}: duplicate zone ids {duplicated[:20]}")
+        raise InvalidZonesError(f"{path}: duplicate zone ids {_listed(duplicated, 20)}")
     if departement is not None:
         zones = zones[zones["zone_id"].str.startswith(str(departement))]
     if codes is not None:
@@ -145,11 +147,11 @@ def read_zones(path: str | Path, *, id_field: str | None = None, name_field: str
         raise InvalidZonesError(f"{path}: no zone matches departement={departement} codes={codes}")
     blank = zones.geometry.isna() | zones.geometry.is_empty
     if blank.any():
-        raise InvalidZonesError(f"{path}: zones {list(zones.loc[blank, 'zone_id'])[:20]} have a null or empty "
-                                "geometry")
+        raise InvalidZonesError(f"{path}: zones {_listed(list(zones.loc[blank, 'zone_id']), 20)} have a "
+                                "null or empty geometry")
     bounds = np.asarray(zones.geometry.bounds, dtype=float)
     if not np.isfinite(bounds).all():
-        bad = list(zones.loc[~np.isfinite(bounds).all(axis=1), "zone_id"])[:20]
+        bad = _listed(list(zones.loc[~np.isfinite(bounds).all(axis=1), "zone_id"]), 20)
         raise InvalidZonesError(f"{path}: zones {bad} have non-finite coordinates")
     if zones.crs.is_geographic and (np.abs(bounds[:, [0, 2]]) > 180).any() | (np.abs(bounds[:, [1, 3]]) > 90).any():
         raise InvalidZonesError(f"{path}: coordinates out of longitude/latitude range for {zones.crs.to_string()} "
@@ -157,13 +159,15 @@ def read_zones(path: str | Path, *, id_field: str | None = None, name_field: str
     polygonal = zones.geometry.geom_type.isin(["Polygon", "MultiPolygon"])
     invalid = ~zones.geometry.is_valid
     if invalid.any():
-        warnings.warn(f"{path}: repaired invalid geometries of zones {list(zones.loc[invalid, 'zone_id'])[:20]}",
+        warnings.warn(f"{path}: repaired invalid geometries of zones "
+                      f"{_listed(list(zones.loc[invalid, 'zone_id']), 20)}",
                       DiagnosticsWarning, stacklevel=2)
         zones.loc[invalid, "geometry"] = zones.loc[invalid, "geometry"].apply(
             lambda g: make_valid(g).buffer(0))
         polygonal = zones.geometry.geom_type.isin(["Polygon", "MultiPolygon"])
     if not polygonal.all():
-        raise InvalidZonesError(f"{path}: zones {list(zones.loc[~polygonal, 'zone_id'])[:20]} are not polygons")
+        raise InvalidZonesError(f"{path}: zones {_listed(list(zones.loc[~polygonal, 'zone_id']), 20)} are "
+                                "not polygons")
     return zones.reset_index(drop=True)
 
 
@@ -196,7 +200,7 @@ def _local(zones: gpd.GeoDataFrame, crs: object, bounds: tuple[float, float, flo
     local = zones.to_crs(crs)
     finite = np.isfinite(np.asarray(local.geometry.bounds, dtype=float)).all(axis=1)
     if not finite.all():
-        bad = list(local.loc[~finite, "zone_id"])[:20]
+        bad = _listed(list(local.loc[~finite, "zone_id"]), 20)
         raise InvalidZonesError(f"zones {bad}: coordinates cannot be projected to the layer's CRS {crs} "
                                 "(wrong --zones-crs, or coordinates out of range)")
     local["zone_area_m2"] = local.geometry.area
@@ -212,7 +216,7 @@ def coverage_status(observed_pixels: np.ndarray | pd.Series, covered_fraction: n
     return np.where(~observed, NOT_COVERED, np.where(enough, COVERED, PARTIAL))
 
 
-def _listed(ids: Sequence[str], shown: int = 10) -> str:
+def _listed(ids: Sequence[object], shown: int = 10) -> str:
     text = ", ".join(str(i) for i in ids[:shown])
     return text + (f" … and {len(ids) - shown} more" if len(ids) > shown else "")
 

@@ -6,12 +6,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from geovigie.paths import printable
+from geovigie.terminal import print_table, stderr_console
 
-err = Console(stderr=True, markup=False, highlight=False)
+err = stderr_console()
 
 PARTIAL_FAILURE = 3
 """Exit code when the pass ran but some jobs failed (their errors are in the state file)."""
@@ -23,7 +22,9 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
     @app.command("batch")
     @friendly_errors
     def batch(
-        config: Annotated[Path, typer.Argument(help="Batch TOML: source, collection, area, filters, tasks.")],
+        config: Annotated[Path, typer.Argument(help="Batch TOML: source, collection, area, filters, and tasks of kind "
+                                                    "landcover (a model bundle), ndvi (Theia L2A) or temperature "
+                                                    "(Landsat); jobs/slovenia.toml is an example.")],
         dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would run; write nothing.")] = False,
         watch: Annotated[bool, typer.Option("--watch/--once", help="Poll for new items until Ctrl-C/SIGTERM.")
                          ] = False,
@@ -54,13 +55,9 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
 
 
 def _listing(report) -> None:  # noqa: ANN001 - a BatchReport
-    table = Table(title=f"{len(report.jobs)} jobs would run ({report.items} items, {report.up_to_date} jobs up to "
-                        "date)")
-    for column in ("item", "task", "why"):
-        table.add_column(column)
-    for job in report.jobs:
-        table.add_row(printable(job.item.id), job.task.kind, job.reason)
-    Console(stderr=True, markup=False, highlight=False).print(table)
+    rows = [(printable(job.item.id), job.task.kind, job.reason) for job in report.jobs]
+    print_table(err, ("item", "task", "why"), rows,
+                title=f"{len(report.jobs)} jobs would run ({report.items} items, {report.up_to_date} jobs up to date)")
 
 
 def _summary(report) -> None:  # noqa: ANN001 - a BatchReport

@@ -8,24 +8,29 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from geovigie.errors import GeovigieError, InvalidInputError, RemoteSourceError
+from geovigie.terminal import listed, print_table, stderr_console, stdout_console
 
-err = Console(stderr=True, markup=False, highlight=False)
+err = stderr_console()
 
 ProviderOption = Annotated[str | None, typer.Option(
-    "--provider", "--source", "--api",
-    help="earth-search, planetary-computer, local, a name from [catalog_sources], a STAC API URL or a catalog.json.")]
+    "--provider", "--source", "--api", metavar="NAME|URL|FILE",
+    help="earth-search, planetary-computer, local (default: DATA_DIR/catalog), a name from [catalog_sources], a STAC "
+         "API URL or a catalog.json.")]
 CollectionOption = Annotated[str | None, typer.Option(
-    "--collection", "--collections", help="Collection id(s), comma-separated (sentinel-2-l2a, landsat-c2-l2...).")]
+    "--collection", "--collections", metavar="IDS",
+    help="Collection id(s), comma-separated: sentinel-2-l2a, sentinel-2-c1-l2a (Earth Search), landsat-c2-l2, or the "
+         "local catalog's (`geovigie catalog build` lists them).")]
 AoiOption = Annotated[str | None, typer.Option(
-    help="Area: insee:32001 (commune), dep:32, a GeoJSON/GeoPackage file, or west,south,east,north.")]
-BboxOption = Annotated[str | None, typer.Option(help="west,south,east,north in degrees (same as --aoi with a bbox).")]
+    metavar="AREA", help="Area: insee:32001 (commune), dep:32, a GeoJSON/GeoPackage file, or west,south,east,north.")]
+BboxOption = Annotated[str | None, typer.Option(
+    metavar="W,S,E,N", help="west,south,east,north in degrees (same as --aoi with a bbox).")]
 PeriodOption = Annotated[str | None, typer.Option(
-    "--period", "--datetime", help="ISO 8601 date or interval: 2024-06-01/2024-08-31, 2024-07, 2024.")]
-CloudOption = Annotated[float | None, typer.Option(help="Maximum cloud cover in percent (eo:cloud_cover).")]
+    "--period", "--datetime", metavar="PERIOD",
+    help="ISO 8601 date or interval: 2024-06-01/2024-08-31, 2024-07, 2024.")]
+CloudOption = Annotated[float | None, typer.Option(metavar="PERCENT",
+                                                   help="Maximum cloud cover, % (eo:cloud_cover).")]
 MaxItemsOption = Annotated[int, typer.Option(help="Stop after this many items.")]
 ZonesCrsOption = Annotated[str | None, typer.Option(
     "--zones-crs", help="CRS of an --aoi file that has none (a shapefile without .prj), e.g. EPSG:2154.")]
@@ -94,15 +99,15 @@ def register(app: typer.Typer, friendly_errors: Any, settings_factory: Any) -> N
             for item in items:
                 typer.echo(json.dumps(item.to_dict(transform_hrefs=False)))
             return
-        table = Table(title=f"{len(items)} items")
-        for column in ("collection", "id", "datetime", "cloud %", "baseline", "assets"):
-            table.add_column(column)
+        rows = []
         for item in items:
             when = item.datetime or item.common_metadata.start_datetime
             cloud = item.properties.get("eo:cloud_cover")
-            table.add_row(item.collection_id or "", item.id, str(when), "" if cloud is None else f"{cloud:.1f}",
-                          str(item.properties.get("s2:processing_baseline", "")), ", ".join(item.assets))
-        Console().print(table)
+            rows.append((item.collection_id or "", item.id, when.isoformat() if when else "-",
+                         "-" if cloud is None else f"{cloud:.1f}",
+                         str(item.properties.get("s2:processing_baseline", "-")), listed(list(item.assets), 8)))
+        print_table(stdout_console(), ("collection", "id", "datetime (UTC)", "cloud (%)", "baseline", "assets"), rows,
+                    title=f"{len(items)} items")
 
     @catalog.command("fetch")
     @friendly_errors
@@ -138,7 +143,7 @@ def register(app: typer.Typer, friendly_errors: Any, settings_factory: Any) -> N
                 advance(1)
         err.print(f"{len(jobs) - len(failures)} of {len(jobs)} assets of {len(items)} items in {cache.root}")
         if failures:
-            raise RemoteSourceError(f"{len(failures)} assets could not be fetched: " + "; ".join(failures[:5]))
+            raise RemoteSourceError(f"{len(failures)} assets could not be fetched: " + listed(failures, 5, "; "))
 
     @catalog.command("add")
     @friendly_errors

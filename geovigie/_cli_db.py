@@ -6,10 +6,11 @@ import json
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-err = Console(stderr=True, markup=False, highlight=False)
-out = Console(markup=False, highlight=False, soft_wrap=True)
+from geovigie.terminal import stderr_console, stdout_console
+
+err = stderr_console()
+out = stdout_console()
 
 NOT_RUNNING = 3
 """Exit code of `db status` when the server is not running (as `pg_ctl status`)."""

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import warnings
 from datetime import date
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from geovigie.errors import InvalidInputError
+from geovigie._cli_help import shipped_names
+from geovigie.errors import DiagnosticsWarning, InvalidInputError
+from geovigie.terminal import frame_rows, listed, print_table, stderr_console
 
 diagnose_app = typer.Typer(help="Territorial diagnostics: per-zone figures, ZAN, dump sites, heat islands.",
                            no_args_is_help=True)
-err = Console(stderr=True, markup=False, highlight=False)
+err = stderr_console()
+MAPPINGS = shipped_names("geovigie.diagnostics", "zan_mappings", ".toml")
 
 ZonesOption = Annotated[Path, typer.Option("--zones", help="Zones file (GeoJSON / GeoPackage) with an id and a name.")]
 ZonesCrsOption = Annotated[str | None, typer.Option(
@@ -69,6 +72,27 @@ def _sensitive(specs: list[str] | None, crs: str | None):  # noqa: ANN202 - dict
     return layers
 
 
+VEGETATION_COLUMNS = ("zone_id", "zone_name", "status", "covered_fraction", "ndvi_mean", "ndvi_median",
+                      "dense_vegetation_share", "sparse_vegetation_share")
+ZAN_COLUMNS = ("zone_id", "zone_name", "artificialised_ha", "artificialised_ha_no_mmu", "renaturalised_ha", "net_ha",
+               "net_ha_per_year", "measured_vs_target", "illustrative")
+SHOWN_ROWS = 40
+
+
+def _print_zones(table, columns: tuple[str, ...], csv: str) -> None:  # noqa: ANN001 - a DataFrame
+    """The first zones of a figure table, units in the headers, fixed notation; the rest is in the CSV."""
+    headers, rows, more = frame_rows(table, columns, SHOWN_ROWS)
+    print_table(err, headers, rows, more=more, more_what=f"zones in {csv}")
+
+
+def _csv(layers) -> str:  # noqa: ANN001 - PublishedLayers
+    """Where the whole figure table of these layers is (their `table` asset)."""
+    for layer in layers:
+        if "table" in layer.item.assets:
+            return str(layer.item.assets["table"].get_absolute_href())
+    return "the layer's CSV"
+
+
 def _coverage_line(table, min_coverage: float) -> None:  # noqa: ANN001 - a DataFrame
     from geovigie.diagnostics import coverage_summary
 
@@ -114,7 +138,7 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
         _finite(min_coverage, "--min-coverage", 0.0, 1.0)
         result = vegetation_by_zone(layer, settings_factory(), zones=_zones(zones, departement, zones_crs),
                                     place=place, min_coverage=min_coverage)
-        err.print(result.table.to_string(index=False, max_rows=40))
+        _print_zones(result.table, VEGETATION_COLUMNS, _csv(result.layers))
         _coverage_line(result.table, min_coverage)
         err.print(f"layer: {result.layers[0].id}")
 
@@ -125,7 +149,9 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
             start: Annotated[str, typer.Option(help="First date, YYYY-MM-DD.")],
             end: Annotated[str, typer.Option(help="Second date, YYYY-MM-DD.")],
             zones: ZonesOption,
-            mapping: Annotated[str, typer.Option(help="Shipped mapping name or a TOML file.")] = "odeon-naf",
+            mapping: Annotated[str, typer.Option(
+                metavar="NAME|FILE", help=f"Class mapping: a shipped one ({', '.join(MAPPINGS)}) or a TOML file "
+                                          "(diagnostics/zan_mappings/ shows the format).")] = "odeon-naf",
             reference: Annotated[Path | None, typer.Option(help="2011-2021 consumption CSV per zone.")] = None,
             place: Annotated[str, typer.Option(help="Name used in the layer ids.")] = "zones",
             mmu_building: Annotated[float, typer.Option(help="MMU of buildings, m².")] = 200.0,
@@ -141,20 +167,20 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
         result = run(before, after, settings_factory(), place=place, zones=_zones(zones, crs=zones_crs),
                      start=_day(start, "--start"), end=_day(end, "--end"), mapping=mapping, reference=reference,
                      mmu_building_m2=mmu_building, mmu_other_m2=mmu_other, min_coverage=min_coverage)
-        columns = [c for c in ("zone_id", "zone_name", "artificialised_ha", "artificialised_ha_no_mmu",
-                               "renaturalised_ha", "net_ha", "net_ha_per_year", "measured_vs_target", "illustrative")
-                   if c in result.table.columns]
-        err.print(result.table[columns].to_string(index=False, max_rows=40))
+        _print_zones(result.table, ZAN_COLUMNS, _csv(result.layers))
         _coverage_line(result.table, min_coverage)
         err.print("layers: " + ", ".join(layer.id for layer in result.layers))
 
     @diagnose_app.command("dumps")
     @friendly_errors
-    def dumps(layer: Annotated[Path, typer.Argument(help="Probability COG (value / 250) or class COG.")],
+    def dumps(layer: Annotated[Path, typer.Argument(
+                  help="Probability COG of dump sites (8-bit values 0-250 for a probability of 0-100 %, as `predict` "
+                       "writes them) or a class COG (with --class-value).")],
               watch: Annotated[str, typer.Option(help="Name of the area followed pass after pass.")],
               pass_date: Annotated[str, typer.Option("--date", help="Date of the imagery, YYYY-MM-DD.")],
               validated: Annotated[bool, typer.Option(help="The layer is a validated dump model's output.")] = False,
-              threshold: Annotated[float, typer.Option(help="Probability threshold.")] = 0.5,
+              threshold: Annotated[float, typer.Option(help="Probability above which a pixel is a site, 0-1.")
+                                   ] = 0.5,
               class_value: Annotated[int | None, typer.Option(help="Class of dump sites in a class layer.")] = None,
               min_area: Annotated[float, typer.Option(help="Smallest site, m².")] = 20.0,
               dsm: Annotated[Path | None, typer.Option(help="Surface model for volumes.")] = None,
@@ -182,8 +208,7 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
         if dsm is not None and "volume_note" in sites.columns and len(sites):
             null = sites[sites["volume_m3"].isna()]
             err.print(f"volumes: {len(sites) - len(null)} of {len(sites)} sites measured"
-                      + (f"; null: {', '.join(map(str, null['site_id'][:10]))}"
-                         + (f" … and {len(null) - 10} more" if len(null) > 10 else "") if len(null) else ""))
+                      + (f"; null: {listed(list(null['site_id']))}" if len(null) else ""))
         for name, path in result.files.items():
             err.print(f"{name}: {path}")
 
@@ -225,6 +250,63 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
         for name, path in result.files.items():
             err.print(f"{name}: {path}")
 
+    @diagnose_app.command("dumps-appearance")
+    @friendly_errors
+    def dumps_appearance(
+            before: Annotated[Path, typer.Option(
+                help="Image of the earlier pass: Sentinel-2 bands named B02, B03, B04 (B08, B11), or an orthophoto "
+                     "RGB / RGB + NIR (bands named red, green, blue, nir, or RGB colour interpretation).")],
+            after: Annotated[Path, typer.Option(help="Image of the later pass, same CRS and bands.")],
+            watch: Annotated[str, typer.Option(help="Name of the area followed pass after pass.")],
+            pass_date: Annotated[str, typer.Option("--date", help="Date of the later pass, YYYY-MM-DD.")],
+            min_ndvi_drop: Annotated[float, typer.Option(help="NDVI fall a pixel must exceed (with NIR).")] = 0.2,
+            min_texture: Annotated[float, typer.Option(
+                help="After-pass brightness std / mean over the changed pixels of the texture window a pixel must "
+                     "exceed (heterogeneous material; a uniform bare field stays below).")] = 0.1,
+            texture_window: Annotated[int, typer.Option(
+                help="Side of the texture window, pixels (odd, >= 3; wider for a 20 cm orthophoto).")] = 3,
+            min_area: Annotated[float, typer.Option(help="Smallest candidate, m².")] = 400.0,
+            require_nir: Annotated[bool, typer.Option(
+                help="Refuse passes without NIR instead of using brightness alone.")] = False,
+            bands: Annotated[str | None, typer.Option(
+                help="Names of the bands of both passes in order, for files without band descriptions, e.g. "
+                     "red,green,blue,nir (an IGN RVB+IR orthophoto); 'other' for a band to ignore.")] = None,
+            exclude: Annotated[Path | None, typer.Option(
+                help="Footprints (buildings, known quarries; GeoPackage / GeoJSON) masked out.")] = None,
+            zones: Annotated[Path | None, typer.Option(help="Communes for each candidate's INSEE code.")] = None,
+            sensitive: Annotated[list[str] | None, typer.Option(
+                help="NAME=FILE of a layer to measure distances to, in metres; repeatable. Features need a "
+                     "'name' column.")] = None,
+            zones_crs: ZonesCrsOption = None) -> None:
+        """Dump candidates without labels: ground whose appearance turned bare and heterogeneous between two
+        image passes (« candidats »)."""
+        from geovigie.diagnostics import read_vector
+        from geovigie.workflows import appearance_change
+
+        _finite(min_ndvi_drop, "--min-ndvi-drop", 0.0, 2.0)
+        _finite(min_texture, "--min-texture", 0.0, 1e6)
+        _finite(min_area, "--min-area", 0.0, 1e9)
+        if texture_window < 3 or texture_window % 2 == 0:
+            raise InvalidInputError(f"--texture-window {texture_window}: give an odd number of pixels >= 3")
+        layers = _sensitive(sensitive, zones_crs)
+        footprints = read_vector(exclude, "exclusion footprints", crs=zones_crs) if exclude else None
+        names = [b.strip() for b in bands.split(",")] if bands else None
+        with warnings.catch_warnings():  # the detail line below says it: no Python warning text on stderr
+            warnings.simplefilter("ignore", DiagnosticsWarning)
+            result = appearance_change(before, after, settings_factory(), watch=watch,
+                                       pass_date=_day(pass_date, "--date"), min_ndvi_drop=min_ndvi_drop,
+                                       min_texture=min_texture, window_px=texture_window, min_area_m2=min_area,
+                                       require_nir=require_nir, band_names=names,
+                                       exclude=footprints, zones=_zones(zones, crs=zones_crs) if zones else None,
+                                       sensitive=layers or None)
+        change = result.change
+        err.print(f"candidats (not validated): {result.layer.detail if result.layer else ''}; "
+                  f"grid {change.shape[1]}x{change.shape[0]} px {change.crs}"
+                  + (f"; {change.resampled} resampled onto the other's grid" if change.resampled else ""),
+                  soft_wrap=True)
+        for name, path in result.files.items():
+            err.print(f"{name}: {path}")
+
     @diagnose_app.command("heat")
     @friendly_errors
     def heat(item: Annotated[Path, typer.Argument(
@@ -237,7 +319,7 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
              when: Annotated[str | None, typer.Option(
                  "--datetime", help="Acquisition date of a GeoTIFF, ISO 8601 (an item carries its own).")] = None,
              unit: Annotated[str | None, typer.Option(
-                 help="Unit of a GeoTIFF's values: celsius or kelvin (default: the file's own).")] = None,
+                 metavar="celsius|kelvin", help="Unit of a GeoTIFF's values (default: the file's own).")] = None,
              min_coverage: Annotated[float, typer.Option(help=MIN_COVERAGE_HELP)] = 0.5,
              zones_crs: ZonesCrsOption = None) -> None:
         """Heat-island intensity above a rural reference, hot spots and per-zone figures."""

@@ -14,10 +14,11 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+
+from geovigie.terminal import stderr_console
 
 jobs_app = typer.Typer(help="Jobs submitted over HTTP (POST /jobs): run them.", no_args_is_help=True)
-err = Console(stderr=True, markup=False, highlight=False)
+err = stderr_console()
 
 
 def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # noqa: ANN001
@@ -65,13 +66,17 @@ def _stop_when_orphaned(parent: int, interval_s: float = 1.0) -> None:
 @contextlib.contextmanager
 def worker_process(settings: Any) -> Iterator[subprocess.Popen[bytes] | None]:
     """`geovigie jobs worker` beside the service (None when `job_runner` is off or there is no PostgreSQL);
-    stopped (SIGTERM, then SIGKILL) when the service stops. It reads the same settings (environment, TOML)."""
+    stopped (SIGTERM, then SIGKILL) when the service stops. It reads the same settings (environment, TOML) and logs
+    at the same level (-v / -q)."""
     from geovigie.tiles import stac_backend
 
     if not settings.job_runner or stac_backend(settings) != "pgstac":
         yield None
         return
-    process = subprocess.Popen([sys.executable, "-c", "from geovigie.cli import app; app()", "jobs", "worker",
+    from geovigie.terminal import verbosity_flags
+
+    process = subprocess.Popen([sys.executable, "-c", "from geovigie.cli import app; app()", *verbosity_flags(),
+                                "jobs", "worker",
                                 "--parent-pid", str(os.getpid())])
     try:
         yield process

@@ -8,11 +8,12 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+
+from geovigie.terminal import stderr_console
 
 keys_app = typer.Typer(help="API keys for writes (jobs, feedback, STAC transactions); stored hashed.",
                        no_args_is_help=True)
-err = Console(stderr=True, markup=False, highlight=False)
+err = stderr_console()
 
 
 @contextlib.contextmanager
@@ -34,7 +35,8 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
     @friendly_errors
     def create(
         owner: Annotated[str, typer.Option(help="Who holds the key (shown as the author of their feedback).")],
-        scope: Annotated[str, typer.Option(help="write (jobs, feedback; reads too) or read.")] = "write",
+        scope: Annotated[str, typer.Option(metavar="write|read",
+                                           help="write: jobs, feedback (and reads); read: reads only.")] = "write",
     ) -> None:
         """Create a key and print it once (only its hash is kept: a lost key is revoked and replaced)."""
         from geovigie.service.auth import create_key

@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+
+from geovigie.terminal import stderr_console
 
 model_app = typer.Typer(help="Model bundles: card, ONNX export, STAC Machine Learning Model item.",
                         no_args_is_help=True)
-err = Console(stderr=True, markup=False, highlight=False)
+err = stderr_console()
 
 BundleArgument = Annotated[Path | None, typer.Argument(help="Bundle folder (default: the shipped land-cover bundle).")]
 

@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from geovigie.errors import InvalidInputError
+from geovigie.terminal import stderr_console
+from geovigie.types import LAMBERT93
 
-err = Console(stderr=True, markup=False, highlight=False)
+err = stderr_console()
 
 CatalogOption = Annotated[Path | None, typer.Option("--catalog", help="Catalog folder (default: DATA_DIR/catalog).")]
 
@@ -39,7 +40,7 @@ def parse_aoi(text: str) -> tuple[float, float, float, float]:
         raise InvalidInputError(f"--aoi {path}: not a readable vector file ({error})") from error
     if frame.empty or frame.crs is None:
         raise InvalidInputError(f"--aoi {path}: {'no feature' if frame.empty else 'no CRS'}")
-    xmin, ymin, xmax, ymax = (float(v) for v in frame.to_crs("EPSG:2154").total_bounds)
+    xmin, ymin, xmax, ymax = (float(v) for v in frame.to_crs(LAMBERT93).total_bounds)
     return xmin, ymin, xmax, ymax
 
 
@@ -66,7 +67,8 @@ def register(app: typer.Typer, friendly_errors, settings_factory, catalog_app: t
     def ingest_ortho(
         folder: Annotated[Path, typer.Argument(help="Folder of IGN BD ORTHO / ORTHO HR dalles (.jp2, .tif).")],
         cog: Annotated[bool, typer.Option("--cog", help="Convert each dalle to a COG in the catalog.")] = False,
-        compression: Annotated[str, typer.Option(help="COG compression: deflate (lossless) or jpeg.")] = "deflate",
+        compression: Annotated[str, typer.Option(metavar="deflate|jpeg",
+                                                 help="COG compression (deflate is lossless).")] = "deflate",
         collection: Annotated[str, typer.Option(help="Collection the items go into.")] = "ign-ortho",
         catalog: CatalogOption = None,
     ) -> None:
@@ -86,11 +88,15 @@ def register(app: typer.Typer, friendly_errors, settings_factory, catalog_app: t
     @catalog_app.command("fetch-ortho")
     @friendly_errors
     def fetch_ortho(
-        aoi: Annotated[str, typer.Option(help="xmin,ymin,xmax,ymax in EPSG:2154 metres, or a vector file.")],
-        layer: Annotated[str, typer.Option(help="rvb, irc, or a WMS layer name.")] = "rvb",
+        aoi: Annotated[str, typer.Option(metavar="BOUNDS|FILE",
+                                         help="xmin,ymin,xmax,ymax in EPSG:2154 metres, or a vector file.")],
+        layer: Annotated[str, typer.Option(metavar="rvb|irc|NAME",
+                                           help="IGN colour (rvb) or infrared (irc) orthophotos, or a WMS layer name."
+                                           )] = "rvb",
         resolution: Annotated[float, typer.Option(help="Pixel size in metres.")] = 0.5,
         wms_url: Annotated[str | None, typer.Option(help="WMS URL (default: IGN Géoplateforme).")] = None,
-        image_format: Annotated[str, typer.Option("--format", help="jpeg or png.")] = "jpeg",
+        image_format: Annotated[str, typer.Option("--format", metavar="jpeg|png", help="GetMap image format.")
+                                ] = "jpeg",
         max_size: Annotated[int | None, typer.Option(help="Largest GetMap side in px (default 4096 and the "
                                                            "server's MaxWidth/MaxHeight).")] = None,
         collection: Annotated[str, typer.Option(help="Collection the item goes into.")] = "ign-ortho-wms",

@@ -6,16 +6,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-err = Console(stderr=True, markup=False, highlight=False)
+from geovigie._cli_help import shipped_names
+from geovigie.terminal import print_table, stderr_console
+
+err = stderr_console()
 
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+_CONFIGS = [f"{name}.toml" for name in shipped_names("geovigie.training", "configs", ".toml")]
 V1_CONFIG = "landcover-s2l1c-slovenia-v1.toml"
 """The v1 recipe of the baseline land-cover bundle, in training/configs/."""
 
@@ -33,9 +35,10 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
     @app.command("train")
     @friendly_errors
     def train(
-        config: Annotated[Path, typer.Argument(help="Experiment TOML (see training/configs/).")],
+        config: Annotated[Path, typer.Argument(help="Experiment TOML; shipped in training/configs/: "
+                                                    f"{', '.join(_CONFIGS)}.")],
         resume: Annotated[bool, typer.Option("--resume", help="Continue from the run folder's checkpoint.")] = False,
-        device: Annotated[str | None, typer.Option(help="auto, cpu or cuda (default: settings).")] = None,
+        device: Annotated[str | None, typer.Option(metavar="auto|cpu|cuda", help="Default: the settings'.")] = None,
         out: Annotated[Path | None, typer.Option(help="Run folder (default: DATA_DIR/training/NAME-vVERSION).")] = None,
         bundle: Annotated[Path | None, typer.Option(help="Write the bundle here (default: OUT/bundle).")] = None,
         quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
@@ -58,13 +61,10 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
                                 bundle_dir=bundle, command=command, all_folds=all_folds)
         if result is None:  # not rank 0
             return
-        table = Table(title=f"{experiment.output.name} v{experiment.output.version}: held-out metrics")
-        for column in ("set", "model", "overall accuracy", "mIoU", "pixels"):
-            table.add_column(column)
-        for row in summary_rows(result.metrics):
-            table.add_row(row["set"], row["model"], _fmt(row["overall_accuracy"]), _fmt(row["miou"]),
-                          str(row["pixels"]))
-        err.print(table)
+        rows = [(row["set"], row["model"], _fmt(row["overall_accuracy"]), _fmt(row["miou"]), str(row["pixels"]))
+                for row in summary_rows(result.metrics)]
+        print_table(err, ("set", "model", "overall accuracy", "mIoU", "pixels"), rows,
+                    title=f"{experiment.output.name} v{experiment.output.version}: held-out metrics")
         if result.bundle.card.limitations:
             err.print(f"limitations: {result.bundle.card.limitations}", soft_wrap=True)
         if result.fit.history:
@@ -84,7 +84,7 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
     def train_landcover(
         out: Annotated[Path, typer.Option(help="Bundle folder to write.")] = Path(
             "models/bundles/landcover-s2l1c-slovenia-v1"),
-        device: Annotated[str | None, typer.Option(help="auto, cpu or cuda (default: settings).")] = None,
+        device: Annotated[str | None, typer.Option(metavar="auto|cpu|cuda", help="Default: the settings'.")] = None,
         quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
     ) -> None:
         """Retrain the v1 land-cover bundle: `geovigie train` with training/configs/landcover-s2l1c-slovenia-v1.toml

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import functools
 import logging
+import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -12,12 +13,12 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 
 from geovigie._cli_batch import register as register_batch
 from geovigie._cli_catalog import register as register_catalog
 from geovigie._cli_db import register as register_db
 from geovigie._cli_diagnose import register as register_diagnostics
+from geovigie._cli_help import CONTEXT_SETTINGS, ConventionalGroup, shipped_names, version_callback
 from geovigie._cli_jobs import register as register_jobs
 from geovigie._cli_jobs import worker_process
 from geovigie._cli_keys import register as register_keys
@@ -26,15 +27,25 @@ from geovigie._cli_ortho import register as register_ortho
 from geovigie._cli_train import register as register_train
 from geovigie._signals import Terminated, terminate_as_interrupt
 from geovigie.config_file import describe_errors
-from geovigie.errors import GeovigieError
+from geovigie.errors import GeovigieError, InvalidInputError
 from geovigie.redaction import install_log_redaction, redact
 from geovigie.settings import Settings, get_settings
+from geovigie.terminal import (
+    VERBOSITY_VARIABLE,
+    configure_logging,
+    log_level,
+    set_verbosity,
+    show_warnings_as_lines,
+    stderr_console,
+    verbosity,
+)
 
-app = typer.Typer(help="geovigie: imagery to map layers for local authorities.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(help="geovigie: imagery to map layers for local authorities (`geovigie COMMAND -h`: its options).",
+                  no_args_is_help=True,
+                  pretty_exceptions_enable=False, cls=ConventionalGroup, context_settings=CONTEXT_SETTINGS)
 catalog_app = typer.Typer(help="Build and search STAC catalogs.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
-err = Console(stderr=True, markup=False, highlight=False)
+err = stderr_console()
 F = TypeVar("F", bound=Callable[..., Any])
 SYSTEM_ERRORS = {
     errno.ENOSPC: "no space left on the device: free some or write elsewhere",
@@ -134,8 +145,57 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+_BUNDLES = shipped_names("geovigie.models", "bundles")
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a port another process listens on, before printing any URL (uvicorn would fail after it).
+
+    Raises:
+        InvalidInputError: the port is in use, or not this user's to open, or the host is not this machine's.
+    """
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise InvalidInputError(f"--host {host}: not an address of this machine ({error.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: a closing socket is no obstacle
+        try:
+            probe.bind(address)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                other = port + 1 if port < 65535 else 8080
+                raise InvalidInputError(f"--port {port}: {host}:{port} is already in use (another `geovigie serve`?); "
+                                        f"stop it or choose another port, e.g. --port {other}") from None
+            if error.errno in (errno.EACCES, errno.EPERM):
+                raise InvalidInputError(f"--port {port}: not allowed to listen on {host}:{port} (ports below 1024 "
+                                        "need privileges); choose another port") from None
+            if error.errno == errno.EADDRNOTAVAIL:
+                raise InvalidInputError(f"--host {host}: not an address of this machine") from None
+            raise
+
+
 def _settings(**overrides: Any) -> Settings:
     return get_settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", "-V", callback=version_callback, is_eager=True,
+                                          help="Print the version (geovigie X.Y.Z) and exit.")] = False,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, show_default=False,
+                                         help="More log lines: -v info, -vv debug (and warnings' source lines).")
+                       ] = 0,
+    quiet: Annotated[int, typer.Option("--quiet", "-q", count=True, show_default=False,
+                                       help="Fewer log lines: -q errors only.")] = 0,
+) -> None:
+    """Options of every command: log level, version."""
+    set_verbosity(verbose - quiet)
+    configure_logging()
+    show_warnings_as_lines()
 
 
 register_diagnostics(app, friendly_errors, _settings)
@@ -179,17 +239,20 @@ register_ortho(app, friendly_errors, _settings, catalog_app=catalog_app)
 def predict(
     input: Annotated[Path, typer.Argument(help="A raster file or a STAC item JSON.")],
     out: Annotated[Path, typer.Option("--out", help="Output folder.")],
-    bundle: Annotated[Path | None, typer.Option(help="Model bundle folder (default: shipped land cover).")] = None,
+    bundle: Annotated[Path | None, typer.Option(help="Model bundle folder (default: the shipped land cover). Shipped "
+                                                     f"in models/bundles/: {', '.join(_BUNDLES)}.")] = None,
     force: Annotated[bool, typer.Option(help="Predict even when bands or product level differ.")] = False,
     bands: Annotated[str | None, typer.Option(help="Band names of the file, comma-separated.")] = None,
-    product_level: Annotated[str | None, typer.Option(help="Product level (L1C, L2A) if not recorded.")] = None,
+    product_level: Annotated[str | None, typer.Option(metavar="L1C|L2A",
+                                                      help="Product level, when the file does not record it.")] = None,
     tile_size: Annotated[int | None, typer.Option(help="Tile size in pixels.")] = None,
     overlap: Annotated[int | None, typer.Option(help="Tile overlap in pixels.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Tiles per forward pass.")] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    device: Annotated[str | None, typer.Option(metavar="auto|cpu|cuda", help="Where the network runs.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Recompute even if outputs are up to date.")] = False,
     runtime: Annotated[str | None, typer.Option(
-        help="auto, torch or onnx (ONNX Runtime; `geovigie model export-onnx BUNDLE` first).")] = None,
+        metavar="auto|torch|onnx", help="auto: ONNX Runtime when the bundle has model.onnx; onnx needs "
+                                        "`geovigie model export-onnx BUNDLE` first.")] = None,
     input_scale: Annotated[float | None, typer.Option(
         help="Multiply input values by this first, e.g. 0.0001 for Sentinel-2 digital numbers.")] = None,
     input_offset: Annotated[float | None, typer.Option(help="Then add this, e.g. -0.1 for the L2A offset.")] = None,
@@ -199,12 +262,7 @@ def predict(
 
     settings = _settings(tile_size=tile_size, overlap=overlap, batch_size=batch_size, device=device, runtime=runtime,
                          input_scale=input_scale, input_offset=input_offset)
-    source = input
-    if input.suffix.lower() == ".json":
-        from geovigie.catalog.stac import read_item
-
-        source = read_item(input)  # type: ignore[assignment]
-    layer = landcover(source, settings, bundle=bundle, out_dir=out, force=force, overwrite=overwrite,
+    layer = landcover(input, settings, bundle=bundle, out_dir=out, force=force, overwrite=overwrite,
                       band_names=bands.split(",") if bands else None, product_level=product_level)
     assets = layer.item.assets
     err.print(f"{layer.detail}\nclasses: {assets['data'].get_absolute_href()}\n"
@@ -214,8 +272,9 @@ def predict(
 @app.command()
 @friendly_errors
 def serve(
-    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
-    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+    host: Annotated[str | None, typer.Option(metavar="ADDRESS", help="Bind address (default: settings, 127.0.0.1).")
+                    ] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port (default: settings, 8000).")] = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes (they share a tile cache folder, "
                                          "DATA_DIR/tile-cache unless GEOVIGIE_TILE_CACHE_DIR is set).")] = 1,
 ) -> None:
@@ -225,33 +284,40 @@ def serve(
     from geovigie.service import create_app, serve_environment, stac_api_url
 
     settings = _settings(host=host, port=port)
+    check_port_free(settings.host, settings.port)
     stac = stac_api_url(settings)
     err.print(f"map: http://{settings.host}:{settings.port}/   STAC API: {stac or 'off (static catalog only)'}   "
               f"({workers} worker{'s' * (workers > 1)}; Ctrl-C to stop)")
+    uvicorn_level = logging.getLevelName(log_level()).lower()  # warning; -v info, -vv debug; -q error
     with worker_process(settings):  # the job runner, in a process of its own (job_runner = false: none)
         if workers == 1:
-            from geovigie.service.logs import configure_logging
+            from geovigie.service.logs import configure_logging as json_logs
 
-            configure_logging()
-            uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning",
+            json_logs(log_level(base=logging.INFO))
+            uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=uvicorn_level,
                         log_config=None)
             return
-        with serve_environment(settings):  # each worker builds the app from the same settings
+        with serve_environment(settings):  # each worker builds the app from the same settings (and log level)
+            os.environ[VERBOSITY_VARIABLE] = str(verbosity())
             uvicorn.run("geovigie.service.app:app_from_environment", factory=True, workers=workers,
-                        host=settings.host, port=settings.port, log_level="warning", log_config=None)
+                        host=settings.host, port=settings.port, log_level=uvicorn_level, log_config=None)
 
 
 @app.command()
 @friendly_errors
 def demo(
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the map afterwards.")] = True,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port of the map (default: settings, 8000; "
+                                                                     "`make demo PORT=8080`).")] = None,
 ) -> None:
     """Run the demo on the shipped real data, then serve the map."""
     from geovigie.demo import run_demo
 
-    settings = _settings()
+    settings = _settings(port=port)
+    if serve_after:  # a port in use is said before the demo's work, not after it
+        check_port_free(settings.host, settings.port)
     run_demo(settings, console=err)
     if serve_after:
-        serve(host=None, port=None)
+        serve(host=None, port=port)
     else:
         err.print(f"open the map with: geovigie serve  ->  http://{settings.host}:{settings.port}/")

@@ -7,6 +7,7 @@ that is not UTF-8 TOML and every invalid key are said the same way, each problem
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -18,12 +19,13 @@ if TYPE_CHECKING:
 Model = TypeVar("Model", bound="BaseModel")
 
 
-def read_toml(path: str | Path, what: str = "config") -> dict[str, Any]:
+def read_toml(path: str | Path, what: str = "config",
+              error: type[GeovigieError] = InvalidInputError) -> dict[str, Any]:
     """The table of a TOML file.
 
     Raises:
         InputNotFoundError: no such file (`what` names it: "batch config", "experiment config"...).
-        InvalidInputError: not UTF-8 text, or not valid TOML (with the line and column).
+        error: (InvalidInputError by default) not UTF-8 text, or not valid TOML (with the line and column).
     """
     path = Path(path)
     if not path.is_file():
@@ -31,15 +33,18 @@ def read_toml(path: str | Path, what: str = "config") -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise InvalidInputError(f"{path}: not valid TOML ({err})") from err
+        raise error(f"{path}: not valid TOML ({err})") from err
 
 
-def describe_errors(error: ValidationError, root: str = "config", env_prefix: str | None = None) -> str:
+def describe_errors(error: ValidationError | Sequence[Mapping[str, Any]], root: str = "config",
+                    env_prefix: str | None = None) -> str:
     """Every problem pydantic found, one clause each, naming the key: `unknown key 'x' (...)`, `missing key 'x'`,
     or `x.y: what is wrong` (`root` names the whole file's problems). With `env_prefix` (settings), a top-level key
-    also names its environment variable: `http_timeout (GEOVIGIE_HTTP_TIMEOUT): ...`."""
+    also names its environment variable: `http_timeout (GEOVIGIE_HTTP_TIMEOUT): ...`. `error` may also be the
+    list of problems itself (FastAPI's `RequestValidationError.errors()`)."""
     parts = []
-    for problem in error.errors(include_url=False):
+    problems = error if isinstance(error, Sequence) else error.errors(include_url=False)
+    for problem in problems:
         where = ".".join(str(part) for part in problem["loc"]) or root
         if problem["type"] == "extra_forbidden":
             parts.append(f"unknown key {where!r} (remove it or check its spelling)")

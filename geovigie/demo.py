@@ -8,13 +8,17 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from geovigie.settings import Settings
+from geovigie.terminal import note, print_table, section, stderr_console
+
+ADMIN_EXPRESS_EDITION = (datetime(2018, 1, 1, tzinfo=UTC), datetime(2018, 12, 31, 23, 59, 59, tzinfo=UTC))
+"""The year the shipped départements describe (IGN Admin Express 2018, INSEE COG 2018: data/admin-express)."""
 
 
 @dataclass
@@ -34,7 +38,7 @@ def run_demo(settings: Settings, console: Console | None = None, client: Any = N
     from geovigie.tiles import stop_results_database
 
     try:
-        return _run_demo(settings, console or Console(stderr=True), client)
+        return _run_demo(settings, console or stderr_console(), client)
     finally:
         stop_results_database(settings)
 
@@ -56,7 +60,7 @@ def _run_demo(settings: Settings, console: Console, client: Any) -> DemoReport:
     def record(*layers: workflows.PublishedLayer) -> None:
         report.layers += [{"id": layer.id, "kind": layer.kind, "detail": layer.detail} for layer in layers]
 
-    console.rule("1/5 catalog and base map")
+    section(console, "1/5 catalog and base map")
     build_sample_catalog(settings.sample_data_path(), settings.catalog_dir)
     indexed = index_inputs(settings)  # the input imagery goes into the STAC API beside the layers
     catalog = CatalogClient.open(settings.catalog_dir)
@@ -66,16 +70,16 @@ def _run_demo(settings: Settings, console: Console, client: Any) -> DemoReport:
     samples = settings.sample_data_path()
     record(workflows.boundaries(settings, samples / "admin-express" / "departements_simplified_1km.geojson",
                                 layer_id="base-departements", title="Départements", code_field="code",
-                                name_field="nom"))
+                                name_field="nom", edition=ADMIN_EXPRESS_EDITION))
     record(workflows.boundaries(settings, samples / "s2-l2a-theia-gers" / "COMMUNE_32xxx.geojson",
                                 layer_id="base-communes-gers", title="Communes (Gers, 19 around Aignan)",
                                 code_field="INSEE_COM", name_field="NOM_COM"))
 
-    console.rule("2/5 vegetation (NDVI, Gers, clouds masked)")
+    section(console, "2/5 vegetation (NDVI, Gers, clouds masked)")
     for item in catalog.search(collections=[GERS]).item_list():
         record(workflows.ndvi(item, settings))
 
-    console.rule("3/5 land cover (baseline bundle, Slovenia scenes)")
+    section(console, "3/5 land cover (baseline bundle, Slovenia scenes)")
     with (dask_client(settings) if client is None else contextlib.nullcontext(client)) as active:
         for item in catalog.search(collections=[SLOVENIA]).item_list():
             if (why := cloud_skip_reason(item, DEFAULT_MAX_CLOUD)) is not None:  # the batch's rule too
@@ -83,20 +87,16 @@ def _run_demo(settings: Settings, console: Console, client: Any) -> DemoReport:
                 continue
             record(workflows.landcover(item, settings, client=active))
 
-    console.rule("4/5 surface temperature (Landsat, Münster)")
+    section(console, "4/5 surface temperature (Landsat, Münster)")
     for item in catalog.search(collections=[MUENSTER]).item_list():
         record(workflows.surface_temperature(item, settings))
 
-    console.rule("5/5 territorial diagnostics")
+    section(console, "5/5 territorial diagnostics")
     run_diagnostics(settings, samples, record, console)
 
     report.seconds = time.perf_counter() - started
-    table = Table(title=f"published layers ({report.seconds:.0f} s)")
-    for column in ("layer", "kind", "figures"):
-        table.add_column(column)
-    for layer in report.layers:
-        table.add_row(layer["id"], layer["kind"], layer["detail"])
-    console.print(table)
+    print_table(console, ("layer", "kind", "figures"), [(x["id"], x["kind"], x["detail"]) for x in report.layers],
+                title=f"published layers ({report.seconds:.0f} s)")
     stac = stac_api_url(settings)
     export = Path(settings.results_dir).resolve() / "catalog.json"
     if stac:
@@ -153,7 +153,7 @@ def run_diagnostics(settings: Settings, samples: Path, record: Any, console: Con
             record(*heat.layers)
     for warning in caught:
         if issubclass(warning.category, DiagnosticsWarning):
-            console.print(f"[yellow]note:[/] {warning.message}")
+            note(console, "warning", str(warning.message))
     page = workflows.report(settings, title="Diagnostic territorial — démonstration",
                             territory="Gers (19 communes, odeon patches), Montpellier (LiDAR), Münster (Landsat)",
                             period="2016–2025")

@@ -1,9 +1,12 @@
-"""Rich progress bars that can be turned off (tests, services) or reported elsewhere (the jobs API)."""
+"""Rich progress bars that can be turned off (tests, services) or reported elsewhere (the jobs API); drawn on a
+terminal only (a log gets no bar)."""
 
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Callable, Iterator
+from typing import Any
 
 ProgressHook = Callable[[int, int], None]
 """Called with (done, total) as work advances (e.g. tiles of an inference run), in place of a drawn bar."""
@@ -11,10 +14,17 @@ Progress = bool | ProgressHook
 """Draw a bar (True), nothing (False), or report to a hook."""
 
 
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
 @contextlib.contextmanager
 def progress_bar(description: str, total: int, enabled: Progress = True) -> Iterator[Callable[[int], None]]:
-    """Yield `advance(n)`; draws a rich progress bar on stderr when `enabled` is True, calls it with
-    (done, total) when it is a hook (once at the start, then on every advance)."""
+    """Yield `advance(n)`; draws a rich progress bar on stderr when `enabled` is True and stderr is a terminal,
+    calls it with (done, total) when it is a hook (once at the start, then on every advance)."""
     if callable(enabled):
         hook, done = enabled, 0
 
@@ -26,13 +36,14 @@ def progress_bar(description: str, total: int, enabled: Progress = True) -> Iter
         hook(0, total)
         yield advance
         return
-    if not enabled:
+    if not enabled or not _is_terminal(sys.stderr):
         yield lambda n: None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=False
+        TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        transient=False
     ) as bar:
         task = bar.add_task(description, total=total)
         yield lambda n: bar.advance(task, n)

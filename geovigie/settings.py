@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -58,7 +59,7 @@ class Settings(BaseSettings):
     runtime: Literal["auto", "torch", "onnx"] = Field(
         "auto", description="Inference runtime: onnx (ONNX Runtime, needs the bundle's model.onnx), torch, or auto "
         "(ONNX Runtime when the bundle has an export: faster on CPU, BENCHMARKS.md).")
-    input_scale: float = Field(1.0, gt=0, description="Raw input values are multiplied by this before the model "
+    input_scale: float = Field(1.0, description="Raw input values are multiplied by this before the model "
                                "(e.g. 0.0001 for Sentinel-2 digital numbers fed to a reflectance model).")
     input_offset: float = Field(0.0, description="Added to the scaled input values (e.g. -0.1 for the L2A offset).")
     chunk_tiles: int = Field(8, ge=1, description="Tiles per side of the chunk one inference task reads and blends.")
@@ -112,6 +113,12 @@ class Settings(BaseSettings):
     @classmethod
     def _overlap_below_tile(cls, value: int, info: Any) -> int:
         check_tiling(info.data.get("tile_size", 256), value)
+        return value
+
+    @field_validator("input_scale", "input_offset")
+    @classmethod
+    def _input_scaling(cls, value: float, info: Any) -> float:
+        check_input_scaling(**{info.field_name: value})
         return value
 
     @field_validator("database_url")
@@ -187,6 +194,19 @@ def check_tiling(tile_size: int, overlap: int) -> None:
     """
     if overlap >= tile_size:
         raise ValueError(f"overlap ({overlap}) must be smaller than tile_size ({tile_size})")
+
+
+def check_input_scaling(input_scale: float = 1.0, input_offset: float = 0.0) -> None:
+    """The one rule of raw-value scaling (settings and prediction options): a finite scale above zero, a finite
+    offset.
+
+    Raises:
+        ValueError: naming the value that breaks it.
+    """
+    if not (math.isfinite(input_scale) and input_scale > 0):
+        raise ValueError(f"input_scale must be a finite number above 0 (got {input_scale})")
+    if not math.isfinite(input_offset):
+        raise ValueError(f"input_offset must be a finite number (got {input_offset})")
 
 
 def config_file() -> Path:

@@ -19,6 +19,9 @@ DatetimeLike: TypeAlias = datetime | str | None
 
 DeviceName: TypeAlias = Literal["auto", "cpu", "cuda"]
 
+LAMBERT93 = "EPSG:2154"
+"""RGF93 / Lambert-93, France's national projection: the default output grid and the CRS of IGN data and sites."""
+
 NODATA_CLASS = 255
 """Class maps are uint8 with 255 = nodata."""
 

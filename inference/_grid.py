@@ -6,17 +6,27 @@ from functools import lru_cache
 
 import numpy as np
 
+from geovigie.settings import check_tiling
+
 
 def tile_offsets(length: int, tile: int, overlap: int) -> list[int]:
     """Start offsets of tiles covering [0, length); the last tile is aligned to the end."""
     if length <= tile:
         return [0]
-    stride = tile - overlap
-    if stride <= 0:
-        raise ValueError(f"overlap ({overlap}) must be smaller than the tile size ({tile})")
-    offsets = list(range(0, length - tile, stride))
+    check_tiling(tile, overlap)
+    offsets = list(range(0, length - tile, tile - overlap))
     offsets.append(length - tile)
     return offsets
+
+
+def tile_windows(width: int, height: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """Row-major tile windows (col, row, width, height) covering the raster."""
+    th, tw = min(tile, height), min(tile, width)
+    return [
+        (col, row, tw, th)
+        for row in tile_offsets(height, th, overlap)
+        for col in tile_offsets(width, tw, overlap)
+    ]
 
 
 def _ramp(length: int, overlap: int) -> np.ndarray:

@@ -20,8 +20,10 @@ import pystac
 from rasterio.windows import Window
 
 from geovigie.atomic import run_lock
+from geovigie.catalog.imagery import cache_dir_of
 from geovigie.classes import palette
 from geovigie.cog import cog_writer
+from geovigie.digests import remember
 from geovigie.errors import (
     BandMismatchError,
     EmptyInputError,
@@ -32,7 +34,6 @@ from geovigie.errors import (
 )
 from geovigie.inference._chunks import Chunk, Window4, plan_chunks
 from geovigie.inference._cluster import ClusterOptions, dask_client
-from geovigie.inference._grid import tile_offsets
 from geovigie.inference._journal import RunJournal, open_journal
 from geovigie.inference._source import RasterSource, http_env, open_source
 from geovigie.inference._worker import ChunkJob, ChunkReport, PredictorPlugin, finish_seam, predict_chunk
@@ -48,7 +49,7 @@ from geovigie.models import (
 )
 from geovigie.paths import safe_join, safe_name
 from geovigie.progress import Progress
-from geovigie.settings import Settings
+from geovigie.settings import Settings, check_input_scaling, check_tiling
 from geovigie.types import NODATA_CLASS, NODATA_PROBA, PROBA_SCALE
 
 RUN_TAG = "GEOVIGIE_RUN"
@@ -98,16 +99,19 @@ class PredictOptions:
     runtime: str = "auto"
     channels_last: bool = False
     quantise: bool = False
+    digest_cache: Path | None = None
+    """Folder remembering the content hashes of unchanged inputs and weights (`geovigie.digests`); not part of
+    any signature."""
 
     def __post_init__(self) -> None:
         if self.tile_size < 1 or self.batch_size < 1 or self.overlap < 0 or self.chunk_tiles < 1:
             raise InvalidInputError(f"tile size, batch size, chunk tiles must be positive and overlap non-negative: "
                                     f"{self}")
-        if self.overlap >= self.tile_size:
-            raise InvalidInputError(f"overlap ({self.overlap}) must be smaller than the tile size ({self.tile_size})")
-        if not (math.isfinite(self.input_scale) and self.input_scale != 0 and math.isfinite(self.input_offset)):
-            raise InvalidInputError(f"input scale must be finite and non-zero, offset finite: {self.input_scale}, "
-                                    f"{self.input_offset}")
+        try:
+            check_tiling(self.tile_size, self.overlap)
+            check_input_scaling(self.input_scale, self.input_offset)
+        except ValueError as err:
+            raise InvalidInputError(str(err)) from None
         if self.runtime not in RUNTIMES:
             raise InvalidInputError(f"runtime {self.runtime!r} unknown: use one of {', '.join(RUNTIMES)}")
 
@@ -119,7 +123,7 @@ class PredictOptions:
         extra = {name: getattr(settings, name, getattr(defaults, name))
                  for name in ("chunk_tiles", "input_scale", "input_offset", "runtime", "channels_last")}
         return cls(settings.tile_size, settings.overlap, settings.batch_size, settings.device, settings.amp,
-                   ClusterOptions.from_settings(settings), **extra)
+                   ClusterOptions.from_settings(settings), digest_cache=cache_dir_of(settings), **extra)
 
 
 @dataclass(frozen=True)
@@ -141,11 +145,6 @@ class PredictionResult:
     resumed_chunks: int = 0
     """Chunks an earlier, interrupted run had finished (read back from its journal, not predicted again)."""
 
-    @property
-    def megapixels_per_second(self) -> float:
-        """Input megapixels per second of wall time."""
-        return self.source.width * self.source.height / 1e6 / max(self.seconds, 1e-9)
-
 
 def prepare_source(
     input_path: pystac.Item | str | Path,
@@ -156,16 +155,16 @@ def prepare_source(
     product_level: str | None = None,
     input_scale: float = 1.0,
     input_offset: float = 0.0,
+    digest_cache: Path | None = None,
 ) -> RasterSource:
     """Open the input and check it against the bundle's card (bands in order, product level, values once scaled).
 
     A raster file must hold exactly the card's bands in the card's order; a STAC item's assets are
     picked by band name.
     """
-    source = open_source(input_path, band_names=band_names, product_level=product_level)
+    source = open_source(input_path, band_names=band_names, product_level=product_level, digest_cache=digest_cache)
     wanted = bundle.card.bands
-    is_item = isinstance(input_path, pystac.Item) or Path(input_path).suffix.lower() == ".json"
-    if is_item and set(wanted) <= set(source.band_names):
+    if not source.fingerprint and set(wanted) <= set(source.band_names):  # a STAC item: its assets, picked by name
         source = source.select(wanted)
     bundle.check_compatible(source.band_names, source.product_level, source=source.location, force=force)
     if force and len(source.band_names) != len(wanted):
@@ -271,16 +270,6 @@ def check_device(options: PredictOptions, client: Any = None) -> None:
         resolve_device(options.device)
 
 
-def tile_windows(width: int, height: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
-    """Row-major tile windows (col, row, width, height) covering the raster."""
-    th, tw = min(tile, height), min(tile, width)
-    return [
-        (col, row, tw, th)
-        for row in tile_offsets(height, th, overlap)
-        for col in tile_offsets(width, tw, overlap)
-    ]
-
-
 def prediction_signature(bundle: ModelBundle, options: PredictOptions) -> str:
     """What a prediction's outputs depend on besides the input (16 hex digits): the weights, the tiling, the input
     scale and offset, the runtime (`auto` resolved here as `predict` resolves it) and int8 quantisation, the
@@ -370,7 +359,8 @@ def predict(
     options = options or PredictOptions()
     check_device(options, client)
     bundle = bundle if isinstance(bundle, ModelBundle) else load_bundle(bundle)
-    check_weights(bundle)  # once per run, here: the workers are told the digest and do not hash again
+    # once per run, here: the workers are told the digest and do not hash again
+    check_weights(bundle, options.digest_cache)
     options = dataclasses.replace(options, runtime=resolve_runtime(options.runtime, bundle))
     # a missing, corrupt or stale export, or a pixel classifier asked to run on torch, fails here, before any work
     check_runtime(bundle, options.runtime, "cpu" if client is not None or options.cluster.scheduler else options.device)
@@ -380,7 +370,7 @@ def predict(
             warnings.simplefilter("always")
             source = prepare_source(input_path, bundle, force=force, band_names=band_names,
                                     product_level=product_level, input_scale=options.input_scale,
-                                    input_offset=options.input_offset)
+                                    input_offset=options.input_offset, digest_cache=options.digest_cache)
     finally:
         for w in caught:  # raised again, outside the recording, so the caller's filters apply
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
@@ -390,8 +380,12 @@ def predict(
         raise InvalidInputError(f"--out {out_dir} is a file, not a folder")
     paths = output_paths(out_dir, source, bundle)  # a hostile id fails here, before any folder is created
     with run_lock(out_dir):
-        return _predict_locked(source, bundle, paths, options, client, started, overwrite=overwrite,
-                               progress=progress, forced=forced)
+        result = _predict_locked(source, bundle, paths, options, client, started, overwrite=overwrite,
+                                 progress=progress, forced=forced)
+    if options.digest_cache is not None:  # the next run needs not read these files again
+        for hashed in ([source.location] if source.fingerprint else []) + [bundle.weights_path]:
+            remember(hashed, options.digest_cache)
+    return result
 
 
 def _predict_locked(source: RasterSource, bundle: ModelBundle, paths: tuple[Path, Path], options: PredictOptions,
@@ -401,7 +395,8 @@ def _predict_locked(source: RasterSource, bundle: ModelBundle, paths: tuple[Path
     classes_path, proba_path = paths
     out_dir = classes_path.parent
     signature = run_signature(source, bundle, options)
-    windows = tile_windows(source.width, source.height, options.tile_size, options.overlap)
+    chunks = plan_chunks(source.width, source.height, options.tile_size, options.overlap, options.chunk_tiles)
+    tiles = sum(len(chunk.tiles) for chunk in chunks)  # the one tile grid of this run
     existing = _existing_tags(classes_path)
     # a file's outputs are named by its content: same name, same input, whatever path named it
     if (existing and not source.fingerprint and existing.get(INPUTS_TAG) != input_label(source.location)
@@ -411,10 +406,9 @@ def _predict_locked(source: RasterSource, bundle: ModelBundle, paths: tuple[Path
             f"{source.location}; use another --out folder (or --overwrite)"
         )
     if not overwrite and existing.get(RUN_TAG) == signature == _existing_tags(proba_path).get(RUN_TAG):
-        return PredictionResult(classes_path, proba_path, source, bundle, len(windows), 0.0, True)
+        return PredictionResult(classes_path, proba_path, source, bundle, tiles, 0.0, True)
 
     card = bundle.card
-    chunks = plan_chunks(source.width, source.height, options.tile_size, options.overlap, options.chunk_tiles)
     journal = open_journal(out_dir, classes_path.name.removesuffix("_classes.tif"), signature,
                            f"chunk_tiles {options.chunk_tiles}")
     profile = {
@@ -450,7 +444,7 @@ def _predict_locked(source: RasterSource, bundle: ModelBundle, paths: tuple[Path
         stages, resumed = _run_chunks(active, source, chunks, job, journal, write, progress)
         predicted = time.perf_counter() - started
     journal.remove()
-    return PredictionResult(classes_path, proba_path, source, bundle, len(windows),
+    return PredictionResult(classes_path, proba_path, source, bundle, tiles,
                             time.perf_counter() - started, False, predicted, stages, resumed)
 
 

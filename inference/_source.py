@@ -24,8 +24,8 @@ from rasterio.windows import Window
 
 from geovigie.bands import canonical_s2_name
 from geovigie.catalog.stac import read_item
+from geovigie.digests import sha256_of
 from geovigie.errors import BandMismatchError, GeovigieError, InputNotFoundError, InvalidRasterError, RemoteSourceError
-from geovigie.models import sha256_of
 from geovigie.paths import HASH_CHARS, SAFE_NAME_MAX, printable, safe_name
 from geovigie.settings import get_settings
 
@@ -302,8 +302,22 @@ def _grid_of(href: str, location: str) -> tuple[int, int, str, tuple[float, ...]
         raise _unreadable(href, location, err) from err
 
 
+def read_input(source: pystac.Item | str | Path) -> pystac.Item | Path:
+    """The one place an input's kind is decided: a STAC item (in memory, or a `.json` file, read here) or a raster
+    file's path. Callers that need the item (its dates, its self link) read it once here and pass it on.
+
+    Raises:
+        InputNotFoundError, InvalidInputError: a `.json` file that is missing or not a STAC item.
+    """
+    if isinstance(source, pystac.Item):
+        return source
+    path = Path(source)
+    return read_item(path) if path.suffix.lower() == ".json" else path
+
+
 def open_source(
-    source: pystac.Item | str | Path, band_names: list[str] | None = None, product_level: str | None = None
+    source: pystac.Item | str | Path, band_names: list[str] | None = None, product_level: str | None = None,
+    digest_cache: str | Path | None = None,
 ) -> RasterSource:
     """Describe a GeoTIFF, a STAC item JSON file or a `pystac.Item` as a `RasterSource`.
 
@@ -313,21 +327,24 @@ def open_source(
         source: a raster file, a STAC item `.json`, or an item already in memory.
         band_names: names of the file's bands when its band descriptions are missing or wrong.
         product_level: processing level (L1C, L2A…) when the input does not record it.
+        digest_cache: folder remembering a raster file's content hash while the file is unchanged
+            (`geovigie.digests`), so that a rerun does not read the whole file again.
 
     Raises:
         InputNotFoundError: the file does not exist.
         InvalidRasterError: no CRS, unreadable file, not a STAC item.
     """
+    if not isinstance(source, pystac.Item):
+        path = Path(source)
+        if not path.exists():
+            raise InputNotFoundError(f"input not found: {path}")
+        if path.is_dir():
+            raise InvalidRasterError(f"{path} is a folder: give a raster file or a STAC item JSON")
+    source = read_input(source)
     if isinstance(source, pystac.Item):
         # an item without a self link is named by its id in messages: escaped, so that one error stays one line
         return _source_from_item(source, source.get_self_href() or printable(source.id, 200), product_level)
-    path = Path(source)
-    if not path.exists():
-        raise InputNotFoundError(f"input not found: {path}")
-    if path.is_dir():
-        raise InvalidRasterError(f"{path} is a folder: give a raster file or a STAC item JSON")
-    if path.suffix.lower() == ".json":
-        return _source_from_item(read_item(path), str(path), product_level)
+    path = source
     width, height, wkt, transform, nodata, descriptions, tags = _grid_of(str(path), str(path))
     names = band_names or [d for d in descriptions if d]
     if len(names) != len(descriptions):
@@ -340,7 +357,7 @@ def open_source(
     # the whole file, not its first MiB: two uncompressed scenes of one place differ only below their first rows, and
     # a header-only hash would take them for one input, then call the older output up to date. Measured 3.3 s per
     # GiB on the shared 2-core development machine: small beside predicting the same pixels
-    fingerprint = sha256_of(path)
+    fingerprint = sha256_of(path, digest_cache)
     refs = tuple(BandRef(canonical_s2_name(n), href, i + 1, f"sha256:{fingerprint}") for i, n in enumerate(names))
     return RasterSource(path.stem, str(path), refs, level, width, height, wkt, transform, nodata, fingerprint)
 

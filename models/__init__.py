@@ -8,7 +8,6 @@ from geovigie.models._bundle import (
     check_weights,
     load_bundle,
     save_bundle,
-    sha256_of,
     write_card,
 )
 from geovigie.models._calibration import calibrate, expected_calibration_error, fit_temperature, softmax
@@ -84,7 +83,6 @@ __all__ = [
     "resolve_runtime",
     "save_bundle",
     "save_pixel_bundle",
-    "sha256_of",
     "softmax",
     "wrap_pixel_model",
     "write_card",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from collections.abc import Sequence
@@ -15,6 +14,8 @@ from safetensors.torch import load_file, save_file
 
 from geovigie.atomic import atomic_path, write_json_atomic
 from geovigie.bands import canonical_s2_name
+from geovigie.config_file import describe_errors
+from geovigie.digests import sha256_of
 from geovigie.errors import BandMismatchError, BundleError, ForcedMismatchWarning, InputNotFoundError
 from geovigie.models._card import CARD_FORMAT_VERSION, ModelCard
 from geovigie.models._network import build_network
@@ -102,15 +103,10 @@ class ModelBundle:
         warnings.warn(message + "; predicting anyway because forced", ForcedMismatchWarning, stacklevel=2)
 
 
-def sha256_of(path: str | Path) -> str:
-    """SHA-256 (hex) of a file, read in blocks: the bundles' one hash (weights, ONNX export)."""
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
-def check_weights(bundle: ModelBundle) -> None:
+def check_weights(bundle: ModelBundle, digest_cache: str | Path | None = None) -> None:
     """Check the weights file: its SHA-256 against the card's, else (cards without one) that its header reads.
-    Done once per run: inference checks on the client and tells its workers (`load_network(verified=True)`).
+    Done once per run: inference checks on the client and tells its workers (`load_network(verified=True)`); with
+    `digest_cache` (a folder), unchanged weights are not read again by the next run (`geovigie.digests`).
 
     Raises:
         BundleError: truncated, corrupt or another card's weights.
@@ -119,7 +115,7 @@ def check_weights(bundle: ModelBundle) -> None:
 
     weights = bundle.weights_path  # a pixel classifier's weights are its ONNX model
     if bundle.card.weights_sha256:
-        digest = sha256_of(weights)
+        digest = sha256_of(weights, digest_cache)
         if digest != bundle.card.weights_sha256:
             raise BundleError(f"{weights}: SHA-256 {digest[:12]}… differs from the card's "
                               f"{bundle.card.weights_sha256[:12]}…; the weights are corrupt or not this card's")
@@ -129,15 +125,6 @@ def check_weights(bundle: ModelBundle) -> None:
             handle.keys()
     except (SafetensorError, OSError) as err:
         raise BundleError(f"{weights}: cannot load the weights ({err})") from err
-
-
-def _problems(err: ValidationError) -> str:
-    """Every problem pydantic found, one per clause: `where: what`."""
-    parts = []
-    for problem in err.errors(include_url=False):
-        where = ".".join(str(part) for part in problem["loc"]) or "card"
-        parts.append(f"{where}: {problem['msg']}")
-    return "; ".join(parts)
 
 
 def load_bundle(path: str | Path | None = None) -> ModelBundle:
@@ -164,7 +151,8 @@ def load_bundle(path: str | Path | None = None) -> ModelBundle:
     try:
         card = ModelCard.model_validate(raw)
     except ValidationError as err:
-        raise BundleError(f"{card_path}: not a valid model card ({err.error_count()} problem(s): {_problems(err)}); "
+        problems = describe_errors(err, "card")
+        raise BundleError(f"{card_path}: not a valid model card ({err.error_count()} problem(s): {problems}); "
                           "fix the card or retrain the bundle") from err
     except ValueError as err:  # model_post_init checks
         raise BundleError(f"{card_path}: not a valid model card ({err})") from err

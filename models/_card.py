@@ -161,7 +161,3 @@ class ModelCard(BaseModel):
     def num_classes(self) -> int:
         """Number of output classes."""
         return len(self.classes)
-
-    def colormap(self) -> dict[int, tuple[int, int, int, int]]:
-        """Class value -> RGBA, as written into class-map COGs."""
-        return {c.value: c.rgba for c in self.classes}

@@ -8,8 +8,9 @@ from pathlib import Path
 import torch
 
 from geovigie.atomic import atomic_path
+from geovigie.digests import sha256_of
 from geovigie.errors import BundleError
-from geovigie.models._bundle import ModelBundle, load_bundle, sha256_of, write_card
+from geovigie.models._bundle import ModelBundle, load_bundle, write_card
 from geovigie.models._card import OnnxExport
 
 ONNX_FILE = "model.onnx"

@@ -19,8 +19,9 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from geovigie.digests import sha256_of
 from geovigie.errors import BundleError, DeviceUnavailableError, InvalidInputError
-from geovigie.models._bundle import ModelBundle, load_bundle, sha256_of
+from geovigie.models._bundle import ModelBundle, load_bundle
 from geovigie.models._calibration import softmax
 from geovigie.models._runtime import PAD_MULTIPLE, forward, resolve_device
 

@@ -20,9 +20,9 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
 
 import geovigie
-from geovigie.errors import DatabaseError
+from geovigie.errors import DatabaseError, GeovigieError
 from geovigie.records import WritesUnavailableError, count_jobs_by_state
-from geovigie.service import auth, features, feedback, jobs
+from geovigie.service import auth, features, feedback, jobs, mosaics
 from geovigie.service.assets import AssetFactory, InputAssetFactory, asset_url
 from geovigie.service.errors import DEFAULT_STATUS_CODES, add_exception_handlers, layer_read_errors
 from geovigie.service.factories import LayerTilerFactory, colormap_factory
@@ -143,8 +143,10 @@ def create_app(settings: Settings) -> FastAPI:
     catalog (the export, with pgstac). Every absolute link is built from `settings.public_base_url`.
     """
     # redirect_slashes=False: a trailing-slash redirect builds its Location from the Host header a client sends
+    # telemetry off: metrics are Prometheus' (/metrics); FastAPI's OpenTelemetry check cost ~30 µs a request
     app = FastAPI(title="geovigie", version=geovigie.__version__, docs_url=None, redoc_url=None,
-                  redirect_slashes=False, description="Map layers and STAC results of geovigie.")
+                  redirect_slashes=False, description="Map layers and STAC results of geovigie.",
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
     results = settings.results_dir.resolve()
     results.mkdir(parents=True, exist_ok=True)
     database = results_database(settings)
@@ -167,6 +169,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(feedback.router(access))
         app.include_router(jobs.router(access))
         features.mount(app, access)  # OGC API Features (tipg) at /ogc, /sites.csv, /sites.gpkg
+        mosaics.mount(app, database=database, access=access, roots=_asset_roots(settings))  # /mosaics (pgstac)
     _offline_docs(app)
     _openapi_without_tuples(app)
     # the results catalog, browseable as a static STAC catalog (html=False: JSON files only)
@@ -185,9 +188,16 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
+def _asset_roots(settings: Settings) -> tuple[Path, ...]:
+    """Folders whose files mosaics may read items' assets from: the data directory and the sample data."""
+    with contextlib.suppress(GeovigieError):
+        return settings.data_dir, settings.sample_data_path()
+    return (settings.data_dir,)
+
+
 def _middleware(app: FastAPI, settings: Settings, index: LayerIndex, metrics: Metrics, access: auth.Access) -> None:
     """The middleware stack, innermost first (each `add_middleware` wraps the previous ones)."""
-    app.add_middleware(EntityTags)
+    app.add_middleware(EntityTags, prefixes=("/layers", "/mosaics"))
     app.add_middleware(TileCache, index=index, metrics=metrics, memory_bytes=settings.tile_cache_mb * 2**20,
                        disk_dir=settings.tile_cache_dir)
     app.add_middleware(CommonHeaders)
@@ -223,8 +233,12 @@ def serve_environment(settings: Settings) -> Iterator[None]:
 
 def app_from_environment() -> FastAPI:
     """The app for the settings of the environment and geovigie.toml (`uvicorn --factory`, one per worker)."""
+    import logging
+
     from geovigie.service.logs import configure_logging
     from geovigie.settings import get_settings
+    from geovigie.terminal import VERBOSITY_VARIABLE, log_level, set_verbosity
 
-    configure_logging()
+    set_verbosity(int(os.environ.get(VERBOSITY_VARIABLE) or 0))  # `geovigie -v serve --workers N`
+    configure_logging(log_level(base=logging.INFO))
     return create_app(get_settings())

@@ -20,6 +20,7 @@ from morecantile import tms as morecantile_tms
 from morecantile.defaults import TileMatrixSets
 from rio_tiler.colormap import cmap as default_cmap
 from rio_tiler.types import ColorMapType
+from starlette.concurrency import run_in_threadpool
 from titiler.core.dependencies import BidxParams, ColorMapParams, DatasetParams, ImageRenderingParams
 from titiler.core.errors import BadRequestError
 from titiler.core.factory import ColorMapFactory, TilerFactory
@@ -68,7 +69,7 @@ class LayerTilerFactory:
             router_prefix="/layers/{layer_id}",
             path_dependency=self.layer_path,
             layer_dependency=BidxParams,
-            colormap_dependency=self.layer_colormap,
+            colormap_dependency=self.layer_colormap,  # type: ignore[arg-type]
             render_dependency=self.layer_render,  # type: ignore[arg-type]
             environment_dependency=lambda: self.gdal_env,
             supported_tms=SUPPORTED_TMS,
@@ -91,11 +92,21 @@ class LayerTilerFactory:
             raise LayerNotFoundError(f"layer {layer_id!r} is a vector layer: it has no tiles, use its features")
         return layer
 
-    def layer_path(self, layer_id: LayerId) -> str:
-        """TiTiler's path dependency: the COG of a published raster layer, by id."""
-        return str(self.raster(layer_id).path)
+    async def tile_layer(self, layer_id: str) -> Layer:
+        """`raster` for the tile dependencies, run on the event loop (no thread hop per dependency): the index's
+        remembered layer (file checks only), a database lookup in a worker thread when it has none."""
+        layer = self.index.peek(layer_id)
+        if layer is None:
+            return await run_in_threadpool(self.raster, layer_id)
+        if layer.kind == "vector":
+            raise LayerNotFoundError(f"layer {layer_id!r} is a vector layer: it has no tiles, use its features")
+        return layer
 
-    def layer_colormap(
+    async def layer_path(self, layer_id: LayerId) -> str:
+        """TiTiler's path dependency: the COG of a published raster layer, by id."""
+        return str((await self.tile_layer(layer_id)).path)
+
+    async def layer_colormap(
         self, layer_id: LayerId,
         colormap_name: Annotated[str | None, Query(description="Colormap name (default: the layer's)")] = None,
         colormap: Annotated[str | None, Query(description="JSON encoded custom colormap")] = None,
@@ -106,16 +117,16 @@ class LayerTilerFactory:
             raise BadRequestError(f"unknown colormap_name {colormap_name[:40]!r} (see /colorMaps)")
         if colormap_name or colormap:
             return ColorMapParams(colormap_name=colormap_name, colormap=colormap)
-        layer = self.raster(layer_id)
+        layer = await self.tile_layer(layer_id)
         if layer.kind == "classes":
             return None
         return default_cmap.get(layer.colormap_name or "viridis")
 
-    def layer_render(self, layer_id: LayerId,
+    async def layer_render(self, layer_id: LayerId,
                      params: Annotated[ImageRenderingParams, Depends(ImageRenderingParams)]) -> ImageRenderingParams:
         """Rendering parameters; a continuous layer's rescale range is its item's unless the request gives one."""
         if params.rescale is None:
-            layer = self.raster(layer_id)
+            layer = await self.tile_layer(layer_id)
             if layer.kind != "classes" and layer.rescale:
                 params.rescale = [tuple(layer.rescale)]  # type: ignore[list-item]
         return params

@@ -28,6 +28,7 @@ from geovigie.records import connect, database_url
 from geovigie.service.auth import NO_NUL, READ_RESPONSES, Access
 from geovigie.service.feedback import SiteSync
 from geovigie.settings import Settings
+from geovigie.types import LAMBERT93
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +167,7 @@ def router(access: Access, sync: SiteSync) -> APIRouter:
         from pathlib import Path
 
         sync()
-        frame = _sites_frame(settings, watch, status).to_crs("EPSG:2154")
+        frame = _sites_frame(settings, watch, status).to_crs(LAMBERT93)
         with tempfile.TemporaryDirectory(prefix="geovigie-sites-") as folder:
             path = Path(folder) / "sites.gpkg"
             frame.to_file(path, layer="sites", driver="GPKG", engine="pyogrio")

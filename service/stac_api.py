@@ -24,6 +24,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 import geovigie
+from geovigie.config_file import describe_errors
 from geovigie.errors import DatabaseError, GeovigieError
 from geovigie.postgres import StacDatabase, stac_database
 
@@ -75,10 +76,23 @@ def build_stac_api(*, transactions: bool = True, asset_href: AssetHref | None = 
     api = instantiate_api(client=_client_class(asset_href), settings=settings,
                           extensions=Extensions(settings=settings), lifespan=no_lifespan)
     api.client.landing_page_id = settings.stac_fastapi_landing_id
+    _sort_v1_0(api.client.extensions)
     # links from X-Forwarded-* / Forwarded headers let any client write `javascript://...` into them
     api.app.user_middleware = [m for m in api.app.user_middleware if m.cls is not ProxyHeaderMiddleware]
     _short_errors(api.app)
     return api
+
+
+SORT_V1_1 = re.compile(r"^https://api\.stacspec\.org/v1\.1\.0/((item-search|ogcapi-features)#sort)$")
+
+
+def _sort_v1_0(extensions: list[Any]) -> None:
+    """Advertise the Sort extension also as v1.0.0 (the same `sortby`), the URI pystac-client looks for (v1.0.*)."""
+    for extension in extensions:
+        classes = getattr(extension, "conformance_classes", None)
+        if isinstance(classes, list):
+            classes += [f"https://api.stacspec.org/v1.0.0/{found.group(1)}" for uri in list(classes)
+                        if (found := SORT_V1_1.match(uri))]
 
 
 def _shorten(text: str) -> str:
@@ -104,8 +118,7 @@ def _short_errors(app: FastAPI) -> None:
         return handle
 
     def validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg', '')}"
-                             for error in exc.errors()[:5])
+        problems = describe_errors(list(exc.errors()[:5]), "request")
         return JSONResponse({"code": "BadRequest", "description": _shorten(problems)}, status_code=400)
 
     for exc_class, status in DEFAULT_STATUS_CODES.items():
@@ -117,19 +130,92 @@ def _short_errors(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation)  # type: ignore[arg-type]
 
 
+DEFAULT_FIELDS = frozenset({"type", "stac_version", "id", "collection", "geometry", "bbox", "links", "assets",
+                            "properties.datetime", "properties.start_datetime", "properties.end_datetime"})
+"""What the Fields extension returns for `fields` given empty: the fields of a valid STAC Item."""
+MINIMAL_FIELDS = frozenset({"type", "stac_version", "id", "collection"})
+"""Kept beside the fields a client includes (what names the item and its links)."""
+LINK_TITLES = {"self": "{name}", "root": "geovigie STAC API", "parent": "geovigie STAC API",
+               "items": "Items of {name}", "queryables": "Queryables of {name}",
+               "license": "Licence of {name}", "http://www.opengis.net/def/rel/ogc/1.0/queryables":
+               "Queryables of {name}"}
+"""Titles given to a collection's links that have none (STAC best practice; a client can show them)."""
+SEARCH_CONTEXT = "auto"
+"""pgstac's `context` setting for every search: `numberMatched` counted (estimated only on very large tables)."""
+
+
+def fields_wanted(search_request: Any, request: Any) -> tuple[set[str], set[str]] | None:
+    """The (include, exclude) sets of a search's Fields request as the extension's semantics read it, None for
+    every field (no `fields` asked).
+
+    Empty (GET `fields=`, POST `{}` or null / empty lists): the default fields of a valid item. Only `exclude`: every
+    field less those in a POST body that has no `include` key, the default ones less those otherwise. `include`:
+    those (and `MINIMAL_FIELDS`); a field both included and excluded, or whose child is included, is kept.
+    """
+    from stac_fastapi.pgstac.utils import clean_exclude_set
+
+    include: set[str] = set()
+    exclude: set[str] = set()
+    include_missing = False
+    if request.method == "GET":
+        raw = request.query_params.get("fields")
+        if raw is None:
+            return None
+        for token in (part.strip() for part in raw.split(",")):
+            if token.startswith("-"):
+                exclude.add(token[1:])
+            elif token:
+                include.add(token.removeprefix("+"))
+    else:
+        if "fields" not in search_request.model_fields_set or search_request.fields is None:
+            return None
+        fields = search_request.fields
+        include, exclude = set(fields.include or ()), set(fields.exclude or ())
+        include_missing = "include" not in fields.model_fields_set
+    if include:
+        return include | MINIMAL_FIELDS, clean_exclude_set(exclude, include)
+    if exclude and include_missing:
+        return set(), exclude
+    return set(DEFAULT_FIELDS), exclude
+
+
 def _client_class(asset_href: AssetHref | None = None) -> Any:
-    """stac-fastapi-pgstac's client, giving back the `"datetime": null` pgstac drops from ranged items, and asset
-    hrefs the service serves over http(s) in place of the `file://` paths stored.
+    """stac-fastapi-pgstac's client, giving back the `"datetime": null` pgstac drops from ranged items, asset
+    hrefs the service serves over http(s) in place of the `file://` paths stored, `numberMatched`, and the Fields
+    extension's include / exclude semantics (`fields_wanted`) in GeoJSON responses.
 
     pgstac 0.10 strips null values when it stores an item (stac-utils/pgstac#158, #425), so an item with
     `start_datetime`/`end_datetime` comes back without the `datetime` key the STAC spec requires (as null).
+    stac-fastapi-pgstac answers a `fields` search as plain JSON, with every field for an empty request; here pgstac
+    returns whole items and the fields are picked afterwards, so the response stays `application/geo+json`.
+    A client's `conf` is never passed to pgstac (it would set pgstac's settings, such as its base URL).
     """
     from stac_fastapi.pgstac.core import CoreCrudClient
+    from stac_fastapi.pgstac.utils import filter_fields
 
-    class DatetimeNullClient(CoreCrudClient):
+    class GeovigieClient(CoreCrudClient):
+        async def get_collection(self, collection_id: str, request: Any, **kwargs: Any) -> Any:
+            collection = await super().get_collection(collection_id, request, **kwargs)
+            name = collection.get("title") or collection_id
+            for link in collection.get("links", []):
+                if isinstance(link, dict) and not link.get("title"):
+                    rel = str(link.get("rel"))
+                    link["title"] = LINK_TITLES.get(rel, "{rel}: {name}").format(name=name, rel=rel)
+            return collection
+
         async def _search_base(self, search_request: Any, request: Any) -> Any:
+            wanted = fields_wanted(search_request, request)
+            if hasattr(search_request, "fields"):
+                search_request.fields = None
+            search_request.conf = {"context": SEARCH_CONTEXT}
             collection = await super()._search_base(search_request, request)
-            for feature in collection.get("features", []):
+            features = collection.get("features", [])
+            if wanted is not None:
+                features = collection["features"] = [filter_fields(feature, *wanted) for feature in features]
+            if "numberMatched" not in collection and not any(
+                    link.get("rel") in ("next", "prev") for link in collection.get("links", [])):
+                collection["numberMatched"] = len(features)  # one page holds them all (pgstac counted none)
+            for feature in features:
                 properties = feature.get("properties")
                 if isinstance(properties, dict) and "start_datetime" in properties:
                     properties.setdefault("datetime", None)
@@ -144,7 +230,7 @@ def _client_class(asset_href: AssetHref | None = None) -> Any:
                             asset["href"] = served
             return collection
 
-    return DatetimeNullClient
+    return GeovigieClient
 
 
 def _postgres_settings(url: str, statement_timeout_ms: int = STATEMENT_TIMEOUT_MS) -> Any:

@@ -1,9 +1,13 @@
 """Checks on STAC API search requests before they reach stac-fastapi and the database.
 
 Every malformed request is a 400 naming the problem (a bbox that is not finite or not on the globe, a paging
-token that is not one, a body that is not a JSON object, a filter calling an unknown function), and the costly
-ones are bounded: geometry vertices, `limit` (lowered to its maximum) and the size of a search body. Parsing and
-counting run in a worker thread, so one heavy request never holds the event loop.
+token that is not one, a body that is not a JSON object, a filter calling an unknown function, `"fields": null`),
+and the costly ones are bounded: geometry vertices, `limit` (lowered to its maximum) and the size of a search body.
+Parsing and counting run in a worker thread, so one heavy request never holds the event loop.
+
+Requests are also put in the form pgstac reads: a CQL2-text filter in a POST body (what pystac-client sends) is
+converted to CQL2-JSON with the `cql2` library, a `query` (Query extension, every operator of the spec) becomes
+the equivalent CQL2 filter, and a POST `collections` given as one string becomes a list.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_SEARCH_BODY_BYTES = 1 * 2**20
 """Largest search body (a 20,000-vertex polygon is about 0.5 MB)."""
+MAX_ITEM_BODY_BYTES = 16 * 2**20
+"""Largest item a Transaction request may send."""
 MAX_VERTICES = 20_000
 """Most vertices of an `intersects` geometry or of the geometries in a filter."""
 MAX_LIMIT = 1000
@@ -35,6 +41,8 @@ CQL2_OPERATORS = frozenset({
 })
 """CQL2 operators pgstac evaluates; any other `op` is a function call the database must not be asked to run."""
 SEARCH_PATH = re.compile(r"^/(search|collections/[^/]+/items)$")
+ITEMS_PATH = re.compile(r"^/collections/[^/]+/items$")
+ITEM_PATH = re.compile(r"^/collections/[^/]+/items/[^/]+$")
 
 
 class BadSearchError(ValueError):
@@ -126,6 +134,107 @@ def check_filter(expression: Any, lang: str | None) -> None:
             stack.extend(node)
 
 
+QUERY_OPERATORS = {"eq": "=", "neq": "<>", "ne": "<>", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
+"""Query extension comparison operators and their CQL2 form (`startsWith`, `endsWith`, `contains` are `like`,
+`in` is `in`)."""
+
+
+def _like_literal(value: Any, operator: str) -> str:
+    if not isinstance(value, str):
+        raise BadSearchError(f"query operator {operator} takes a string (got {_short(value)})")
+    return re.sub(r"([\\%_])", r"\\\1", value)
+
+
+def query_to_cql2(query: Any) -> dict[str, Any]:
+    """The CQL2-JSON filter equivalent to a Query extension object (`{"eo:cloud_cover": {"lt": 20}}`).
+
+    Raises:
+        BadSearchError: not an object of properties to objects of known operators.
+    """
+    if not isinstance(query, dict) or not query:
+        raise BadSearchError("query must be an object of properties, e.g. {\"eo:cloud_cover\": {\"lt\": 20}}")
+    args: list[dict[str, Any]] = []
+    for name, operations in query.items():
+        prop = {"property": str(name)}
+        if not isinstance(operations, dict) or not operations:
+            raise BadSearchError(f"query on {_short(name, 40)!r} must be an object of operators, e.g. {{\"eq\": 1}}")
+        for operator, value in operations.items():
+            if operator in QUERY_OPERATORS:
+                args.append({"op": QUERY_OPERATORS[operator], "args": [prop, value]})
+            elif operator == "startsWith":
+                args.append({"op": "like", "args": [prop, _like_literal(value, operator) + "%"]})
+            elif operator == "endsWith":
+                args.append({"op": "like", "args": [prop, "%" + _like_literal(value, operator)]})
+            elif operator == "contains":
+                args.append({"op": "like", "args": [prop, "%" + _like_literal(value, operator) + "%"]})
+            elif operator == "in":
+                if not isinstance(value, list) or not value:
+                    raise BadSearchError(f"query operator in takes a non-empty list (got {_short(value)})")
+                args.append({"op": "in", "args": [prop, value]})
+            else:
+                raise BadSearchError(f"unknown query operator {_short(operator, 40)!r}; known: "
+                                     f"{', '.join([*QUERY_OPERATORS, 'startsWith', 'endsWith', 'contains', 'in'])}")
+    return args[0] if len(args) == 1 else {"op": "and", "args": args}
+
+
+def filter_as_json(expression: Any, lang: str | None) -> Any:
+    """A filter as CQL2-JSON (a CQL2-text string is parsed with `cql2`; JSON text is loaded)."""
+    import cql2
+
+    if not isinstance(expression, str):
+        return expression
+    if (lang or "").endswith("json") or expression.lstrip()[:1] == "{":
+        return json.loads(expression)
+    return cql2.parse_text(expression).to_json()
+
+
+def normalize_search(params: dict[str, Any], *, from_query: bool) -> bool:
+    """Put a checked search (`check_search` first) in the form pgstac reads: `query` becomes a CQL2 filter (joined
+    to a `filter` with `and`), a POST filter in CQL2 text becomes CQL2-JSON, a POST `collections` / `ids` string a
+    list. GET filters stay text where no `query` is joined to them (stac-fastapi converts those itself).
+
+    Returns:
+        whether `params` was changed.
+
+    Raises:
+        BadSearchError: a `query` that is not one, `fields` given as null or not an object in a POST body.
+    """
+    changed = False
+    lang_key = "filter-lang" if "filter-lang" in params or "filter_lang" not in params else "filter_lang"
+    if params.get("query") not in (None, ""):
+        query = params.pop("query")
+        if isinstance(query, str):
+            try:
+                query = json.loads(query)
+            except ValueError as err:
+                raise BadSearchError(f"query is not valid JSON ({_short(err, 80)})") from err
+        condition = query_to_cql2(query)
+        if params.get("filter") not in (None, ""):
+            condition = {"op": "and", "args": [filter_as_json(params["filter"], params.get(lang_key)), condition]}
+        params.pop("filter_lang", None)
+        params["filter"] = json.dumps(condition) if from_query else condition
+        params["filter-lang"] = "cql2-json"
+        changed = True
+    elif "query" in params:
+        params.pop("query")
+        changed = True
+    if from_query:
+        return changed
+    if isinstance(params.get("filter"), str):
+        params["filter"] = filter_as_json(params["filter"], params.get(lang_key))
+        params.pop("filter_lang", None)
+        params["filter-lang"] = "cql2-json"
+        changed = True
+    for key in ("collections", "ids"):
+        if isinstance(params.get(key), str):
+            params[key] = [value for value in params[key].split(",") if value]
+            changed = True
+    if "fields" in params and not isinstance(params["fields"], dict):
+        raise BadSearchError(f"fields must be an object with include and/or exclude lists (got "
+                             f"{_short(json.dumps(params['fields']))})")
+    return changed
+
+
 def check_limit(value: Any) -> int:
     """A page size: an integer of at least 1; returns it clamped to `MAX_LIMIT` (the STAC API spec: a server
     answers a larger limit with its maximum, not an error)."""
@@ -174,7 +283,7 @@ def check_search(params: dict[str, Any], *, from_query: bool) -> bool:
         check_token(params["token"])
     if params.get("filter") not in (None, ""):
         check_filter(params["filter"], params.get("filter-lang") or params.get("filter_lang"))
-    return changed
+    return normalize_search(params, from_query=from_query) or changed
 
 
 class StacRequestGuard:
@@ -185,7 +294,12 @@ class StacRequestGuard:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not SEARCH_PATH.match(scope["path"].removeprefix(scope.get("root_path", ""))):
+        path = scope["path"].removeprefix(scope.get("root_path", "")) if scope["type"] == "http" else ""
+        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH", "DELETE") and (
+                ITEM_PATH.match(path) or (scope["method"] == "POST" and ITEMS_PATH.match(path))):
+            await _transaction(self.app, scope, receive, send)
+            return
+        if scope["type"] != "http" or not SEARCH_PATH.match(path):
             await self.app(scope, receive, send)
             return
         try:
@@ -193,8 +307,10 @@ class StacRequestGuard:
                 pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
                 query = dict(pairs)
                 if await run_in_threadpool(check_search, query, from_query=True):
-                    kept = [(key, value) for key, value in pairs if key != "limit"]
-                    scope = {**scope, "query_string": urlencode([*kept, ("limit", query["limit"])]).encode()}
+                    rewritten = ("limit", "query", "filter", "filter-lang", "filter_lang")
+                    kept = [(key, value) for key, value in pairs if key not in rewritten]
+                    kept += [(key, query[key]) for key in rewritten if query.get(key) not in (None, "")]
+                    scope = {**scope, "query_string": urlencode(kept).encode()}
             elif scope["method"] == "POST":
                 body = await run_in_threadpool(_check_body, await _read_body(receive))
                 receive = _replay(body, receive)
@@ -213,7 +329,57 @@ class _TooLargeError(Exception):
     pass
 
 
-async def _read_body(receive: Receive) -> bytes:
+def _geojson(send: Send) -> Send:
+    """`send` with a created item's JSON typed `application/geo+json` (stac-fastapi says `application/json`)."""
+    async def send_geojson(message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] == 201:
+            message = {**message, "headers": [(k, b"application/geo+json" if k.lower() == b"content-type" and
+                                               v.startswith(b"application/json") else v)
+                                              for k, v in message.get("headers", [])]}
+        await send(message)
+
+    return send_geojson
+
+
+async def _transaction(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """A Transaction extension request as OGC API Features part 4 has them: an item sent without `links` is taken
+    with none (the API writes its own), a successful PUT, PATCH or DELETE of an item answers 204 No Content."""
+    if scope["method"] in ("POST", "PUT"):
+        try:
+            body = await _read_body(receive, MAX_ITEM_BODY_BYTES)
+        except _TooLargeError:
+            await JSONResponse({"code": "PayloadTooLarge", "description": "item body too large (limit "
+                                f"{MAX_ITEM_BODY_BYTES} bytes)"}, status_code=413)(scope, receive, send)
+            return
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            payload = None  # stac-fastapi names the problem
+        if isinstance(payload, dict) and payload.get("type") == "Feature" and "links" not in payload:
+            body = json.dumps({**payload, "links": []}).encode()
+        receive = _replay(body, receive)
+    if scope["method"] == "POST":
+        await app(scope, receive, _geojson(send))
+        return
+    no_content = False
+
+    async def send_no_content(message: Message) -> None:
+        nonlocal no_content
+        if message["type"] == "http.response.start" and message["status"] == 200:
+            no_content = True
+            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in (b"content-length",
+                                                                                           b"content-type")]
+            await send({**message, "status": 204, "headers": headers})
+        elif message["type"] == "http.response.body" and no_content:
+            if not message.get("more_body", False):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        else:
+            await send(message)
+
+    await app(scope, receive, send_no_content)
+
+
+async def _read_body(receive: Receive, limit: int = MAX_SEARCH_BODY_BYTES) -> bytes:
     chunks, size = [], 0
     while True:
         message = await receive()
@@ -221,7 +387,7 @@ async def _read_body(receive: Receive) -> bytes:
             raise _TooLargeError
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > MAX_SEARCH_BODY_BYTES:
+        if size > limit:
             raise _TooLargeError
         chunks.append(chunk)
         if not message.get("more_body", False):

@@ -32,9 +32,9 @@ from geovigie.atomic import SCRATCH_MARKER, run_lock, sweep_scratch
 from geovigie.cli import app
 from geovigie.inference import open_source
 from geovigie.inference._journal import PARTIAL_FOLDER
-from tests.catalog.test_remote_errors import closed_port_url, misbehaving_server
+from tests._support.remote import file_server, misbehaving_server, remote_item
+from tests._support.servers import closed_port_url
 from tests.conftest import DATA, SLOVENIA_SCENE
-from tests.inference.test_remote import file_server, remote_item
 
 GEOVIGIE = str(Path(sys.executable).parent / "geovigie")
 BUNDLE = Path(__file__).resolve().parent.parent / "models" / "bundles" / "landcover-s2l1c-slovenia-v1"

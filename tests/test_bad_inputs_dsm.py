@@ -18,8 +18,8 @@ import rasterio
 from affine import Affine
 from shapely.geometry import Point, box
 
+from tests._support.figures import run_cli
 from tests.conftest import DATA
-from tests.test_bad_inputs_figures import run_cli
 
 DSM = DATA / "lidarhd-montpellier-ign" / "DSM" / "test_data_77050_627755_LA93_IGN69_50CM_TIN.tif"
 

@@ -12,9 +12,7 @@ import contextlib
 import json
 import os
 import shutil
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -27,8 +25,9 @@ from geovigie.cli import app
 from geovigie.errors import InvalidInputError
 from geovigie.models import DEFAULT_BUNDLE
 from geovigie.paths import NAME_MAX, SAFE_NAME_MAX, check_name, printable, safe_join, safe_name
+from tests._support.remote import file_server, remote_item
+from tests._support.servers import JsonHandler, http_server, landing_page
 from tests.conftest import SLOVENIA_SCENE
-from tests.inference.test_remote import file_server, remote_item
 
 TRAVERSAL = "../../../../tmp/x/escaped"
 HOSTILE_IDS = {
@@ -188,21 +187,10 @@ def test_predict_refuses_an_out_folder_whose_link_leads_outside(work: Path, tmp_
 # ---------------------------------------------------------------------------------------------------------------
 # batch: a hostile STAC API
 
-class HostileApi(BaseHTTPRequestHandler):
+class HostileApi(JsonHandler):
     """A minimal STAC API whose one collection holds the items of `items` (their assets on a file server)."""
 
     items: list[dict]
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def _send(self, payload: dict) -> None:
-        body = json.dumps(payload).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def _route(self) -> None:
         base = f"http://{self.headers['Host']}/"
@@ -213,22 +201,13 @@ class HostileApi(BaseHTTPRequestHandler):
                       "license": "other", "links": [],
                       "extent": {"spatial": {"bbox": [[-180, -90, 180, 90]]}, "temporal": {"interval": [[None, None]]}}}
         if path == "":
-            self._send({"type": "Catalog", "id": "hostile", "stac_version": "1.1.0", "description": "hostile API",
-                        "conformsTo": ["https://api.stacspec.org/v1.0.0/core",
-                                       "https://api.stacspec.org/v1.0.0/item-search",
-                                       "https://api.stacspec.org/v1.0.0/collections"],
-                        "links": [{"rel": "self", "href": base}, {"rel": "root", "href": base},
-                                  {"rel": "search", "href": base + "search", "method": "POST",
-                                   "type": "application/geo+json"},
-                                  {"rel": "search", "href": base + "search", "method": "GET",
-                                   "type": "application/geo+json"},
-                                  {"rel": "data", "href": base + "collections", "type": "application/json"}]})
+            self.send_json(landing_page(base, catalog_id="hostile", get_search=True))
         elif path == "/collections":
-            self._send({"collections": [collection], "links": []})
+            self.send_json({"collections": [collection], "links": []})
         elif path == "/collections/s2":
-            self._send(collection)
+            self.send_json(collection)
         elif path == "/search":
-            self._send({"type": "FeatureCollection", "features": self.items, "links": []})
+            self.send_json({"type": "FeatureCollection", "features": self.items, "links": []})
         else:
             self.send_error(404)
 
@@ -238,16 +217,8 @@ class HostileApi(BaseHTTPRequestHandler):
 
 @contextlib.contextmanager
 def hostile_api(items: list[dict]) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (HostileApi,), {"items": items}))
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with http_server(HostileApi, items=items) as base:
+        yield base + "/"
 
 
 def _batch_config(work: Path, api: str) -> Path:

@@ -16,9 +16,9 @@ from fastapi.testclient import TestClient
 from geovigie.service import create_app
 from geovigie.settings import Settings
 from geovigie.tiles import LayerSpec, Provenance, publish_layer, results_store_for
+from tests._support.jobs import dumps_job
+from tests._support.writes import make_key, writes_settings
 from tests.conftest import DATA, fresh_database
-from tests.service.test_jobs_areas import dumps_job
-from tests.service.writes_support import make_key, writes_settings
 
 GERS_PATCHES = "0.25,43.535,0.265,43.55"  # a bbox around the odeon patches (checked below to hold them)
 ZAN = {"territory": GERS_PATCHES, "period": "2016-07-01/2019-07-01", "tasks": ["zan"],

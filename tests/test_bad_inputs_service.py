@@ -11,8 +11,6 @@ from __future__ import annotations
 import io
 import json
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,7 +19,6 @@ import httpx
 import numpy as np
 import pytest
 import rasterio
-import uvicorn
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -29,20 +26,15 @@ from geovigie.service import create_app
 from geovigie.service.stac_guard import MAX_LIMIT, MAX_VERTICES
 from geovigie.settings import Settings
 from geovigie.tiles import RESULTS_COLLECTION, LayerSpec, Provenance, publish_layer, results_store_for
+from tests._support.layers import CLASSES, class_cog
+from tests._support.servers import free_port, served
 from tests.conftest import fresh_database
-from tests.tiles.test_publish import CLASSES, _class_cog
 
 LAYER_ID = "landcover-test"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _publish(settings: Settings, folder: Path, layer_id: str = LAYER_ID) -> None:
-    publish_layer(results_store_for(settings), _class_cog(folder / f"{layer_id}.tif"),
+    publish_layer(results_store_for(settings), class_cog(folder / f"{layer_id}.tif"),
                   LayerSpec(layer_id, layer_id, "classes", classes=CLASSES), Provenance(inputs=[], lineage="t"))
 
 
@@ -50,20 +42,12 @@ def _publish(settings: Settings, folder: Path, layer_id: str = LAYER_ID) -> None
 def live(pgstac_cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
     """The service on a free loopback port over a pgstac database holding one published class layer."""
     folder = tmp_path_factory.mktemp("live")
-    port = _free_port()
+    port = free_port()
     settings = Settings(data_dir=folder / "gv", stac_backend="pgstac", database_url=fresh_database(pgstac_cluster),
                         port=port)
     _publish(settings, folder)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}", settings
-    server.should_exit = True
-    thread.join(timeout=30)
+    with served(create_app(settings), port) as base:
+        yield base, settings
 
 
 def _polygon(vertices: int) -> dict[str, object]:

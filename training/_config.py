@@ -5,13 +5,13 @@ Relative paths are read from the folder of the config file. Unknown keys are an 
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from geovigie.errors import InputNotFoundError, InvalidInputError
+from geovigie.config_file import read_toml, validate
+from geovigie.errors import InvalidInputError
 from geovigie.models import Architecture
 
 ALL_FOLDS = "all"
@@ -274,25 +274,9 @@ class ExperimentConfig(_Strict):
         return self.model_dump(mode="json", exclude={"base_dir"})
 
 
-def _problem(error: ValidationError) -> str:
-    parts = []
-    for e in error.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "config"
-        if e["type"] == "extra_forbidden":
-            parts.append(f"unknown key {where!r} (remove it or check its spelling)")
-        elif e["type"] == "missing":
-            parts.append(f"missing key {where!r}")
-        else:
-            parts.append(f"{where}: {e['msg']}")
-    return "; ".join(parts)
-
-
 def parse_config(data: dict[str, Any], base_dir: str | Path, source: str = "config") -> ExperimentConfig:
     """Validate a config mapping; relative paths will be read from `base_dir`."""
-    try:
-        return ExperimentConfig.model_validate({**data, "base_dir": str(base_dir)})
-    except ValidationError as error:
-        raise ConfigError(f"{source}: {_problem(error)}") from None
+    return validate(ExperimentConfig, {**data, "base_dir": str(base_dir)}, source, error=ConfigError)
 
 
 def load_config(path: str | Path) -> ExperimentConfig:
@@ -302,11 +286,5 @@ def load_config(path: str | Path) -> ExperimentConfig:
         InputNotFoundError: no such file.
         ConfigError: not TOML, unknown keys, missing or invalid values (the message names each key).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputNotFoundError(f"no experiment config at {path}")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: not a valid TOML file ({error})") from None
-    return parse_config(data, path.resolve().parent, source=str(path))
+    data = read_toml(path, "experiment config", error=ConfigError)
+    return parse_config(data, Path(path).resolve().parent, source=str(path))

@@ -3,6 +3,7 @@
 The CLI, the demo and (next) the jobs API and the batch watcher call these; none assembles STAC metadata itself.
 """
 
+from geovigie.workflows._appearance_change import AppearanceChangeResult, appearance_change
 from geovigie.workflows._batch import BatchJob, BatchReport, Selection, run_batch, search_items, watch_batch
 from geovigie.workflows._batch_config import BatchConfig, load_batch_config
 from geovigie.workflows._boundaries import boundaries
@@ -29,6 +30,8 @@ __all__ = [
     "VegetationResult",
     "ZanResult",
     "boundaries",
+    "AppearanceChangeResult",
+    "appearance_change",
     "DumpChangeResult",
     "dump_change",
     "dump_sites",

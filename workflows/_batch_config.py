@@ -34,6 +34,7 @@ from geovigie.catalog.stac import DEFAULT_MAX_CLOUD, cql2_filter
 from geovigie.config_file import read_toml, validate
 from geovigie.errors import InputNotFoundError
 from geovigie.settings import check_tiling
+from geovigie.types import LAMBERT93
 
 QUERY_OPS = {"eq": "=", "neq": "<>", "lt": "<", "lte": "<=", "gt": ">", "gte": ">=", "in": "in",
              "startsWith": "like", "endsWith": "like"}
@@ -67,7 +68,7 @@ class NdviTask(_Task):
     """Cloud-masked NDVI of a Sentinel-2 L2A (Theia) item."""
 
     kind: Literal["ndvi"]
-    crs: str = "EPSG:2154"
+    crs: str = LAMBERT93
     resolution: float = Field(10.0, gt=0)
 
 

@@ -87,7 +87,8 @@ def _heat_islands(item: pystac.Item, settings: Settings, *, urban: gpd.GeoDataFr
     lst = layer_target(settings, f"uhi-{stamp}", "lst_celsius.tif")
     temperature_layer(item, lst)
     reference = rural_reference(lst, urban, ring_inner_m=ring_inner_m, ring_outer_m=ring_outer_m,
-                                rural_mask=rural_mask, rural_classes=rural_classes)
+                                rural_mask=rural_mask, rural_classes=rural_classes,
+                                scene=f"{item.id} ({day:%Y-%m-%d})")
     intensity = layer_target(settings, f"uhi-{stamp}")
     summary = heat_island_layer(lst, reference, intensity, hot_spot_thresholds_c=thresholds_c)
     hot_spots = hot_spot_classes(intensity, layer_target(settings, f"uhi-hotspots-{stamp}"), thresholds_c)

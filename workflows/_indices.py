@@ -10,10 +10,11 @@ from geovigie.diagnostics import ndvi_layer, temperature_layer
 from geovigie.paths import safe_name
 from geovigie.settings import Settings
 from geovigie.tiles import LayerSpec, Provenance, publish_layer, results_store_for
+from geovigie.types import LAMBERT93
 from geovigie.workflows._published import PublishedLayer, layer_target
 
 
-def ndvi(item: pystac.Item, settings: Settings, *, crs: str = "EPSG:2154", resolution: float = 10.0) -> PublishedLayer:
+def ndvi(item: pystac.Item, settings: Settings, *, crs: str = LAMBERT93, resolution: float = 10.0) -> PublishedLayer:
     """Cloud-masked NDVI of a Sentinel-2 L2A item on a `crs` grid, published as a continuous layer."""
     started = time.perf_counter()
     day = item.datetime or item.common_metadata.start_datetime

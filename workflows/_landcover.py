@@ -8,7 +8,7 @@ from typing import Any
 
 import pystac
 
-from geovigie.inference import PredictOptions, predict
+from geovigie.inference import PredictOptions, predict, read_input
 from geovigie.models import ModelBundle, load_bundle
 from geovigie.paths import printable
 from geovigie.progress import Progress
@@ -47,6 +47,7 @@ def landcover(
     """
     started = time.perf_counter()
     bundle = bundle if isinstance(bundle, ModelBundle) else load_bundle(bundle)
+    source = read_input(source)  # an item JSON is read once: predict reads its assets, the layer its dates
     options = PredictOptions.from_settings(settings)
     result = predict(source, Path(out_dir or settings.data_dir / "predictions"), options, bundle=bundle,
                      client=client, force=force, band_names=band_names, product_level=product_level,

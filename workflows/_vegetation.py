@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from geovigie.errors import DiagnosticsWarning
 from geovigie.paths import safe_name
 from geovigie.settings import Settings
 from geovigie.tiles import (
+    RESULTS_COLLECTION,
     Layer,
     LayerIndex,
     LayerSpec,
@@ -66,6 +68,14 @@ def _vegetation_classes(ndvi: str, target: str) -> None:
         dst.write(classes[None])
 
 
+def _dates_of(settings: Settings, layer_id: str) -> tuple[dt.datetime | None, dt.datetime | None, dt.datetime | None]:
+    """(datetime, start, end) of a published layer's imagery, for the layers computed from it."""
+    item = results_store_for(settings).get(RESULTS_COLLECTION, layer_id)
+    if item.datetime is not None:
+        return item.datetime, None, None
+    return None, item.common_metadata.start_datetime, item.common_metadata.end_datetime
+
+
 def vegetation_by_zone(ndvi_layer: str, settings: Settings, *, zones: gpd.GeoDataFrame, place: str,
                        min_coverage: float = DEFAULT_MIN_COVERAGE) -> VegetationResult:
     """NDVI mean, median, p10, p90 and the dense / sparse vegetation shares of each zone of a published NDVI layer.
@@ -101,6 +111,7 @@ def _vegetation_by_zone(layer: Layer, ndvi_layer: str, settings: Settings, *, zo
     folder = classes_path.parent
     csv = write_csv(table, folder / "zones.csv")
     features = write_vector(zones[["zone_id", "geometry"]].merge(table, on="zone_id"), folder / "data.geojson")
+    when, start, end = _dates_of(settings, ndvi_layer)  # the NDVI scene's, not the publication's
     method = (f"exactextract over the NDVI layer {ndvi_layer} (cloud-masked pixels excluded); vegetation classes "
               f"at NDVI {THRESHOLDS[0]} and {THRESHOLDS[1]}; shares of the observed (valid, covered) area")
     published = publish_vector_layer(results_store_for(settings), features, LayerSpec(
@@ -109,7 +120,8 @@ def _vegetation_by_zone(layer: Layer, ndvi_layer: str, settings: Settings, *, zo
         style=VectorStyle(color_by="ndvi_mean", colormap_name="rdylgn", rescale=(0.0, 0.9), unit="NDVI",
                           label="zone_name", popup=("zone_name", "ndvi_mean", "dense_vegetation_share", "status",
                                                     "covered_fraction", "valid_fraction")),
-    ), Provenance(inputs=[str(layer.path)], lineage=method, extra_assets={"table": (csv, "Per-zone figures (CSV)")}))
+    ), Provenance(inputs=[str(layer.path)], lineage=method, extra_assets={"table": (csv, "Per-zone figures (CSV)")},
+                  datetime=when, start_datetime=start, end_datetime=end))
     shown = table[observed]
     mean = f"mean NDVI {shown['ndvi_mean'].mean():.2f}" if len(shown) else "no NDVI figure"
     detail = f"{len(shown)} of {len(table)} zones covered, {mean}"

@@ -120,14 +120,19 @@ def _theia_cloud_cover(masks: Path, stem: str) -> float | None:
 def slovenia_items(folder: Path) -> Iterator[pystac.Item]:
     """Four 13-band L1C scenes (one multi-band asset each) sharing one land-use label raster."""
     labels = folder / "lulc_mask.tif"
+    dates_file = folder / "acquisitions.json"
+    acquisitions = json.loads(dates_file.read_text(encoding="utf-8")) if dates_file.is_file() else {}
     for path in sorted(folder.glob("reference_scene_*.tif")):
+        known = acquisitions.get(path.stem, {}).get("datetime")
+        # without a known date: the period of the eo-learn patch the scenes come from, and a note saying so
+        dates = {"geovigie:note": "acquisition date not given by the source",
+                 "start_datetime": "2015-07-11T00:00:00Z", "end_datetime": "2017-12-22T23:59:59Z"} if not known else {}
         with rasterio.open(path) as src:
             item = _new_item(
-                f"slovenia-{path.stem.replace('_', '-')}", src, None,
-                start_datetime="2015-07-11T00:00:00Z", end_datetime="2017-12-22T23:59:59Z",
+                f"slovenia-{path.stem.replace('_', '-')}", src,
+                datetime.fromisoformat(known.replace("Z", "+00:00")) if known else None,
                 constellation="sentinel-2", instruments=["msi"],
-                **{"processing:level": "L1C", "geovigie:note": "acquisition date not given by the source",
-                   "geovigie:cloudy": path.stem in SLOVENIA_CLOUDY},
+                **{"processing:level": "L1C", "geovigie:cloudy": path.stem in SLOVENIA_CLOUDY, **dates},
             )
             asset = _asset(path, "Sentinel-2 L1C TOA reflectance, 13 bands", ["data", "reflectance"], src)
             RasterExtension.ext(asset).bands = _raster_bands(src)

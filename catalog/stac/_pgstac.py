@@ -77,6 +77,35 @@ def collection_record(collection: pystac.Collection) -> dict[str, Any]:
     return payload
 
 
+def _json_type(value: Any) -> dict[str, Any] | None:
+    """The JSON-schema definition of a property value (None for objects and nulls: not filterable by CQL2)."""
+    if isinstance(value, bool):
+        return {"type": "boolean"}
+    if isinstance(value, int | float):
+        return {"type": "number"}  # not "integer": pgstac would read 1.5 of another item as 1
+    if isinstance(value, str):
+        try:
+            datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return {"type": "string"}
+        return {"type": "string", "format": "date-time"} if "T" in value else {"type": "string"}
+    if isinstance(value, list):
+        kinds = {json_type["type"] for item in value if (json_type := _json_type(item)) is not None}
+        return {"type": "array", "items": {"type": kinds.pop()}} if len(kinds) == 1 else {"type": "array"}
+    return None
+
+
+def queryable_definitions(records: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The queryables of items' properties: name → JSON-schema definition (`type`, `format` for date-times, a
+    `title`), from the first item holding a filterable value; an array's item type when all agree."""
+    found: dict[str, dict[str, Any]] = {}
+    for record in records:
+        for name, value in (record.get("properties") or {}).items():
+            if name not in found and (definition := _json_type(value)) is not None:
+                found[name] = {"title": name, **definition}
+    return found
+
+
 def default_collection(collection_id: str) -> pystac.Collection:
     """A collection for items that name one that does not exist yet."""
     return pystac.Collection(
@@ -227,10 +256,20 @@ class PgstacItemStore:
             records.append(item_record(item, collection.id, base))
         if not records:
             return 0
+        definitions = queryable_definitions(records)
         with self._database(f"writing {len(records)} item(s) of {collection.id}") as conn, conn.transaction():
             conn.execute("SELECT pgstac.upsert_items(%s::jsonb)", [json.dumps(records)])
             conn.execute("UPDATE pgstac.collections SET content = jsonb_set_lax(content, '{extent}', "
                          "pgstac.collection_extent(id, true), true, 'return_target') WHERE id = %s", [collection.id])
+            # properties not yet queryable in this collection (nor in all), other than the columns pgstac reads
+            known = {row[0] for row in conn.execute(
+                "SELECT name FROM pgstac.queryables WHERE collection_ids IS NULL OR %s = ANY(collection_ids) "
+                "UNION SELECT name FROM unnest(%s::text[]) AS name WHERE pgstac.queryable_column(name) IS NOT NULL",
+                [collection.id, list(definitions)])}
+            for name, definition in definitions.items():
+                if name not in known:
+                    conn.execute("SELECT pgstac.upsert_queryable(%s, %s::jsonb, NULL, NULL, %s::text[])",
+                                 [name, json.dumps(definition), [collection.id]])
         return len(records)
 
     def ensure_collection(self, collection: pystac.Collection) -> None:

@@ -7,6 +7,7 @@
 
 import * as maplibregl from "./vendor/maplibre/maplibre-gl.mjs";
 import { barChart } from "./chart.js";
+import { mountMosaics } from "./mosaics.js";
 import {
   HIDDEN_FIELDS, className, fieldLabel, formatDate, formatField, formatNumber, getLang, setLang, statusLabel, t,
   withUnit,
@@ -1031,6 +1032,7 @@ async function capabilities() {
     feedback: Boolean(paths["/sites/{site_id}/feedback"] && paths["/sites/{site_id}/feedback"].post),
     site: Boolean(paths["/sites/{site_id}"] && paths["/sites/{site_id}"].get),
     jobs: Boolean(paths["/jobs"] && paths["/jobs"].post),
+    mosaics: Boolean(paths["/mosaics"] && paths["/mosaics"].get),
   };
 }
 
@@ -1095,6 +1097,13 @@ async function main() {
   state.series = buildSeries(all.filter((info) => !isBase(info)));
   translatePage();
   await drawBase(all);
+  if (state.capabilities.mosaics) {  // the STAC API's database only (absent with the static catalog)
+    const renderMosaics = await mountMosaics(map, $("mosaics")).catch((error) => {
+      notice(t("layer_unavailable", "mosaics", error.message));
+      return () => {};
+    });
+    $("lang").addEventListener("click", renderMosaics);
+  }
   await reportBroken().catch(() => {});  // informative only
   map.on("click", onMapClick);
   map.on("error", onMapError);

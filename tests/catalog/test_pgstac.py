@@ -78,7 +78,8 @@ def publish_window(store: PgstacItemStore, folder: Path, layer_id: str, corner: 
     """Publish one NDVI window through `tiles.publish_layer` into `store`."""
     cog, cloud_cover = ndvi_window(folder, layer_id, corner)
     spec = LayerSpec(layer_id, f"NDVI window {corner}", "continuous", rescale=(-1.0, 1.0), colormap_name="rdylgn",
-                     properties={"eo:cloud_cover": round(cloud_cover, 2)})
+                     properties={"eo:cloud_cover": round(cloud_cover, 2), "platform": "sentinel-2b",
+                                 "constellation": "sentinel-2", "instruments": ["msi"]})
     return publish_layer(store, cog, spec, Provenance(inputs=[], lineage="NDVI of the Theia FRE B8 and B4 bands",
                                                       datetime=GERS_WHEN))
 

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pystac
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 
 from geovigie.catalog.stac import CatalogClient
 from geovigie.errors import UnknownCollectionError
+from tests._support.servers import served
 
 CONFORMS = [
     "https://api.stacspec.org/v1.0.0/core",
@@ -55,21 +52,9 @@ def _stac_api(catalog: pystac.Catalog) -> FastAPI:
 
 @pytest.fixture(scope="module")
 def api_url(catalog_dir: Path):
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
     app = _stac_api(pystac.Catalog.from_file(str(catalog_dir / "catalog.json")))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if server.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/"
-    server.should_exit = True
-    thread.join(timeout=5)
+    with served(app) as base:
+        yield base + "/"
 
 
 def test_remote_search_through_pystac_client(api_url: str) -> None:

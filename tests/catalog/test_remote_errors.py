@@ -5,115 +5,16 @@ Real HTTP servers on 127.0.0.1 (http.server in a thread) refuse, time out, loop,
 
 from __future__ import annotations
 
-import contextlib
-import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from geovigie.catalog.stac import ApiItemSource, CatalogClient
 from geovigie.errors import RemoteSourceError
 from geovigie.settings import Settings
-
-CONFORMS = ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/item-search",
-            "https://api.stacspec.org/v1.0.0/collections"]
-SLOW_SECONDS = 20.0
-"""How long the never-answering endpoint waits (far beyond the 2 s timeout the tests use)."""
-
-
-def landing(base: str) -> dict:
-    """A minimal STAC API landing page rooted at `base` (ending with /)."""
-    return {"type": "Catalog", "id": "flaky", "stac_version": "1.1.0", "description": "test API",
-            "conformsTo": CONFORMS,
-            "links": [{"rel": "self", "href": base}, {"rel": "root", "href": base},
-                      {"rel": "search", "href": base + "search", "method": "POST", "type": "application/geo+json"},
-                      {"rel": "data", "href": base + "collections", "type": "application/json"}]}
-
-
-class MisbehavingApi(BaseHTTPRequestHandler):
-    """Each first path segment is one way of failing; `/flaky/` fails twice with 503, then answers."""
-
-    hits: dict[str, int]
-    stop: threading.Event
-
-    def log_message(self, format: str, *args: object) -> None:  # keep test output quiet
-        pass
-
-    def _send(self, status: int, body: bytes, content_type: str = "application/json", **headers: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in headers.items():
-            self.send_header(key.replace("_", "-"), value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _route(self) -> None:
-        kind = self.path.strip("/").split("/")[0]
-        self.hits[kind] = self.hits.get(kind, 0) + 1
-        base = f"http://{self.headers['Host']}/{kind}/"
-        if kind == "html":
-            self._send(200, b"<!DOCTYPE html><html><body><h1>Welcome to nginx!</h1></body></html>", "text/html")
-        elif kind == "error500":
-            self._send(500, b'{"detail": "database is down"}')
-        elif kind == "error502":
-            self._send(502, b"bad gateway")
-        elif kind == "busy":
-            self._send(429, b"slow down", Retry_After="1")
-        elif kind == "garbage":
-            self._send(200, bytes(range(128, 256)) * 8)
-        elif kind == "notstac":
-            self._send(200, json.dumps({"hello": "world", "items": [1, 2, 3]}).encode())
-        elif kind == "loop":
-            self._send(302, b"", Location=f"/loop/{self.hits[kind]}")
-        elif kind == "slow":
-            self.stop.wait(SLOW_SECONDS)
-            self._send(200, json.dumps(landing(base)).encode())
-        elif kind == "flaky" and self.hits[kind] <= 2:
-            self._send(503, b"busy")
-        elif kind == "flaky" and self.path.rstrip("/").endswith("search"):
-            self._send(404, b'{"detail": "no search here"}')
-        elif kind == "flaky" and self.path.rstrip("/").endswith("collections"):
-            self._send(200, json.dumps({"collections": [], "links": []}).encode())
-        elif kind == "flaky":
-            self._send(200, json.dumps(landing(base)).encode())
-        else:
-            self._send(404, b'{"detail": "not found"}')
-
-    do_GET = _route  # noqa: N815 - the names http.server dispatches to
-    do_POST = _route  # noqa: N815
-
-
-@contextlib.contextmanager
-def misbehaving_server() -> Iterator[tuple[str, dict[str, int]]]:
-    """Serve `MisbehavingApi` on a free loopback port; yield its base URL and the hit counter."""
-    stop = threading.Event()
-    hits: dict[str, int] = {}
-    handler = type("Handler", (MisbehavingApi,), {"hits": hits, "stop": stop})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", hits
-    finally:
-        stop.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-
-def closed_port_url() -> str:
-    """A loopback URL nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/"
-
+from tests._support.remote import misbehaving_server
+from tests._support.servers import closed_port_url
 
 REMOTE_CASES = {
     "html": ("html", "HTML page"),

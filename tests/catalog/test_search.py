@@ -29,8 +29,9 @@ def test_datetime_filters(catalog_dir: Path) -> None:
         "SENTINEL2B_20181023-105107-455_L2A_T30TYP_D_V1-9"]
     summer = client.search(collections=["landsat-lst-muenster"], datetime="2024-06-01/2024-09-30").item_list()
     assert [i.id[:25] for i in summer] == ["LC08_L2SP_196024_20240813"]
-    # Slovenia scenes only carry an interval (2015-07-11 .. 2017-12-22): it overlaps 2016
-    assert len(client.search(collections="s2-l1c-slovenia", datetime="2016").item_list()) == 4
+    # each Slovenia scene has its own acquisition time (data/s2-l1c-slovenia/acquisitions.json), all in 2015
+    assert len(client.search(collections="s2-l1c-slovenia", datetime="2015-08").item_list()) == 2
+    assert client.search(collections="s2-l1c-slovenia", datetime="2016").item_list(require=False) == []
     assert client.search(datetime="../2015-01-01").item_list(require=False) == []
 
 

@@ -11,7 +11,7 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pystac
@@ -28,10 +28,9 @@ from geovigie.catalog.imagery import (
 )
 from geovigie.catalog.sensors import reflectance_scaling
 from geovigie.errors import EmptySearchError, InputNotFoundError, UnknownCollectionError
+from tests._support.servers import STAC_CORE, JsonHandler, QuietServer, landing_page
 from tests.conftest import DATA
 
-CORE = ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/collections",
-        "https://api.stacspec.org/v1.0.0/item-search"]
 QUERY = "https://api.stacspec.org/v1.0.0/item-search#query"
 FILTER = ["https://api.stacspec.org/v1.0.0-rc.2/item-search#filter", "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
           "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2"]
@@ -45,7 +44,7 @@ class Api:
         catalog = pystac.Catalog.from_file(str(catalog_dir / "catalog.json"))
         fixture = pystac.Item.from_file(str(DATA / "sen2cor-fixture-gers" / "item.json"))
         fixture.collection_id = FIXTURE_COLLECTION
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.httpd = QuietServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         for key, asset in fixture.assets.items():  # served over HTTP; B08 on purpose at a missing path
             asset.href = f"{self.url}/files/{'missing' if key == 'B08' else Path(asset.href).name}"
@@ -61,17 +60,7 @@ class Api:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _send(self, payload: dict) -> None:
-                body = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+        class Handler(JsonHandler):
 
             def do_GET(self) -> None:  # noqa: N802
                 if self.path.startswith("/files/"):
@@ -90,13 +79,9 @@ class Api:
                 base = f"{outer.url}{prefix}"
                 if rest == "":
                     extra = [QUERY] if prefix == "/q/" else FILTER
-                    self._send({"type": "Catalog", "id": "loopback", "stac_version": "1.0.0", "description": "test",
-                                "conformsTo": CORE + extra,
-                                "links": [{"rel": "self", "href": base}, {"rel": "root", "href": base},
-                                          {"rel": "search", "href": base + "search", "method": "POST"},
-                                          {"rel": "data", "href": base + "collections"}]})
+                    self.send_json(landing_page(base, STAC_CORE + extra))
                 elif rest == "collections":
-                    self._send({"collections": outer.collections, "links": []})
+                    self.send_json({"collections": outer.collections, "links": []})
                 else:
                     self.send_error(404)
 
@@ -105,7 +90,7 @@ class Api:
                 outer.bodies.append(body)
                 wanted = set(body.get("collections") or [])
                 found = [i for i in outer.items if not wanted or i["collection"] in wanted]
-                self._send({"type": "FeatureCollection", "features": found[:body.get("limit", 10)], "links": []})
+                self.send_json({"type": "FeatureCollection", "features": found[:body.get("limit", 10)], "links": []})
 
         return Handler
 

@@ -20,7 +20,7 @@ from geovigie.catalog.stac import (
 )
 from geovigie.errors import InputNotFoundError, InvalidInputError
 from geovigie.postgres import StacDatabase
-from tests.tiles.test_publish import CLASSES, _class_cog
+from tests._support.layers import CLASSES, class_cog
 
 COLLECTION = "layers"
 
@@ -98,7 +98,7 @@ def _publish_many(results: str, prefix: str, count: int, cog: str) -> None:
 def test_two_processes_publishing_at_once_lose_nothing(tmp_path: Path) -> None:
     from geovigie.tiles import LayerIndex
 
-    cog = str(_class_cog(tmp_path / "c.tif"))
+    cog = str(class_cog(tmp_path / "c.tif"))
     results = str(tmp_path / "results")
     context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_publish_many, args=(results, name, 25, cog)) for name in ("one", "two")]

@@ -20,10 +20,8 @@ import pandas as pd
 import pytest
 import rasterio
 import rasterio.features
-from affine import Affine
 from pyproj import Transformer
 from rasterio.errors import NotGeoreferencedWarning
-from rasterio.merge import merge
 from rasterio.windows import Window
 from shapely.geometry import box
 
@@ -45,9 +43,9 @@ from geovigie.errors import (
     InvalidRasterError,
     InvalidZonesError,
 )
+from tests._support.lidar import LIDAR, lidar_mosaic, pixels_of, write_lidar_layers
 from tests.conftest import DATA, GERS_DIR
 
-LIDAR = DATA / "lidarhd-montpellier-ign"
 TILE_A, TILE_B = "test_data_77050_627755", "test_data_77060_627760"  # south-west and north-east tiles
 COMMUNES = GERS_DIR / "COMMUNE_32xxx.geojson"
 GERS_BAND = str(GERS_DIR / "SENTINEL2B_20181023-105107-455_L2A_T30TYP_D_V1-9_FRE_{}.tif")
@@ -58,27 +56,6 @@ PIXEL_AREA = 0.25  # LiDAR grid: 0.5 m
 
 def tile(kind: str, name: str) -> Path:
     return LIDAR / kind / f"{name}_LA93_IGN69_50CM_TIN.tif"
-
-
-def lidar_mosaic(kind: str) -> tuple[np.ndarray, Affine]:
-    """The 5 shipped tiles of one model merged on their common 0.5 m grid (nodata −9999)."""
-    arrays, transform = merge(sorted((LIDAR / kind).glob("*.tif")))
-    return arrays[0], transform
-
-
-def write_lidar_layers(folder: Path) -> dict[str, Path]:
-    """DSM and DTM mosaics and the stand-in probability layer (uint8 0–250, 255 nodata) as COGs in `folder`."""
-    dsm, transform = lidar_mosaic("DSM")
-    dtm, _ = lidar_mosaic("DTM")
-    nodata = (dsm == -9999) | (dtm == -9999)
-    probability = np.clip(np.rint((dsm - dtm) * 25), 0, 250).astype(np.uint8)  # 250 = 10 m above ground
-    probability[nodata] = 255
-    profile = {"driver": "GTiff", "crs": "EPSG:2154", "transform": transform}
-    paths = {"dsm": folder / "dsm.tif", "dtm": folder / "dtm.tif", "probability": folder / "height_probability.tif"}
-    write_array_cog(paths["dsm"], dsm[None], profile={**profile, "nodata": -9999.0})
-    write_array_cog(paths["dtm"], dtm[None], profile={**profile, "nodata": -9999.0})
-    write_array_cog(paths["probability"], probability[None], profile={**profile, "nodata": 255})
-    return paths
 
 
 def label4(mask: np.ndarray) -> np.ndarray:
@@ -104,11 +81,6 @@ def label4(mask: np.ndarray) -> np.ndarray:
 def component_sizes(mask: np.ndarray, min_px: int) -> list[int]:
     sizes = np.bincount(label4(mask).ravel())[1:]
     return sorted(int(s) for s in sizes if s >= min_px)
-
-
-def pixels_of(geom, shape: tuple[int, int], transform: Affine) -> np.ndarray:
-    return rasterio.features.rasterize([(geom, 1)], out_shape=shape, transform=transform, fill=0,
-                                       all_touched=False).astype(bool)
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ import pytest
 import rasterio
 from shapely.geometry import box
 
+from tests._support.figures import AFTER, BEFORE, EXTRA, LIDAR, LST, URBAN, run_cli
 from tests.conftest import GERS_DIR
-from tests.test_bad_inputs_figures import AFTER, BEFORE, EXTRA, LIDAR, LST, URBAN, run_cli
 
 RESULTS = Path("gv") / "results" / "geovigie-results"
 PATCH_BOUNDS = (478208.0, 6275328.0, 478464.0, 6275584.0)  # the fully labelled odeon patch, 0.25 m pixels

@@ -6,7 +6,7 @@ import rasterio
 
 from geovigie.catalog.stac import CatalogClient
 from geovigie.diagnostics import temperature_layer
-from geovigie.diagnostics.heat import _to_celsius
+from geovigie.diagnostics._heat import _to_celsius
 from geovigie.errors import InvalidRasterError
 
 

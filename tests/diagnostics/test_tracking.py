@@ -27,7 +27,7 @@ from geovigie.cog import write_array_cog
 from geovigie.diagnostics._dumps import extract_sites
 from geovigie.diagnostics._tracking import STATUSES, TRACK_COLUMNS, alerts, track
 from geovigie.errors import InvalidInputError
-from tests.diagnostics.test_dumps import pixels_of, write_lidar_layers
+from tests._support.lidar import pixels_of, write_lidar_layers
 
 DATES = (date(2024, 5, 1), date(2024, 6, 1), date(2024, 7, 1))
 POINTS = {"R": (770508.3, 6277569.7), "G": (770517.7, 6277562.2), "S": (770590.7, 6277593.5),

@@ -6,7 +6,7 @@ from rio_cogeo.cogeo import cog_validate
 
 from geovigie.catalog.stac import CatalogClient
 from geovigie.diagnostics import ndvi_layer
-from geovigie.diagnostics.vegetation import NDVI_NODATA
+from geovigie.diagnostics._vegetation import NDVI_NODATA
 
 
 def test_ndvi_masks_clouds_and_matches_a_direct_computation(catalog_dir: Path, tmp_path: Path) -> None:

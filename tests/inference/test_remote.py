@@ -6,13 +6,9 @@ prediction must equal the local one, reruns must be idempotent, and broken serve
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import re
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -23,102 +19,8 @@ import rasterio.warp
 
 from geovigie.errors import RemoteSourceError
 from geovigie.inference import PredictOptions, predict
+from tests._support.remote import file_server, remote_item
 from tests.conftest import SLOVENIA_SCENE
-
-S2_13 = ["B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12"]
-RANGE = re.compile(r"bytes=(\d+)-(\d*)")
-
-
-class QuietServer(ThreadingHTTPServer):
-    """A threading HTTP server that does not print the clients' dropped connections."""
-
-    daemon_threads = True
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        pass
-
-
-class FileServer(BaseHTTPRequestHandler):
-    """GET and HEAD with single byte ranges (RFC 9110 206 answers) over a few fixed paths.
-
-    `/scene.tif` the real scene; `/text.tif` a text body; `/close.tif` closes the connection without answering;
-    `/*.json` the STAC items of `items`; anything else 404.
-    """
-
-    files: dict[str, bytes]
-    requests: list[str]
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def do_HEAD(self) -> None:
-        self._answer(head=True)
-
-    def do_GET(self) -> None:
-        self._answer(head=False)
-
-    def _answer(self, head: bool) -> None:
-        self.requests.append(f"{self.command} {self.path} {self.headers.get('Range', '')}")
-        if self.path == "/close.tif":
-            self.close_connection = True
-            self.connection.shutdown(2)
-            return
-        body = self.files.get(self.path)
-        if body is None:
-            self.send_error(404, "Not Found")
-            return
-        status, start, end = 200, 0, len(body) - 1
-        match = RANGE.fullmatch(self.headers.get("Range", "").strip())
-        if match:
-            start = int(match.group(1))
-            end = min(int(match.group(2)) if match.group(2) else len(body) - 1, len(body) - 1)
-            if start >= len(body):
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(body)}")
-                self.end_headers()
-                return
-            status = 206
-        self.send_response(status)
-        self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Content-Type", "application/json" if self.path.endswith(".json") else "image/tiff")
-        self.send_header("Content-Length", str(end - start + 1))
-        if status == 206:
-            self.send_header("Content-Range", f"bytes {start}-{end}/{len(body)}")
-        self.end_headers()
-        if not head:
-            self.wfile.write(body[start : end + 1])
-
-
-def remote_item(base: str, asset: str, item_id: str, **fields: object) -> dict:
-    """A STAC item whose one data asset, with the 13 band names, is `base + asset`."""
-    with rasterio.open(SLOVENIA_SCENE) as src:
-        west, south, east, north = rasterio.warp.transform_bounds(src.crs, "EPSG:4326", *src.bounds)
-    return {
-        "type": "Feature", "stac_version": "1.1.0", "id": item_id,
-        "geometry": {"type": "Polygon", "coordinates": [[[west, south], [east, south], [east, north],
-                                                         [west, north], [west, south]]]},
-        "bbox": [west, south, east, north],
-        "properties": {"datetime": "2017-06-01T10:00:00Z", "processing:level": "L1C"},
-        "links": [],
-        "assets": {"image": {"href": base + asset, "type": "image/tiff; application=geotiff", "roles": ["data"],
-                             "eo:bands": [{"name": name} for name in S2_13], **fields}},
-    }
-
-
-@contextlib.contextmanager
-def file_server() -> Iterator[tuple[str, dict[str, bytes], list[str]]]:
-    """Serve the scene and, under /<id>.json, any item added to the yielded `files`."""
-    files = {"/scene.tif": SLOVENIA_SCENE.read_bytes(), "/text.tif": b"this is not a GeoTIFF\n" * 100}
-    requests: list[str] = []
-    server = QuietServer(("127.0.0.1", 0), type("Handler", (FileServer,), {"files": files, "requests": requests}))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", files, requests
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture(scope="module")

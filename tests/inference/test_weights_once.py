@@ -21,9 +21,9 @@ def test_weights_are_hashed_once_per_run(runtime: str, dask_client, tmp_path: Pa
     hashed: list[str] = []
     real = _bundle.sha256_of
 
-    def counting(path: str | Path) -> str:
+    def counting(path: str | Path, cache_dir: Path | None = None) -> str:
         hashed.append(Path(path).name)
-        return real(path)
+        return real(path, cache_dir)
 
     monkeypatch.setattr(_bundle, "sha256_of", counting)
     monkeypatch.setattr(_predictor, "sha256_of", counting)

@@ -74,7 +74,7 @@ def test_corrupt_card_lists_every_problem(tmp_path: Path) -> None:
         load_bundle(folder)
     message = str(caught.value)
     assert "3 problem(s)" in message
-    for where in ("bands: Field required", "pixel_size_m:", "calibration.temperature:"):
+    for where in ("missing key 'bands'", "pixel_size_m:", "calibration.temperature:"):
         assert where in message, message
     assert str(folder / "card.json") in message
 

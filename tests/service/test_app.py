@@ -9,13 +9,13 @@ from PIL import Image
 from geovigie.service import create_app
 from geovigie.settings import Settings
 from geovigie.tiles import LayerSpec, Provenance, publish_layer
-from tests.tiles.test_publish import CLASSES, _class_cog
+from tests._support.layers import CLASSES, class_cog
 
 
 @pytest.fixture
 def client(tmp_path: Path) -> TestClient:
     settings = Settings(data_dir=tmp_path / "gv")
-    publish_layer(settings.results_dir, _class_cog(tmp_path / "c.tif"),
+    publish_layer(settings.results_dir, class_cog(tmp_path / "c.tif"),
                   LayerSpec("lc", "Land cover", "classes", classes=CLASSES), Provenance(inputs=[], lineage="t"))
     (tmp_path / "secret.txt").write_text("outside the data directory")
     return TestClient(create_app(settings))
@@ -166,7 +166,7 @@ def test_every_response_says_nosniff(client: TestClient) -> None:
 def test_one_broken_layer_leaves_the_others_working(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "gv")
     for layer_id in ("good", "corrupt", "missing"):
-        publish_layer(settings.results_dir, _class_cog(tmp_path / "c.tif"),
+        publish_layer(settings.results_dir, class_cog(tmp_path / "c.tif"),
                       LayerSpec(layer_id, layer_id, "classes", classes=CLASSES), Provenance(inputs=[], lineage="t"))
     folder = settings.results_dir / "geovigie-results"
     (folder / "corrupt" / "corrupt.json").write_text("{not json")

@@ -13,9 +13,6 @@ import io
 import json
 import os
 import re
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +22,6 @@ import geopandas as gpd
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 from fastapi import APIRouter, FastAPI, Header, HTTPException
 from PIL import Image
 from shapely import affinity
@@ -33,8 +29,9 @@ from shapely import affinity
 from geovigie.service import create_app
 from geovigie.settings import Settings
 from geovigie.tiles import LayerSpec, Provenance, VectorStyle, publish_layer, publish_vector_layer
+from tests._support.layers import CLASSES, class_cog
+from tests._support.servers import free_port, served
 from tests.conftest import DATA, GERS_DIR, require
-from tests.tiles.test_publish import CLASSES, _class_cog
 
 CHROMIUM = "/usr/bin/chromium"
 INJECTED = '<img src="x" id="injected">Aignan'
@@ -44,31 +41,15 @@ IDLE = """() => new Promise((done) => { const map = window.geovigie.map;
 SET_RANGE = "(el, value) => { el.value = value; el.dispatchEvent(new Event('input', { bubbles: true })); }"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def _serve(settings: Settings, extra: Callable[[FastAPI], None] | None = None) -> Iterator[str]:
     """The app for `settings` served by uvicorn on a free loopback port (its absolute links name that port)."""
-    port = _free_port()
+    port = free_port()
     app = create_app(settings.model_copy(update={"host": "127.0.0.1", "port": port}))
     if extra is not None:
         extra(app)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        assert server.started, "uvicorn did not start"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with served(app, port) as base:
+        yield base
 
 
 @contextmanager
@@ -179,7 +160,7 @@ def _publish_small_map(tmp_path: Path, settings: Settings) -> gpd.GeoDataFrame:
     dump site with a hostile commune name, and the départements as base layer."""
     results = settings.results_dir
     for layer_id in ("landcover-lc", "landcover-broken"):
-        publish_layer(results, _class_cog(tmp_path / f"{layer_id}.tif"),
+        publish_layer(results, class_cog(tmp_path / f"{layer_id}.tif"),
                       LayerSpec(layer_id, f"Occupation {layer_id}", "classes", classes=CLASSES),
                       Provenance(inputs=[], lineage="t"))
     (results / "geovigie-results" / "landcover-broken" / "data.tif").unlink()
@@ -334,7 +315,7 @@ def dashboard(demo_run) -> Iterator[tuple[str, Settings, _FakeWrites]]:
     writes = _FakeWrites()
     real_sites = settings.stac_backend == "pgstac"
     if real_sites:
-        from tests.service.writes_support import make_key
+        from tests._support.writes import make_key
 
         writes.key = make_key(settings.model_copy(update={"job_runner": False}), owner="agent")
     doubled = {"/jobs", "/jobs/{job_id}"} | (set() if real_sites else {"/sites/{site_id}", "/sites/{site_id}/feedback"})

@@ -13,7 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from geovigie.service import create_app
-from tests.service.writes_support import free_port, served, two_dump_passes, writes_settings
+from tests._support.servers import free_port, served
+from tests._support.writes import two_dump_passes, writes_settings
 
 SITES = "geovigie.dump_sites"
 ZONES = "geovigie.zone_figures"
@@ -146,7 +147,7 @@ def test_write_endpoints_conform_to_their_schema(passes) -> None:
     from hypothesis import HealthCheck, given
     from hypothesis import settings as hypothesis_settings
 
-    from tests.service.writes_support import make_key
+    from tests._support.writes import make_key
 
     settings, _, _ = passes
     settings = settings.model_copy(update={"rate_limit_per_minute": 100_000})

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from geovigie.service import create_app
-from tests.service.writes_support import make_key, two_dump_passes, writes_settings
+from tests._support.writes import make_key, two_dump_passes, writes_settings
 
 
 @pytest.fixture

@@ -16,8 +16,9 @@ from geovigie.catalog.stac import PgstacItemStore
 from geovigie.service import create_app
 from geovigie.service.stac_api import STAC_API_PREFIX
 from geovigie.tiles import index_inputs
+from tests._support.servers import free_port, served
+from tests._support.writes import writes_settings
 from tests.conftest import DATA
-from tests.service.writes_support import free_port, served, writes_settings
 
 GERS = "s2-l2a-theia-gers"
 

@@ -12,34 +12,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from geovigie.catalog.samples import SLOVENIA
-from geovigie.catalog.stac import CatalogClient, StaticItemStore
 from geovigie.records import get_job
 from geovigie.service import create_app
 from geovigie.workflows import run_jobs
+from tests._support.jobs import JOB
+from tests._support.writes import make_key, writes_settings
 from tests.conftest import kill_after_journal_chunks
-from tests.service.writes_support import make_key, writes_settings
-
-WEST, SOUTH, EAST, NORTH = 14.55134, 45.865889, 14.564289, 45.875027
-SLOVENIA_AREA = {"type": "Polygon", "coordinates": [[[WEST, SOUTH], [EAST, SOUTH], [EAST, NORTH], [WEST, NORTH],
-                                                     [WEST, SOUTH]]]}
-JOB = {"territory": SLOVENIA_AREA, "period": "2015-01-01/2018-12-31", "tasks": ["landcover"],
-       "collection": SLOVENIA, "source": "samples"}
-
-
-@pytest.fixture
-def inputs(tmp_path: Path, catalog_dir: Path) -> Path:
-    """A catalog holding one real Slovenia scene (the job's source, named `samples` in the settings)."""
-    items = {i.id: i for i in CatalogClient.open(catalog_dir).search(collections=[SLOVENIA]).items()}
-    store = StaticItemStore(tmp_path / "inputs")
-    store.upsert(items["slovenia-reference-scene-2"].clone())
-    return store.root
-
-
-@pytest.fixture
-def settings(tmp_path: Path, pgstac_url: str, inputs: Path):
-    return writes_settings(tmp_path / "gv", pgstac_url, catalog_sources={"samples": str(inputs)},
-                           public_url="https://geo.example.fr/geovigie")
 
 
 def test_a_job_submitted_over_http_runs_the_batch_and_publishes_its_layer(settings, dask_client) -> None:
@@ -167,7 +145,7 @@ def test_a_runner_killed_mid_job_is_replaced_and_the_job_completes(settings, inp
     job at once and predicts only the chunks the journal lacks."""
     from geovigie.inference import _predict
     from geovigie.inference._journal import PARTIAL_FOLDER
-    from tests.workflows.test_batch import CHUNK_REPORTS, _counted_predict_chunk
+    from tests._support.chunks import CHUNK_REPORTS, counted_predict_chunk
 
     key = {"X-API-Key": make_key(settings)}
     with TestClient(create_app(settings)) as client:
@@ -177,7 +155,7 @@ def test_a_runner_killed_mid_job_is_replaced_and_the_job_completes(settings, inp
     assert 3 <= left < 16  # 100 × 101 px in tiles of 32 px: 16 one-tile chunks
     killed = get_job(settings, job_id)
     assert killed is not None and killed["state"] == "running"  # the dead runner never finished it
-    monkeypatch.setattr(_predict, "predict_chunk", _counted_predict_chunk)
+    monkeypatch.setattr(_predict, "predict_chunk", counted_predict_chunk)
     CHUNK_REPORTS.clear()
     resumed = settings.model_copy(update={"tile_size": 32, "overlap": 8, "chunk_tiles": 1})
     started = time.monotonic()
@@ -202,7 +180,7 @@ def test_geovigie_serve_runs_submitted_jobs_in_its_worker(tmp_path: Path, pgstac
     import httpx
 
     from geovigie.service.auth import create_key
-    from tests.service.writes_support import free_port
+    from tests._support.servers import free_port
 
     port = free_port()
     env = {**os.environ, "GEOVIGIE_DATA_DIR": str(tmp_path / "gv"), "GEOVIGIE_STAC_BACKEND": "pgstac",

@@ -15,18 +15,15 @@ import geopandas as gpd
 import pandas as pd
 import psycopg
 import pytest
-import rasterio
 from fastapi.testclient import TestClient
-from rasterio.warp import transform_bounds
 from shapely.geometry import box, mapping, shape
 
 from geovigie.catalog.samples import SLOVENIA
 from geovigie.catalog.stac import CatalogClient, StaticItemStore
 from geovigie.service import create_app
 from geovigie.workflows import run_jobs
-from tests.conftest import DATA
-from tests.service.test_jobs import EAST, NORTH, SLOVENIA_AREA, SOUTH, WEST
-from tests.service.writes_support import make_key, writes_settings
+from tests._support.jobs import EAST, NORTH, SLOVENIA_AREA, SOUTH, WEST, dumps_job, lidar_bbox
+from tests._support.writes import make_key, writes_settings
 
 PUBLIC = "https://geo.example.fr/geovigie"
 MIDDLE = (WEST + EAST) / 2
@@ -38,22 +35,6 @@ BEFORE, AFTER = "landcover-slovenia-reference-scene-1", "landcover-slovenia-refe
 ZAN_JOB = {"territory": SLOVENIA_AREA, "period": "2015-07-11/2017-12-22", "tasks": ["zan"],
            "zan": {"before": BEFORE, "after": AFTER, "zones": HALVES, "mapping": "landcover-s2l1c-slovenia",
                    "mmu_other_m2": 0}}
-
-
-def lidar_bbox() -> str:
-    """The shipped LiDAR HD tiles' extent in WGS84, as a job's `west,south,east,north` territory."""
-    boxes = []
-    for tile in sorted((DATA / "lidarhd-montpellier-ign" / "DSM").glob("*.tif")):
-        with rasterio.open(tile) as src:
-            boxes.append(transform_bounds(src.crs, "EPSG:4326", *src.bounds))
-    return ",".join(f"{v:.6f}" for v in (min(b[0] for b in boxes), min(b[1] for b in boxes),
-                                          max(b[2] for b in boxes), max(b[3] for b in boxes)))
-
-
-def dumps_job(**options: object) -> dict:
-    return {"territory": lidar_bbox(), "period": "2024-01-01/2024-05-01", "tasks": ["dumps"],
-            "dumps": {"height_model": "lidarhd-montpellier-ign", "threshold": 0.2, "watch": "montpellier-job",
-                      **options}}
 
 
 @pytest.fixture

@@ -20,9 +20,9 @@ from typer.testing import CliRunner
 from geovigie.cli import app as cli_app
 from geovigie.service import create_app
 from geovigie.workflows import run_jobs
-from tests.service.test_jobs import JOB, inputs  # noqa: F401 - fixture
-from tests.service.test_jobs_areas import dumps_job
-from tests.service.writes_support import free_port, served, writes_settings
+from tests._support.jobs import JOB, dumps_job
+from tests._support.servers import free_port, served
+from tests._support.writes import writes_settings
 
 
 def _watch(base: str, job_id: str, seen: list[dict[str, Any]], seconds: float = 240) -> dict[str, Any]:

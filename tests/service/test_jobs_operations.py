@@ -13,8 +13,9 @@ from geovigie.records import beat_runner, forget_runner
 from geovigie.service import create_app
 from geovigie.workflows import run_jobs
 from geovigie.workflows._jobs import dask_state
-from tests.service.test_jobs import JOB, inputs, settings  # noqa: F401 - fixtures
-from tests.service.writes_support import free_port, make_key
+from tests._support.jobs import JOB
+from tests._support.servers import free_port
+from tests._support.writes import make_key
 
 
 def jobs_by_state(client: TestClient) -> dict[str, float]:

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from geovigie.cli import app as cli_app
 from geovigie.service import create_app
 from geovigie.url_guard import UnsafeUrlError, check_redirects, check_remote_url
-from tests.service.writes_support import make_key, writes_settings
+from tests._support.writes import make_key, writes_settings
 
 FEEDBACK = {"status": "confirmed", "comment": "vu sur place"}
 

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, settings
 from geovigie.service import create_app
 from geovigie.settings import Settings
 from geovigie.tiles import LayerSpec, Provenance, publish_layer
-from tests.tiles.test_publish import CLASSES, _class_cog
+from tests._support.layers import CLASSES, class_cog
 
 CHECKS = [
     schemathesis.checks.not_a_server_error,
@@ -40,7 +40,7 @@ def _app_over_one_layer() -> FastAPI:
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     # explicit: built at collection, before the fixture that sets the backend (the STAC API has its own tests)
     config = Settings(data_dir=folder / "gv", stac_backend="static")
-    publish_layer(config.results_dir, _class_cog(folder / "c.tif"),
+    publish_layer(config.results_dir, class_cog(folder / "c.tif"),
                   LayerSpec("lc", "Land cover", "classes", classes=CLASSES), Provenance(inputs=[], lineage="t"))
     return create_app(config)
 

@@ -17,7 +17,7 @@ import morecantile
 
 from geovigie.settings import Settings
 from geovigie.tiles import LayerSpec, Provenance, publish_layer
-from tests.tiles.test_publish import CLASSES, _class_cog
+from tests._support.layers import CLASSES, class_cog
 
 GEOVIGIE = str(Path(sys.executable).parent / "geovigie")
 
@@ -30,7 +30,7 @@ def _free_port() -> int:
 
 def test_serve_with_two_workers(tmp_path: Path) -> None:
     data_dir = tmp_path / "gv"
-    publish_layer(Settings(data_dir=data_dir).results_dir, _class_cog(tmp_path / "c.tif"),
+    publish_layer(Settings(data_dir=data_dir).results_dir, class_cog(tmp_path / "c.tif"),
                   LayerSpec("lc", "Land cover", "classes", classes=CLASSES), Provenance(inputs=[], lineage="t"))
     port = _free_port()
     env = {**os.environ, "GEOVIGIE_DATA_DIR": str(data_dir), "GEOVIGIE_STAC_BACKEND": "static"}

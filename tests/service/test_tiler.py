@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +14,6 @@ import morecantile
 import numpy as np
 import pytest
 import rasterio
-import uvicorn
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -26,7 +22,8 @@ from geovigie.service.metrics import Metrics
 from geovigie.service.tile_cache import TileCache
 from geovigie.settings import Settings
 from geovigie.tiles import LayerIndex, LayerSpec, Provenance, publish_layer
-from tests.tiles.test_publish import CLASSES, PROFILE, _class_cog
+from tests._support.layers import CLASSES, PROFILE, class_cog
+from tests._support.servers import free_port, served
 
 WATER, FOREST = (0, 0, 255), (0, 255, 0)
 
@@ -39,7 +36,7 @@ def _continuous_cog(path: Path, scale: float = 1.0) -> Path:
 
 
 def _publish_both(settings: Settings, folder: Path) -> None:
-    publish_layer(settings.results_dir, _class_cog(folder / "c.tif"),
+    publish_layer(settings.results_dir, class_cog(folder / "c.tif"),
                   LayerSpec("lc", "Land cover", "classes", classes=CLASSES), Provenance(inputs=[], lineage="t"))
     publish_layer(settings.results_dir, _continuous_cog(folder / "n.tif"),
                   LayerSpec("ndvi", "NDVI", "continuous", rescale=(-1.0, 1.0), colormap_name="rdylgn", unit="1"),
@@ -163,8 +160,8 @@ def test_disk_cache_is_shared_by_apps(tmp_path: Path) -> None:
     url = f"/layers/lc/tiles/WebMercatorQuad/{tile.z}/{tile.x}/{tile.y}.png"
     rendered = first.get(url)
     assert list((tmp_path / "tiles").glob("*/*"))
-    served = second.get(url)  # another process would read the same folder
-    assert served.content == rendered.content and served.headers["etag"] == rendered.headers["etag"]
+    again = second.get(url)  # another process would read the same folder
+    assert again.content == rendered.content and again.headers["etag"] == rendered.headers["etag"]
     assert 'geovigie_tile_cache_total{result="hit"} 1.0' in second.get("/metrics").text
 
 
@@ -205,31 +202,18 @@ def test_every_response_has_a_request_id(client: TestClient) -> None:
     assert client.get("/healthz", headers={"X-Request-ID": "mine"}).headers["x-request-id"] != "mine"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
+def live(tmp_path: Path) -> Iterator[str]:
+    """The service on a free loopback port with both layers published."""
+    port = free_port()
     settings = Settings(data_dir=tmp_path / "gv", port=port)
     _publish_both(settings, tmp_path)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with served(create_app(settings), port) as base:
+        yield base
 
 
-def test_gdal_opens_the_wmts_and_reads_class_colours(served: str) -> None:
-    capabilities = f"{served}/layers/lc/WMTSCapabilities.xml"
+def test_gdal_opens_the_wmts_and_reads_class_colours(live: str) -> None:
+    capabilities = f"{live}/layers/lc/WMTSCapabilities.xml"
     with rasterio.Env(GDAL_HTTP_TIMEOUT=30), rasterio.open(f"WMTS:{capabilities}") as listing:
         layers = listing.subdatasets  # one layer per tile grid
     assert len(layers) == 2 and any("WGS1984Quad" in name for name in layers)
@@ -246,9 +230,9 @@ def test_gdal_opens_the_wmts_and_reads_class_colours(served: str) -> None:
     assert {tuple(int(v) for v in px) for px in west_half.T} == {WATER}
 
 
-def test_assets_answer_range_requests_that_vsicurl_reads(served: str, tmp_path: Path) -> None:
-    href = httpx.get(f"{served}/layers/lc").json()["assets"]["data"]
-    assert href == f"{served}/assets/lc/data"
+def test_assets_answer_range_requests_that_vsicurl_reads(live: str, tmp_path: Path) -> None:
+    href = httpx.get(f"{live}/layers/lc").json()["assets"]["data"]
+    assert href == f"{live}/assets/lc/data"
     local = tmp_path / "gv" / "results" / "geovigie-results" / "lc" / "data.tif"
     partial = httpx.get(href, headers={"Range": "bytes=100-199"})
     assert partial.status_code == 206 and partial.content == local.read_bytes()[100:200]

@@ -3,22 +3,10 @@ from pathlib import Path
 import numpy as np
 import pystac
 import pytest
-from affine import Affine
 
-from geovigie.classes import ClassInfo
 from geovigie.cog import write_array_cog
 from geovigie.tiles import LayerIndex, LayerSpec, Provenance, publish_layer, validate_offline
-
-PROFILE = {"driver": "GTiff", "crs": "EPSG:2154", "transform": Affine(10, 0, 470000, 0, -10, 6290000)}
-CLASSES = [ClassInfo(value=0, name="water", color="#0000ff"), ClassInfo(value=1, name="forest", color="#00ff00")]
-
-
-def _class_cog(path: Path) -> Path:
-    data = np.zeros((1, 300, 300), np.uint8)
-    data[:, :, 150:] = 1
-    data[:, :20, :20] = 255
-    return write_array_cog(path, data, profile={**PROFILE, "nodata": 255},
-                           colormap={0: (0, 0, 255, 255), 1: (0, 255, 0, 255)})
+from tests._support.layers import CLASSES, PROFILE, class_cog
 
 
 def _card(folder: Path) -> Path:
@@ -39,7 +27,7 @@ def _input_item(folder: Path, when: str) -> Path:
 
 
 def test_published_item_validates_offline(tmp_path: Path) -> None:
-    cog = _class_cog(tmp_path / "classes.tif")
+    cog = class_cog(tmp_path / "classes.tif")
     spec = LayerSpec("lc-test", "Land cover test", "classes", classes=CLASSES)
     source = _input_item(tmp_path / "inputs", "2018-07-04T10:56:21+00:00")
     item = publish_layer(tmp_path / "results", cog, spec, Provenance(
@@ -72,7 +60,7 @@ def test_published_item_validates_offline(tmp_path: Path) -> None:
 
 
 def test_offline_validator_rejects_bad_extension_fields(tmp_path: Path) -> None:
-    cog = _class_cog(tmp_path / "classes.tif")
+    cog = class_cog(tmp_path / "classes.tif")
     item = publish_layer(tmp_path / "results", cog, LayerSpec("bad", "Bad", "classes", classes=CLASSES),
                          Provenance(inputs=[], lineage="test"))
     item.assets["data"].extra_fields["classification:classes"][0]["color_hint"] = "blue"
@@ -83,7 +71,7 @@ def test_offline_validator_rejects_bad_extension_fields(tmp_path: Path) -> None:
 def test_republish_replaces_and_index_reads_it(tmp_path: Path) -> None:
     results = tmp_path / "results"
     for title in ("first", "second"):
-        publish_layer(results, _class_cog(tmp_path / "c.tif"), LayerSpec("lc", title, "classes", classes=CLASSES),
+        publish_layer(results, class_cog(tmp_path / "c.tif"), LayerSpec("lc", title, "classes", classes=CLASSES),
                       Provenance(inputs=[], lineage="test"))
     index = LayerIndex(results)
     assert index.ids() == ["lc"]

@@ -8,11 +8,11 @@ from PIL import Image
 
 from geovigie.errors import TileOutsideBoundsError
 from geovigie.tiles import LayerIndex, LayerSpec, Provenance, publish_layer, render_tile
-from tests.tiles.test_publish import CLASSES, _class_cog
+from tests._support.layers import CLASSES, class_cog
 
 
 def _layer(tmp_path: Path):
-    publish_layer(tmp_path / "r", _class_cog(tmp_path / "c.tif"), LayerSpec("lc", "lc", "classes", classes=CLASSES),
+    publish_layer(tmp_path / "r", class_cog(tmp_path / "c.tif"), LayerSpec("lc", "lc", "classes", classes=CLASSES),
                   Provenance(inputs=[], lineage="t"))
     return LayerIndex(tmp_path / "r").get("lc")
 

@@ -24,8 +24,8 @@ from geovigie.inference import PredictOptions, predict
 from geovigie.models import load_bundle
 from geovigie.service import create_app
 from geovigie.training import LabelError, load_scenes, parse_config, run_experiment
+from tests._support.writes import make_key, two_dump_passes, writes_settings
 from tests.conftest import REPO
-from tests.service.writes_support import make_key, two_dump_passes, writes_settings
 
 CONFIG = REPO / "training" / "configs" / "dump-sites-feedback-lidarhd-montpellier.toml"
 LOW_M = 6.0  # sites whose mean height is under this are "confirmed" by the test's made-up field visits
@@ -178,8 +178,8 @@ def test_card_counts_each_sites_latest_record_over_the_images(tmp_path: Path) ->
 
 def test_cli_train_says_how_many_field_labels_it_learned_from(tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests._support.figures import run_cli
     from tests.test_bad_inputs_dsm import _feedback_config
-    from tests.test_bad_inputs_figures import run_cli
 
     inputs, work = tmp_path / "in", tmp_path / "work"
     inputs.mkdir()

@@ -24,6 +24,7 @@ from geovigie.catalog.samples import GERS, MUENSTER, SLOVENIA
 from geovigie.catalog.stac import CatalogClient, StaticItemStore
 from geovigie.errors import InputNotFoundError, InvalidInputError
 from geovigie.workflows import load_batch_config, run_batch, search_items, watch_batch
+from tests._support.chunks import CHUNK_REPORTS, counted_predict_chunk
 from tests.conftest import GERS_DIR, kill_after_journal_chunks
 
 COMMUNES = GERS_DIR / "COMMUNE_32xxx.geojson"
@@ -326,16 +327,6 @@ settings = Settings(data_dir=Path(sys.argv[2]), tile_size=32, overlap=8, batch_s
                     dask_workers=1, dask_threads_per_worker=1)
 run_batch(load_batch_config(Path(sys.argv[1])), settings, progress=False)
 """
-CHUNK_REPORTS: list[bool] = []
-"""Whether each chunk task of the resumed pass found its block already in the journal."""
-
-
-def _counted_predict_chunk(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - a pass-through
-    from geovigie.inference import _worker
-
-    report = _worker.predict_chunk(*args, **kwargs)
-    CHUNK_REPORTS.append(report.reused)
-    return report
 
 
 @pytest.mark.slow
@@ -352,7 +343,7 @@ def test_a_killed_batch_resumes_inside_its_interrupted_prediction(inputs, dask_c
     assert 3 <= left < 16  # 100 × 101 px in tiles of 32 px: 16 one-tile chunks an item
 
     CHUNK_REPORTS.clear()
-    monkeypatch.setattr(_predict, "predict_chunk", _counted_predict_chunk)
+    monkeypatch.setattr(_predict, "predict_chunk", counted_predict_chunk)
     settings = Settings(data_dir=data_dir, tile_size=32, overlap=8, batch_size=4, device="cpu", chunk_tiles=1)
     report = run_batch(load_batch_config(path), settings, client=dask_client, progress=False)
     assert report.ok and len(report.published) == 2

@@ -9,9 +9,6 @@ project's STAC API (stac-fastapi-pgstac) on 127.0.0.1.
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,6 +20,7 @@ from shapely.geometry import mapping, shape
 from geovigie.catalog.samples import GERS
 from geovigie.catalog.stac import CatalogClient, PgstacItemStore, StaticItemStore
 from geovigie.workflows import BatchConfig, search_items
+from tests._support.servers import served
 from tests.conftest import fresh_database
 
 COPIES = 230
@@ -71,16 +69,9 @@ def _copies(original: pystac.Item) -> list[pystac.Item]:
     return items
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def sources(catalog_dir: Path, pgstac_cluster, tmp_path_factory: pytest.TempPathFactory):
     """(static catalog folder, STAC API URL) holding the same copies."""
-    import uvicorn
     from fastapi import FastAPI
 
     from geovigie.service.stac_api import mount_stac_api
@@ -97,17 +88,8 @@ def sources(catalog_dir: Path, pgstac_cluster, tmp_path_factory: pytest.TempPath
         assert store.upsert_many(items, collection) == COPIES
     app = FastAPI()
     mount_stac_api(app, data_dir=tmp_path / "gv", database_url=pgstac_url, transactions=False, eager=True)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    yield static.root, f"http://127.0.0.1:{port}/api/stac"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with served(app) as base:
+        yield static.root, f"{base}/api/stac"
 
 
 def _config(source: str | Path, cql2: str | dict | None, **extra: object) -> BatchConfig:

@@ -8,31 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import rasterio
 
 from geovigie.settings import Settings
 from geovigie.tiles import LayerIndex
 from geovigie.workflows import dump_sites, lidar_models, watch_folder
+from tests._support.writes import without_largest_site
 from tests.conftest import DATA
 
 
 @pytest.fixture(scope="module")
 def lidar(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     return lidar_models(DATA, tmp_path_factory.mktemp("lidar"))
-
-
-def _without_largest_site(layer: Path, target: Path, site) -> Path:
-    """Pass 2 = pass 1 with the largest site cleared (documented edit of the real stand-in layer)."""
-    from rasterio.features import geometry_mask
-
-    with rasterio.open(layer) as src:
-        data, profile = src.read(), src.profile
-        inside = ~geometry_mask([site.geometry.buffer(1.0)], out_shape=data.shape[1:], transform=src.transform)
-    data[0][inside & (data[0] != 255)] = 0
-    profile.update(driver="GTiff")
-    with rasterio.open(target, "w", **profile) as dst:
-        dst.write(data)
-    return target
 
 
 def test_two_passes_track_and_rerun_is_idempotent(lidar: tuple[Path, Path, Path], tmp_path: Path) -> None:
@@ -44,7 +30,7 @@ def test_two_passes_track_and_rerun_is_idempotent(lidar: tuple[Path, Path, Path]
     measured = first.sites["volume_m3"]
     assert (measured > 0).all() and (first.sites["volume_uncertainty_m3"] < measured).all()
     largest = first.sites.sort_values("area_m2").iloc[-1]
-    second_layer = _without_largest_site(layer, tmp_path / "pass2.tif", largest)
+    second_layer = without_largest_site(layer, tmp_path / "pass2.tif", largest)
     second = dump_sites(second_layer, settings, pass_date=date(2024, 6, 1), **kwargs)
     statuses = dict(zip(second.sites["site_id"], second.sites["status"], strict=True))
     assert statuses[largest["site_id"]] == "removed"

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
-import time
 import warnings
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-import uvicorn
+import rasterio
 
 from geovigie.settings import Settings
 from tests.conftest import DATA
@@ -26,35 +21,10 @@ def writes_settings(data_dir: Path, database_url: str, **overrides: Any) -> Sett
     return Settings(**{**base, **overrides})
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def served(app: Any, port: int | None = None) -> Iterator[str]:
-    """`app` under uvicorn on 127.0.0.1 (`port`, else a free one) in a thread; yields its base URL."""
-    port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-
-
 def two_dump_passes(settings: Settings, work: Path) -> tuple[Any, Any]:
     """The dump-site workflow run on the shipped LiDAR stand-in (tests/workflows/test_dumps.py): pass 1 on
     2024-05-01, pass 2 on 2024-06-01 with the largest site cleared (so it is `removed`), watch `montpellier`."""
     from geovigie.workflows import dump_sites, lidar_models
-    from tests.workflows.test_dumps import _without_largest_site
 
     dsm, dtm, layer = lidar_models(DATA, work / "lidar")
     options: dict[str, Any] = {"watch": "montpellier", "candidate": True, "threshold": 0.2, "dsm": dsm, "dtm": dtm}
@@ -62,9 +32,23 @@ def two_dump_passes(settings: Settings, work: Path) -> tuple[Any, Any]:
         warnings.simplefilter("ignore")  # volumes left null at the LiDAR edge: tested in tests/workflows
         first = dump_sites(layer, settings, pass_date=date(2024, 5, 1), **options)
         largest = first.sites.sort_values("area_m2").iloc[-1]
-        second_layer = _without_largest_site(layer, work / "pass2.tif", largest)
+        second_layer = without_largest_site(layer, work / "pass2.tif", largest)
         second = dump_sites(second_layer, settings, pass_date=date(2024, 6, 1), **options)
     return first, second
+
+
+def without_largest_site(layer: Path, target: Path, site: Any) -> Path:
+    """Pass 2 = pass 1 with the largest site cleared (documented edit of the real stand-in layer)."""
+    from rasterio.features import geometry_mask
+
+    with rasterio.open(layer) as src:
+        data, profile = src.read(), src.profile
+        inside = ~geometry_mask([site.geometry.buffer(1.0)], out_shape=data.shape[1:], transform=src.transform)
+    data[0][inside & (data[0] != 255)] = 0
+    profile.update(driver="GTiff")
+    with rasterio.open(target, "w", **profile) as dst:
+        dst.write(data)
+    return target
 
 
 def make_key(settings: Settings, owner: str = "Service environnement", scope: str = "write") -> str:

@@ -14,6 +14,7 @@ from rasterio.windows import Window
 from geovigie.catalog.imagery import load_items
 from geovigie.cog import cog_writer
 from geovigie.errors import BandMismatchError, InvalidRasterError
+from geovigie.types import LAMBERT93
 
 NDVI_NODATA = -9999.0
 
@@ -39,7 +40,7 @@ def ndvi_layer(
     items: Sequence[pystac.Item],
     out_path: str | Path,
     *,
-    crs: str = "EPSG:2154",
+    crs: str = LAMBERT93,
     resolution: float = 10.0,
     red: str = "B04",
     nir: str = "B08",
