@@ -74,10 +74,10 @@ def test_one_privacy_convention_per_package() -> None:
     """A package that exports its names from private modules keeps every module private: a public-named module
     beside `_modules` reads as an API of its own."""
     mixed = []
-    for package, folder in PACKAGE_DIRS.items():
-        modules = [path.stem for path in (REPO / folder).glob("*.py") if path.stem != "__init__"]
+    for package, folder in PACKAGES.items():
+        modules = [path.stem for path in folder.glob("*.py") if path.stem != "__init__"]
         if package != "geovigie" and any(name.startswith("_") for name in modules):
-            mixed += [f"{folder}/{name}.py" for name in modules if not name.startswith("_")]
+            mixed += [f"{folder.relative_to(REPO)}/{name}.py" for name in modules if not name.startswith("_")]
     assert mixed == [], f"public-named modules beside private ones: {mixed}"
 
 
