@@ -25,7 +25,7 @@ import numpy as np
 import rasterio
 import torch
 
-from geovigie.models import export_onnx, forward, load_bundle, load_predictor, normalise
+from geovigie.models import NETWORK_BUNDLE, export_onnx, forward, load_bundle, load_predictor, normalise
 
 REPO = Path(__file__).resolve().parent.parent
 SCENE = REPO / "data" / "s2-l1c-slovenia" / "reference_scene_2.tif"
@@ -64,7 +64,7 @@ def main() -> None:
         scene = src.read().astype(np.float32)
     with tempfile.TemporaryDirectory(prefix="gv-runtimes-") as tmp:
         bundle_dir = Path(tmp) / "bundle"
-        shutil.copytree(load_bundle().path, bundle_dir)
+        shutil.copytree(NETWORK_BUNDLE, bundle_dir)  # a network: the default of predict is a pixel classifier
         export_onnx(bundle_dir)
         bundle = load_bundle(bundle_dir)
         real = normalise(bundle.card, scene[None].copy())

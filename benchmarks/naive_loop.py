@@ -15,7 +15,7 @@ import rasterio
 import torch
 from rasterio.windows import Window
 
-from geovigie.models import load_bundle
+from geovigie.models import NETWORK_BUNDLE, load_bundle
 
 
 def naive_predict(raster: str, out: str, tile: int = 256, overlap: int = 64, batch: int = 8, threads: int = 2,
@@ -23,7 +23,7 @@ def naive_predict(raster: str, out: str, tile: int = 256, overlap: int = 64, bat
     """Predict `raster` into a class GeoTIFF `out` the simple way; returns timings."""
     started = time.perf_counter()
     torch.set_num_threads(threads)
-    bundle = load_bundle()
+    bundle = load_bundle(NETWORK_BUNDLE)  # a PyTorch network (the default of predict is a pixel classifier)
     net = bundle.load_network("cpu")
     norm = bundle.card.normalisation
     mean = np.array(norm.mean, np.float32)[:, None, None]

@@ -24,16 +24,20 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
     @model_app.command("info")
     @friendly_errors
     def info(bundle: BundleArgument = None) -> None:
-        """Print the card's essentials: format, classes, calibration, ONNX export."""
+        """Print the card's essentials: format, kind, classes, scene normalisation, calibration, ONNX export, and the
+        candidates' table the bundle was chosen from."""
         from geovigie.models import load_bundle
 
         loaded = load_bundle(bundle)
         card = loaded.card
         summary = {
             "id": loaded.id, "path": str(loaded.path), "format_version": card.format_version,
-            "bands": card.bands, "product_level": card.product_level, "classes": [c.name for c in card.classes],
+            "kind": card.kind, "bands": card.bands, "product_level": card.product_level,
+            "classes": [c.name for c in card.classes],
+            "scene_normalisation": card.scene_normalisation.describe() if card.scene_normalisation else None,
             "calibration": card.calibration.model_dump() if card.calibration else None,
             "onnx": card.onnx.model_dump() if card.onnx else None,
+            "selection": card.metrics.get("selection"),
         }
         typer.echo(json.dumps(summary, indent=1))
 

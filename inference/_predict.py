@@ -35,6 +35,7 @@ from geovigie.errors import (
 from geovigie.inference._chunks import Chunk, Window4, plan_chunks
 from geovigie.inference._cluster import ClusterOptions, dask_client
 from geovigie.inference._journal import RunJournal, open_journal
+from geovigie.inference._scene import scene_maps
 from geovigie.inference._source import RasterSource, http_env, open_source
 from geovigie.inference._worker import ChunkJob, ChunkReport, PredictorPlugin, finish_seam, predict_chunk
 from geovigie.models import (
@@ -240,8 +241,13 @@ def _range_problem(source: RasterSource, bundle: ModelBundle, sample: np.ndarray
 
 
 def _advice(median: float, card: ModelCard, bands: list[int]) -> str:
-    """A power-of-ten rescaling when the typical training value (the card's mean) suggests one."""
-    typical = float(np.median([card.normalisation.mean[b] for b in bands])) / card.normalisation.scale
+    """A power-of-ten rescaling when the typical training value (the card's mean; with a scene normalisation, its raw
+    medians) suggests one."""
+    scene = card.scene_normalisation
+    if scene is not None:
+        typical = float(np.median([scene.raw_centre[b] for b in bands])) if scene.raw_centre else 0.0
+    else:
+        typical = float(np.median([card.normalisation.mean[b] for b in bands])) / card.normalisation.scale
     if typical > 0 and median > 0:
         power = round(math.log10(median / typical))
         if power >= 1:
@@ -273,13 +279,15 @@ def check_device(options: PredictOptions, client: Any = None) -> None:
 def prediction_signature(bundle: ModelBundle, options: PredictOptions) -> str:
     """What a prediction's outputs depend on besides the input (16 hex digits): the weights, the tiling, the input
     scale and offset, the runtime (`auto` resolved here as `predict` resolves it) and int8 quantisation, the
-    calibration temperature. The one definition: `run_signature` and the batch's job keys both use it, so a change
-    of any of these marks every earlier output stale."""
+    calibration temperature, the card's scene normalisation (when it has one). The one definition: `run_signature`
+    and the batch's job keys both use it, so a change of any of these marks every earlier output stale."""
     runtime = resolve_runtime(options.runtime, bundle)
     parts = [bundle.card.weights_sha256, str(options.tile_size), str(options.overlap),
              f"scale {options.input_scale!r} offset {options.input_offset!r}",
              f"runtime {runtime} quantise {options.quantise}",
              f"temperature {bundle.card.temperature!r}" if bundle.card.calibration is not None else "uncalibrated"]
+    if bundle.card.scene_normalisation is not None:  # e.g. a histogram-matching reference lives in the card only
+        parts.append(f"scene {bundle.card.scene_normalisation.model_dump_json()}")
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
@@ -440,7 +448,8 @@ def _predict_locked(source: RasterSource, bundle: ModelBundle, paths: tuple[Path
         active = stack.enter_context(client_cm)
         job = ChunkJob(str(bundle.path), options.device, options.amp, options.overlap, options.batch_size,
                        options.runtime, options.channels_last, options.quantise, options.cluster.torch_threads(),
-                       options.input_scale, options.input_offset, bundle.card.weights_sha256)
+                       options.input_scale, options.input_offset, bundle.card.weights_sha256,
+                       scene_maps(source, card, options.input_scale, options.input_offset))
         stages, resumed = _run_chunks(active, source, chunks, job, journal, write, progress)
         predicted = time.perf_counter() - started
     journal.remove()

@@ -25,7 +25,15 @@ from geovigie.inference._chunks import Chunk, Window4
 from geovigie.inference._grid import blend_weights
 from geovigie.inference._journal import RunJournal
 from geovigie.inference._source import RasterSource
-from geovigie.models import ModelBundle, Predictor, load_bundle, load_predictor, resolve_device
+from geovigie.models import (
+    BandMaps,
+    ModelBundle,
+    Predictor,
+    apply_band_maps,
+    load_bundle,
+    load_predictor,
+    resolve_device,
+)
 
 _LOCK = threading.Lock()
 _NETWORKS: dict[tuple[object, ...], tuple[ModelBundle, Predictor]] = {}
@@ -56,6 +64,8 @@ class ChunkJob:
     input_scale: float = 1.0
     input_offset: float = 0.0
     weights_sha256: str = ""
+    scene_maps: BandMaps | None = None
+    """The card's per-scene mapping of this input (whole-raster statistics, `inference/_scene.py`), or None."""
 
     def load(self) -> tuple[ModelBundle, Predictor]:
         """This process's predictor for the job (loaded once per process)."""
@@ -104,8 +114,10 @@ def _input_affine(bundle: ModelBundle, job: ChunkJob) -> tuple[np.ndarray, np.nd
     normalisation in one multiply-add (float32, (bands, 1, 1))."""
     norm = bundle.card.normalisation
     scale, std = np.float64(norm.scale), np.asarray(norm.std, np.float64)
-    gain = job.input_scale * scale / std
-    bias = (job.input_offset * scale - np.asarray(norm.mean, np.float64)) / std
+    # with a scene mapping, the chunk is already scaled and mapped (`predict_chunk`)
+    input_scale, input_offset = (1.0, 0.0) if job.scene_maps is not None else (job.input_scale, job.input_offset)
+    gain = input_scale * scale / std
+    bias = (input_offset * scale - np.asarray(norm.mean, np.float64)) / std
     return gain.astype(np.float32)[:, None, None], bias.astype(np.float32)[:, None, None]
 
 
@@ -128,6 +140,9 @@ def predict_chunk(source: RasterSource, chunk: Chunk, job: ChunkJob, journal: Ru
 
     col0, row0, width, height = chunk.extent
     data, valid = source.read_native(Window(col0, row0, width, height))
+    if job.scene_maps is not None:  # whole-raster statistics, the same for every chunk
+        data = apply_band_maps(data.astype(np.float32) * np.float32(job.input_scale) + np.float32(job.input_offset),
+                               job.scene_maps)
     lap("read")
     gain, bias = _input_affine(bundle, job)
     th, tw = chunk.tile_height, chunk.tile_width

@@ -25,9 +25,9 @@ CARD = "card.json"
 ITEM = "item.json"
 """The card as a STAC item with the Machine Learning Model extension (see `mlm_item`)."""
 BUNDLES_DIR = Path(__file__).resolve().parent / "bundles"
-DEFAULT_BUNDLE = BUNDLES_DIR / "landcover-s2l1c-slovenia-v3"
+DEFAULT_BUNDLE = BUNDLES_DIR / "landcover-s2l1c-slovenia-v4"
 """The default of `predict`: the land-cover candidate that won on held-out dates (training/configs/
-landcover-s2l1c-slovenia.toml; a random forest, BENCHMARKS.md)."""
+landcover-s2l1c-slovenia.toml; a random forest on per-scene median / MAD standardised bands, BENCHMARKS.md)."""
 NETWORK_BUNDLE = BUNDLES_DIR / "landcover-s2l1c-slovenia-v1"
 """The shipped U-Net bundle (v1 recipe), for what needs a PyTorch network."""
 

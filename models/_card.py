@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from geovigie.classes import ClassInfo
+from geovigie.models._scene import SceneNormalisation
 
 CARD_FORMAT_VERSION: Literal["2"] = "2"
 """Written by `save_bundle`. Version 1 cards (no `format_version`) still load; read as "1"."""
@@ -88,6 +89,9 @@ class ModelCard(BaseModel):
     bands: list[str]
     product_level: str = Field(description="Imagery processing level the model was trained on: L1C, L2A...")
     normalisation: Normalisation
+    scene_normalisation: SceneNormalisation | None = Field(
+        default=None, description="Per-band mapping of the raw values computed over the whole input raster once "
+        "(before tiling) and applied before `normalisation`, in training and in predict alike; None: raw values.")
     input_range: tuple[float, float] | list[tuple[float, float]] | None = Field(
         default=None,
         description="Raw band values the model expects, before normalisation: one [low, high] for every band or one "
@@ -130,6 +134,9 @@ class ModelCard(BaseModel):
             bad = [i.name for i in self.pixel.indices if max(i.a, i.b) >= n]
             if bad:
                 raise ValueError(f"indices {bad} name bands beyond the card's {n}")
+        scene = self.scene_normalisation
+        if scene is not None and scene.method == "histogram-match" and len(scene.reference) != n:
+            raise ValueError(f"scene_normalisation needs one reference per band ({n} bands)")
         if len(self.normalisation.mean) != n or len(self.normalisation.std) != n:
             raise ValueError(f"normalisation needs one mean and one std per band ({n} bands)")
         ranges = self.band_ranges()

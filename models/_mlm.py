@@ -73,6 +73,11 @@ def _inputs(bundle: ModelBundle) -> list[dict[str, Any]]:
                for m, s in zip(norm.mean, norm.std, strict=True)]
     ranges = card.band_ranges()
     expected = f"; expected raw values {ranges[0] if len(set(ranges)) == 1 else ranges}" if ranges else ""
+    scene = card.scene_normalisation
+    pre = None
+    if scene is not None:  # whole-raster statistics: no per-value scaling can say it
+        expected += f"; before the value scaling, {scene.describe()} (the card's scene_normalisation)"
+        pre = {"format": "python", "expression": "geovigie.models.normalise_scene(image, card.scene_normalisation)"}
     return [{
         "name": "bands",
         "bands": list(card.bands),
@@ -82,7 +87,7 @@ def _inputs(bundle: ModelBundle) -> list[dict[str, Any]]:
                        f"{expected}; height and width are padded with the band means to a multiple of 32",
         "value_scaling": scaling,
         "resize_type": "pad",
-        "pre_processing_function": None,
+        "pre_processing_function": pre,
     }]
 
 

@@ -491,7 +491,7 @@ def test_kill_9_debris_is_swept_by_the_next_run(tmp_path: Path) -> None:
     assert rerun.returncode == 0, stderr
     left = sorted(os.listdir(out))
     assert not any(SCRATCH_MARKER in n for n in left), left
-    stem = f"{open_source(SLOVENIA_SCENE).key}__landcover-s2l1c-slovenia-v3"  # reference_scene_2-<content hash>
+    stem = f"{open_source(SLOVENIA_SCENE).key}__landcover-s2l1c-slovenia-v4"  # reference_scene_2-<content hash>
     assert [n for n in left if n.endswith(".tif")] == [f"{stem}_classes.tif", f"{stem}_probabilities.tif"]
 
 

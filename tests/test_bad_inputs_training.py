@@ -28,8 +28,6 @@ def _one_error(result, *words: str) -> None:  # noqa: ANN001
      ("never on neighbouring blocks", "split.mode")),
     ("unknown-index", {"split": HELD_OUT, "candidates": [{"name": "rf", "kind": "random-forest",
                                                           "indices": ["evi"]}]}, ("unknown index 'evi'",)),
-    ("two-networks", {"split": HELD_OUT, "candidates": [{"name": "a", "kind": "network"},
-                                                         {"name": "b", "kind": "network"}]}, ("at most one network",)),
     ("majority-as-candidate", {"split": HELD_OUT, "candidates": [{"name": "majority_class", "kind": "random-forest"}]},
      ("majority_class",)),
     ("unknown-candidate-kind", {"split": HELD_OUT, "candidates": [{"name": "svm", "kind": "svm"}]},

@@ -185,11 +185,19 @@ class Candidate(_Strict):
     min_samples_leaf: int = Field(default=1, ge=1)
     learning_rate: float = Field(default=0.1, gt=0, description="Boosting only.")
     max_pixels: int = Field(default=50_000, ge=100, description="Training pixels drawn (seeded) at most.")
+    scene: Literal["none", "median-mad", "percentiles", "histogram-match"] = Field(
+        default="none", description="Per-scene input normalisation, statistics over each whole image (training) or "
+        "input raster (predict): robust standardisation (median / MAD), 2nd-98th percentile scaling, or histogram "
+        "matching onto the training scenes' pooled quantiles (stored in the card).")
+    augment: Augment | None = Field(default=None, description="Networks: radiometric and geometric augmentation "
+                                    "replacing [train.augment] for this candidate.")
 
     @model_validator(mode="after")
     def _pixel_only(self) -> Candidate:
         if self.kind == "network" and (self.indices or self.neighbourhood):
             raise ValueError(f"candidate {self.name!r}: indices and neighbourhood are for pixel classifiers")
+        if self.kind != "network" and self.augment is not None:
+            raise ValueError(f"candidate {self.name!r}: augment is for networks")
         return self
 
 
@@ -197,6 +205,9 @@ class Selection(_Strict):
     """How the bundle is chosen among the candidates: by `metric` on the held-out dates or areas only."""
 
     metric: Literal["miou", "overall_accuracy"] = "miou"
+    tolerance: float = Field(default=0.0, ge=0, le=0.1, description="Candidates within this much of the best "
+                             "`metric` on the held-out set are tied; the first listed of them wins (list cheaper "
+                             "models first).")
 
 
 class ModelSection(Architecture):
@@ -253,8 +264,6 @@ class ExperimentConfig(_Strict):
             labels = [c.name for c in self.candidates]
             if len(set(labels)) != len(labels) or "majority_class" in labels:
                 raise ValueError(f"candidate names must be unique and not 'majority_class': {labels}")
-            if sum(c.kind == "network" for c in self.candidates) > 1:
-                raise ValueError("at most one network candidate (the [model] section)")
         if isinstance(self.train.class_weights, list) and len(self.train.class_weights) != len(names):
             raise ValueError(f"train.class_weights needs one weight per class ({len(names)})")
         return self

@@ -23,20 +23,22 @@ from geovigie.models import (
     ModelBundle,
     ModelCard,
     Normalisation,
+    SceneNormalisation,
     build_network,
     export_onnx,
     load_bundle,
+    normalise_scene,
     save_bundle,
     save_pixel_bundle,
 )
 from geovigie.models import resolve_device as _resolve_device
-from geovigie.training._config import ALL_FOLDS, ConfigError, ExperimentConfig, load_config
+from geovigie.training._config import ALL_FOLDS, Candidate, ConfigError, ExperimentConfig, load_config
 from geovigie.training._data import Scene, image_sources, load_scenes, mapping_of
 from geovigie.training._evaluate import Predictions, evaluate, scene_logits, set_masks
 from geovigie.training._feedback import field_provenance
 from geovigie.training._hooks import CHECKPOINT, fingerprint
 from geovigie.training._parallel import Distributed, setup_distributed
-from geovigie.training._pixels import PixelCandidate
+from geovigie.training._pixels import PixelCandidate, scene_normalisation
 from geovigie.training._samplers import ChipSampler
 from geovigie.training._select import MAJORITY, PRIMARY_SETS, candidates_of, primary_set, select, verdict
 from geovigie.training._split import EmptySplitError, SceneSplit, check_split, spatial_split
@@ -260,7 +262,8 @@ def _rotate(config: ExperimentConfig, run_dir: Path, bundle_dir: str | Path | No
         "kept_epoch": best}} if folds else {}
     only = None
     if config.candidates and folds:
-        only, extra["selection"] = select(extra, [c.name for c in config.candidates], config.selection.metric)
+        only, extra["selection"] = select(extra, [c.name for c in config.candidates], config.selection.metric,
+                                            config.selection.tolerance)
         extra["selection"]["why"] = _why(extra["selection"], len(values), key)
     return _train(final, run_dir, bundle_dir=bundle_dir, resume=resume, device=device, progress=progress,
                   command=command, origin=config, extra_metrics=extra, only=only)
@@ -273,8 +276,13 @@ def _why(selection: dict[str, Any], folds: int, key: str) -> str:
 
     rows = "; ".join(f"{n} {score(r['overall_accuracy'])} / {score(r['miou'])}" for n, r in table.items())
     held = f"mean of {folds} folds, each {key} held out in turn" if folds > 1 else f"the held-out {key}"
-    return (f"{winner} has the best {metric.replace('_', ' ')} on {selection['set']} ({held}; overall accuracy / "
-            f"mIoU: {rows}); chosen there, never on validation blocks.")
+    what = metric.replace("_", " ")
+    best = selection.get("best", winner)
+    claim = (f"{winner} has the best {what}" if best == winner else
+             f"{winner} is the first listed candidate within {selection['tolerance']:g} {what} of the best "
+             f"({best})")
+    return (f"{claim} on {selection['set']} ({held}; overall accuracy / mIoU: {rows}); chosen there, never on "
+            "validation blocks.")
 
 
 def _train(config: ExperimentConfig, run_dir: Path, *, bundle_dir: str | Path | None, resume: bool, device: str,
@@ -300,43 +308,65 @@ def _train(config: ExperimentConfig, run_dir: Path, *, bundle_dir: str | Path | 
     norm = normalisation_of([s.image for s in scenes], train_masks, config.images.normalisation)
     class_counts = _class_counts(scenes, train_masks, len(names))
     candidates = [c for c in candidates_of(config) if only is None or c.name == only]
-    network_spec = next((c for c in candidates if c.kind == "network"), None)
     if dist.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(run_dir / "config.json", config.dump())
     pixels = [PixelCandidate(c, bands, len(names), config.train.seed) for c in candidates if c.kind != "network"]
-    arch, network, result = None, None, FitResult(device=str(torch_device))
-    if network_spec is not None:
-        arch, network, result = _fit_network(config, scenes, bands, split, counts, norm, class_counts, torch_device,
-                                             run_dir, resume=resume, progress=progress, dist=dist)
+    networks = []
+    for k, spec in enumerate(c for c in candidates if c.kind == "network"):
+        scene = scene_normalisation(spec.scene, [s.image for s in scenes], train_masks)
+        images = [normalise_scene(s.image, scene) for s in scenes]
+        own_norm = norm if scene is None else normalisation_of(images, train_masks, config.images.normalisation)
+        where = run_dir if k == 0 else run_dir / "candidates" / spec.name  # the first keeps the v2 layout
+        arch, network, result = _fit_network(config, spec, scenes, images, bands, split, counts, own_norm,
+                                             class_counts, torch_device, where, resume=resume, progress=progress,
+                                             dist=dist)
+        networks.append(NetworkRun(spec.name, arch, network, result, scene, own_norm, images))
     if not dist.main:
         return None
-    trained = Trained(network_spec.name if network_spec else "", arch, network, result, pixels)
+    trained = Trained(networks, pixels, FitResult(device=str(torch_device)))
     return _finish(config, scenes, bands, split, counts, class_counts, norm, trained, torch_device,
                    run_dir, Path(bundle_dir) if bundle_dir else run_dir / "bundle", dist, command,
                    origin or config, extra_metrics or {})
 
 
 @dataclass
-class Trained:
-    """The candidates of one run: the network (its row name, architecture, module and loop history) and the pixel
-    classifiers (fitted in `_finish`)."""
+class NetworkRun:
+    """One network candidate: its row name, architecture, module, loop history, scene normalisation, the card
+    normalisation of its (scene-normalised) training pixels and the images it saw."""
 
-    network_name: str
-    arch: Architecture | None
-    network: torch.nn.Module | None
+    name: str
+    arch: Architecture
+    network: torch.nn.Module
     fit: FitResult
+    scene: SceneNormalisation | None
+    norm: Normalisation
+    images: list[np.ndarray]
+
+
+@dataclass
+class Trained:
+    """The candidates of one run: the networks and the pixel classifiers (fitted in `_finish`)."""
+
+    networks: list[NetworkRun]
     pixels: list[PixelCandidate]
+    no_fit: FitResult
+
+    def fit_of(self, name: str) -> FitResult:
+        """The loop history of network `name` (of the first network, or an empty one, for a pixel classifier)."""
+        runs = [n for n in self.networks if n.name == name] or self.networks
+        return runs[0].fit if runs else self.no_fit
 
 
-def _fit_network(config: ExperimentConfig, scenes: list[Scene], bands: list[str], split: dict[str, SceneSplit],
-                 counts: dict[str, int], norm: Normalisation, class_counts: np.ndarray, device: torch.device,
-                 run_dir: Path, *, resume: bool, progress: bool,
+def _fit_network(config: ExperimentConfig, spec: Candidate, scenes: list[Scene], images: list[np.ndarray],
+                 bands: list[str], split: dict[str, SceneSplit], counts: dict[str, int], norm: Normalisation,
+                 class_counts: np.ndarray, device: torch.device, run_dir: Path, *, resume: bool, progress: bool,
                  dist: Distributed) -> tuple[Architecture, torch.nn.Module, FitResult]:
-    names, opt = config.class_names, config.train
+    names = config.class_names
+    opt = config.train if spec.augment is None else config.train.model_copy(update={"augment": spec.augment})
     train_masks = [split[s.name].train for s in scenes]
     data = TrainData(
-        images=[s.image for s in scenes],
+        images=images,
         train=ChipSampler([s.labels for s in scenes], train_masks, opt.chip_size, len(names)),
         val=ChipSampler([s.labels for s in scenes], [split[s.name].val for s in scenes], opt.chip_size, len(names))
         if counts["val"] else None,
@@ -344,12 +374,11 @@ def _fit_network(config: ExperimentConfig, scenes: list[Scene], bands: list[str]
     torch.manual_seed(opt.seed)
     arch = Architecture(**config.model.model_dump())
     network = build_network(arch, len(bands), len(names))
-    config_hash = fingerprint({k: v for k, v in config.dump().items() if k != "output"})
+    config_hash = fingerprint({k: v for k, v in config.dump().items() if k != "output"} | {"candidate": spec.name})
     result = fit(network, data, opt, device, run_dir, config_hash=config_hash, resume=resume, progress=progress,
                  dist=dist)
     dist.barrier()
     return arch, network, result
-
 
 
 def _finish(config: ExperimentConfig, scenes: list[Scene], bands: list[str], split: dict[str, SceneSplit],
@@ -359,8 +388,9 @@ def _finish(config: ExperimentConfig, scenes: list[Scene], bands: list[str], spl
     names, opt = config.class_names, config.train
     labels = {s.name: s.labels for s in scenes}
     logits: dict[str, dict[str, np.ndarray]] = {}
-    if trained.network is not None:
-        logits[trained.network_name] = {s.name: scene_logits(trained.network, s.image, norm, device) for s in scenes}
+    for run in trained.networks:
+        logits[run.name] = {s.name: scene_logits(run.network, image, run.norm, device)
+                            for s, image in zip(scenes, run.images, strict=True)}
     train_masks = [split[s.name].train for s in scenes]
     for candidate in trained.pixels:
         candidate.fit([s.image for s in scenes], [s.labels for s in scenes], train_masks)
@@ -370,19 +400,26 @@ def _finish(config: ExperimentConfig, scenes: list[Scene], bands: list[str], spl
               for name, per_scene in logits.items()]
     models.append(Predictions(MAJORITY, {s.name: np.full(s.labels.shape, majority, np.uint8) for s in scenes}))
     metrics: dict[str, Any] = {**evaluate(models, labels, split, names), **extra}
-    shipped = trained.network_name or trained.pixels[0].spec.name
+    shipped = trained.networks[0].name if trained.networks else trained.pixels[0].spec.name
     if config.candidates and "selection" not in metrics:  # one held-out date or area: chosen on it, in this run
-        shipped, metrics["selection"] = select(metrics, [n for n in logits], config.selection.metric)
+        shipped, metrics["selection"] = select(metrics, [n for n in logits], config.selection.metric,
+                                                  config.selection.tolerance)
         metrics["selection"]["why"] = _why(metrics["selection"], 1, "date or area")
     pixel = next((p for p in trained.pixels if p.spec.name == shipped), None)
+    net = next((n for n in trained.networks if n.name == shipped), None)
     metrics["primary_set"] = primary_set(metrics)
     metrics["shipped_model"] = shipped
-    metrics["training_history"] = trained.fit.history
+    metrics["training_history"] = trained.fit_of(shipped).history
     calibration, metrics["calibration"] = _calibration(logits[shipped], labels, split)
     pixels_per_set = {k: int(sum((v[n] & (labels[n] != IGNORE)).sum() for n in v))
                       for k, v in set_masks(split).items()}
     mapping = mapping_of(config)
-    result = trained.fit
+    result = trained.fit_of(shipped)
+    scene = pixel.scene if pixel is not None else net.scene if net is not None else None
+    if pixel is not None and scene is not None:  # the graph takes values normalised on the mapped scenes
+        norm = normalisation_of([pixel.prepare(s.image) for s in scenes], train_masks, config.images.normalisation)
+    elif net is not None:
+        norm = net.norm
     provenance = {
         "data": config.output.data or config.output.description,
         "bbox": _bbox_wgs84(scenes),
@@ -413,7 +450,7 @@ def _finish(config: ExperimentConfig, scenes: list[Scene], bands: list[str], spl
                                        verdict(metrics, shipped)) if t)
     fields: dict[str, Any] = {
         "name": config.output.name, "version": config.output.version, "bands": bands,
-        "product_level": config.images.product_level, "normalisation": norm,
+        "product_level": config.images.product_level, "normalisation": norm, "scene_normalisation": scene,
         "input_range": config.images.input_range, "input_dtype": _input_dtype(scenes[0]),
         "input_units": config.images.input_units, "pixel_size_m": abs(scenes[0].grid.transform.a),
         "classes": [ClassInfo(value=i, name=c.name, color=c.color,
@@ -427,8 +464,8 @@ def _finish(config: ExperimentConfig, scenes: list[Scene], bands: list[str], spl
         fields |= {"kind": "pixel-classifier", "pixel": pixel.features}
         bundle = save_pixel_bundle(bundle_dir, pixel.to_onnx(norm), ModelCard(**fields))
     else:
-        assert trained.network is not None and trained.arch is not None
-        bundle = save_bundle(bundle_dir, trained.network.cpu(), ModelCard(**fields, architecture=trained.arch))
+        assert net is not None
+        bundle = save_bundle(bundle_dir, net.network.cpu(), ModelCard(**fields, architecture=net.arch))
         if config.output.onnx:  # ONNX beside the weights, recorded in the card
             export_onnx(bundle_dir)
             bundle = load_bundle(bundle_dir)

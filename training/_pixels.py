@@ -11,7 +11,16 @@ from unittest import mock
 import numpy as np
 
 from geovigie.bands import canonical_s2_name
-from geovigie.models import Normalisation, NormalisedDifference, PixelFeatures, pixel_features, wrap_pixel_model
+from geovigie.models import (
+    Normalisation,
+    NormalisedDifference,
+    PixelFeatures,
+    SceneNormalisation,
+    normalise_scene,
+    pixel_features,
+    reference_of,
+    wrap_pixel_model,
+)
 from geovigie.training._config import Candidate, ConfigError
 from geovigie.training._targets import IGNORE
 
@@ -35,6 +44,17 @@ def resolve_indices(names: list[str], bands: list[str]) -> list[NormalisedDiffer
             raise ConfigError(f"index {name!r} needs bands {a} and {b}; the images have {bands}")
         out.append(NormalisedDifference(name=name, a=canon.index(a), b=canon.index(b)))
     return out
+
+
+def scene_normalisation(method: str, images: list[np.ndarray], masks: list[np.ndarray]) -> SceneNormalisation | None:
+    """The per-scene normalisation `method` of a candidate (None for "none"); a histogram-matching reference is
+    pooled from the whole images that have training pixels under `masks` (never from a held-out date); the raw
+    per-band medians of the training pixels are recorded beside it."""
+    if method == "none":
+        return None
+    pixels = np.concatenate([img[:, m] for img, m in zip(images, masks, strict=True)], axis=1).astype(np.float64)
+    centre = np.median(pixels, axis=1).tolist()
+    return reference_of([img for img, m in zip(images, masks, strict=True) if m.any()], method, raw_centre=centre)
 
 
 @contextlib.contextmanager
@@ -62,16 +82,18 @@ class PixelCandidate:
         self.features = PixelFeatures(indices=resolve_indices(spec.indices, bands), neighbourhood=spec.neighbourhood,
                                       estimator=self.describe())
         self.model = self._estimator()
+        self.scene: SceneNormalisation | None = None
 
     def describe(self) -> str:
         """The estimator and its settings, in words."""
         s = self.spec
         depth = f", max_depth={s.max_depth}" if s.max_depth else ""
+        scene = f" on {s.scene} scene-normalised inputs" if s.scene != "none" else ""
         if s.kind == "random-forest":
             return (f"scikit-learn RandomForestClassifier(n_estimators={s.trees}{depth}, "
-                    f"min_samples_leaf={s.min_samples_leaf})")
+                    f"min_samples_leaf={s.min_samples_leaf}){scene}")
         return (f"scikit-learn HistGradientBoostingClassifier(max_iter={s.trees}{depth}, "
-                f"learning_rate={s.learning_rate}, min_samples_leaf={max(s.min_samples_leaf, 20)})")
+                f"learning_rate={s.learning_rate}, min_samples_leaf={max(s.min_samples_leaf, 20)}){scene}")
 
     def _estimator(self):  # noqa: ANN202
         from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
@@ -84,12 +106,18 @@ class PixelCandidate:
                                               min_samples_leaf=max(s.min_samples_leaf, 20), early_stopping=False,
                                               random_state=self.seed)
 
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        """A raw scene as the classifier's features see it: mapped by its own whole-scene statistics (`scene`)."""
+        return normalise_scene(image, self.scene)
+
     def scene_features(self, image: np.ndarray) -> np.ndarray:
-        """Features (F, H, W) of a raw scene."""
-        return pixel_features(image, self.features)
+        """Features (F, H, W) of a raw scene (scene normalisation first)."""
+        return pixel_features(self.prepare(image), self.features)
 
     def fit(self, images: list[np.ndarray], labels: list[np.ndarray], masks: list[np.ndarray]) -> PixelCandidate:
-        """Fit on the labelled pixels under `masks` (a seeded subsample of `max_pixels`)."""
+        """Fit on the labelled pixels under `masks` (a seeded subsample of `max_pixels`), after the candidate's scene
+        normalisation (its reference, if any, from the images with training pixels)."""
+        self.scene = scene_normalisation(self.spec.scene, images, masks)
         xs, ys = [], []
         for image, lab, mask in zip(images, labels, masks, strict=True):
             keep = mask & (lab != IGNORE)
@@ -121,7 +149,8 @@ class PixelCandidate:
 
     def to_onnx(self, norm: Normalisation | None = None):  # noqa: ANN201
         """The bundle's ONNX model (skl2onnx for the estimator, wrapped to take and give (N, C, H, W)); it takes
-        batches normalised with `norm` (None: raw values)."""
+        batches normalised with `norm` (None: raw values), after the scene normalisation (`self.scene`, which the
+        card records and `predict` applies over the whole raster)."""
         from skl2onnx import to_onnx
 
         features = len(self.features.indices) + self.bands

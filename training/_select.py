@@ -34,9 +34,11 @@ def _key(row: dict[str, Any], metric: str) -> tuple[float, float]:
     return (row.get(metric) or 0.0, row.get(other) or 0.0)
 
 
-def select(metrics: dict[str, Any], names: list[str], metric: str) -> tuple[str, dict[str, Any]]:
-    """The winner among `names` on the primary set (by `metric`, then the other one; first listed on a tie) and
-    the table it was chosen from (every candidate and the majority class).
+def select(metrics: dict[str, Any], names: list[str], metric: str,
+           tolerance: float = 0.0) -> tuple[str, dict[str, Any]]:
+    """The winner among `names` on the primary set and the table it was chosen from (every candidate and the
+    majority class): the best by `metric`, then the other one; with `tolerance`, the first listed of the candidates
+    whose `metric` is within `tolerance` of the best (a cheaper model listed first wins a near tie).
 
     Raises:
         ValueError: no held-out set (dates or areas) in `metrics`.
@@ -45,10 +47,17 @@ def select(metrics: dict[str, Any], names: list[str], metric: str) -> tuple[str,
     if where not in HELD_OUT_SETS:
         raise ValueError(f"candidates are chosen on held-out dates or areas; the metrics only have {where}")
     rows = metrics[where]
-    winner = max(names, key=lambda n: (_key(rows[n], metric), -names.index(n)))
+    best = max(names, key=lambda n: (_key(rows[n], metric), -names.index(n)))
+    if tolerance:
+        winner = next(n for n in names if _key(rows[n], metric)[0] >= _key(rows[best], metric)[0] - tolerance)
+    else:
+        winner = best
     table = {n: {k: rows[n].get(k) for k in ("overall_accuracy", "miou", "pixels")}
              for n in [*names, MAJORITY] if n in rows}
-    return winner, {"set": where, "metric": metric, "winner": winner, "table": table}
+    out: dict[str, Any] = {"set": where, "metric": metric, "winner": winner, "table": table}
+    if tolerance:
+        out |= {"tolerance": tolerance, "best": best}
+    return winner, out
 
 
 def verdict(metrics: dict[str, Any], shipped: str) -> str:

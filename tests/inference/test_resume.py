@@ -91,7 +91,7 @@ def test_killed_run_resumes_from_its_journal(dask_client, tmp_path: Path) -> Non
 
 def test_journal_of_another_tiling_is_dropped(dask_client, tmp_path: Path) -> None:
     """A journal left by a run with other settings can never be used: the next run removes it."""
-    stem = f"{open_source(SLOVENIA_SCENE).key}__landcover-s2l1c-slovenia-v3"  # reference_scene_2-<content hash>
+    stem = f"{open_source(SLOVENIA_SCENE).key}__landcover-s2l1c-slovenia-v4"  # reference_scene_2-<content hash>
     stale = tmp_path / PARTIAL_FOLDER / f"{stem}.0123456789abcdef"
     stale.mkdir(parents=True)
     (stale / "chunk-00000.npz").write_bytes(b"not ours")

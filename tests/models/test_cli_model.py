@@ -49,3 +49,18 @@ def test_missing_bundle_is_a_friendly_error(app: typer.Typer, tmp_path: Path) ->
     result = CliRunner().invoke(app, ["model", "info", str(tmp_path)])
     assert result.exit_code == 2
     assert "no model bundle" in result.output
+
+
+def test_info_of_the_default_bundle_shows_its_normalisation_and_the_table_it_was_chosen_from(
+        app: typer.Typer) -> None:
+    from geovigie.models import DEFAULT_BUNDLE
+
+    info = CliRunner().invoke(app, ["model", "info", str(DEFAULT_BUNDLE)])
+    assert info.exit_code == 0, info.output
+    summary = json.loads(info.stdout)
+    assert summary["kind"] == "pixel-classifier"
+    assert "median" in summary["scene_normalisation"] and "whole input raster" in summary["scene_normalisation"]
+    table = summary["selection"]["table"]
+    assert summary["selection"]["winner"] in table and "majority_class" in table
+    assert {"network", "plain_random_forest", "random_forest"} <= set(table)
+    assert all(0 <= row["miou"] <= 1 for row in table.values())

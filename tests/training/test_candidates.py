@@ -62,3 +62,39 @@ def test_small_config_ships_the_held_out_winner(tmp_path: Path) -> None:
     assert f"{best} has the best miou on folds_heldout_test_blocks" in card.limitations
     for name in ("network", "forest", "boosted", "majority_class"):
         assert name in selection["why"]
+
+
+def test_a_tolerance_gives_a_near_tie_to_the_first_listed_candidate() -> None:
+    metrics = {"heldout": {"fast": _row(0.80, 0.263), "slow": _row(0.81, 0.266), "poor": _row(0.9, 0.2)}}
+    assert select(metrics, ["fast", "slow", "poor"], "miou")[0] == "slow"
+    winner, table = select(metrics, ["fast", "slow", "poor"], "miou", tolerance=0.01)
+    assert winner == "fast" and table["best"] == "slow" and table["tolerance"] == 0.01
+    assert select(metrics, ["fast", "slow", "poor"], "miou", tolerance=0.002)[0] == "slow"  # the boundary
+    assert select(metrics, ["poor", "slow"], "miou", tolerance=0.01)[0] == "slow"  # never below the tolerance
+
+
+def test_network_and_forest_variants_with_scene_normalisation_share_the_folds(tmp_path: Path) -> None:
+    forest = {"kind": "random-forest", "trees": 6, "max_depth": 6, "indices": ["ndvi"]}
+    config = parse_config(tiny_config(
+        split={"mode": "leave-one-date-out", "holdout": "all", "fold_epochs": 1},
+        train={"epochs": 1, "steps_per_epoch": 2, "batch_size": 2, "chip_size": 32, "val_chips": 2},
+        selection={"tolerance": 0.1},
+        candidates=[{"name": "network", "kind": "network"},
+                    {"name": "network_mad", "kind": "network", "scene": "median-mad",
+                     "augment": {"gain": 0.3, "offset": 0.5, "haze": 0.5}},
+                    {"name": "forest_mad", "scene": "median-mad", **forest},
+                    {"name": "forest_match", "scene": "histogram-match", **forest}]), ".")
+    result = run_experiment(config, tmp_path / "run", device="cpu", progress=False)
+    assert result is not None
+    card = load_bundle(result.bundle.path).card
+    held = card.metrics["folds_heldout_test_blocks"]
+    names = ["network", "network_mad", "forest_mad", "forest_match"]
+    assert set(held) == {*names, "majority_class"}
+    assert len({held[n]["pixels"] for n in names}) == 1
+    best = max(held[n]["miou"] for n in names)
+    expected = next(n for n in names if held[n]["miou"] >= best - 0.1)
+    assert card.metrics["selection"]["winner"] == expected == card.metrics["shipped_model"]
+    method = {"network": None, "network_mad": "median-mad", "forest_mad": "median-mad",
+              "forest_match": "histogram-match"}[expected]
+    assert (card.scene_normalisation.method if card.scene_normalisation else None) == method
+    assert (tmp_path / "run" / "folds" / "scene-1" / "candidates" / "network_mad").is_dir()  # its own checkpoint
