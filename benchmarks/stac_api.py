@@ -28,7 +28,7 @@ import httpx
 import pystac
 import uvicorn
 
-from geovigie.catalog import PgstacItemStore
+from geovigie.catalog.stac import PgstacItemStore
 from geovigie.postgres import PrivatePostgres
 from geovigie.service import create_app
 from geovigie.service.stac_api import STAC_API_PREFIX, mount_stac_api

@@ -41,7 +41,7 @@ def shipped_mapping(name: str) -> Path:
 
 
 def _from_codes(codes: list[str], sample_dir: Path) -> gpd.GeoDataFrame:
-    from geovigie.catalog import parse_aoi
+    from geovigie.catalog.imagery import parse_aoi
 
     rows = []
     for text in codes:

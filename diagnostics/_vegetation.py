@@ -11,7 +11,7 @@ import pystac
 import rasterio
 from rasterio.windows import Window
 
-from geovigie.catalog import load_items
+from geovigie.catalog.imagery import load_items
 from geovigie.cog import cog_writer
 from geovigie.errors import BandMismatchError, InvalidRasterError
 from geovigie.types import LAMBERT93

@@ -38,7 +38,7 @@ ZonesCrsOption = Annotated[str | None, typer.Option(
 
 def _search(settings: Any, provider: str | None, collection: str | None, aoi: str | None, bbox: str | None,
             period: str | None, max_cloud: float | None, max_items: int, zones_crs: str | None = None) -> list[Any]:
-    from geovigie.catalog import Aoi, parse_aoi, search_imagery
+    from geovigie.catalog.imagery import Aoi, parse_aoi, search_imagery
 
     if aoi and bbox:
         raise InvalidInputError("give --aoi or --bbox, not both")
@@ -70,7 +70,7 @@ def _assets(item: Any, bands: list[str] | None) -> dict[str, Any]:
     if not bands:
         return {k: a for k, a in item.assets.items()
                 if not a.roles or {"data", "reflectance", "cloud", "data-mask", "temperature"} & set(a.roles)}
-    from geovigie.catalog import band_asset, landsat_asset
+    from geovigie.catalog.sensors import band_asset, landsat_asset
 
     chosen = {}
     for band in bands:
@@ -120,7 +120,7 @@ def register(app: typer.Typer, friendly_errors: Any, settings_factory: Any) -> N
               zones_crs: ZonesCrsOption = None) -> None:
         """Download the assets of a search into the shared cache, for offline work. Failures of one asset do not
         stop the others; the command fails at the end if any asset failed."""
-        from geovigie.catalog import AssetCache, cache_dir_of, resolve_provider, unsigned
+        from geovigie.catalog.imagery import AssetCache, cache_dir_of, resolve_provider, unsigned
         from geovigie.progress import progress_bar
 
         settings = settings_factory()
@@ -157,9 +157,10 @@ def register(app: typer.Typer, friendly_errors: Any, settings_factory: Any) -> N
         """Describe any raster as a STAC item (rio-stac: footprint, proj, raster bands) in the local catalog.
 
         The item's asset points at the file where it is (absolute path): nothing is copied."""
-        from geovigie.catalog import StaticItemStore, raster_item
+        from geovigie.catalog.stac import raster_item
+        from geovigie.tiles import inputs_store_for
 
         settings = settings_factory()
         item = raster_item(file, datetime_=when, collection=collection, asset=asset, item_id=item_id, unit=unit)
-        stored = StaticItemStore(settings.catalog_dir).upsert(item)
+        stored = inputs_store_for(settings).upsert(item)  # the input catalog, and the STAC API with pgstac
         err.print(f"{stored.id}: {settings.catalog_dir / collection / stored.id / (stored.id + '.json')}")

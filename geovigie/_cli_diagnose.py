@@ -101,7 +101,7 @@ def _coverage_line(table, min_coverage: float) -> None:  # noqa: ANN001 - a Data
 
 def _scene(path: Path, when: str | None, unit: str | None):  # noqa: ANN202 - a pystac.Item
     """A temperature scene as a STAC item: the item file itself, or a GeoTIFF described on the fly (rio-stac)."""
-    from geovigie.catalog import is_raster_file, raster_item, read_item
+    from geovigie.catalog.stac import is_raster_file, raster_item, read_item
 
     if unit is not None and unit not in ("celsius", "kelvin"):
         raise InvalidInputError(f"--unit {unit!r}: celsius or kelvin")

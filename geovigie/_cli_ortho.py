@@ -73,7 +73,7 @@ def register(app: typer.Typer, friendly_errors, settings_factory, catalog_app: t
         catalog: CatalogOption = None,
     ) -> None:
         """Ingest IGN orthophoto dalles (RVB, IRC; EPSG:2154) as STAC items; reruns skip what is already there."""
-        from geovigie.catalog import ingest_ortho as run
+        from geovigie.catalog.ortho import ingest_ortho as run
 
         store = _store(catalog, settings_factory)
         report = run(folder, store, collection=collection, cog=cog, compression=compression, progress=True)
@@ -104,7 +104,8 @@ def register(app: typer.Typer, friendly_errors, settings_factory, catalog_app: t
         out: Annotated[Path | None, typer.Option(help="COG path (default: the item's folder in the catalog).")] = None,
     ) -> None:
         """Fetch an area from a WMS (IGN orthophotos by default) into a COG and a STAC item in the catalog."""
-        from geovigie.catalog import GEOPLATEFORME_WMS, ORTHO_LAYERS, check_id, fetch_wms, ortho_collection, snap_grid
+        from geovigie.catalog.ortho import GEOPLATEFORME_WMS, ORTHO_LAYERS, fetch_wms, ortho_collection, snap_grid
+        from geovigie.catalog.stac import check_id
 
         if image_format not in ("jpeg", "png"):
             raise InvalidInputError(f"--format {image_format!r}: use jpeg or png")

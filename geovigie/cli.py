@@ -213,7 +213,7 @@ def catalog_build(
     out: Annotated[Path | None, typer.Option(help="Catalog folder (default: DATA_DIR/catalog).")] = None,
 ) -> None:
     """Build the local STAC catalog of the sample imagery shipped in data/."""
-    from geovigie.catalog import build_sample_catalog
+    from geovigie.catalog.samples import build_sample_catalog
 
     settings = _settings()
     target = out or settings.catalog_dir

@@ -45,15 +45,8 @@ def run_demo(settings: Settings, console: Console | None = None, client: Any = N
 
 def _run_demo(settings: Settings, console: Console, client: Any) -> DemoReport:
     from geovigie import workflows
-    from geovigie.catalog import (
-        DEFAULT_MAX_CLOUD,
-        GERS,
-        MUENSTER,
-        SLOVENIA,
-        CatalogClient,
-        build_sample_catalog,
-        cloud_skip_reason,
-    )
+    from geovigie.catalog.samples import GERS, MUENSTER, SLOVENIA, build_sample_catalog
+    from geovigie.catalog.stac import DEFAULT_MAX_CLOUD, CatalogClient, cloud_skip_reason
     from geovigie.inference import dask_client
     from geovigie.service import stac_api_url
     from geovigie.tiles import index_inputs, results_database
@@ -121,7 +114,8 @@ def run_diagnostics(settings: Settings, samples: Path, record: Any, console: Con
     import geopandas as gpd
 
     from geovigie import workflows
-    from geovigie.catalog import MUENSTER, CatalogClient
+    from geovigie.catalog.samples import MUENSTER
+    from geovigie.catalog.stac import CatalogClient
     from geovigie.diagnostics import read_zones
     from geovigie.errors import DiagnosticsWarning
 

@@ -323,7 +323,7 @@ ZONE_DIAGNOSTICS = ("vegetation", "zan", "heat-island")
 
 def _zone_layers(settings: Settings) -> dict[str, tuple[str, Path, str]]:
     """layer id -> (diagnostic, GeoJSON file, period) of the published zone-figure layers."""
-    from geovigie.catalog import SearchQuery
+    from geovigie.catalog.stac import SearchQuery
     from geovigie.errors import UnknownCollectionError
     from geovigie.tiles import RESULTS_COLLECTION, results_store_for
 

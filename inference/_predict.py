@@ -20,7 +20,7 @@ import pystac
 from rasterio.windows import Window
 
 from geovigie.atomic import run_lock
-from geovigie.catalog import cache_dir_of
+from geovigie.catalog.imagery import cache_dir_of
 from geovigie.classes import palette
 from geovigie.cog import cog_writer
 from geovigie.digests import remember

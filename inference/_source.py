@@ -23,12 +23,13 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from geovigie.bands import canonical_s2_name
-from geovigie.catalog import ApiItemSource, read_item
+from geovigie.catalog.stac import read_item
 from geovigie.digests import sha256_of
 from geovigie.errors import BandMismatchError, GeovigieError, InputNotFoundError, InvalidRasterError, RemoteSourceError
 from geovigie.paths import HASH_CHARS, SAFE_NAME_MAX, printable, safe_name
+from geovigie.settings import get_settings
 
-HTTP_ENV = {"GDAL_HTTP_TIMEOUT": 30, "GDAL_HTTP_CONNECTTIMEOUT": 10, "GDAL_HTTP_MAX_RETRY": 3,
+HTTP_ENV = {"GDAL_HTTP_CONNECTTIMEOUT": 10, "GDAL_HTTP_MAX_RETRY": 3,
             "GDAL_HTTP_RETRY_DELAY": 1, "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
 """GDAL settings for remote assets, passed with each open (never set globally); see `http_env`."""
 
@@ -50,12 +51,10 @@ _REMOTE_REASONS = (
 
 
 def http_env() -> dict[str, Any]:
-    """`HTTP_ENV`, with the timeout `GEOVIGIE_HTTP_TIMEOUT` names (seconds) when it is set."""
+    """`HTTP_ENV`, with the settings' `http_timeout` (`GEOVIGIE_HTTP_TIMEOUT`, seconds, rounded up) as GDAL's."""
     env: dict[str, Any] = dict(HTTP_ENV)
-    seconds = ApiItemSource.resolve_timeout(None)
-    if seconds is not None:
-        env["GDAL_HTTP_TIMEOUT"] = max(1, math.ceil(seconds))
-        env["GDAL_HTTP_CONNECTTIMEOUT"] = min(env["GDAL_HTTP_CONNECTTIMEOUT"], env["GDAL_HTTP_TIMEOUT"])
+    env["GDAL_HTTP_TIMEOUT"] = max(1, math.ceil(get_settings().http_timeout))
+    env["GDAL_HTTP_CONNECTTIMEOUT"] = min(env["GDAL_HTTP_CONNECTTIMEOUT"], env["GDAL_HTTP_TIMEOUT"])
     return env
 
 

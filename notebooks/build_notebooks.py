@@ -101,7 +101,8 @@ NOTEBOOKS: dict[str, list[tuple[str, str]]] = {
                      "built-up core) gives the heat-island intensity; hot-spot classes and per-zone figures follow."),
         ("code", SETUP),
         ("code", "import geopandas as gpd\n\nfrom geovigie import workflows\n"
-                 "from geovigie.catalog import MUENSTER, CatalogClient, build_sample_catalog\n\n"
+                 "from geovigie.catalog.samples import MUENSTER, build_sample_catalog\n"
+                 "from geovigie.catalog.stac import CatalogClient\n\n"
                  "build_sample_catalog(DATA, settings.catalog_dir)\n"
                  "summer = next(i for i in CatalogClient.open(settings.catalog_dir).search(collections=[MUENSTER])"
                  " if '20240813' in i.id)\n"

@@ -107,7 +107,7 @@ def resolve_territory(settings: Settings, territory: str | dict[str, Any]) -> tu
     from shapely.validation import explain_validity
 
     if isinstance(territory, str):
-        from geovigie.catalog import parse_aoi
+        from geovigie.catalog.imagery import parse_aoi
 
         kind = territory.strip().partition(":")[0].lower()
         if kind not in ("insee", "dep") and not re.fullmatch(r"[0-9.,\s+eE-]+", territory):

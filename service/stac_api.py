@@ -1,6 +1,6 @@
 """The STAC API of geovigie: stac-fastapi-pgstac over the pgstac database, mounted in the service at `/api/stac`.
 
-Items get there through `catalog.PgstacItemStore` (publishing, ingesting); this module only serves them. The
+Items get there through `catalog.stac.PgstacItemStore` (publishing, ingesting); this module only serves them. The
 database is the server at `database_url` when one is given, else geovigie's private PostgreSQL cluster under
 `<data_dir>/postgres`, started on the first STAC API request (or at start-up with `eager=True`) and stopped when
 the service stops. A database that cannot start leaves the rest of the service working: the STAC API answers 503

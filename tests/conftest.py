@@ -58,7 +58,7 @@ def settings(tmp_path: Path):
 
 @pytest.fixture(scope="session")
 def catalog_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from geovigie.catalog import build_sample_catalog
+    from geovigie.catalog.samples import build_sample_catalog
 
     target = tmp_path_factory.mktemp("catalog") / "catalog"
     build_sample_catalog(DATA, target)

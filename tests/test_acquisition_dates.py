@@ -16,7 +16,8 @@ import pystac
 import pytest
 import rasterio
 
-from geovigie.catalog import SLOVENIA, SearchQuery, StaticItemStore
+from geovigie.catalog.samples import SLOVENIA
+from geovigie.catalog.stac import SearchQuery, StaticItemStore
 from geovigie.errors import DiagnosticsWarning
 from geovigie.settings import Settings
 from geovigie.tiles import RESULTS_COLLECTION, results_store_for, validate_offline

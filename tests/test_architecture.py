@@ -14,9 +14,21 @@ from tests.conftest import REPO
 PACKAGE_DIRS: dict[str, str] = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
 
 
-def _package_of(path: Path) -> str:
-    folder = path.parent.relative_to(REPO).as_posix()
-    return next(package for package, where in PACKAGE_DIRS.items() if where == folder)
+def _packages() -> dict[str, Path]:
+    """Every package of the distribution and its folder: pyproject's package-dir, and the folders with an
+    `__init__.py` below them (`geovigie.catalog.stac` in `catalog/stac`)."""
+    found = {}
+    for package, folder in PACKAGE_DIRS.items():
+        found[package] = REPO / folder
+        if package != "geovigie":
+            for init in sorted((REPO / folder).rglob("__init__.py")):
+                parts = init.parent.relative_to(REPO / folder).parts
+                if parts:
+                    found[".".join((package, *parts))] = init.parent
+    return found
+
+
+PACKAGES = _packages()
 
 
 def _imports(path: Path) -> list[str]:
@@ -33,9 +45,8 @@ def _imports(path: Path) -> list[str]:
 
 def test_no_module_imports_another_folders_private_modules() -> None:
     offences = []
-    for folder in PACKAGE_DIRS.values():
-        for path in sorted((REPO / folder).glob("*.py")):
-            own = _package_of(path)
+    for own, folder in PACKAGES.items():
+        for path in sorted(folder.glob("*.py")):
             for name in _imports(path):
                 parts = name.split(".")
                 if parts[0] != "geovigie":
@@ -50,8 +61,9 @@ def test_no_module_imports_another_folders_private_modules() -> None:
 
 
 def test_every_subpackage_declares_its_public_names() -> None:
-    for package, folder in PACKAGE_DIRS.items():
-        init = REPO / folder / "__init__.py"
+    assert "geovigie.catalog.stac" in PACKAGES  # subpackages are checked too
+    for package, folder in PACKAGES.items():
+        init = folder / "__init__.py"
         tree = ast.parse(init.read_text(encoding="utf-8"))
         exported = [node for node in tree.body if isinstance(node, ast.Assign)
                     and any(getattr(t, "id", None) == "__all__" for t in node.targets)]
@@ -62,10 +74,10 @@ def test_one_privacy_convention_per_package() -> None:
     """A package that exports its names from private modules keeps every module private: a public-named module
     beside `_modules` reads as an API of its own."""
     mixed = []
-    for package, folder in PACKAGE_DIRS.items():
-        modules = [path.stem for path in (REPO / folder).glob("*.py") if path.stem != "__init__"]
+    for package, folder in PACKAGES.items():
+        modules = [path.stem for path in folder.glob("*.py") if path.stem != "__init__"]
         if package != "geovigie" and any(name.startswith("_") for name in modules):
-            mixed += [f"{folder}/{name}.py" for name in modules if not name.startswith("_")]
+            mixed += [f"{folder.relative_to(REPO)}/{name}.py" for name in modules if not name.startswith("_")]
     assert mixed == [], f"public-named modules beside private ones: {mixed}"
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from geovigie.catalog import SLOVENIA
+from geovigie.catalog.samples import SLOVENIA
 from geovigie.cli import app
 
 CASES: dict[str, tuple[str, ...]] = {

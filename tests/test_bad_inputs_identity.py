@@ -312,7 +312,8 @@ def test_one_file_by_two_paths_is_one_layer(work: Path) -> None:
 
 def test_batch_recomputes_a_layer_when_the_input_scale_changes(catalog_dir: Path, settings, dask_client,
                                                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from geovigie.catalog import SLOVENIA, CatalogClient, StaticItemStore
+    from geovigie.catalog.samples import SLOVENIA
+    from geovigie.catalog.stac import CatalogClient, StaticItemStore
     from geovigie.settings import Settings
     from geovigie.workflows import load_batch_config, run_batch
 

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from geovigie.catalog._pgstac import queryable_definitions
+from geovigie.catalog.stac._pgstac import queryable_definitions
 from geovigie.service.stac_guard import StacRequestGuard, query_to_cql2
 
 

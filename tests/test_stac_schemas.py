@@ -13,7 +13,7 @@ import pytest
 from affine import Affine
 from pystac.validation.stac_validator import GetSchemaError
 
-from geovigie.catalog import build_sample_catalog
+from geovigie.catalog.samples import build_sample_catalog
 from geovigie.classes import ClassInfo
 from geovigie.cog import write_array_cog
 from geovigie.tiles import LayerSpec, Provenance, publish_layer, validate_offline

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import Literal
 
-from geovigie.catalog import MirroredItemStore, PgstacItemStore, StaticItemStore
+from geovigie.catalog.stac import MirroredItemStore, PgstacItemStore, StaticItemStore, open_store
 from geovigie.postgres import PostgresNotInstalledError, StacDatabase, find_bin_dir, stac_database
 from geovigie.settings import Settings
 
@@ -23,9 +23,14 @@ _noticed: set[Path] = set()
 _noticed_lock = threading.Lock()
 
 
+RESULTS_CATALOG = ("geovigie-results", "Layers published by geovigie")
+INPUTS_CATALOG = ("geovigie-inputs", "Imagery available to geovigie")
+"""The id and description of the static catalogs of published layers and of input imagery."""
+
+
 def results_store(results_dir: str | Path) -> StaticItemStore:
     """The static catalog of published layers under `results_dir`."""
-    return StaticItemStore(results_dir, catalog_id="geovigie-results", description="Layers published by geovigie")
+    return StaticItemStore(results_dir, catalog_id=RESULTS_CATALOG[0], description=RESULTS_CATALOG[1])
 
 
 def stac_backend(settings: Settings) -> Literal["pgstac", "static"]:
@@ -59,9 +64,8 @@ def results_database(settings: Settings) -> StacDatabase | None:
 
 def results_store_for(settings: Settings) -> MirroredItemStore | StaticItemStore:
     """THE store of published layers: pgstac exported to `settings.results_dir`, or the static catalog there."""
-    database = results_database(settings)
-    static = results_store(settings.results_dir)
-    return static if database is None else MirroredItemStore(database, static)
+    return open_store(settings.results_dir, database=results_database(settings), missing_ok=True,
+                      catalog_id=RESULTS_CATALOG[0], description=RESULTS_CATALOG[1])
 
 
 def stop_results_database(settings: Settings) -> None:
@@ -73,15 +77,14 @@ def stop_results_database(settings: Settings) -> None:
 
 def inputs_store(catalog_dir: str | Path) -> StaticItemStore:
     """The static catalog of input imagery under `catalog_dir`."""
-    return StaticItemStore(catalog_dir, catalog_id="geovigie-inputs", description="Imagery available to geovigie")
+    return StaticItemStore(catalog_dir, catalog_id=INPUTS_CATALOG[0], description=INPUTS_CATALOG[1])
 
 
 def inputs_store_for(settings: Settings) -> MirroredItemStore | StaticItemStore:
     """THE store of ingested imagery (orthophotos, fetched areas): pgstac exported to `settings.catalog_dir`, or the
     static catalog there, on the same backend as the published layers."""
-    database = results_database(settings)
-    static = inputs_store(settings.catalog_dir)
-    return static if database is None else MirroredItemStore(database, static)
+    return open_store(settings.catalog_dir, database=results_database(settings), missing_ok=True,
+                      catalog_id=INPUTS_CATALOG[0], description=INPUTS_CATALOG[1])
 
 
 def index_inputs(settings: Settings) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 from stat import S_ISREG
 from typing import Any
 
-from geovigie.catalog import ItemStore, SearchQuery, StaticItemStore
+from geovigie.catalog.stac import ItemStore, SearchQuery, StaticItemStore
 from geovigie.errors import InputNotFoundError, LayerNotFoundError, UnknownCollectionError
 from geovigie.paths import is_safe_name, shown
 from geovigie.tiles._backend import results_store

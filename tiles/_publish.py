@@ -32,7 +32,7 @@ from rio_stac.stac import get_projection_info
 
 import geovigie
 from geovigie.atomic import atomic_path
-from geovigie.catalog import ItemStore, check_id
+from geovigie.catalog.stac import ItemStore, check_id
 from geovigie.classes import ClassInfo
 from geovigie.cog import write_category_names
 from geovigie.errors import InvalidInputError

@@ -65,7 +65,7 @@ def image_sources(config: ExperimentConfig) -> list[ImageSource]:
 
 
 def _stac_sources(config: ExperimentConfig, default_labels: Path | None) -> list[ImageSource]:
-    from geovigie.catalog import CatalogClient
+    from geovigie.catalog.stac import CatalogClient
 
     stac = config.images.stac
     assert stac is not None

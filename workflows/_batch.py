@@ -22,7 +22,7 @@ from typing import Any
 import pystac
 
 from geovigie.atomic import run_lock
-from geovigie.catalog import CatalogClient, cloud_skip_reason
+from geovigie.catalog.stac import CatalogClient, cloud_skip_reason
 from geovigie.errors import GeovigieError, InputNotFoundError, InvalidInputError, RemoteSourceError
 from geovigie.inference import ClusterOptions, PredictOptions, dask_client, prediction_signature
 from geovigie.models import DEFAULT_BUNDLE, ModelBundle, load_bundle

@@ -30,7 +30,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from geovigie.catalog import DEFAULT_MAX_CLOUD, cql2_filter
+from geovigie.catalog.stac import DEFAULT_MAX_CLOUD, cql2_filter
 from geovigie.config_file import read_toml, validate
 from geovigie.errors import InputNotFoundError
 from geovigie.settings import check_tiling

@@ -17,7 +17,7 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 
-from geovigie.catalog import check_id
+from geovigie.catalog.stac import check_id
 from geovigie.diagnostics import (
     CANDIDATE_NOTE,
     DEFAULT_MIN_HEIGHT_M,

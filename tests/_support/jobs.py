@@ -5,7 +5,7 @@ from __future__ import annotations
 import rasterio
 from rasterio.warp import transform_bounds
 
-from geovigie.catalog import SLOVENIA
+from geovigie.catalog.samples import SLOVENIA
 from tests.conftest import DATA
 
 WEST, SOUTH, EAST, NORTH = 14.55134, 45.865889, 14.564289, 45.875027

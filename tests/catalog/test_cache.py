@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from geovigie.catalog import AssetCache, AssetChecksumError, AssetDownloadError, fetch_asset
+from geovigie.catalog.imagery import AssetCache, AssetChecksumError, AssetDownloadError, fetch_asset
 from tests.conftest import GERS_DIR
 
 PAYLOAD = (GERS_DIR / "SENTINEL2B_20181023-105107-455_L2A_T30TYP_D_V1-9_FRE_B2.tif").read_bytes()

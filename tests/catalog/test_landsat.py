@@ -14,14 +14,7 @@ import rasterio
 from odc.geo.geobox import GeoBox
 from rasterio.warp import transform_bounds
 
-from geovigie.catalog import (
-    QaOptions,
-    landsat_asset,
-    load_landsat,
-    qa_clear,
-    sr_to_reflectance,
-    st_to_celsius,
-)
+from geovigie.catalog.sensors import QaOptions, landsat_asset, load_landsat, qa_clear, sr_to_reflectance, st_to_celsius
 from geovigie.errors import BandMismatchError
 from tests.conftest import DATA
 

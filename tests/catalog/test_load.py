@@ -4,7 +4,8 @@ import dask.array as da
 import numpy as np
 import rasterio
 
-from geovigie.catalog import CatalogClient, load_items
+from geovigie.catalog.imagery import load_items
+from geovigie.catalog.stac import CatalogClient
 
 
 def test_lazy_load_matches_the_files(catalog_dir: Path) -> None:

@@ -18,8 +18,9 @@ import typer
 from rio_cogeo.cogeo import cog_validate
 from typer.testing import CliRunner
 
-from geovigie.catalog import StaticItemStore, ingest_ortho
-from geovigie.catalog._ortho import ortho_kind
+from geovigie.catalog.ortho import ingest_ortho
+from geovigie.catalog.ortho._ingest import ortho_kind
+from geovigie.catalog.stac import StaticItemStore
 from geovigie.errors import InputNotFoundError, InvalidRasterError
 from geovigie.tiles import validate_offline
 from tests.conftest import DATA, GERS_DIR
@@ -159,7 +160,8 @@ def test_cli_ingest_ortho_reports_and_exits_2_when_a_file_is_refused(delivery: P
 
 
 def test_rebuilding_the_sample_catalog_keeps_ingested_orthophotos(tmp_path: Path) -> None:
-    from geovigie.catalog import CatalogClient, SearchQuery, build_sample_catalog
+    from geovigie.catalog.samples import build_sample_catalog
+    from geovigie.catalog.stac import CatalogClient, SearchQuery
 
     folder = tmp_path / "delivery"
     folder.mkdir()

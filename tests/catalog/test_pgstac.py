@@ -19,8 +19,8 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
-from geovigie.catalog import PgstacItemStore, SearchQuery, StaticItemStore, export_static
-from geovigie.catalog._pgstac import local_path
+from geovigie.catalog.stac import PgstacItemStore, SearchQuery, StaticItemStore, export_static
+from geovigie.catalog.stac._pgstac import local_path
 from geovigie.cog import write_array_cog
 from geovigie.errors import DatabaseError, InputNotFoundError, UnknownCollectionError
 from geovigie.postgres import PostgresNotInstalledError, PrivatePostgres
@@ -202,7 +202,7 @@ def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_open_store_and_catalog_client_take_a_database_url(pg_cluster: PrivatePostgres, store: PgstacItemStore,
                                                             tmp_path: Path) -> None:
-    from geovigie.catalog import CatalogClient, open_store
+    from geovigie.catalog.stac import CatalogClient, open_store
 
     publish_window(store, tmp_path, "ndvi-by-url", CLEAR)
     opened = open_store(pg_cluster.url, files_root=tmp_path / "results")

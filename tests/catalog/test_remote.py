@@ -8,7 +8,7 @@ import pystac
 import pytest
 from fastapi import FastAPI, Request
 
-from geovigie.catalog import CatalogClient
+from geovigie.catalog.stac import CatalogClient
 from geovigie.errors import UnknownCollectionError
 from tests._support.servers import served
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from geovigie.catalog import ApiItemSource, CatalogClient
+from geovigie.catalog.stac import ApiItemSource, CatalogClient
 from geovigie.errors import RemoteSourceError
 from geovigie.settings import Settings
 from tests._support.remote import misbehaving_server
@@ -96,16 +96,17 @@ def test_search_errors_are_mapped_too(server: tuple[str, dict[str, int]]) -> Non
 def test_timeout_comes_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     from pydantic import ValidationError
 
-    from geovigie.catalog._http import http_client, resolve_timeout
+    from geovigie.http import http_client, resolve_timeout
+    from geovigie.inference._source import http_env  # GDAL's options for remote rasters
 
     assert resolve_timeout(12.0) == 12.0 and resolve_timeout(None) == Settings().http_timeout == 30.0
     monkeypatch.setenv("GEOVIGIE_HTTP_TIMEOUT", "2.5")
     assert Settings().http_timeout == 2.5 and resolve_timeout(12.0) == 2.5  # configured: it wins over code defaults
-    assert ApiItemSource.resolve_timeout(None) == 2.5
+    assert http_env()["GDAL_HTTP_TIMEOUT"] == 3 and http_env()["GDAL_HTTP_CONNECTTIMEOUT"] == 3  # whole seconds
     with http_client(60.0) as client:
         assert client.timeout.read == 2.5
     monkeypatch.setenv("GEOVIGIE_HTTP_TIMEOUT", "soon")
     with pytest.raises(ValidationError, match="http_timeout"):
         resolve_timeout(30.0)
     monkeypatch.delenv("GEOVIGIE_HTTP_TIMEOUT")
-    assert ApiItemSource.resolve_timeout(None) is None  # nothing configured: GDAL keeps its own defaults
+    assert http_env()["GDAL_HTTP_TIMEOUT"] == 30 and http_env()["GDAL_HTTP_CONNECTTIMEOUT"] == 10  # the default

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from geovigie.catalog import CatalogClient, read_item
+from geovigie.catalog.stac import CatalogClient, read_item
 from geovigie.errors import EmptySearchError, InputNotFoundError, UnknownCollectionError
 
 GERS_BBOX = (0.0, 43.6, 0.2, 43.8)  # Aignan, Gers
@@ -55,7 +55,7 @@ def test_empty_search_raises_with_the_query(catalog_dir: Path) -> None:
 
 
 def test_bad_bbox_and_datetime() -> None:
-    from geovigie.catalog._datetime import to_interval
+    from geovigie.catalog.stac._datetime import to_interval
     from geovigie.types import normalize_bbox
 
     with pytest.raises(ValueError, match="4 numbers"):

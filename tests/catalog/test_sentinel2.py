@@ -12,19 +12,17 @@ import rasterio
 from odc.geo.geobox import GeoBox
 from rasterio.windows import Window
 
-from geovigie.catalog import (
-    CatalogClient,
+from geovigie.catalog.imagery import median_composite, require_clear, s2_composite
+from geovigie.catalog.sensors import (
     MaskOptions,
     band_asset,
     clear_from_scl,
     clear_from_theia,
     load_s2,
-    median_composite,
     processor,
     reflectance_scaling,
-    require_clear,
-    s2_composite,
 )
+from geovigie.catalog.stac import CatalogClient
 from geovigie.errors import BandMismatchError, EmptyInputError
 from tests.conftest import DATA, GERS_DIR
 

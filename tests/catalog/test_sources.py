@@ -17,16 +17,16 @@ from pathlib import Path
 import pystac
 import pytest
 
-from geovigie.catalog import (
+from geovigie.catalog.imagery import (
     BUILTIN,
     UnknownAreaError,
     UnknownProviderError,
     parse_aoi,
-    reflectance_scaling,
     resolve_provider,
     search_imagery,
     signer,
 )
+from geovigie.catalog.sensors import reflectance_scaling
 from geovigie.errors import EmptySearchError, InputNotFoundError, UnknownCollectionError
 from tests._support.servers import STAC_CORE, JsonHandler, QuietServer, landing_page
 from tests.conftest import DATA
@@ -262,7 +262,8 @@ def test_cli_fetch_fills_the_cache_and_carries_on(cli, api: Api, settings) -> No
 
 
 def test_loader_reads_remote_assets_through_the_cache(api: Api, aignan, settings) -> None:
-    from geovigie.catalog import AssetCache, load_s2, patch_url_through
+    from geovigie.catalog.imagery import AssetCache, patch_url_through
+    from geovigie.catalog.sensors import load_s2
 
     found = search_imagery(f"{api.url}/q/", FIXTURE_COLLECTION, aoi=aignan, settings=settings)
     local = pystac.Item.from_file(str(DATA / "sen2cor-fixture-gers" / "item.json"))
@@ -275,7 +276,8 @@ def test_loader_reads_remote_assets_through_the_cache(api: Api, aignan, settings
 
 
 def test_a_filter_goes_to_an_api_with_the_extension_and_is_matched_here_otherwise(api: Api) -> None:
-    from geovigie.catalog import SLOVENIA, CatalogClient
+    from geovigie.catalog.samples import SLOVENIA
+    from geovigie.catalog.stac import CatalogClient
 
     cql2 = "\"geovigie:cloudy\" = true AND id LIKE 'slovenia-%'"
     api.bodies.clear()

@@ -10,8 +10,16 @@ from pathlib import Path
 import pystac
 import pytest
 
-from geovigie.catalog import CatalogClient, SearchQuery, StaticItemStore
+from geovigie.catalog.stac import (
+    CatalogClient,
+    MirroredItemStore,
+    PgstacItemStore,
+    SearchQuery,
+    StaticItemStore,
+    open_store,
+)
 from geovigie.errors import InputNotFoundError, InvalidInputError
+from geovigie.postgres import StacDatabase
 from tests._support.layers import CLASSES, class_cog
 
 COLLECTION = "layers"
@@ -42,6 +50,25 @@ def test_upsert_get_search_delete(tmp_path: Path) -> None:
     with pytest.raises(InputNotFoundError):
         store.get(COLLECTION, "a")
     assert [i.id for i in CatalogClient.open(tmp_path / "store").search(collections=[COLLECTION])] == ["b"]
+
+
+def test_open_store_decides_what_a_location_is(tmp_path: Path) -> None:
+    """Folder, catalog.json, folder + database, database URL (a STAC API URL: tests/catalog/test_sources.py)."""
+    folder = tmp_path / "store"
+    with pytest.raises(InputNotFoundError, match="no STAC catalog"):
+        open_store(folder)
+    new = open_store(folder, missing_ok=True, catalog_id="mine")
+    assert type(new) is StaticItemStore and not folder.exists()  # written on the first upsert
+    new.upsert(_item("a"))
+    assert json.loads((folder / "catalog.json").read_text())["id"] == "mine"
+    for location in (folder, folder / "catalog.json", str(folder), str(folder / "catalog.json")):
+        opened = open_store(location)
+        assert type(opened) is StaticItemStore and [i.id for i in opened.search(SearchQuery())] == ["a"]
+    database = StacDatabase("postgresql://127.0.0.1:1/none", tmp_path)  # nothing is started before first use
+    mirrored = open_store(tmp_path / "export", database=database)
+    assert type(mirrored) is MirroredItemStore and mirrored.static.root == (tmp_path / "export").resolve()
+    pgstac = open_store("postgresql://127.0.0.1:1/none", files_root=tmp_path / "files")
+    assert type(pgstac) is PgstacItemStore and pgstac.root == (tmp_path / "files").resolve()
 
 
 @pytest.mark.parametrize("bad", ["../x", "a/b", ".hidden", "", "x" * 200])

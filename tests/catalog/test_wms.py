@@ -18,7 +18,8 @@ from rasterio.windows import from_bounds
 from rio_cogeo.cogeo import cog_validate
 from typer.testing import CliRunner
 
-from geovigie.catalog import StaticItemStore, WmsClient, WmsError, fetch_wms, snap_grid
+from geovigie.catalog.ortho import WmsClient, WmsError, fetch_wms, snap_grid
+from geovigie.catalog.stac import StaticItemStore
 from geovigie.errors import EmptyInputError, InvalidInputError
 from geovigie.tiles import validate_offline
 from tests.catalog.wms.mapserver import MapServer, mapserv_available, serve

@@ -116,7 +116,7 @@ def test_a_shapefile_without_prj_needs_zones_crs(tmp_path: Path, monkeypatch: py
 
 
 def test_catalog_search_aoi_without_prj(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from geovigie.catalog import parse_aoi
+    from geovigie.catalog.imagery import parse_aoi
 
     communes = gpd.read_file(GERS_DIR / "COMMUNE_32xxx.geojson").head(2)
     communes.to_file(tmp_path / "aoi.shp")

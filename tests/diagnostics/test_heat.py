@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from geovigie.catalog import CatalogClient
+from geovigie.catalog.stac import CatalogClient
 from geovigie.diagnostics import temperature_layer
 from geovigie.diagnostics._heat import _to_celsius
 from geovigie.errors import InvalidRasterError

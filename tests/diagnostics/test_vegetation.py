@@ -4,7 +4,7 @@ import numpy as np
 import rasterio
 from rio_cogeo.cogeo import cog_validate
 
-from geovigie.catalog import CatalogClient
+from geovigie.catalog.stac import CatalogClient
 from geovigie.diagnostics import ndvi_layer
 from geovigie.diagnostics._vegetation import NDVI_NODATA
 

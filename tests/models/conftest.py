@@ -36,7 +36,7 @@ def network_default(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def slovenia() -> Slovenia:
-    from geovigie.catalog import SLOVENIA_LABELS
+    from geovigie.catalog.samples import SLOVENIA_LABELS
 
     images = []
     for index in TRAIN_SCENES:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from geovigie.catalog import SLOVENIA, CatalogClient, StaticItemStore
+from geovigie.catalog.samples import SLOVENIA
+from geovigie.catalog.stac import CatalogClient, StaticItemStore
 from tests._support.writes import writes_settings
 
 

@@ -11,7 +11,8 @@ import numpy as np
 import pystac
 import rasterio
 
-from geovigie.catalog import PgstacItemStore, build_sample_catalog
+from geovigie.catalog.samples import build_sample_catalog
+from geovigie.catalog.stac import PgstacItemStore
 from geovigie.service import create_app
 from geovigie.service.stac_api import STAC_API_PREFIX
 from geovigie.tiles import index_inputs

@@ -18,7 +18,8 @@ import pytest
 from fastapi.testclient import TestClient
 from shapely.geometry import box, mapping, shape
 
-from geovigie.catalog import SLOVENIA, CatalogClient, StaticItemStore
+from geovigie.catalog.samples import SLOVENIA
+from geovigie.catalog.stac import CatalogClient, StaticItemStore
 from geovigie.service import create_app
 from geovigie.workflows import run_jobs
 from tests._support.jobs import EAST, NORTH, SLOVENIA_AREA, SOUTH, WEST, dumps_job, lidar_bbox

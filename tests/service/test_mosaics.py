@@ -16,7 +16,7 @@ import rasterio.warp
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from geovigie.catalog import SearchQuery, StaticItemStore
+from geovigie.catalog.stac import SearchQuery, StaticItemStore
 from geovigie.service import create_app
 from geovigie.tiles import RESULTS_COLLECTION, index_inputs
 from tests._support.servers import free_port, served

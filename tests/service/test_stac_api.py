@@ -17,7 +17,7 @@ import pytest
 import rasterio
 from fastapi.testclient import TestClient
 
-from geovigie.catalog import PgstacItemStore, SearchQuery, StaticItemStore
+from geovigie.catalog.stac import PgstacItemStore, SearchQuery, StaticItemStore
 from geovigie.service import create_app
 from geovigie.service.stac_api import STAC_API_PREFIX
 from geovigie.settings import Settings

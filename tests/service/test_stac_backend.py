@@ -21,14 +21,8 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from geovigie.catalog import (
-    GERS,
-    CatalogClient,
-    MirroredItemStore,
-    PgstacItemStore,
-    StaticItemStore,
-    export_static,
-)
+from geovigie.catalog.samples import GERS
+from geovigie.catalog.stac import CatalogClient, MirroredItemStore, PgstacItemStore, StaticItemStore, export_static
 from geovigie.postgres import PrivatePostgres
 from geovigie.service import create_app, stac_api_url
 from geovigie.settings import Settings
@@ -176,7 +170,7 @@ def test_the_service_starts_the_private_cluster_and_stops_it_with_the_app() -> N
 
 
 def test_ingested_orthophotos_go_into_the_stac_api_and_the_static_export(tmp_path: Path, pgstac_url: str) -> None:
-    from geovigie.catalog import ingest_ortho
+    from geovigie.catalog.ortho import ingest_ortho
     from geovigie.tiles import inputs_store_for
     from tests.conftest import DATA
 

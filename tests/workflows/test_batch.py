@@ -19,7 +19,9 @@ import rasterio
 import typer
 from typer.testing import CliRunner
 
-from geovigie.catalog import GERS, MUENSTER, SLOVENIA, CatalogClient, StaticItemStore, search_imagery
+from geovigie.catalog.imagery import search_imagery
+from geovigie.catalog.samples import GERS, MUENSTER, SLOVENIA
+from geovigie.catalog.stac import CatalogClient, StaticItemStore
 from geovigie.errors import InputNotFoundError, InvalidInputError
 from geovigie.workflows import load_batch_config, run_batch, search_items, watch_batch
 from tests._support.chunks import CHUNK_REPORTS, counted_predict_chunk

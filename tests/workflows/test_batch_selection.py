@@ -17,7 +17,8 @@ import pytest
 from shapely.affinity import translate
 from shapely.geometry import mapping, shape
 
-from geovigie.catalog import GERS, CatalogClient, PgstacItemStore, StaticItemStore
+from geovigie.catalog.samples import GERS
+from geovigie.catalog.stac import CatalogClient, PgstacItemStore, StaticItemStore
 from geovigie.workflows import BatchConfig, search_items
 from tests._support.servers import served
 from tests.conftest import fresh_database

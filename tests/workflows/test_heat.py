@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import rasterio
 
-from geovigie.catalog import MUENSTER, CatalogClient
+from geovigie.catalog.samples import MUENSTER
+from geovigie.catalog.stac import CatalogClient
 from geovigie.errors import DiagnosticsWarning
 from geovigie.settings import Settings
 from geovigie.tiles import LayerIndex

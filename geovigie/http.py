@@ -70,14 +70,6 @@ def resolve_timeout(timeout: float | None = None) -> float:
     return float(timeout)
 
 
-def configured_timeout() -> float | None:
-    """The settings' `http_timeout` when it is configured (geovigie.toml or `GEOVIGIE_HTTP_TIMEOUT`), else None."""
-    from geovigie.settings import get_settings
-
-    settings = get_settings()
-    return float(settings.http_timeout) if "http_timeout" in settings.model_fields_set else None
-
-
 def http_client(timeout: float | None = None, *, transport: Any = None, **options: Any) -> httpx.Client:
     """The one way geovigie opens HTTP connections (`resolve_timeout` seconds to connect and between reads)."""
     import httpx

@@ -37,16 +37,6 @@ BASELINE_04_DATE = datetime(2022, 1, 25, tzinfo=UTC)
 BOA_ADD_OFFSET = -1000
 QUANTIFICATION = 10_000
 
-SCL_CLASSES = {0: "no data", 1: "saturated or defective", 2: "dark area / cast shadow", 3: "cloud shadow",
-               4: "vegetation", 5: "not vegetated", 6: "water", 7: "unclassified", 8: "cloud, medium probability",
-               9: "cloud, high probability", 10: "thin cirrus", 11: "snow or ice"}
-"""Sen2Cor scene classification values."""
-
-CLM_BITS = {0: "clouds (except the thinnest) and shadows, summary", 1: "clouds except the thinnest",
-            2: "clouds, mono-temporal test", 3: "clouds, multi-temporal test", 4: "thinnest clouds (cirrus)",
-            5: "shadows of detected clouds", 6: "shadows of clouds outside the image", 7: "high clouds (1.38 µm)"}
-"""Theia/MAJA CLM bits."""
-
 MG2_SNOW_BIT = 2
 """Theia/MAJA MG2 (geophysical mask) bit for snow."""
 

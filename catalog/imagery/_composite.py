@@ -9,7 +9,7 @@ from typing import Any
 import pystac
 import xarray as xr
 
-from geovigie.catalog._sentinel2 import MaskOptions, load_s2
+from geovigie.catalog.sensors import MaskOptions, load_s2
 from geovigie.errors import EmptyInputError, InvalidInputError
 
 

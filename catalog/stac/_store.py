@@ -5,6 +5,7 @@ the layout pystac writes and STAC Browser reads. Each upsert writes one item fil
 under a file lock, so publishing the n-th item costs what the first did and concurrent publishers (threads or
 processes) never lose each other's items. `ApiItemSource` reads a STAC API through pystac-client (read only).
 A pgstac-backed store is another implementation of `ItemStore`; nothing that uses one needs to change.
+`open_store` decides which one a location names.
 """
 
 from __future__ import annotations
@@ -15,26 +16,16 @@ import itertools
 import json
 import shutil
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import pystac
 from shapely.geometry import box, shape
 
 from geovigie.atomic import folder_lock, write_json_atomic
-from geovigie.catalog._http import (
-    MAX_REDIRECTS,
-    RetryPolicy,
-    configured_timeout,
-    describe_failure,
-    describe_status,
-    http_client,
-    resolve_timeout,
-    send,
-)
-from geovigie.catalog._query import SearchQuery, cql2_select, item_interval, overlaps
+from geovigie.catalog.stac._query import SearchQuery, cloud_filter, cql2_select, item_interval, overlaps
 from geovigie.errors import (
     GeovigieError,
     InputNotFoundError,
@@ -42,10 +33,16 @@ from geovigie.errors import (
     RemoteSourceError,
     UnknownCollectionError,
 )
+from geovigie.http import (
+    MAX_REDIRECTS,
+    RetryPolicy,
+    describe_failure,
+    describe_status,
+    http_client,
+    resolve_timeout,
+    send,
+)
 from geovigie.paths import check_name, is_safe_name, safe_join
-
-if TYPE_CHECKING:
-    from geovigie.catalog._pgstac import PgstacItemStore
 
 ITEM_ID_MAX = 128
 
@@ -285,7 +282,7 @@ def _extend(record: dict[str, Any], item: pystac.Item) -> None:
 
 
 class ApiItemSource:
-    """A STAC API searched with pystac-client (read only), over geovigie's one HTTP policy (`catalog._http`).
+    """A STAC API searched with pystac-client (read only), over geovigie's one HTTP policy (`geovigie.http`).
 
     Every failure of the remote side (nothing listening, no answer within the timeout, an HTTP error, a redirect
     loop, an answer that is not STAC JSON) raises one `RemoteSourceError` naming the URL and the problem, mapped in
@@ -313,12 +310,6 @@ class ApiItemSource:
         stac_io = _httpx_stac_io()(http_client(self.timeout, transport=transport), RetryPolicy(retries, backoff))
         with self._remote("reading the landing page"):
             self._client = Client.open(url, modifier=modifier, stac_io=stac_io)
-
-    @staticmethod
-    def resolve_timeout(timeout: float | None) -> float | None:
-        """`timeout`, unless the settings configure `http_timeout` (`GEOVIGIE_HTTP_TIMEOUT`): kept for callers that
-        need to know whether one is configured (GDAL's options); new code calls `catalog._http.resolve_timeout`."""
-        return configured_timeout() or timeout
 
     def collection_ids(self) -> list[str]:
         """Collections the API advertises."""
@@ -355,6 +346,32 @@ class ApiItemSource:
             return
         kept = cql2_select(found, local)
         yield from itertools.islice(kept, query.max_items)
+
+    def search_area(self, collections: Sequence[str], *, intersects: dict[str, Any] | None = None,
+                    datetime: str | None = None, max_cloud: float | None = None,
+                    max_items: int | None = 100) -> Iterator[pystac.Item]:
+        """Items of `collections` over a GeoJSON geometry (`intersects`) in `datetime`, lazily, page by page.
+
+        The cloud-cover limit (`max_cloud` %) goes to the server as the cloud rule's CQL2 `filter` (`cloud_filter`:
+        unknown covers kept) when the API conforms to the Filter extension, else as the `query` extension's
+        `eo:cloud_cover` (which drops unknown covers: `query` has no OR), else not at all: callers check what comes
+        back with `cloud_skip_reason`.
+        """
+        from pystac_client import ConformanceClasses
+
+        kwargs: dict[str, Any] = {"collections": list(collections) or None, "datetime": datetime,
+                                  "max_items": max_items, "limit": min(max_items or 100, 100)}
+        if intersects is not None:
+            kwargs["intersects"] = intersects
+        if max_cloud is not None:
+            with self._remote("reading the conformance classes"):
+                if self._client.conforms_to(ConformanceClasses.FILTER):
+                    kwargs["filter"], kwargs["filter_lang"] = cloud_filter(max_cloud), "cql2-json"
+                elif self._client.conforms_to(ConformanceClasses.QUERY):
+                    kwargs["query"] = {"eo:cloud_cover": {"lte": max_cloud}}
+        with self._remote("searching items"):
+            items = self._client.search(**kwargs).items()
+        yield from self._guarded(items)
 
     def _guarded(self, items: Iterator[pystac.Item]) -> Iterator[pystac.Item]:
         """`items` of a remote search, each page fetch's failures turned into `RemoteSourceError`."""
@@ -427,23 +444,3 @@ def _httpx_stac_io() -> type:
             return response.content.decode("utf-8")
 
     return HttpxStacIO
-
-
-def open_store(location: str | Path, *, files_root: str | Path | None = None) -> StaticItemStore | PgstacItemStore:
-    """A static store at an existing catalog folder or catalog.json; a pgstac store for a `postgresql://` URL
-    (asset files of new items under `files_root`, by default `geovigie-data/results`).
-
-    Raises:
-        InputNotFoundError: no catalog.json there.
-    """
-    if str(location).startswith(("postgresql://", "postgres://")):
-        from geovigie.catalog._pgstac import PgstacItemStore
-
-        return PgstacItemStore(str(location), files_root or Path("geovigie-data") / "results")
-    path = Path(location)
-    folder = path.parent if path.name == "catalog.json" else path
-    if not (folder / "catalog.json").is_file():
-        raise InputNotFoundError(
-            f"no STAC catalog at {folder}: run `geovigie catalog build` or point to a catalog.json / STAC API URL"
-        )
-    return StaticItemStore(folder)

@@ -3,7 +3,7 @@
 The area (EPSG:2154) is snapped outward to the resolution grid, then cut into GetMap requests no larger than
 the server accepts: `max_size` (4096 px by default) and, when the GetCapabilities document gives them, its
 `MaxWidth` / `MaxHeight`. Tiles are written one at a time into the COG (memory bounded by one tile). Connection
-errors, timeouts, 429/502/503/504 answers are retried with exponential backoff (`catalog._http`); a WMS exception
+errors, timeouts, 429/502/503/504 answers are retried with exponential backoff (`geovigie.http`); a WMS exception
 report, an HTML page or an image of the wrong size raises `WmsError` with the server's own words.
 """
 
@@ -25,10 +25,10 @@ import rasterio
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
-from geovigie.catalog._http import RetryPolicy, describe_failure, http_client, resolve_timeout, send
-from geovigie.catalog._ortho import ORTHO_CRS, ortho_item
+from geovigie.catalog.ortho._ingest import ORTHO_CRS, ortho_item
 from geovigie.cog import cog_writer
 from geovigie.errors import EmptyInputError, InvalidInputError, RemoteSourceError
+from geovigie.http import RetryPolicy, describe_failure, http_client, resolve_timeout, send
 from geovigie.progress import progress_bar
 
 GEOPLATEFORME_WMS = "https://data.geopf.fr/wms-r/wms"
@@ -108,7 +108,7 @@ def parse_capabilities(body: bytes, url: str) -> WmsCapabilities:
 
 
 class WmsClient:
-    """GetCapabilities and GetMap (WMS 1.3.0) under the one HTTP policy (`catalog._http`): the settings' timeout
+    """GetCapabilities and GetMap (WMS 1.3.0) under the one HTTP policy (`geovigie.http`): the settings' timeout
     (`http_timeout`, when configured, wins over `timeout`), connection errors, timeouts and 429/502/503/504 retried
     `retries` times with exponential backoff."""
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pystac
 
-from geovigie.catalog._datetime import Interval, overlaps, to_interval
+from geovigie.catalog.stac._datetime import Interval, overlaps, to_interval
 from geovigie.errors import InvalidInputError
 from geovigie.types import BBox, DatetimeLike
 

@@ -9,7 +9,7 @@ names the provider and what was asked.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,11 +18,8 @@ from urllib.parse import urlsplit
 import pystac
 from shapely.geometry import shape
 
-from geovigie.catalog._aoi import Aoi
-from geovigie.catalog._datetime import to_interval
-from geovigie.catalog._query import SearchQuery, cloud_filter, cloud_skip_reason
-from geovigie.catalog._search import CatalogClient
-from geovigie.catalog._store import ApiItemSource
+from geovigie.catalog.imagery._aoi import Aoi
+from geovigie.catalog.stac import ApiItemSource, SearchQuery, cloud_skip_reason, open_store
 from geovigie.errors import EmptySearchError, InvalidInputError, UnknownCollectionError
 
 PC_HOST = "planetarycomputer.microsoft.com"
@@ -42,11 +39,6 @@ class Provider:
     """Collections served (checked without a request); None: ask the source."""
     signing: str | None = None
     """`planetary-computer` when asset URLs must be signed."""
-
-    @property
-    def remote(self) -> bool:
-        """Whether this is a STAC API (http/https)."""
-        return self.location.startswith(("http://", "https://"))
 
 
 BUILTIN = {
@@ -134,29 +126,6 @@ class ImageryQuery:
         return " ".join(parts)
 
 
-class ImageryApiSource(ApiItemSource):
-    """A STAC API searched by geometry, with the cloud-cover limit sent as a CQL2 `filter` (else the `query`
-    extension) when the API offers one, and always checked again on what comes back (`cloud_skip_reason`)."""
-
-    def find(self, query: ImageryQuery) -> Iterator[pystac.Item]:
-        """Items matching `query`, lazily, page by page."""
-        from pystac_client import ConformanceClasses
-
-        kwargs: dict[str, Any] = {"collections": list(query.collections) or None, "datetime": query.period,
-                                  "max_items": query.max_items, "limit": min(query.max_items or 100, 100)}
-        if query.aoi is not None:
-            kwargs["intersects"] = query.aoi.geojson()
-        if query.max_cloud is not None:
-            with self._remote("reading the conformance classes"):
-                if self._client.conforms_to(ConformanceClasses.FILTER):  # the rule itself, unknown covers kept
-                    kwargs["filter"], kwargs["filter_lang"] = cloud_filter(query.max_cloud), "cql2-json"
-                elif self._client.conforms_to(ConformanceClasses.QUERY):  # drops unknown covers: no OR in `query`
-                    kwargs["query"] = {"eo:cloud_cover": {"lte": query.max_cloud}}
-        with self._remote("searching items"):
-            items = self._client.search(**kwargs).items()
-        yield from self._guarded(items)
-
-
 def _keep(item: pystac.Item, query: ImageryQuery) -> bool:
     if cloud_skip_reason(item, query.max_cloud) is not None:
         return False
@@ -195,20 +164,20 @@ def search_imagery(provider: str | Provider | None, collections: Sequence[str] |
     if max_cloud is not None and not 0 <= max_cloud <= 100:
         raise InvalidInputError(f"maximum cloud cover {max_cloud:g} %: give a number from 0 to 100")
     if period is not None:
-        to_interval(period)  # a clear error for malformed dates, before any request
+        SearchQuery(datetime=period)  # parses the period: a clear error for malformed dates, before any request
     query = ImageryQuery(source, wanted, aoi, period, max_cloud, max_items)
-    if source.remote:
-        api = ImageryApiSource(source.location, modifier=signer(source), timeout=timeout)
-        if source.collections is None:
-            _check_collections(api.collection_ids(), wanted, source)
-        found = [item for item in api.find(query) if _keep(item, query)]
+    store = open_store(source.location, modifier=signer(source), timeout=timeout)
+    if source.collections is None:
+        _check_collections(store.collection_ids(), wanted, source)
+    if isinstance(store, ApiItemSource):  # the area itself, and the cloud limit, go to the server
+        found = [item for item in store.search_area(wanted, intersects=aoi.geojson() if aoi else None,
+                                                    datetime=period, max_cloud=max_cloud, max_items=max_items)
+                 if _keep(item, query)]
     else:
-        client = CatalogClient.open(source.location)
-        _check_collections(client.collection_ids(), wanted, source)
         search = SearchQuery(collections=wanted or None, bbox=aoi.bbox if aoi else None, datetime=period,
                              max_items=None)
         found = []
-        for item in client.backend.search(search):
+        for item in store.search(search):
             if _keep(item, query):
                 found.append(item)
             if max_items is not None and len(found) >= max_items:

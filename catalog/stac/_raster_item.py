@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pystac
 
-from geovigie.catalog._datetime import to_interval
-from geovigie.catalog._store import check_id
+from geovigie.catalog.stac._datetime import to_interval
+from geovigie.catalog.stac._store import check_id
 from geovigie.errors import InputNotFoundError, InvalidInputError, InvalidRasterError
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")

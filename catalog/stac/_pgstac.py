@@ -22,8 +22,8 @@ from urllib.request import url2pathname
 
 import pystac
 
-from geovigie.catalog._query import SearchQuery
-from geovigie.catalog._store import StaticItemStore, check_id
+from geovigie.catalog.stac._query import SearchQuery
+from geovigie.catalog.stac._store import StaticItemStore, check_id
 from geovigie.errors import (
     DatabaseError,
     GeovigieError,

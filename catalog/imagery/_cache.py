@@ -18,7 +18,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from geovigie.atomic import atomic_path
-from geovigie.catalog._http import (
+from geovigie.digests import sha256_of
+from geovigie.errors import InvalidInputError, RemoteSourceError
+from geovigie.http import (
     RETRY_STATUSES,
     RetryableError,
     RetryPolicy,
@@ -29,9 +31,6 @@ from geovigie.catalog._http import (
     resolve_timeout,
     retry_after,
 )
-from geovigie.errors import InvalidInputError, RemoteSourceError
-
-CHUNK = 1 << 20
 
 
 class AssetDownloadError(RemoteSourceError):
@@ -51,15 +50,6 @@ def _suffix(url: str) -> str:
     name = urlsplit(url).path.rsplit("/", 1)[-1]
     suffix = Path(name).suffix.lower()
     return suffix if 1 < len(suffix) <= 8 and suffix[1:].isalnum() else ""
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _expected_digest(value: str | None) -> str | None:
@@ -84,7 +74,7 @@ class AssetCache:
     Args:
         root: the cache folder.
         timeout: seconds to connect and between two reads (the settings' `http_timeout` when configured).
-        retries: attempts after the first one, under the one HTTP policy (`catalog._http`): connection errors,
+        retries: attempts after the first one, under the one HTTP policy (`geovigie.http`): connection errors,
             timeouts, dropped connections (resumed with `Range`) and 429/502/503/504.
         backoff: seconds before the first retry, doubled each time (a `Retry-After` header wins, up to 60 s).
         transport: an httpx transport (tests).
@@ -109,7 +99,7 @@ class AssetCache:
             return None
         sidecar = path.with_name(path.name + ".sha256")
         recorded = sidecar.read_text(encoding="utf-8").split()[0] if sidecar.is_file() else None
-        actual = file_sha256(path)
+        actual = sha256_of(path)
         if recorded is None:
             self._write_sidecar(path, actual, url)
         elif recorded != actual:
@@ -144,7 +134,7 @@ class AssetCache:
         target.parent.mkdir(parents=True, exist_ok=True)
         with self._entry_lock(target):
             hit = self.cached(url, key)
-            if hit is not None and (expected is None or file_sha256(hit) == expected):
+            if hit is not None and (expected is None or sha256_of(hit) == expected):
                 return hit
             part = target.with_name(f".{target.name}.part")
             digest = self._download(url, part)
@@ -180,7 +170,7 @@ class AssetCache:
             except (RetryableError, httpx.HTTPError) as err:  # still failing after the retries
                 reason = describe_failure(err, self.timeout) or f"{type(err).__name__}: {err}"
                 raise AssetDownloadError(f"asset {url}: {reason}; gave up after {self.retries + 1} attempts") from err
-        return file_sha256(part)
+        return sha256_of(part)
 
     def _attempt(self, client: Any, url: str, part: Path) -> None:
         """One request, appending to `part` what it has not yet.

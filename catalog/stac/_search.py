@@ -10,8 +10,9 @@ from typing import Any
 
 import pystac
 
-from geovigie.catalog._query import SearchQuery, cql2_filter, cql2_select
-from geovigie.catalog._store import ApiItemSource, ItemSource, open_store
+from geovigie.catalog.stac._open import open_store
+from geovigie.catalog.stac._query import SearchQuery, cql2_filter, cql2_select
+from geovigie.catalog.stac._store import ItemSource
 from geovigie.errors import EmptySearchError, InputNotFoundError, InvalidInputError, UnknownCollectionError
 from geovigie.types import BBoxLike, DatetimeLike, normalize_bbox
 
@@ -69,17 +70,15 @@ class CatalogClient:
     def open(
         cls, source: str | Path, *, modifier: RequestModifier | None = None, timeout: float | None = None
     ) -> CatalogClient:
-        """Open `source`: an http(s) URL is a STAC API, anything else a local catalog.json (or its folder).
+        """Open `source` as `open_store` reads it: a STAC API URL, a PostgreSQL (pgstac) URL, or a static
+        catalog.json (or its folder).
 
         Args:
-            source: STAC API root URL, or path to a static catalog.
+            source: STAC API root URL, database URL, or path to a static catalog.
             modifier: called on each remote item/request, e.g. to sign Planetary Computer URLs.
             timeout: seconds for remote requests; the settings' `http_timeout` when configured or when None.
         """
-        text = str(source)
-        if text.startswith(("http://", "https://")):
-            return cls(ApiItemSource(text, modifier=modifier, timeout=timeout))
-        return cls(open_store(text))
+        return cls(open_store(str(source), modifier=modifier, timeout=timeout))
 
     def collection_ids(self) -> list[str]:
         """Ids of the collections this source holds."""

@@ -26,7 +26,7 @@ from rasterio.vrt import WarpedVRT
 from rio_stac.stac import get_dataset_geom
 
 from geovigie.atomic import atomic_path
-from geovigie.catalog._store import ItemStore, check_id
+from geovigie.catalog.stac import ItemStore, check_id
 from geovigie.errors import GeovigieError, InputNotFoundError, InvalidInputError, InvalidRasterError
 from geovigie.progress import progress_bar
 
