@@ -16,8 +16,8 @@ import rasterio
 from affine import Affine
 from shapely.geometry import Point
 
+from tests._support.figures import run_cli
 from tests.conftest import DATA
-from tests.test_bad_inputs_figures import run_cli
 
 SCENE = DATA / "s2-l1c-slovenia" / "reference_scene_2.tif"
 

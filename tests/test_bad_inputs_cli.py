@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import GEOVIGIE, assert_clean_error, run
+from tests._support.cli import GEOVIGIE, assert_clean_error, run
 
 
 def test_port_in_use_names_the_option_and_the_port(tmp_path: Path) -> None:

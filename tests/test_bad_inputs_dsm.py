@@ -18,10 +18,8 @@ import rasterio
 from affine import Affine
 from shapely.geometry import Point, box
 
+from tests._support.feedback import DSM, feedback_config
 from tests._support.figures import run_cli
-from tests.conftest import DATA
-
-DSM = DATA / "lidarhd-montpellier-ign" / "DSM" / "test_data_77050_627755_LA93_IGN69_50CM_TIN.tif"
 
 
 @dataclass(frozen=True)
@@ -114,28 +112,6 @@ def test_bad_input_gives_one_error_line(name: str, inputs: Path, tmp_path: Path,
 # `geovigie train` on field feedback (the service's export) for the dump-site detector
 
 
-def _feedback_config(folder: Path, name: str, statuses: list[str], **labels: object) -> Path:
-    """The shipped dump-site feedback config with its labels.path on feedback records written here."""
-    import tomllib
-
-    from shapely.geometry import mapping
-
-    from geovigie.training import field_record, write_field_records
-    from tests.conftest import REPO
-    from tests.training.conftest import write_toml
-
-    shipped = REPO / "training" / "configs" / "dump-sites-feedback-lidarhd-montpellier.toml"
-    with rasterio.open(DSM) as src:
-        x0, y0 = src.bounds.left, src.bounds.top
-    far = 100_000.0 if labels.pop("__far__", False) else 0.0  # sites visited in another département
-    records = [field_record(mapping(box(x0 + far + 5 + 8 * i, y0 - 20, x0 + far + 10 + 8 * i, y0 - 15)), status,
-                            "2024-06-01", "agent", site_id=f"s{i}", watch="w") for i, status in enumerate(statuses)]
-    labels_path = write_field_records(folder / f"{name}.geojson", records, crs="EPSG:2154")
-    data = tomllib.loads(shipped.read_text())
-    data["labels"] = {**data["labels"], "path": str(labels_path), **labels}
-    data["images"]["files"] = [{**f, "paths": [str((shipped.parent / p).resolve()) for p in f["paths"]]}
-                               for f in data["images"]["files"]]
-    return write_toml(folder / f"{name}.toml", data)
 
 
 TRAIN_CASES = {
@@ -157,14 +133,14 @@ def test_bad_feedback_labels_give_one_error_line(name: str, tmp_path: Path, monk
     inputs = tmp_path / "in"
     inputs.mkdir()
     if name == "bad-status":  # field_record refuses it: write the record by hand, as another tool might
-        config = _feedback_config(inputs, name, ["confirmed"] * 10, **labels)
+        config = feedback_config(inputs, name, ["confirmed"] * 10, **labels)
         geojson = inputs / f"{name}.geojson"
         payload = json.loads(geojson.read_text())
         for feature in payload["features"][5:]:
             feature["properties"]["status"] = "maybe"
         geojson.write_text(json.dumps(payload))
     else:
-        config = _feedback_config(inputs, name, statuses, **labels)
+        config = feedback_config(inputs, name, statuses, **labels)
     work = tmp_path / "work"
     work.mkdir()
     (work / "none.toml").write_text("# no settings\n")

@@ -9,7 +9,6 @@ the page finds them in `/openapi.json` as it will find the real ones.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -23,22 +22,23 @@ import httpx
 import numpy as np
 import pytest
 from fastapi import APIRouter, FastAPI, Header, HTTPException
-from PIL import Image
 from shapely import affinity
 
 from geovigie.service import create_app
 from geovigie.settings import Settings
 from geovigie.tiles import LayerSpec, Provenance, VectorStyle, publish_layer, publish_vector_layer
+from tests._support.browser import (
+    IDLE,
+    SET_RANGE,
+    map_browser,
+    map_pixels,
+)
 from tests._support.layers import CLASSES, class_cog
 from tests._support.servers import free_port, served
-from tests.conftest import DATA, GERS_DIR, require
+from tests.conftest import DATA, GERS_DIR
 
-CHROMIUM = "/usr/bin/chromium"
 INJECTED = '<img src="x" id="injected">Aignan'
 TEST_KEY = "test-key-not-a-secret"
-IDLE = """() => new Promise((done) => { const map = window.geovigie.map;
-  map.once('idle', () => done(true)); map.triggerRepaint(); })"""
-SET_RANGE = "(el, value) => { el.value = value; el.dispatchEvent(new Event('input', { bubbles: true })); }"
 
 
 @contextmanager
@@ -52,45 +52,6 @@ def _serve(settings: Settings, extra: Callable[[FastAPI], None] | None = None) -
         yield base
 
 
-@contextmanager
-def _browser(server: str) -> Iterator[tuple[Any, list[str]]]:
-    """A Chromium page that blocks and records every request not to `server`, and records every failed or erroring
-    request and every console error."""
-    require(Path(CHROMIUM).exists(), f"{CHROMIUM} not installed (apt install chromium)")
-    playwright = pytest.importorskip("playwright.sync_api")
-    problems: list[str] = []
-    record: Callable[[str], None] = problems.append
-
-    def gate(route: Any) -> None:
-        url = route.request.url
-        if url.startswith((server + "/", "data:", "blob:")):
-            route.continue_()
-        else:
-            record(f"outside: {url}")
-            route.abort()
-
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
-        context.route("**/*", gate)
-        page = context.new_page()
-        # a tile request the map cancels when it moves away (ERR_ABORTED) is not a failure
-        page.on("requestfailed", lambda r: record(f"failed: {r.url} {r.failure}") if "ABORTED" not in r.failure
-                else None)
-        # TiTiler answers 404 for a tile inside a layer's bounding box but outside its (rotated) footprint: the map
-        # draws nothing there, as it should; any other 4xx/5xx, and any console error, is a problem
-        outside_footprint = re.compile(re.escape(server) + r"/layers/[^/]+/tiles/")
-        page.on("response", lambda r: record(f"{r.status} {r.url}") if r.status >= 400 and not (
-            r.status == 404 and outside_footprint.match(r.url)) else None)
-        page.on("console", lambda msg: record(f"{msg.text} {msg.location.get('url', '')}") if msg.type == "error"
-                and not ("404" in msg.text and outside_footprint.match(msg.location.get("url", ""))) else None)
-        page.on("pageerror", lambda exc: record(str(exc)))
-        try:
-            yield page, problems
-        finally:
-            browser.close()
 
 
 def _keep(page: Any, name: str) -> None:
@@ -103,10 +64,6 @@ def _idle(page: Any) -> None:
     page.evaluate(IDLE)
 
 
-def _map_pixels(page: Any) -> tuple[np.ndarray, dict[str, float]]:
-    """The page's screenshot as an RGB array, and the map's box in it."""
-    shot = np.asarray(Image.open(io.BytesIO(page.screenshot())).convert("RGB")).astype(int)
-    return shot, page.locator("#map").bounding_box()
 
 
 def _pixel_of(page: Any, lon: float, lat: float) -> tuple[int, int]:
@@ -143,7 +100,7 @@ def _activate(page: Any, series: str, opacity: float | None = 1.0, zoom: bool = 
 
 
 def test_docs_render_operations_offline(tmp_path: Path) -> None:
-    with _serve(Settings(data_dir=tmp_path / "gv")) as server, _browser(server) as (page, problems):
+    with _serve(Settings(data_dir=tmp_path / "gv")) as server, map_browser(server) as (page, problems):
         page.goto(server + "/docs")
         page.wait_for_selector(".opblock", timeout=20000)
         page.wait_for_load_state("networkidle")
@@ -197,7 +154,7 @@ def _publish_small_map(tmp_path: Path, settings: Settings) -> gpd.GeoDataFrame:
 def test_map_page_degrades_without_write_endpoints_and_shows_sites_through_passes(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "gv")
     communes = _publish_small_map(tmp_path, settings)
-    with _serve(settings) as server, _browser(server) as (page, problems):
+    with _serve(settings) as server, map_browser(server) as (page, problems):
         page.goto(server + "/")
         page.wait_for_selector("body[data-ready=true]", timeout=30000)
         listed = page.locator("#layers li").evaluate_all("items => items.map(i => i.dataset.layerId)")
@@ -217,7 +174,7 @@ def test_map_page_degrades_without_write_endpoints_and_shows_sites_through_passe
         colours = {"new": "#e31a1c", "persisting": "#ff7f00", "removed": "#8c8c8c"}
 
         def site_colours() -> dict[str, np.ndarray]:
-            shot, _ = _map_pixels(page)
+            shot, _ = map_pixels(page)
             return {key: shot[_pixel_of(page, p.x, p.y)[::-1]] for key, p in sites.items()}
 
         slider = page.locator("li[data-series='dumps-test'] input.time")
@@ -339,13 +296,13 @@ def test_first_view_is_the_gers_with_vegetation_per_commune_coloured_and_hatched
     zones = gpd.GeoDataFrame.from_features(_features(server, "vegetation-zones-gers")["features"], crs=4326)
     no_data = zones["covered_fraction"].eq(0) | zones["ndvi_mean"].isna() \
         | zones.get("status", zones["zone_id"]).isin(["partial", "not_covered"])
-    with _browser(server) as (page, problems):
+    with map_browser(server) as (page, problems):
         page.goto(server + "/")
         page.wait_for_selector("body[data-ready=true]", timeout=30000)
         assert page.locator("li[data-series='vegetation-zones-gers'] input[type=checkbox]").is_checked()
         page.locator("li[data-series='vegetation-zones-gers'] input.opacity").evaluate(SET_RANGE, "1")
         _idle(page)
-        shot, _ = _map_pixels(page)
+        shot, _ = map_pixels(page)
         legend = info["legend"][0]
         checked = 0
         for _, zone in zones.iterrows():
@@ -380,7 +337,7 @@ def test_each_group_has_a_layer_that_draws_its_legend_colours(dashboard) -> None
     layers = {layer["id"]: layer for layer in httpx.get(server + "/layers").json()}
     chosen = {"zan": "zan-gers-odeon-2016-2019", "heat": "uhi-hotspots-muenster",
               "landcover": "landcover-slovenia-reference-scene-2"}
-    with _browser(server) as (page, problems):
+    with map_browser(server) as (page, problems):
         page.goto(server + "/")
         page.wait_for_selector("body[data-ready=true]", timeout=30000)
         groups = page.locator("#layers details").evaluate_all("ds => ds.map(d => d.dataset.group)")
@@ -389,7 +346,7 @@ def test_each_group_has_a_layer_that_draws_its_legend_colours(dashboard) -> None
             _open_group(page, group)
             _activate(page, series)
             layer_id = page.locator(f"li[data-series='{series}']").get_attribute("data-layer-id")
-            shot, box = _map_pixels(page)
+            shot, box = map_pixels(page)
             inside = shot[int(box["y"]):int(box["y"] + box["height"]), int(box["x"]):int(box["x"] + box["width"])]
             colours = [_hex(c["color"]) for c in layers[layer_id]["legend"]]
             drawn = [int((np.abs(inside - colour).max(axis=2) <= 4).sum()) for colour in colours]
@@ -405,7 +362,7 @@ def test_each_group_has_a_layer_that_draws_its_legend_colours(dashboard) -> None
 def test_pass_slider_moves_between_the_two_muenster_passes_and_a_cell_charts_both(dashboard) -> None:
     server, settings, _ = dashboard
     cells = {day: _features(server, f"uhi-zones-muenster-{day}") for day in ("20240813", "20250511")}
-    with _browser(server) as (page, problems):
+    with map_browser(server) as (page, problems):
         page.goto(server + "/")
         page.wait_for_selector("body[data-ready=true]", timeout=30000)
         _open_group(page, "heat")
@@ -413,11 +370,11 @@ def test_pass_slider_moves_between_the_two_muenster_passes_and_a_cell_charts_bot
         item = page.locator("li[data-series='uhi-muenster']")
         assert item.get_attribute("data-layer-id") == "uhi-muenster-20250511"  # the latest pass first
         assert "mai 2025" in item.inner_text()
-        after, _ = _map_pixels(page)
+        after, _ = map_pixels(page)
         item.locator("input.time").evaluate(SET_RANGE, "0")
         page.wait_for_selector("#legend .legend-block[data-layer-id='uhi-muenster-20240813']")
         _idle(page)
-        before, _ = _map_pixels(page)
+        before, _ = map_pixels(page)
         assert item.get_attribute("data-layer-id") == "uhi-muenster-20240813" and "août 2024" in item.inner_text()
         assert (np.abs(before - after).max(axis=2) > 30).sum() > 1000  # another pass, other colours
         # a cell of the intensity per cell: its chart has one bar per pass with that pass's mean
@@ -445,7 +402,7 @@ def test_click_a_commune_reads_its_figures_and_chart_in_french_then_english(dash
     zones = {f["properties"]["zone_name"]: f for f in _features(server, "vegetation-zones-gers")["features"]}
     aignan = zones["Aignan"]
     point = gpd.GeoDataFrame.from_features([aignan], crs=4326).geometry.iloc[0].representative_point()
-    with _browser(server) as (page, problems):
+    with map_browser(server) as (page, problems):
         page.goto(server + "/")
         page.wait_for_selector("body[data-ready=true]", timeout=30000)
         page.mouse.click(*_pixel_of(page, point.x, point.y))
@@ -480,7 +437,7 @@ def test_site_panel_feedback_and_job_through_the_test_double(dashboard) -> None:
     sites = _features(server, "dumps-montpellier-lidar")["features"]
     site = max(sites, key=lambda f: f["properties"]["area_m2"])
     point = gpd.GeoDataFrame.from_features([site], crs=4326).geometry.iloc[0].representative_point()
-    with _browser(server) as (page, problems):
+    with map_browser(server) as (page, problems):
         page.goto(server + "/")
         page.wait_for_selector("body[data-ready=true]", timeout=30000)
         assert "clé API" in page.inner_text("#jobs")  # offered, once a key is given
@@ -490,7 +447,7 @@ def test_site_panel_feedback_and_job_through_the_test_double(dashboard) -> None:
         _open_group(page, "dumps")
         _activate(page, "dumps-montpellier-lidar", opacity=1.0)
         x, y = _pixel_of(page, point.x, point.y)
-        shot, _ = _map_pixels(page)
+        shot, _ = map_pixels(page)
         assert np.abs(shot[y, x] - _hex("#e31a1c")).max() <= 6  # a new site: red over the LiDAR hillshade
         page.mouse.click(x, y)
         panel = page.wait_for_selector(f"#details[data-id='{site['properties']['site_id']}']")
@@ -517,7 +474,7 @@ def test_site_panel_feedback_and_job_through_the_test_double(dashboard) -> None:
         assert "un tas de terre de chantier" in page.inner_text("#details .history")  # the history shows it
         _idle(page)
         x, y = _pixel_of(page, point.x, point.y)  # the panel took its place beside the map: the map moved
-        shot, _ = _map_pixels(page)
+        shot, _ = map_pixels(page)
         assert np.abs(shot[y, x] - _hex("#2c7fb8")).max() <= 6  # the site takes the colour of its feedback
         _keep(page, "site")
         page.fill("#job-form input[name=territory]", "insee:32001")

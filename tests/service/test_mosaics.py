@@ -165,11 +165,11 @@ def test_gdal_opens_the_mosaic_wmts(published) -> None:
 
 
 def test_dashboard_pass_slider_browses_the_mosaic(published) -> None:
-    from tests.service.test_browser import IDLE, SET_RANGE, _browser, _map_pixels
+    from tests._support.browser import IDLE, SET_RANGE, map_browser, map_pixels
 
     port = free_port()
     with served(create_app(published.model_copy(update={"public_url": None, "port": port})), port) as base, \
-            _browser(base) as (page, problems):
+            map_browser(base) as (page, problems):
         tiles: list[tuple[int, str]] = []
         page.on("response", lambda r: tiles.append((r.status, r.url)) if "/mosaics/layers.lst-muenster/tiles/"
                 in r.url else None)
@@ -183,13 +183,13 @@ def test_dashboard_pass_slider_browses_the_mosaic(published) -> None:
         item.locator("input[type=checkbox]").check()
         item.locator("input.opacity").evaluate(SET_RANGE, "1")
         page.evaluate(IDLE)
-        newest, _ = _map_pixels(page)
+        newest, _ = map_pixels(page)
         assert tiles and all(status == 200 and "datetime" not in url for status, url in tiles)
         tiles.clear()
         item.locator("input.time").evaluate(SET_RANGE, "2")  # 0: all passes, 1: the newest, 2: the one before
         assert "août 2024" in item.inner_text()
         page.evaluate(IDLE)
-        older, _ = _map_pixels(page)
+        older, _ = map_pixels(page)
         assert tiles and all(status == 200 and f"datetime={OLD}" in url for status, url in tiles)
         assert (np.abs(older - newest).max(axis=2) > 30).sum() > 1000  # the other pass drawn
     assert problems == []

@@ -22,8 +22,7 @@ from geovigie.service import create_app
 from geovigie.service.stac_api import STAC_API_PREFIX
 from geovigie.settings import Settings
 from geovigie.tiles import RESULTS_COLLECTION
-from tests._support.servers import free_port, served
-from tests.catalog.test_pgstac import (
+from tests._support.pgstac import (
     CLEAR,
     CLOUDY,
     private_folder,
@@ -31,6 +30,7 @@ from tests.catalog.test_pgstac import (
     remove_private_folder,
     start_private_postgres,
 )
+from tests._support.servers import free_port, served
 
 GERS = "s2-l2a-theia-gers"
 GERS_AREA = {"type": "Polygon", "coordinates": [[[0.05, 43.67], [0.12, 43.67], [0.12, 43.75], [0.05, 43.75],

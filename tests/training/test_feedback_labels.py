@@ -178,13 +178,13 @@ def test_card_counts_each_sites_latest_record_over_the_images(tmp_path: Path) ->
 
 def test_cli_train_says_how_many_field_labels_it_learned_from(tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests._support.feedback import feedback_config
     from tests._support.figures import run_cli
-    from tests.test_bad_inputs_dsm import _feedback_config
 
     inputs, work = tmp_path / "in", tmp_path / "work"
     inputs.mkdir()
     work.mkdir()
-    config = _feedback_config(inputs, "visits", ["confirmed"] * 5 + ["false_alarm"] * 5 + ["cleaned"])
+    config = feedback_config(inputs, "visits", ["confirmed"] * 5 + ["false_alarm"] * 5 + ["cleaned"])
     code, stderr = run_cli(["train", str(config), "--quiet", "--device", "cpu", "--out", str(work / "run")], work,
                            monkeypatch)
     assert code == 0, stderr
