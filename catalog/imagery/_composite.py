@@ -11,6 +11,7 @@ import xarray as xr
 
 from geovigie.catalog.sensors import MaskOptions, load_s2
 from geovigie.errors import EmptyInputError, InvalidInputError
+from geovigie.types import LAMBERT93
 
 
 def median_composite(data: xr.Dataset, freq: str | None = None) -> xr.Dataset:
@@ -41,7 +42,7 @@ def median_composite(data: xr.Dataset, freq: str | None = None) -> xr.Dataset:
 
 
 def s2_composite(items: Sequence[pystac.Item], bands: Sequence[str], *, freq: str | None = None,
-                 crs: str = "EPSG:2154", resolution: float = 10.0, bbox: Sequence[float] | None = None,
+                 crs: str = LAMBERT93, resolution: float = 10.0, bbox: Sequence[float] | None = None,
                  geopolygon: Any = None, geobox: Any = None, chunks: dict[str, int] | None = None,
                  mask: MaskOptions = MaskOptions(), patch_url: Callable[[str], str] | None = None) -> xr.Dataset:
     """Masked Sentinel-2 L2A reflectance (Sen2Cor or Theia, offsets removed) → median per period, lazily."""

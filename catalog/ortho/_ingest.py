@@ -29,9 +29,10 @@ from geovigie.atomic import atomic_path
 from geovigie.catalog.stac import ItemStore, check_id
 from geovigie.errors import GeovigieError, InputNotFoundError, InvalidInputError, InvalidRasterError
 from geovigie.progress import progress_bar
+from geovigie.types import LAMBERT93
 
 ORTHO_COLLECTION = "ign-ortho"
-ORTHO_CRS = "EPSG:2154"
+ORTHO_CRS = LAMBERT93
 ORTHO_LICENCE = "IGN BD ORTHO / ORTHO HR, Licence Ouverte / Etalab 2.0"
 DALLE_SUFFIXES = (".jp2", ".tif", ".tiff")
 

@@ -17,6 +17,7 @@ import pystac
 import xarray as xr
 
 from geovigie.errors import BandMismatchError, EmptySearchError
+from geovigie.types import LAMBERT93
 
 ST_SCALE, ST_OFFSET = 0.00341802, 149.0
 SR_SCALE, SR_OFFSET = 0.0000275, -0.2
@@ -110,7 +111,7 @@ def scaling(item: pystac.Item, key: str, common: str) -> tuple[float, float]:
     return float(declared.get("scale", SR_SCALE)), float(declared.get("offset", SR_OFFSET))
 
 
-def load_landsat(items: Sequence[pystac.Item], bands: Sequence[str], *, crs: str | None = "EPSG:2154",
+def load_landsat(items: Sequence[pystac.Item], bands: Sequence[str], *, crs: str | None = LAMBERT93,
                  resolution: float | None = 30.0, bbox: Sequence[float] | None = None, geobox: Any = None,
                  chunks: dict[str, int] | None = None, qa: QaOptions | None = QaOptions(),
                  groupby: str | None = "solar_day", patch_url: Callable[[str], str] | None = None) -> xr.Dataset:

@@ -26,6 +26,7 @@ import xarray as xr
 
 from geovigie.bands import S2_BANDS, canonical_s2_name
 from geovigie.errors import BandMismatchError, EmptySearchError, InvalidInputError
+from geovigie.types import LAMBERT93
 
 Processor = Literal["sen2cor", "theia"]
 
@@ -182,7 +183,7 @@ def _clear(item: pystac.Item, data: xr.Dataset, masks: list[str], options: MaskO
     return clear_from_theia(named["CLM"], named.get("EDG"), named.get("SAT"), named.get("MG2"), options)
 
 
-def load_s2(items: Sequence[pystac.Item], bands: Sequence[str], *, crs: str | None = "EPSG:2154",
+def load_s2(items: Sequence[pystac.Item], bands: Sequence[str], *, crs: str | None = LAMBERT93,
             resolution: float | None = 10.0, bbox: Sequence[float] | None = None, geopolygon: Any = None,
             geobox: Any = None, chunks: dict[str, int] | None = None, mask: MaskOptions | None = MaskOptions(),
             groupby: str | None = "solar_day", patch_url: Callable[[str], str] | None = None) -> xr.Dataset:
