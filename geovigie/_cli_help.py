@@ -11,12 +11,8 @@ import sys
 from typing import Any
 
 import typer
+from typer._click.exceptions import ClickException, UsageError  # typer >= 0.29 carries its own click
 from typer.core import TyperGroup
-
-try:  # typer >= 0.29 carries its own copy of click
-    from typer._click.exceptions import ClickException, UsageError
-except ImportError:  # pragma: no cover - older typer on the real click
-    from click.exceptions import ClickException, UsageError  # type: ignore[assignment]
 
 HELP_OPTION_NAMES = ["-h", "--help"]
 CONTEXT_SETTINGS = {"help_option_names": HELP_OPTION_NAMES}
