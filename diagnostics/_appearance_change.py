@@ -32,11 +32,10 @@ from scipy import ndimage
 from shapely.geometry import shape
 
 from geovigie.bands import S2_BANDS, canonical_s2_name
-from geovigie.diagnostics._dump_change import _building_mask
+from geovigie.diagnostics._dump_change import _building_mask, describe_candidates
 from geovigie.diagnostics._dumps import (
     SITE_COLUMNS,
     _clean,
-    _detection_ids,
     _empty_sites,
     _is_metric,
     _join_communes,
@@ -371,17 +370,7 @@ def _polygons(labels: np.ndarray, transform: Affine, crs: rasterio.crs.CRS) -> g
 
 
 def _describe(sites: gpd.GeoDataFrame, pass_iso: str, before: Path, after: Path) -> gpd.GeoDataFrame:
-    sites["detection_id"] = _detection_ids(pass_iso, sites["centroid_x_l93"].to_numpy(),
-                                           sites["centroid_y_l93"].to_numpy(), sites["area_m2"].to_numpy())
-    sites["area_ha"] = sites["area_m2"] / 10_000
-    sites["pass_date"] = pass_iso
-    sites["candidate"] = True
-    sites["source_kind"] = "candidate"
-    sites["layer_kind"] = "appearance change"
-    sites["source_layer"] = f"{before.name} -> {after.name}"
-    sites["note"] = APPEARANCE_NOTE
-    sites["mean_confidence"] = sites["max_confidence"] = np.nan
-    sites["commune_code"], sites["commune_name"] = None, None
+    sites = describe_candidates(sites, pass_iso, before, after, layer_kind="appearance change", note=APPEARANCE_NOTE)
     for column in ("volume_m3", "volume_uncertainty_m3", "valid_fraction", "height_max_m", "height_mean_m"):
         sites[column] = np.nan
     sites["volume_note"] = "no height model: appearance change only"

@@ -29,6 +29,7 @@ import rasterio.warp
 from affine import Affine
 from rasterio.io import MemoryFile
 from rasterio.windows import Window, from_bounds
+from scipy import ndimage
 from shapely.geometry import shape
 
 from geovigie.diagnostics._dumps import (
@@ -240,7 +241,7 @@ def height_change_candidates(
     if sites.empty:
         frame = _empty_sites(pass_iso)
     else:
-        frame = _describe_change(add_centroids(sites.reset_index(drop=True)), pass_iso, before, after)
+        frame = describe_candidates(add_centroids(sites.reset_index(drop=True)), pass_iso, before, after)
         with _as_datasets(old + rise, old, transform, crs) as (surface, terrain):
             frame = volumes_on(frame, surface, terrain, min_height_m=float(min_rise_m), noise_m=noise)
         if zone_frame is not None:
@@ -254,28 +255,22 @@ def height_change_candidates(
 
 
 def _grow(mask: np.ndarray, pixels: int) -> np.ndarray:
-    """`mask` dilated by `pixels` (square neighbourhood)."""
-    out = mask.copy()
-    for _ in range(pixels):
-        grown = out.copy()
-        grown[1:, :] |= out[:-1, :]
-        grown[:-1, :] |= out[1:, :]
-        grown[:, 1:] |= out[:, :-1]
-        grown[:, :-1] |= out[:, 1:]
-        out = grown
-    return out
+    """`mask` dilated by `pixels` steps of 4-connected neighbours."""
+    return ndimage.binary_dilation(mask, iterations=pixels) if pixels > 0 else mask.copy()
 
 
-def _describe_change(sites: gpd.GeoDataFrame, pass_iso: str, before: Path, after: Path) -> gpd.GeoDataFrame:
+def describe_candidates(sites: gpd.GeoDataFrame, pass_iso: str, before: Path, after: Path, *,
+                        layer_kind: str = "height change", note: str = CHANGE_NOTE) -> gpd.GeoDataFrame:
+    """The dump-site columns of change candidates between two passes (ids, area, pass, « candidat » labels)."""
     sites["detection_id"] = _detection_ids(pass_iso, sites["centroid_x_l93"].to_numpy(),
                                            sites["centroid_y_l93"].to_numpy(), sites["area_m2"].to_numpy())
     sites["area_ha"] = sites["area_m2"] / 10_000
     sites["pass_date"] = pass_iso
     sites["candidate"] = True
     sites["source_kind"] = "candidate"
-    sites["layer_kind"] = "height change"
+    sites["layer_kind"] = layer_kind
     sites["source_layer"] = f"{before.name} -> {after.name}"
-    sites["note"] = CHANGE_NOTE
+    sites["note"] = note
     sites["mean_confidence"] = sites["max_confidence"] = np.nan
     sites["commune_code"], sites["commune_name"] = None, None
     return sites

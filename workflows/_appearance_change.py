@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import geopandas as gpd
@@ -25,7 +25,8 @@ from geovigie.diagnostics import (
     write_sites,
 )
 from geovigie.settings import Settings
-from geovigie.tiles import LayerSpec, Provenance, VectorStyle, publish_vector_layer, results_store_for
+from geovigie.tiles import LayerSpec, VectorStyle
+from geovigie.workflows._dump_change import publish_candidates
 from geovigie.workflows._dumps import watch_folder
 from geovigie.workflows._published import PublishedLayer
 
@@ -102,16 +103,13 @@ def appearance_change(
                    f"{Path(before).name} and {Path(after).name} "
                    f"(pass {pass_date:%Y-%m-%d}); {detail}. {APPEARANCE_NOTE}")
     layer_id = f"dumps-appearance-{watch}"
-    published = publish_vector_layer(results_store_for(settings), files["geojson"], LayerSpec(
+    published = publish_candidates(settings, files, LayerSpec(
         layer_id, f"Candidats: appearance change {watch} {pass_date:%Y-%m-%d}", "vector", description=description,
         properties={"geovigie:diagnostic": "dump-appearance-candidates", "geovigie:watch": watch,
                     "geovigie:candidate": True, "geovigie:normalisation_r": round(weakest, 4)},
         style=VectorStyle(color="#e6550d", label="detection_id",
                           popup=("detection_id", "area_m2", "ndvi_drop_mean", "bsi_rise_mean", "texture_mean",
                                  "commune_name", "candidate", "note")),
-    ), Provenance(inputs=[str(Path(before).resolve()), str(Path(after).resolve())], lineage=description,
-                  datetime=datetime(pass_date.year, pass_date.month, pass_date.day, tzinfo=UTC),
-                  extra_assets={"gpkg": (files["gpkg"], "Candidats (GeoPackage, EPSG:2154)"),
-                                "csv": (files["csv"], "Candidats for field teams (CSV, centroids)")}))
+    ), (before, after), pass_date)
     return AppearanceChangeResult(change, files, PublishedLayer(layer_id, "candidats (appearance change)", published,
                                                                 detail), time.perf_counter() - started)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import geopandas as gpd
+import pystac
 
 from geovigie.diagnostics import (
     CHANGE_NOTE,
@@ -76,8 +77,7 @@ def dump_change(
     change = height_change_candidates(before, after, pass_date=pass_date, min_rise_m=min_rise_m,
                                       min_area_m2=min_area_m2, buildings=buildings, zones=zones)
     candidates = sensitive_zones(change.candidates, sensitive) if sensitive else change.candidates
-    change = HeightChange(candidates, change.noise_m, change.vertical_offset_m, change.stable_px, change.crs,
-                          change.shape, change.resampled)
+    change = replace(change, candidates=candidates)
     files = write_sites(candidates, folder / "exports", f"candidats-change-{pass_date:%Y%m%d}")
     found = (f"{len(candidates)} candidats, {candidates['volume_m3'].sum():.0f} m³ added" if len(candidates)
              else "no candidate")
@@ -85,7 +85,7 @@ def dump_change(
     description = (f"Candidats (not validated): ground that rose more than {min_rise_m:g} m between "
                    f"{Path(before).name} and {Path(after).name} (pass {pass_date:%Y-%m-%d}); {detail}. {CHANGE_NOTE}")
     layer_id = f"dumps-change-{watch}"
-    published = publish_vector_layer(results_store_for(settings), files["geojson"], LayerSpec(
+    published = publish_candidates(settings, files, LayerSpec(
         layer_id, f"Candidats: height change {watch} {pass_date:%Y-%m-%d}", "vector", description=description,
         properties={"geovigie:diagnostic": "dump-change-candidates", "geovigie:watch": watch,
                     "geovigie:candidate": True, "geovigie:noise_m": round(change.noise_m, 4),
@@ -93,9 +93,17 @@ def dump_change(
         style=VectorStyle(color="#fd8d3c", label="detection_id",
                           popup=("detection_id", "area_m2", "volume_m3", "volume_uncertainty_m3", "height_max_m",
                                  "volume_note", "commune_name", "candidate", "note")),
-    ), Provenance(inputs=[str(Path(before).resolve()), str(Path(after).resolve())], lineage=description,
-                  datetime=datetime(pass_date.year, pass_date.month, pass_date.day, tzinfo=UTC),
-                  extra_assets={"gpkg": (files["gpkg"], "Candidats (GeoPackage, EPSG:2154)"),
-                                "csv": (files["csv"], "Candidats for field teams (CSV, centroids)")}))
+    ), (before, after), pass_date)
     return DumpChangeResult(change, files, PublishedLayer(layer_id, "candidats (height change)", published, detail),
                             time.perf_counter() - started)
+
+
+def publish_candidates(settings: Settings, files: dict[str, Path], spec: LayerSpec,
+                       passes: tuple[str | Path, str | Path], pass_date: date) -> pystac.Item:
+    """Publish change candidates written by `write_sites` as a vector layer dated by the later pass, with their
+    GeoPackage and CSV as extra assets."""
+    return publish_vector_layer(results_store_for(settings), files["geojson"], spec, Provenance(
+        inputs=[str(Path(p).resolve()) for p in passes], lineage=spec.description,
+        datetime=datetime(pass_date.year, pass_date.month, pass_date.day, tzinfo=UTC),
+        extra_assets={"gpkg": (files["gpkg"], "Candidats (GeoPackage, EPSG:2154)"),
+                      "csv": (files["csv"], "Candidats for field teams (CSV, centroids)")}))
