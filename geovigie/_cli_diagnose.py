@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -242,13 +242,7 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
                              pass_date=_day(pass_date, "--date"), min_rise_m=min_rise, min_area_m2=min_area,
                              buildings=footprints, zones=_zones(zones, crs=zones_crs) if zones else None,
                              sensitive=layers or None)
-        change = result.change
-        err.print(f"candidats (not validated): {result.layer.detail if result.layer else ''}; "
-                  f"grid {change.shape[1]}x{change.shape[0]} px {change.crs}"
-                  + (f"; {change.resampled} resampled onto the other's grid" if change.resampled else ""),
-                  soft_wrap=True)
-        for name, path in result.files.items():
-            err.print(f"{name}: {path}")
+        _print_change(result)
 
     @diagnose_app.command("dumps-appearance")
     @friendly_errors
@@ -299,13 +293,7 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
                                        require_nir=require_nir, band_names=names,
                                        exclude=footprints, zones=_zones(zones, crs=zones_crs) if zones else None,
                                        sensitive=layers or None)
-        change = result.change
-        err.print(f"candidats (not validated): {result.layer.detail if result.layer else ''}; "
-                  f"grid {change.shape[1]}x{change.shape[0]} px {change.crs}"
-                  + (f"; {change.resampled} resampled onto the other's grid" if change.resampled else ""),
-                  soft_wrap=True)
-        for name, path in result.files.items():
-            err.print(f"{name}: {path}")
+        _print_change(result)
 
     @diagnose_app.command("heat")
     @friendly_errors
@@ -344,3 +332,14 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
         from geovigie.workflows import report as run
 
         err.print(f"report: {run(settings_factory(), out, title=title)}")
+
+
+def _print_change(result: Any) -> None:
+    """The summary of a change detection (height or appearance): what was found, the grid, the files written."""
+    change = result.change
+    err.print(f"candidats (not validated): {result.layer.detail if result.layer else ''}; "
+              f"grid {change.shape[1]}x{change.shape[0]} px {change.crs}"
+              + (f"; {change.resampled} resampled onto the other's grid" if change.resampled else ""),
+              soft_wrap=True)
+    for name, path in result.files.items():
+        err.print(f"{name}: {path}")
