@@ -42,6 +42,7 @@ from geovigie.training._pixels import PixelCandidate, scene_normalisation
 from geovigie.training._samplers import ChipSampler
 from geovigie.training._select import MAJORITY, PRIMARY_SETS, candidates_of, primary_set, select, verdict
 from geovigie.training._split import EmptySplitError, SceneSplit, check_split, spatial_split
+from geovigie.training._stacks import stacked_inputs
 from geovigie.training._targets import IGNORE, class_weights_for
 from geovigie.training._trainer import FitResult, TrainData, fit
 
@@ -87,6 +88,8 @@ def _pixels(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray],
     """Logits (N, classes) and labels (N,) of the labelled pixels of a set, or None."""
     xs, ys = [], []
     for name, mask in masks.items():
+        if name not in logits:  # a multi-date model does not predict an area's first pass
+            continue
         keep = mask & (labels[name] != IGNORE)
         if keep.any():
             xs.append(logits[name][:, keep].T)
@@ -229,7 +232,8 @@ def fold_summary(folds: dict[str, dict[str, Any]]) -> dict[str, Any]:
             miou = [v["miou"] for v in per_fold.values() if v["miou"] is not None]
             models[model] = {"overall_accuracy": float(np.mean(oa)) if oa else None,
                              "miou": float(np.mean(miou)) if miou else None,
-                             "pixels": int(sum(v["pixels"] for v in per_fold.values())), "per_fold": per_fold}
+                             "pixels": int(sum(v["pixels"] for v in per_fold.values())), "per_fold": per_fold,
+                             "folds_scored": sum(v["pixels"] > 0 for v in per_fold.values())}
         out[f"folds_{set_name}"] = models
     return out
 
@@ -392,9 +396,18 @@ def _finish(config: ExperimentConfig, scenes: list[Scene], bands: list[str], spl
         logits[run.name] = {s.name: scene_logits(run.network, image, run.norm, device)
                             for s, image in zip(scenes, run.images, strict=True)}
     train_masks = [split[s.name].train for s in scenes]
-    for candidate in trained.pixels:
-        candidate.fit([s.image for s in scenes], [s.labels for s in scenes], train_masks)
-        logits[candidate.spec.name] = {s.name: candidate.logits(s.image) for s in scenes}
+    held_out = {name for name, masks in split.items() if masks.heldout}
+    inputs: dict[str, dict[str, np.ndarray]] = {}
+    for candidate in trained.pixels:  # multi-date: stacks with the previous pass; none holding a held-out date
+        images, masks, _ = stacked_inputs(scenes, train_masks, held_out, candidate.spec.dates)
+        inputs[candidate.spec.name] = images
+        fitted = [(images[s.name], s.labels, m) for s, m in zip(scenes, masks, strict=True) if s.name in images]
+        if not any(m.any() for _, _, m in fitted):
+            log.warning("candidate %s: no training stack without a held-out date; not scored", candidate.spec.name)
+            logits[candidate.spec.name] = {}
+            continue
+        candidate.fit(*(list(column) for column in zip(*fitted, strict=True)))
+        logits[candidate.spec.name] = {name: candidate.logits(image) for name, image in images.items()}
     majority = int(np.argmax(class_counts))
     models = [Predictions(name, {scene: out.argmax(axis=0).astype(np.uint8) for scene, out in per_scene.items()})
               for name, per_scene in logits.items()]
@@ -417,7 +430,12 @@ def _finish(config: ExperimentConfig, scenes: list[Scene], bands: list[str], spl
     result = trained.fit_of(shipped)
     scene = pixel.scene if pixel is not None else net.scene if net is not None else None
     if pixel is not None and scene is not None:  # the graph takes values normalised on the mapped scenes
-        norm = normalisation_of([pixel.prepare(s.image) for s in scenes], train_masks, config.images.normalisation)
+        own = inputs[pixel.spec.name]
+        norm = normalisation_of([pixel.prepare(own[s.name]) for s in scenes if s.name in own],
+                                [m for s, m in zip(scenes, train_masks, strict=True) if s.name in own],
+                                config.images.normalisation)
+    elif pixel is not None and pixel.spec.dates > 1:  # the card's normalisation has one entry per input channel
+        norm = Normalisation(scale=norm.scale, mean=norm.mean * pixel.spec.dates, std=norm.std * pixel.spec.dates)
     elif net is not None:
         norm = net.norm
     provenance = {
@@ -461,7 +479,7 @@ def _finish(config: ExperimentConfig, scenes: list[Scene], bands: list[str], spl
         "label_mapping": {**mapping.to_class, **dict.fromkeys(mapping.ignored, IGNORE)},
     }
     if pixel is not None:  # the graph undoes the card's normalisation: the forest was fitted on raw values
-        fields |= {"kind": "pixel-classifier", "pixel": pixel.features}
+        fields |= {"kind": "pixel-classifier", "pixel": pixel.features, "dates": pixel.spec.dates}
         bundle = save_pixel_bundle(bundle_dir, pixel.to_onnx(norm), ModelCard(**fields))
     else:
         assert net is not None
