@@ -174,7 +174,7 @@ class ModelCard(BaseModel):
     def describe_dates(self) -> str:
         """The inputs the model takes, in words."""
         if self.dates == 1:
-            return "one pass"
+            return "one pass (its bands)"
         return ("2 passes: the target pass, then the previous pass of the same place (acquired earlier) on the same "
                 "grid, each with its own scene normalisation")
 

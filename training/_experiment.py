@@ -278,7 +278,9 @@ def _why(selection: dict[str, Any], folds: int, key: str) -> str:
     def score(value: float | None) -> str:  # None: a held-out date or area without labels of that kind
         return "-" if value is None else f"{value:.3f}"
 
-    rows = "; ".join(f"{n} {score(r['overall_accuracy'])} / {score(r['miou'])}" for n, r in table.items())
+    short = selection.get("not_eligible", {})
+    rows = "; ".join(f"{n} {score(r['overall_accuracy'])} / {score(r['miou'])}"
+                     + (f" ({short[n]}: not eligible)" if n in short else "") for n, r in table.items())
     held = f"mean of {folds} folds, each {key} held out in turn" if folds > 1 else f"the held-out {key}"
     what = metric.replace("_", " ")
     best = selection.get("best", winner)

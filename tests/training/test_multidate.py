@@ -3,12 +3,15 @@ is trained on; an area's first pass is not predicted, and a candidate scored on 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
-from geovigie.models import load_bundle, load_predictor, normalise, normalise_scene
+from geovigie.cli import app
+from geovigie.models import load_bundle, load_predictor, mlm_item, normalise, normalise_scene
 from geovigie.training import ConfigError, load_scenes, parse_config, run_experiment
 from geovigie.training._stacks import previous_passes, stacked_inputs
 from tests._support.multidate import FOREST, dated_config, two_date_bundle
@@ -52,6 +55,7 @@ def test_multi_date_candidate_is_reported_on_the_folds_it_can_be_scored_on_and_n
     assert per_fold["scene-2"]["pixels"] == held["forest"]["per_fold"]["scene-2"]["pixels"]
     assert metrics["selection"]["winner"] == "forest"
     assert metrics["selection"]["not_eligible"] == {"forest_2dates": "scored on 1 of 3 held-out folds"}
+    assert "(scored on 1 of 3 held-out folds: not eligible)" in metrics["selection"]["why"]
 
 
 def test_two_date_bundle_declares_its_inputs_and_runs_on_a_stack(tmp_path: Path) -> None:
@@ -60,6 +64,9 @@ def test_two_date_bundle_declares_its_inputs_and_runs_on_a_stack(tmp_path: Path)
     assert card.dates == 2 and card.channels == 2 * len(card.bands) == len(card.normalisation.mean)
     assert [i.name for i in card.pixel.indices] == ["ndvi", "ndvi_previous"]
     assert "previous pass" in card.describe_dates()
+    info = CliRunner().invoke(app, ["model", "info", str(bundle.path)])
+    assert info.exit_code == 0 and json.loads(info.stdout)["inputs"].startswith("2 passes: the target pass, then")
+    assert mlm_item(bundle).properties["mlm:input"][0]["input"]["shape"] == [-1, 26, -1, -1]
     scenes, _ = load_scenes(parse_config(dated_config(), "."))
     by_name = {s.name: s.image for s in scenes}
     stack = np.concatenate([normalise_scene(by_name["reference_scene_2"], card.scene_normalisation),
