@@ -172,6 +172,7 @@ def mlm_item(bundle: ModelBundle) -> pystac.Item:
     item.stac_extensions = [MLMExtension.get_schema_uri(), FileExtension.get_schema_uri(), EOExtension.get_schema_uri()]
     # the named input bands described by `eo:bands` on every model asset, as the MLM schema requires
     bands = [_eo_band(band) for band in card.bands]
+    bands += [{**b, "name": f"{b['name']}_previous"} for b in bands if card.dates == 2]  # the previous pass's
     weights: dict[str, Any] = {"mlm:artifact_type": "safetensors", "eo:bands": bands}
     if card.weights_sha256:
         weights["file:checksum"] = _checksum(card.weights_sha256)

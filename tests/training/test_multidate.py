@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from geovigie.cli import app
 from geovigie.models import load_bundle, load_predictor, mlm_item, normalise, normalise_scene
+from geovigie.tiles import validate_offline
 from geovigie.training import ConfigError, load_scenes, parse_config, run_experiment
 from geovigie.training._stacks import previous_passes, stacked_inputs
 from tests._support.multidate import FOREST, dated_config, two_date_bundle
@@ -66,7 +67,11 @@ def test_two_date_bundle_declares_its_inputs_and_runs_on_a_stack(tmp_path: Path)
     assert "previous pass" in card.describe_dates()
     info = CliRunner().invoke(app, ["model", "info", str(bundle.path)])
     assert info.exit_code == 0 and json.loads(info.stdout)["inputs"].startswith("2 passes: the target pass, then")
-    assert mlm_item(bundle).properties["mlm:input"][0]["input"]["shape"] == [-1, 26, -1, -1]
+    item = mlm_item(bundle)
+    assert item.properties["mlm:input"][0]["input"]["shape"] == [-1, 26, -1, -1]
+    assert "https://stac-extensions.github.io/mlm/v1.4.0/schema.json" in validate_offline(item)
+    names = item.properties["mlm:input"][0]["bands"]
+    assert names[13] == "B01_previous" and [b["name"] for b in item.assets["onnx"].extra_fields["eo:bands"]] == names
     scenes, _ = load_scenes(parse_config(dated_config(), "."))
     by_name = {s.name: s.image for s in scenes}
     stack = np.concatenate([normalise_scene(by_name["reference_scene_2"], card.scene_normalisation),
