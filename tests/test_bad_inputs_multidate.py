@@ -95,8 +95,6 @@ def test_wrong_number_of_passes(case: str, words: tuple[str, ...], bundle: Model
      ("candidate 'f'", "bands = [] keeps no feature")),
     ("unknown-band", dated_config(split=HELD_OUT, candidates=[{"name": "f", **FOREST, "bands": ["B99"]}]),
      ("candidate bands ['B99']",)),
-    ("two-date-network", dated_config(split=HELD_OUT, candidates=[{"name": "n", "kind": "network", "dates": 2}]),
-     ("candidate 'n'", "dates = 2 is for pixel classifiers")),
     ("bands-on-a-network", dated_config(split=HELD_OUT, candidates=[{"name": "n", "kind": "network",
                                                                       "bands": ["B02"]}]),
      ("candidate 'n'", "bands is for pixel classifiers")),

@@ -207,8 +207,6 @@ class Candidate(_Strict):
             raise ValueError(f"candidate {self.name!r}: indices and neighbourhood are for pixel classifiers")
         if self.kind != "network" and self.augment is not None:
             raise ValueError(f"candidate {self.name!r}: augment is for networks")
-        if self.kind == "network" and self.dates > 1:
-            raise ValueError(f"candidate {self.name!r}: dates = 2 is for pixel classifiers (networks take one pass)")
         if self.kind == "network" and self.bands is not None:
             raise ValueError(f"candidate {self.name!r}: bands is for pixel classifiers")
         if self.bands == [] and not self.indices:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -318,22 +318,50 @@ def _train(config: ExperimentConfig, run_dir: Path, *, bundle_dir: str | Path | 
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(run_dir / "config.json", config.dump())
     pixels = [PixelCandidate(c, bands, len(names), config.train.seed) for c in candidates if c.kind != "network"]
-    networks = []
+    networks, unscored = [], []
+    held_out = {name for name, masks in split.items() if masks.heldout}
     for k, spec in enumerate(c for c in candidates if c.kind == "network"):
-        scene = scene_normalisation(spec.scene, [s.image for s in scenes], train_masks)
-        images = [normalise_scene(s.image, scene) for s in scenes]
-        own_norm = norm if scene is None else normalisation_of(images, train_masks, config.images.normalisation)
+        inputs, own_split = _network_inputs(scenes, split, held_out, spec.dates)
+        own = [s for s in scenes if s.name in inputs]
+        own_masks = [own_split[s.name].train for s in own]
+        if not any(m.any() for m in own_masks):
+            log.warning("candidate %s: no training stack without a held-out date; not scored", spec.name)
+            unscored.append(spec.name)
+            continue
+        scene = scene_normalisation(spec.scene, [inputs[s.name] for s in own], own_masks)
+        images = [normalise_scene(inputs[s.name], scene) for s in own]
+        own_norm = norm if scene is None and spec.dates == 1 else normalisation_of(images, own_masks,
+                                                                                    config.images.normalisation)
+        own_counts = counts | {"val": int(sum((own_split[s.name].val & (s.labels != IGNORE)).sum() for s in own))}
         where = run_dir if k == 0 else run_dir / "candidates" / spec.name  # the first keeps the v2 layout
-        arch, network, result = _fit_network(config, spec, scenes, images, bands, split, counts, own_norm,
-                                             class_counts, torch_device, where, resume=resume, progress=progress,
-                                             dist=dist)
-        networks.append(NetworkRun(spec.name, arch, network, result, scene, own_norm, images))
+        arch, network, result = _fit_network(config, spec, own, images, len(bands) * spec.dates, own_split,
+                                             own_counts, own_norm, class_counts, torch_device, where, resume=resume,
+                                             progress=progress, dist=dist)
+        networks.append(NetworkRun(spec.name, arch, network, result, scene, own_norm,
+                                   {s.name: image for s, image in zip(own, images, strict=True)}, spec.dates))
     if not dist.main:
         return None
-    trained = Trained(networks, pixels, FitResult(device=str(torch_device)))
+    trained = Trained(networks, pixels, FitResult(device=str(torch_device)), unscored)
     return _finish(config, scenes, bands, split, counts, class_counts, norm, trained, torch_device,
                    run_dir, Path(bundle_dir) if bundle_dir else run_dir / "bundle", dist, command,
                    origin or config, extra_metrics or {})
+
+
+def _network_inputs(scenes: list[Scene], split: dict[str, SceneSplit], held_out: set[str],
+                    dates: int) -> tuple[dict[str, np.ndarray], dict[str, SceneSplit]]:
+    """A network candidate's raw inputs (multi-date: stacks, `training._stacks`) and its split: the training and
+    validation blocks of a stack holding a held-out date are dropped."""
+    inputs, masks, previous = stacked_inputs(scenes, [split[s.name].train for s in scenes], held_out, dates)
+    if dates == 1:
+        return inputs, split
+    own = {}
+    for scene, mask in zip(scenes, masks, strict=True):
+        if scene.name in inputs:
+            part = split[scene.name]
+            clean = held_out.isdisjoint((scene.name, previous[scene.name]))
+            own[scene.name] = SceneSplit(mask, part.val if clean else np.zeros_like(part.val), part.test,
+                                         part.heldout)
+    return inputs, own
 
 
 @dataclass
@@ -347,16 +375,19 @@ class NetworkRun:
     fit: FitResult
     scene: SceneNormalisation | None
     norm: Normalisation
-    images: list[np.ndarray]
+    images: dict[str, np.ndarray]
+    dates: int = 1
 
 
 @dataclass
 class Trained:
-    """The candidates of one run: the networks and the pixel classifiers (fitted in `_finish`)."""
+    """The candidates of one run: the networks and the pixel classifiers (fitted in `_finish`); `unscored`: network
+    candidates left without any training pixel (a multi-date one whose every stack holds a held-out date)."""
 
     networks: list[NetworkRun]
     pixels: list[PixelCandidate]
     no_fit: FitResult
+    unscored: list[str] = field(default_factory=list)
 
     def fit_of(self, name: str) -> FitResult:
         """The loop history of network `name` (of the first network, or an empty one, for a pixel classifier)."""
@@ -365,7 +396,7 @@ class Trained:
 
 
 def _fit_network(config: ExperimentConfig, spec: Candidate, scenes: list[Scene], images: list[np.ndarray],
-                 bands: list[str], split: dict[str, SceneSplit], counts: dict[str, int], norm: Normalisation,
+                 channels: int, split: dict[str, SceneSplit], counts: dict[str, int], norm: Normalisation,
                  class_counts: np.ndarray, device: torch.device, run_dir: Path, *, resume: bool, progress: bool,
                  dist: Distributed) -> tuple[Architecture, torch.nn.Module, FitResult]:
     names = config.class_names
@@ -379,7 +410,7 @@ def _fit_network(config: ExperimentConfig, spec: Candidate, scenes: list[Scene],
         norm=norm, weights=class_weights_for(class_counts, opt.class_weights), class_names=names)
     torch.manual_seed(opt.seed)
     arch = Architecture(**config.model.model_dump())
-    network = build_network(arch, len(bands), len(names))
+    network = build_network(arch, channels, len(names))
     config_hash = fingerprint({k: v for k, v in config.dump().items() if k != "output"} | {"candidate": spec.name})
     result = fit(network, data, opt, device, run_dir, config_hash=config_hash, resume=resume, progress=progress,
                  dist=dist)
@@ -395,8 +426,9 @@ def _finish(config: ExperimentConfig, scenes: list[Scene], bands: list[str], spl
     labels = {s.name: s.labels for s in scenes}
     logits: dict[str, dict[str, np.ndarray]] = {}
     for run in trained.networks:
-        logits[run.name] = {s.name: scene_logits(run.network, image, run.norm, device)
-                            for s, image in zip(scenes, run.images, strict=True)}
+        logits[run.name] = {name: scene_logits(run.network, image, run.norm, device)
+                            for name, image in run.images.items()}
+    logits |= dict.fromkeys(trained.unscored, {})
     train_masks = [split[s.name].train for s in scenes]
     held_out = {name for name, masks in split.items() if masks.heldout}
     inputs: dict[str, dict[str, np.ndarray]] = {}
@@ -485,7 +517,7 @@ def _finish(config: ExperimentConfig, scenes: list[Scene], bands: list[str], spl
         bundle = save_pixel_bundle(bundle_dir, pixel.to_onnx(norm), ModelCard(**fields))
     else:
         assert net is not None
-        bundle = save_bundle(bundle_dir, net.network.cpu(), ModelCard(**fields, architecture=net.arch))
+        bundle = save_bundle(bundle_dir, net.network.cpu(), ModelCard(**fields, architecture=net.arch, dates=net.dates))
         if config.output.onnx:  # ONNX beside the weights, recorded in the card
             export_onnx(bundle_dir)
             bundle = load_bundle(bundle_dir)

@@ -8,14 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 from typer.testing import CliRunner
 
 from geovigie.cli import app
+from geovigie.inference import PredictOptions, predict
 from geovigie.models import load_bundle, load_predictor, mlm_item, normalise, normalise_scene
 from geovigie.tiles import validate_offline
 from geovigie.training import ConfigError, load_scenes, parse_config, run_experiment
+from geovigie.training._hooks import CHECKPOINT
 from geovigie.training._stacks import previous_passes, stacked_inputs
 from tests._support.multidate import FOREST, dated_config, two_date_bundle
+from tests.training.conftest import SLOVENIA_DIR
 
 
 def test_previous_pass_follows_the_acquisition_dates_not_the_names() -> None:
@@ -98,3 +102,34 @@ def test_multi_date_needs_acquisition_dates() -> None:
     scenes[0].acquired = "last summer"
     with pytest.raises(ConfigError, match="not an ISO 8601 date"):
         previous_passes(scenes)
+
+
+def test_two_date_network_on_the_same_folds(tmp_path: Path, settings, dask_client) -> None:  # noqa: ANN001
+    config = parse_config(dated_config(
+        split={"mode": "leave-one-date-out", "holdout": "all", "fold_epochs": 1},
+        train={"epochs": 1, "steps_per_epoch": 2, "batch_size": 2, "chip_size": 32, "val_chips": 2},
+        candidates=[{"name": "forest", **FOREST},
+                    {"name": "network_2dates", "kind": "network", "dates": 2, "scene": "median-mad"}]), ".")
+    result = run_experiment(config, tmp_path / "run", device="cpu", progress=False)
+    assert result is not None
+    metrics = load_bundle(result.bundle.path).card.metrics
+    per_fold = metrics["folds_heldout_test_blocks"]["network_2dates"]["per_fold"]
+    assert [f for f, v in per_fold.items() if v["pixels"]] == ["scene-2"]  # scene 3: no stack left, not trained
+    folds = tmp_path / "run" / "folds"
+    assert any((folds / "scene-2").rglob(CHECKPOINT)) and not any((folds / "scene-3").rglob(CHECKPOINT))
+    assert metrics["selection"]["winner"] == "forest"
+    network = parse_config(dated_config(split={"mode": "leave-one-date-out", "holdout": "scene-2"},
+                                        train={"epochs": 1, "steps_per_epoch": 2, "batch_size": 2, "chip_size": 32,
+                                               "val_chips": 2},
+                                        candidates=[{"name": "network_2dates", "kind": "network", "dates": 2}]), ".")
+    shipped = run_experiment(network, tmp_path / "net", device="cpu", progress=False)
+    assert shipped is not None
+    card = load_bundle(shipped.bundle.path).card
+    assert card.kind == "network" and card.dates == 2 and len(card.normalisation.mean) == 26
+    first = next(iter(load_bundle(shipped.bundle.path).load_network().parameters()))
+    assert first.shape[1] == 26  # the first convolution takes both passes
+    out = predict(SLOVENIA_DIR / "reference_scene_2.tif", tmp_path / "out", PredictOptions.from_settings(settings),
+                  bundle=shipped.bundle.path, client=dask_client, progress=False, product_level="L1C",
+                  previous=SLOVENIA_DIR / "reference_scene_3.tif")
+    with rasterio.open(out.classes_path) as src:
+        assert (src.read(1) < 5).all()  # torch runtime, 26 channels, every pixel classified
