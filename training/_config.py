@@ -33,8 +33,8 @@ class ImageFile(_Strict):
     paths: list[str] | None = None
     date: str = Field(default="", description="Acquisition date or any date label (leave-one-date-out groups by it).")
     area: str = Field(default="", description="Area name (leave-one-area-out groups by it).")
-    acquired: str | None = Field(default=None, description="Acquisition date and time (ISO 8601): orders the passes "
-                                 "of an area for multi-date candidates (`dates = 2`).")
+    acquired: str = Field(default="", description="Acquisition date and time (ISO 8601): orders the passes of an "
+                          "area for multi-date candidates (`dates = 2`); empty: unknown.")
     labels: str | None = Field(default=None, description="Label file of this image only (overrides labels.path).")
 
     @model_validator(mode="after")

@@ -62,7 +62,7 @@ def image_sources(config: ExperimentConfig) -> list[ImageSource]:
         name = files[0].stem if len(files) == 1 else f"{files[0].stem}+{len(files) - 1}"
         labels = config.resolve(entry.labels) if entry.labels else default_labels
         sources.append(ImageSource(name, files, entry.date or name, entry.area or "area", labels, None,
-                                   entry.acquired or ""))
+                                   entry.acquired))
     if config.images.stac is not None:
         sources += _stac_sources(config, default_labels)
     return sources

@@ -95,7 +95,7 @@ def test_two_date_bundle_declares_its_inputs_and_runs_on_a_stack(tmp_path: Path)
 def test_multi_date_needs_acquisition_dates() -> None:
     config = parse_config(dated_config(split={"mode": "leave-one-date-out", "holdout": "scene-2"},
                                        candidates=[{"name": "f2", "dates": 2, **FOREST}]), ".")
-    config.images.files[0].acquired = None
+    config.images.files[0].acquired = ""
     scenes, _ = load_scenes(config)
     with pytest.raises(ConfigError, match="no acquisition date"):
         previous_passes(scenes)
