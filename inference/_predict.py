@@ -181,12 +181,12 @@ def prepare_source(
     if dates == 1 and previous is not None:
         raise InvalidInputError(f"--previous {previous if not isinstance(previous, pystac.Item) else previous.id}: "
                                 f"bundle {bundle.id} takes one pass; --previous is for two-date bundles")
-    kwargs = {"force": force, "band_names": band_names, "product_level": product_level, "input_scale": input_scale,
-              "input_offset": input_offset, "digest_cache": digest_cache}
-    source = _one_pass(input_path, bundle, **kwargs)  # type: ignore[arg-type]
-    if previous is None:
-        return source
-    return stack_passes(source, _one_pass(previous, bundle, **kwargs))  # type: ignore[arg-type]
+    def one_pass(location: pystac.Item | str | Path) -> RasterSource:
+        return _one_pass(location, bundle, force=force, band_names=band_names, product_level=product_level,
+                         input_scale=input_scale, input_offset=input_offset, digest_cache=digest_cache)
+
+    source = one_pass(input_path)
+    return source if previous is None else stack_passes(source, one_pass(previous))
 
 
 def _one_pass(input_path: pystac.Item | str | Path, bundle: ModelBundle, *, force: bool,
