@@ -64,6 +64,8 @@ def input_label(location: str) -> str:
         return location
     digest = hashlib.sha256(str(Path(location).resolve()).encode()).hexdigest()[:12]
     return f"{Path(location).name} (path sha256 {digest})"
+
+
 def inputs_label(source: RasterSource) -> str:
     """Every input of a prediction as the COG's tag names them: the input, or each pass (target first) joined by
     ' + '."""
@@ -181,6 +183,7 @@ def prepare_source(
     if dates == 1 and previous is not None:
         raise InvalidInputError(f"--previous {previous if not isinstance(previous, pystac.Item) else previous.id}: "
                                 f"bundle {bundle.id} takes one pass; --previous is for two-date bundles")
+
     def one_pass(location: pystac.Item | str | Path) -> RasterSource:
         return _one_pass(location, bundle, force=force, band_names=band_names, product_level=product_level,
                          input_scale=input_scale, input_offset=input_offset, digest_cache=digest_cache)
