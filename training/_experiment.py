@@ -264,6 +264,9 @@ def _rotate(config: ExperimentConfig, run_dir: Path, bundle_dir: str | Path | No
         "final_model": f"trained on all {len(values)} {key}s ({config.train.epochs} epochs, spatial blocks) after "
                        f"the folds; the folds' held-out numbers estimate how it does on a new {key}",
         "kept_epoch": best}} if folds else {}
+    stacks = {v: m["training_stacks"] for v, m in folds.items() if "training_stacks" in m}
+    if stacks:  # multi-date candidates: the stacks each fold trained on (none holds its held-out date)
+        extra["folds"]["training_stacks"] = stacks
     only = None
     if config.candidates and folds:
         only, extra["selection"] = select(extra, [c.name for c in config.candidates], config.selection.metric,
@@ -321,7 +324,7 @@ def _train(config: ExperimentConfig, run_dir: Path, *, bundle_dir: str | Path | 
     networks, unscored = [], []
     held_out = {name for name, masks in split.items() if masks.heldout}
     for k, spec in enumerate(c for c in candidates if c.kind == "network"):
-        inputs, own_split = _network_inputs(scenes, split, held_out, spec.dates)
+        inputs, own_split, previous = _network_inputs(scenes, split, held_out, spec.dates)
         own = [s for s in scenes if s.name in inputs]
         own_masks = [own_split[s.name].train for s in own]
         if not any(m.any() for m in own_masks):
@@ -337,8 +340,10 @@ def _train(config: ExperimentConfig, run_dir: Path, *, bundle_dir: str | Path | 
         arch, network, result = _fit_network(config, spec, own, images, len(bands) * spec.dates, own_split,
                                              own_counts, own_norm, class_counts, torch_device, where, resume=resume,
                                              progress=progress, dist=dist)
+        trained_on = [f"{s.name} + {previous[s.name]}" for s, m in zip(own, own_masks, strict=True) if m.any()]
         networks.append(NetworkRun(spec.name, arch, network, result, scene, own_norm,
-                                   {s.name: image for s, image in zip(own, images, strict=True)}, spec.dates))
+                                   {s.name: image for s, image in zip(own, images, strict=True)}, spec.dates,
+                                   trained_on if spec.dates > 1 else []))
     if not dist.main:
         return None
     trained = Trained(networks, pixels, FitResult(device=str(torch_device)), unscored)
@@ -347,13 +352,13 @@ def _train(config: ExperimentConfig, run_dir: Path, *, bundle_dir: str | Path | 
                    origin or config, extra_metrics or {})
 
 
-def _network_inputs(scenes: list[Scene], split: dict[str, SceneSplit], held_out: set[str],
-                    dates: int) -> tuple[dict[str, np.ndarray], dict[str, SceneSplit]]:
-    """A network candidate's raw inputs (multi-date: stacks, `training._stacks`) and its split: the training and
-    validation blocks of a stack holding a held-out date are dropped."""
+def _network_inputs(scenes: list[Scene], split: dict[str, SceneSplit], held_out: set[str], dates: int,
+                    ) -> tuple[dict[str, np.ndarray], dict[str, SceneSplit], dict[str, str | None]]:
+    """A network candidate's raw inputs (multi-date: stacks, `training._stacks`), its split (the training and
+    validation blocks of a stack holding a held-out date are dropped) and each image's previous pass."""
     inputs, masks, previous = stacked_inputs(scenes, [split[s.name].train for s in scenes], held_out, dates)
     if dates == 1:
-        return inputs, split
+        return inputs, split, previous
     own = {}
     for scene, mask in zip(scenes, masks, strict=True):
         if scene.name in inputs:
@@ -361,7 +366,7 @@ def _network_inputs(scenes: list[Scene], split: dict[str, SceneSplit], held_out:
             clean = held_out.isdisjoint((scene.name, previous[scene.name]))
             own[scene.name] = SceneSplit(mask, part.val if clean else np.zeros_like(part.val), part.test,
                                          part.heldout)
-    return inputs, own
+    return inputs, own, previous
 
 
 @dataclass
@@ -377,6 +382,8 @@ class NetworkRun:
     norm: Normalisation
     images: dict[str, np.ndarray]
     dates: int = 1
+    stacks: list[str] = field(default_factory=list)
+    """Multi-date: the stacks (image + previous pass) it trained on."""
 
 
 @dataclass
@@ -432,9 +439,13 @@ def _finish(config: ExperimentConfig, scenes: list[Scene], bands: list[str], spl
     train_masks = [split[s.name].train for s in scenes]
     held_out = {name for name, masks in split.items() if masks.heldout}
     inputs: dict[str, dict[str, np.ndarray]] = {}
+    stacks: dict[str, list[str]] = {}
     for candidate in trained.pixels:  # multi-date: stacks with the previous pass; none holding a held-out date
-        images, masks, _ = stacked_inputs(scenes, train_masks, held_out, candidate.spec.dates)
+        images, masks, previous = stacked_inputs(scenes, train_masks, held_out, candidate.spec.dates)
         inputs[candidate.spec.name] = images
+        if candidate.spec.dates > 1:
+            stacks[candidate.spec.name] = [f"{s.name} + {previous[s.name]}" for s, m in zip(scenes, masks, strict=True)
+                                           if m.any()]
         fitted = [(images[s.name], s.labels, m) for s, m in zip(scenes, masks, strict=True) if s.name in images]
         if not any(m.any() for _, _, m in fitted):
             log.warning("candidate %s: no training stack without a held-out date; not scored", candidate.spec.name)
@@ -447,6 +458,9 @@ def _finish(config: ExperimentConfig, scenes: list[Scene], bands: list[str], spl
               for name, per_scene in logits.items()]
     models.append(Predictions(MAJORITY, {s.name: np.full(s.labels.shape, majority, np.uint8) for s in scenes}))
     metrics: dict[str, Any] = {**evaluate(models, labels, split, names), **extra}
+    stacks |= {run.name: run.stacks for run in trained.networks if run.dates > 1}
+    if stacks:
+        metrics["training_stacks"] = stacks
     shipped = trained.networks[0].name if trained.networks else trained.pixels[0].spec.name
     if config.candidates and "selection" not in metrics:  # one held-out date or area: chosen on it, in this run
         shipped, metrics["selection"] = select(metrics, [n for n in logits], config.selection.metric,

@@ -61,6 +61,10 @@ def test_multi_date_candidate_is_reported_on_the_folds_it_can_be_scored_on_and_n
     assert metrics["selection"]["winner"] == "forest"
     assert metrics["selection"]["not_eligible"] == {"forest_2dates": "scored on 1 of 3 held-out folds"}
     assert "(scored on 1 of 3 held-out folds: not eligible)" in metrics["selection"]["why"]
+    assert metrics["folds"]["training_stacks"] == {  # what dropping the held-out date's stacks leaves per fold
+        "scene-1": {"forest_2dates": ["reference_scene_2 + reference_scene_3"]},
+        "scene-2": {"forest_2dates": ["reference_scene_3 + reference_scene_1"]},
+        "scene-3": {"forest_2dates": []}}
 
 
 def test_two_date_bundle_declares_its_inputs_and_runs_on_a_stack(tmp_path: Path) -> None:
@@ -115,6 +119,8 @@ def test_two_date_network_on_the_same_folds(tmp_path: Path, settings, dask_clien
     metrics = load_bundle(result.bundle.path).card.metrics
     per_fold = metrics["folds_heldout_test_blocks"]["network_2dates"]["per_fold"]
     assert [f for f, v in per_fold.items() if v["pixels"]] == ["scene-2"]  # scene 3: no stack left, not trained
+    stacks = metrics["folds"]["training_stacks"]
+    assert stacks["scene-2"] == {"network_2dates": ["reference_scene_3 + reference_scene_1"]}
     folds = tmp_path / "run" / "folds"
     assert any((folds / "scene-2").rglob(CHECKPOINT)) and not any((folds / "scene-3").rglob(CHECKPOINT))
     assert metrics["selection"]["winner"] == "forest"
