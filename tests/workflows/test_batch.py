@@ -250,7 +250,7 @@ def test_missing_files_are_named(catalog_dir, settings, tmp_path) -> None:
                                                          '[[tasks]]\nkind = "ndvi"'))
     config = load_batch_config(_config(tmp_path, catalog_dir, f'collection = "{SLOVENIA}"\n[[tasks]]\n'
                                                               'kind = "landcover"\nbundle = "no-such-bundle"'))
-    with pytest.raises(InputNotFoundError, match="no-such-bundle.*shipped: .*landcover-s2l1c-slovenia-v1"):
+    with pytest.raises(InputNotFoundError, match="no-such-bundle.*shipped: .*landcover-s2l1c-slovenia-unet-v1"):
         run_batch(config, settings, dry_run=True)
 
 
