@@ -200,6 +200,7 @@ def test_the_shipped_readme_job_selects_the_clear_slovenia_scenes(catalog_dir, s
 
     config = load_batch_config(REPO / "jobs" / "slovenia.toml")
     assert config.source is not None and config.source.endswith("geovigie-data/catalog")
+    assert [t.kind for t in config.tasks] == ["landcover"] and config.tasks[0].bundle is None  # predict's default
     selection = search_items(config.model_copy(update={"source": str(catalog_dir)}), settings)
     assert [i.id for i in selection.items] == [f"slovenia-reference-scene-{i}" for i in (1, 2, 3)]
     assert [item.id for item, _ in selection.cloudy] == ["slovenia-reference-scene-0"]
