@@ -76,7 +76,11 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
             err.print("field records: " + ", ".join(f"{n} {k}" for k, n in labels["field_records"].items())
                       + f"; learned from {labels['field_records_learned_from']} ({per_class})", soft_wrap=True)
         if "selection" in result.metrics:
-            err.print(f"shipped: {result.metrics['selection']['winner']} ({result.bundle.card.kind})")
+            selection = result.metrics["selection"]
+            scope = selection.get("scope")
+            among = (f"; the best of {' / '.join(scope['kinds'])}, overall winner {scope['overall_winner']}"
+                     if scope else "")
+            err.print(f"shipped: {selection['winner']} ({result.bundle.card.kind}{among})")
         err.print(f"bundle written to {result.bundle.path}")
 
     @app.command("train-landcover")

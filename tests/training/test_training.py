@@ -82,6 +82,7 @@ def test_train_landcover_alias_runs_the_network_config(tmp_path: Path, monkeypat
                                          "--quiet"])
     assert result.exit_code == 0, result.output
     card = load_bundle(tmp_path / "bundle").card
+    assert f"overall winner {card.metrics['selection']['scope']['overall_winner']}" in result.output
     assert (card.name, card.version) == ("landcover-s2l1c-slovenia-unet", "1")
     selection = card.metrics["selection"]
     assert card.metrics["primary_set"] == selection["set"] == "folds_heldout_test_blocks"
