@@ -21,10 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import pystac
 import rasterio
 from rasterio.errors import RasterioIOError
 
+from geovigie.catalog.stac import read_item
 from geovigie.errors import InputNotFoundError, InvalidInputError, InvalidRasterError
+from geovigie.tiles import MODEL_CARD_ASSET, Layer
 
 BUNDLE_TAG = "GEOVIGIE_BUNDLE"
 """The tag `geovigie predict` writes on both of its COGs (geovigie.inference BUNDLE_TAG): the bundle's name@version."""
@@ -239,3 +242,57 @@ def _validation(card: Mapping[str, Any] | None, bundle_id: str | None, claimed: 
                                     "(--bundle) so its card can say whether it was validated")
         return False, _unknown_card_note(bundle_id)
     return claimed, ""
+
+
+def _asset_paths(item: pystac.Item) -> dict[str, Path]:
+    return {key: Path(asset.get_absolute_href() or asset.href) for key, asset in item.assets.items()
+            if "://" not in (asset.get_absolute_href() or asset.href)}
+
+
+def _item_classes(item: pystac.Item) -> dict[int, str]:
+    """value -> class name of the item's data asset (`classification:classes`, nodata left out)."""
+    data = item.assets.get("data")
+    classes = data.extra_fields.get("classification:classes", []) if data is not None else []
+    return {int(c["value"]): str(c.get("description") or c["name"]) for c in classes
+            if isinstance(c, dict) and not c.get("nodata") and "value" in c}
+
+
+def _layer_parts(layer: str | Path | pystac.Item | Layer,
+                 class_value: int | None) -> tuple[Path, dict[int, str], Path | None]:
+    """The raster to read, the class names of a class map and the bundle card a published layer carries.
+
+    A layer published by `geovigie predict` (its STAC item, or the service's layer) is read on its probabilities
+    asset, unless a class value asks for its class map.
+    """
+    if isinstance(layer, Layer):
+        assets, classes = dict(layer.assets), {int(e["value"]): str(e["name"]) for e in layer.legend}
+    elif isinstance(layer, pystac.Item) or Path(layer).suffix.lower() == ".json":
+        item = layer if isinstance(layer, pystac.Item) else read_item(Path(layer))
+        assets, classes = _asset_paths(item), _item_classes(item)
+    else:
+        return Path(layer), {}, None
+    if "data" not in assets:
+        raise InvalidInputError(f"layer {getattr(layer, 'id', layer)}: no local data asset to read")
+    card = assets.get(MODEL_CARD_ASSET)
+    if "probabilities" in assets and class_value is None:
+        return assets["probabilities"], {}, card
+    return assets["data"], classes, card
+
+
+def detector_input(layer: str | Path | pystac.Item | Layer | DetectorLayer, *, bundle: str | Path | None = None,
+                   class_name: str | None = None, class_value: int | None = None,
+                   claimed_validated: bool = False) -> DetectorLayer:
+    """What a dump pass reads: the band or class of the dump sites and the detector behind it (`detector_layer`).
+
+    `layer` is a raster file, a STAC item (or its JSON file) of a published prediction, a published layer, or a
+    `DetectorLayer` already resolved. The bundle card comes from `bundle` (a bundle folder or its card.json), else
+    from the item's `model-card` asset.
+    """
+    if isinstance(layer, DetectorLayer):
+        return layer
+    path, classes, card_path = _layer_parts(layer, class_value)
+    if bundle is not None:
+        card_path = Path(bundle) / "card.json" if Path(bundle).is_dir() else Path(bundle)
+    card = read_card(card_path) if card_path is not None else None
+    return detector_layer(path, class_name=class_name, class_value=class_value, card=card, card_path=card_path,
+                          class_names=classes or None, claimed_validated=claimed_validated)

@@ -92,7 +92,9 @@ def iso_pass_date(pass_date: date | datetime) -> str:
     raise InvalidInputError(f"pass_date {pass_date!r}: expected a date or datetime")
 
 
-def _check_options(threshold: float, class_value: int | None, min_area_m2: float, sieve_px: int | None) -> None:
+def check_site_options(threshold: float, class_value: int | None, min_area_m2: float,
+                       sieve_px: int | None = None) -> None:
+    """The options of `extract_sites` are in range, else InvalidInputError naming the option."""
     if class_value is None and not 0 < threshold <= 1:
         raise InvalidInputError(f"threshold {threshold}: must be in (0, 1] (probability = value / 250)")
     if class_value is not None and (isinstance(class_value, bool) or not isinstance(class_value, int)
@@ -324,7 +326,7 @@ def extract_sites(
     """
     resolved = layer if isinstance(layer, DetectorLayer) else detector_layer(
         layer, class_name=class_name, class_value=class_value)
-    _check_options(threshold, resolved.class_value, min_area_m2, sieve_px)
+    check_site_options(threshold, resolved.class_value, min_area_m2, sieve_px)
     pass_iso = iso_pass_date(pass_date)
     zone_frame = _prepare_zones(zones) if zones is not None else None
     with _open(resolved.path) as src:

@@ -160,8 +160,8 @@ def _sensitive(field: str, layers: dict[str, dict[str, Any]]) -> None:
 
 def _detector(settings: Settings, spec: DumpsIn) -> None:
     """The layer's dump class and detector resolve (`workflows.detector_input`), else 422 naming the field."""
+    from geovigie.diagnostics import detector_input
     from geovigie.tiles import LayerIndex, results_store_for
-    from geovigie.workflows import detector_input
 
     try:
         detector_input(LayerIndex(results_store_for(settings)).get(str(spec.layer)), class_name=spec.class_name,

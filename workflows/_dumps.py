@@ -19,16 +19,16 @@ import pandas as pd
 import pystac
 
 from geovigie.atomic import folder_lock
-from geovigie.catalog.stac import check_id, read_item
+from geovigie.catalog.stac import check_id
 from geovigie.diagnostics import (
     CANDIDATE_NOTE,
     DEFAULT_MIN_HEIGHT_M,
     DetectorLayer,
     alerts,
-    detector_layer,
+    check_site_options,
+    detector_input,
     extract_sites,
     history_table,
-    read_card,
     sensitive_zones,
     site_volumes,
     track,
@@ -36,10 +36,8 @@ from geovigie.diagnostics import (
     write_sites,
     write_vector,
 )
-from geovigie.errors import InvalidInputError
 from geovigie.settings import Settings
 from geovigie.tiles import (
-    MODEL_CARD_ASSET,
     Layer,
     LayerSpec,
     Provenance,
@@ -84,60 +82,6 @@ def _previous_snapshot(folder: Path, day: date) -> gpd.GeoDataFrame | None:
     frame = gpd.read_file(earlier[-1], engine="pyogrio")
     frame.attrs["pass_date"] = datetime.strptime(earlier[-1].stem, "%Y%m%d").date().isoformat()
     return frame
-
-
-def _asset_paths(item: pystac.Item) -> dict[str, Path]:
-    return {key: Path(asset.get_absolute_href() or asset.href) for key, asset in item.assets.items()
-            if "://" not in (asset.get_absolute_href() or asset.href)}
-
-
-def _item_classes(item: pystac.Item) -> dict[int, str]:
-    """value -> class name of the item's data asset (`classification:classes`, nodata left out)."""
-    data = item.assets.get("data")
-    classes = data.extra_fields.get("classification:classes", []) if data is not None else []
-    return {int(c["value"]): str(c.get("description") or c["name"]) for c in classes
-            if isinstance(c, dict) and not c.get("nodata") and "value" in c}
-
-
-def _layer_parts(layer: str | Path | pystac.Item | Layer,
-                 class_value: int | None) -> tuple[Path, dict[int, str], Path | None]:
-    """The raster to read, the class names of a class map and the bundle card a published layer carries.
-
-    A layer published by `geovigie predict` (its STAC item, or the service's layer) is read on its probabilities
-    asset, unless a class value asks for its class map.
-    """
-    if isinstance(layer, Layer):
-        assets, classes = dict(layer.assets), {int(e["value"]): str(e["name"]) for e in layer.legend}
-    elif isinstance(layer, pystac.Item) or Path(layer).suffix.lower() == ".json":
-        item = layer if isinstance(layer, pystac.Item) else read_item(Path(layer))
-        assets, classes = _asset_paths(item), _item_classes(item)
-    else:
-        return Path(layer), {}, None
-    if "data" not in assets:
-        raise InvalidInputError(f"layer {getattr(layer, 'id', layer)}: no local data asset to read")
-    card = assets.get(MODEL_CARD_ASSET)
-    if "probabilities" in assets and class_value is None:
-        return assets["probabilities"], {}, card
-    return assets["data"], classes, card
-
-
-def detector_input(layer: str | Path | pystac.Item | Layer | DetectorLayer, *, bundle: str | Path | None = None,
-                   class_name: str | None = None, class_value: int | None = None,
-                   claimed_validated: bool = False) -> DetectorLayer:
-    """What a dump pass reads: the band or class of the dump sites and the detector behind it (`detector_layer`).
-
-    `layer` is a raster file, a STAC item (or its JSON file) of a published prediction, a published layer, or a
-    `DetectorLayer` already resolved. The bundle card comes from `bundle` (a bundle folder or its card.json), else
-    from the item's `model-card` asset.
-    """
-    if isinstance(layer, DetectorLayer):
-        return layer
-    path, classes, card_path = _layer_parts(layer, class_value)
-    if bundle is not None:
-        card_path = Path(bundle) / "card.json" if Path(bundle).is_dir() else Path(bundle)
-    card = read_card(card_path) if card_path is not None else None
-    return detector_layer(path, class_name=class_name, class_value=class_value, card=card, card_path=card_path,
-                          class_names=classes or None, claimed_validated=claimed_validated)
 
 
 def dump_sites(
@@ -192,6 +136,7 @@ def dump_sites(
     detector = detector_input(layer, bundle=bundle, class_name=class_name, class_value=class_value,
                               claimed_validated=candidate is False)
     candidate = not detector.validated if candidate is None else bool(candidate)
+    check_site_options(threshold, detector.class_value, min_area_m2)  # before the lock creates the watch's folder
     with folder_lock(folder):
         return _dump_pass(detector, settings, folder, watch, day, candidate, started, threshold=threshold,
                           min_area_m2=min_area_m2, zones=zones, dsm=dsm, dtm=dtm, sensitive=sensitive,
