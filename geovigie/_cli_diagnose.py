@@ -174,8 +174,8 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
     @diagnose_app.command("dumps")
     @friendly_errors
     def dumps(layer: Annotated[Path, typer.Argument(
-                  help="What `predict` wrote: its probability COG (8-bit values 0-250 for 0-100 %, one band per "
-                       "class; the dump class's band is read), its class COG, or the STAC item JSON of its layer; "
+                  help="What `predict` wrote: its probability COG (8-bit values 0-250 for a probability of 0-100 %, "
+                       "one band per class: the dump class's is read), its class COG, or its layer's STAC item JSON; "
                        "or any single-band probability COG.")],
               watch: Annotated[str, typer.Option(help="Name of the area followed pass after pass.")],
               pass_date: Annotated[str, typer.Option("--date", help="Date of the imagery, YYYY-MM-DD.")],
