@@ -6,7 +6,8 @@
   end = second pass.
 - `dumps`: a shipped LiDAR HD height model (`height_model`: a folder of the sample data with DSM/ and DTM/
   GeoTIFFs, e.g. `lidarhd-montpellier-ign`), optionally a published probability / class layer (a dump model's
-  output; without one the height above ground stands in and every site is a candidate), the watch, the pass date
+  output; a published prediction is read on its dump class's probability band, `class_name` or the card's positive
+  class; without one the height above ground stands in and every site is a candidate), the watch, the pass date
   (default: the period's end), threshold, smallest site, minimum height, communes (`zones`) and sensitive zones
   (GeoJSON features with a `name`, by short name).
 
