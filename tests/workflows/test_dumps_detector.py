@@ -289,3 +289,48 @@ def test_two_runs_of_one_pass_at_once_leave_one_consistent_set(
                    "--threshold", threshold, watch=watch)
         alone[threshold] = sorted(_exports(tmp_path / "alone", watch)["detection_id"])
     assert alone["0.3"] != alone["0.7"] and ids in (alone["0.3"], alone["0.7"])
+
+
+def test_a_second_run_of_a_pass_waits_for_the_first_to_finish(
+        detector: FeedbackDetector, predicted: dict[str, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first run is held between its snapshot and its exports (the test pauses it there); the second, started
+    meanwhile, may not write anything until the first is done, so the set left is the second's, whole."""
+    import threading
+    from datetime import date
+
+    from geovigie.settings import Settings
+    from geovigie.workflows import _dumps, dump_sites, watch_folder
+
+    settings = Settings(data_dir=tmp_path / "gv")
+    reached, release = threading.Event(), threading.Event()
+    write_sites = _dumps.write_sites
+
+    def paused(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - write_sites' own signature
+        if threading.current_thread().name == "first":
+            reached.set()
+            release.wait(120)
+        return write_sites(*args, **kwargs)
+
+    monkeypatch.setattr(_dumps, "write_sites", paused)
+    results = {}
+
+    def run(name: str, threshold: float) -> None:
+        results[name] = dump_sites(predicted["probabilities"], settings, watch="montpellier",
+                                   pass_date=date(2024, 5, 1), threshold=threshold, bundle=detector.bundle)
+
+    first = threading.Thread(target=run, args=("first", 0.3), name="first")
+    second = threading.Thread(target=run, args=("second", 0.7), name="second")
+    first.start()
+    assert reached.wait(120)
+    second.start()
+    second.join(5)
+    waited = second.is_alive()  # held by the watch's lock
+    release.set()
+    first.join(120)
+    second.join(120)
+    assert waited and set(results) == {"first", "second"}
+    folder = watch_folder(settings, "montpellier")
+    snapshot = sorted(gpd.read_file(folder / "passes" / "20240501.gpkg")["detection_id"])
+    assert snapshot == sorted(_exports(tmp_path)["detection_id"]) == sorted(results["second"].sites["detection_id"])
+    assert snapshot != sorted(results["first"].sites["detection_id"])
