@@ -21,13 +21,11 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from geovigie.models import load_bundle, load_predictor, normalise, normalise_scene
+from geovigie.models import DEFAULT_BUNDLE, NETWORK_BUNDLE, load_bundle, load_predictor, normalise, normalise_scene
 
 REPO = Path(__file__).resolve().parent.parent
 SCENE = REPO / "data" / "s2-l1c-slovenia" / "reference_scene_2.tif"
-DEFAULT = [REPO / "models/bundles" / n for n in ("landcover-s2l1c-slovenia-v4", "landcover-s2l1c-slovenia-v3",
-                                                 "landcover-s2l1c-slovenia-v2",
-                                                 "landcover-s2l1c-slovenia-v1")]
+DEFAULT = [DEFAULT_BUNDLE, NETWORK_BUNDLE]  # the forest of `predict` beside the shipped U-Net
 
 
 def _mosaic(image: np.ndarray, size: int) -> np.ndarray:

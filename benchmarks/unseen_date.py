@@ -25,14 +25,14 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from geovigie.models import load_bundle, load_predictor, normalise, normalise_scene
+from geovigie.models import DEFAULT_BUNDLE, NETWORK_BUNDLE, load_bundle, load_predictor, normalise, normalise_scene
 from geovigie.training import IGNORE, confusion_matrix, load_config, load_scenes, scores, spatial_split
 from geovigie.training._pixels import PixelCandidate
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "data" / "s2-l1c-slovenia"
 CONFIG = REPO / "training" / "configs" / "landcover-s2l1c-slovenia.toml"
-BUNDLES = ["landcover-s2l1c-slovenia-v2", "landcover-s2l1c-slovenia-v3", "landcover-s2l1c-slovenia-v4"]
+BUNDLES = [DEFAULT_BUNDLE, NETWORK_BUNDLE]  # the shipped land-cover bundles (the retired v2 / v3: BENCHMARKS.md)
 
 
 def _labels(config) -> np.ndarray:  # noqa: ANN001
@@ -60,7 +60,8 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=CONFIG, help="experiment config (default: the shipped one)")
     parser.add_argument("--candidates", nargs="*", help="candidate names (default: every pixel candidate)")
     parser.add_argument("--abstain", action="store_true", help="also score each candidate abstaining on HOT > 0")
-    parser.add_argument("--bundles", nargs="*", default=BUNDLES, help="bundle folders run on scene 0")
+    parser.add_argument("--bundles", nargs="*", default=BUNDLES, help="bundle folders run on scene 0 (default: the "
+                        "shipped land-cover bundles)")
     args = parser.parse_args()
     config = load_config(args.config)
     names = config.class_names
@@ -88,8 +89,7 @@ def main() -> None:
                 out[where].append(round(int(kept.sum()) / max(1, int(labelled.sum())), 3))  # coverage
         print(json.dumps(out), flush=True)
 
-    for folder in args.bundles:
-        path = REPO / "models" / "bundles" / folder
+    for path in map(Path, args.bundles):
         if not path.is_dir():
             continue
         bundle = load_bundle(path)

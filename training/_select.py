@@ -34,11 +34,18 @@ def _key(row: dict[str, Any], metric: str) -> tuple[float, float]:
     return (row.get(metric) or 0.0, row.get(other) or 0.0)
 
 
-def select(metrics: dict[str, Any], names: list[str], metric: str,
-           tolerance: float = 0.0) -> tuple[str, dict[str, Any]]:
-    """The winner among `names` on the primary set and the table it was chosen from (every candidate and the
-    majority class): the best by `metric`, then the other one; with `tolerance`, the first listed of the candidates
-    whose `metric` is within `tolerance` of the best (a cheaper model listed first wins a near tie).
+def eligible(config: ExperimentConfig) -> list[str]:
+    """The candidates that may win: those of `selection.kinds` (every one by default), in config order."""
+    kinds = config.selection.kinds
+    return [c.name for c in config.candidates if kinds is None or c.kind in kinds]
+
+
+def select(metrics: dict[str, Any], names: list[str], metric: str, tolerance: float = 0.0,
+           references: list[str] | None = None) -> tuple[str, dict[str, Any]]:
+    """The winner among `names` on the primary set and the table it was chosen from (every candidate, the
+    `references` that may not win, and the majority class): the best by `metric`, then the other one; with
+    `tolerance`, the first listed of the candidates whose `metric` is within `tolerance` of the best (a cheaper model
+    listed first wins a near tie).
 
     Raises:
         ValueError: no held-out set (dates or areas) in `metrics`.
@@ -47,24 +54,39 @@ def select(metrics: dict[str, Any], names: list[str], metric: str,
     if where not in HELD_OUT_SETS:
         raise ValueError(f"candidates are chosen on held-out dates or areas; the metrics only have {where}")
     rows = metrics[where]
-    folds = max((rows[n].get("folds_scored", 0) for n in names), default=0)
+    folds = max((rows[n].get("folds_scored", 0) for n in [*names, *(references or [])] if n in rows), default=0)
     # a candidate scored on fewer held-out dates (a multi-date model has no previous pass for the first date) is
     # reported, not chosen: its mean is over other dates
-    eligible = [n for n in names if rows[n].get("overall_accuracy") is not None
+    complete = [n for n in names if rows[n].get("overall_accuracy") is not None
                 and rows[n].get("folds_scored", folds) == folds] or names
-    best = max(eligible, key=lambda n: (_key(rows[n], metric), -eligible.index(n)))
+    best = max(complete, key=lambda n: (_key(rows[n], metric), -complete.index(n)))
     if tolerance:
-        winner = next(n for n in eligible if _key(rows[n], metric)[0] >= _key(rows[best], metric)[0] - tolerance)
+        winner = next(n for n in complete if _key(rows[n], metric)[0] >= _key(rows[best], metric)[0] - tolerance)
     else:
         winner = best
+    shown = list(dict.fromkeys([*(references or []), *names]))
     table = {n: {k: rows[n].get(k) for k in ("overall_accuracy", "miou", "pixels", "folds_scored") if k in rows[n]}
-             for n in [*names, MAJORITY] if n in rows}
+             for n in [*shown, MAJORITY] if n in rows}
     out: dict[str, Any] = {"set": where, "metric": metric, "winner": winner, "table": table}
-    if len(eligible) < len(names):
+    if len(complete) < len(names):
         out["not_eligible"] = {n: f"scored on {rows[n].get('folds_scored', 0)} of {folds} held-out folds"
-                               for n in names if n not in eligible}
+                               for n in names if n not in complete}
     if tolerance:
         out |= {"tolerance": tolerance, "best": best}
+    return winner, out
+
+
+def select_for(config: ExperimentConfig, metrics: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """`select` as the config says: among `selection.kinds` (the other candidates as references in the table; the
+    overall winner of the same rule, `overall`, recorded beside it), else among every candidate."""
+    every = [c.name for c in config.candidates if c.name in metrics[primary_set(metrics)]]
+    names = [n for n in eligible(config) if n in every]
+    rule = config.selection
+    winner, out = select(metrics, names, rule.metric, rule.tolerance, references=every)
+    if rule.kinds is not None:
+        overall, _ = select(metrics, every, rule.metric, rule.tolerance)
+        out["scope"] = {"kinds": list(rule.kinds), "overall_winner": overall,
+                        "overall_winner_bundle": rule.winner_bundle or None}
     return winner, out
 
 
