@@ -89,6 +89,12 @@ def test_wrong_number_of_passes(case: str, words: tuple[str, ...], bundle: Model
 @pytest.mark.parametrize(("name", "config", "words"), [
     ("no-acquisition-date", tiny_config(split=HELD_OUT, candidates=[{"name": "f2", "dates": 2, **FOREST}]),
      ("no acquisition date", "dates = 2")),
+    ("unreadable-date", tiny_config(split={"mode": "leave-one-date-out", "holdout": "a"},
+                                    candidates=[{"name": "f2", "dates": 2, **FOREST}],
+                                    images={"files": [{"path": str(TARGET), "date": "a", "acquired": "last summer"},
+                                                      {"path": str(PREVIOUS), "date": "b",
+                                                       "acquired": "2015-08-30T10:05:47Z"}]}),
+     ("acquired = 'last summer' is not an ISO 8601 date",)),
     ("three-dates", dated_config(split=HELD_OUT, candidates=[{"name": "f3", "dates": 3, **FOREST}]),
      ("candidates.0.dates",)),
     ("no-feature", dated_config(split=HELD_OUT, candidates=[{"name": "f", "kind": "random-forest", "bands": []}]),
@@ -106,7 +112,7 @@ def test_bad_multi_date_config(name: str, config: dict, words: tuple[str, ...], 
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["train", str(path), "--out", str(out), "--device", "cpu", "--quiet"])
     _one_error(result, *words)
-    assert not (out / "bundle").exists()
+    assert not out.exists()  # refused before any file is written
 
 
 def test_previous_pass_values_are_checked_like_the_input(bundle: ModelBundle, tmp_path: Path,

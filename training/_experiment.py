@@ -42,7 +42,7 @@ from geovigie.training._pixels import PixelCandidate, scene_normalisation
 from geovigie.training._samplers import ChipSampler
 from geovigie.training._select import MAJORITY, PRIMARY_SETS, candidates_of, primary_set, select_for, verdict
 from geovigie.training._split import EmptySplitError, SceneSplit, check_split, spatial_split
-from geovigie.training._stacks import stacked_inputs
+from geovigie.training._stacks import check_acquired, stacked_inputs
 from geovigie.training._targets import IGNORE, class_weights_for
 from geovigie.training._trainer import FitResult, TrainData, fit
 
@@ -184,6 +184,12 @@ def _check_before_work(config: ExperimentConfig, out_dir: Path, bundle_dir: str 
                                 "scratch")
     if bundle_dir is not None and Path(bundle_dir).exists() and not Path(bundle_dir).is_dir():
         raise InvalidInputError(f"--bundle {bundle_dir} is an existing file: name a folder for the bundle")
+    if any(c.dates > 1 for c in candidates_of(config)):  # passes are ordered by their dates (STAC items: datetime)
+        check_acquired(config.images.files)
+    bands = config.images.bands or _first_image_bands(config)
+    for spec in candidates_of(config):  # unknown bands or indices of a pixel candidate, before any file is written
+        if spec.kind != "network" and bands:
+            PixelCandidate(spec, bands, len(config.classes), config.train.seed)
     if any(c.kind == "network" for c in candidates_of(config)):
         try:  # an untrained network of the config's architecture: refuses an unknown encoder in a second or so
             build_network(Architecture(**config.model.model_dump()), 1, 2)
@@ -211,6 +217,19 @@ def _smallest_image(config: ExperimentConfig) -> int | None:
             except rasterio.RasterioIOError:
                 continue
     return min(sides) if sides else None
+
+
+def _first_image_bands(config: ExperimentConfig) -> list[str] | None:
+    """The band descriptions of the first image file when it names every band (None otherwise: later checks say)."""
+    entry = next(iter(config.images.files), None)
+    if entry is None or len(entry.files) != 1 or not config.resolve(entry.files[0]).is_file():
+        return None
+    try:
+        with rasterio.open(config.resolve(entry.files[0])) as src:
+            names = list(src.descriptions)
+    except rasterio.RasterioIOError:
+        return None
+    return names if all(names) else None
 
 
 def _fold_name(value: str) -> str:

@@ -11,12 +11,30 @@ import numpy as np
 from geovigie.training._config import ConfigError
 
 
-def _when(scene: Any) -> datetime:
+def _parse(value: str, image: str) -> datetime:
     try:
-        return datetime.fromisoformat(scene.acquired.replace("Z", "+00:00"))
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise ConfigError(f"image {scene.name}: acquired = {scene.acquired!r} is not an ISO 8601 date; multi-date "
-                          "candidates order the passes by it") from None
+        raise ConfigError(f"image {image}: acquired = {value!r} is not an ISO 8601 date; multi-date candidates "
+                          "order the passes by it") from None
+
+
+def _when(scene: Any) -> datetime:
+    return _parse(scene.acquired, scene.name)
+
+
+def check_acquired(files: list[Any]) -> None:
+    """Refuse, before any work, image files without a readable acquisition date (multi-date candidates need them).
+
+    Raises:
+        ConfigError: naming the images.
+    """
+    missing = [f.files[0] for f in files if not f.acquired]
+    if missing:
+        raise ConfigError(f"images {missing} have no acquisition date: multi-date candidates (dates = 2) need "
+                          "`acquired` on every image (STAC items: their datetime)")
+    for entry in files:
+        _parse(entry.acquired, entry.files[0])
 
 
 def previous_passes(scenes: list[Any]) -> dict[str, Any | None]:
