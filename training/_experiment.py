@@ -218,7 +218,8 @@ def _fold_name(value: str) -> str:
 
 
 def fold_summary(folds: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """`folds_heldout_test_blocks` and `folds_heldout`: per model, the mean over folds and each fold's numbers."""
+    """`folds_heldout_test_blocks`, `folds_heldout_space` and `folds_heldout`: per model, the mean over folds and each
+    fold's numbers."""
     out: dict[str, Any] = {}
     for set_name in ("heldout_test_blocks", "heldout_space", "heldout"):
         present = {f: m[set_name] for f, m in folds.items() if set_name in m}

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from geovigie.training import load_config, load_scenes, spatial_split
+from geovigie.training import load_config, load_scenes, run_experiment, spatial_split
 from geovigie.training._select import select
 from geovigie.training._split import dilate
 from geovigie.training._targets import IGNORE
@@ -75,3 +75,24 @@ def test_candidates_are_chosen_on_held_out_polygons_not_validation() -> None:
     assert (winner, table["set"]) == ("a", "folds_heldout_space") and "majority_class" in table["table"]
     with pytest.raises(ValueError, match="held-out"):
         select({"validation": metrics["validation"]}, ["a", "b"], "miou")
+
+
+def test_a_spatial_fold_run_chooses_on_the_mean_of_held_out_polygons(tmp_path) -> None:  # noqa: ANN001
+    """Two small forests through `run_experiment` on the NC config: every fold scored on its held-out polygons, the
+    winner chosen on their mean and shipped as a pixel classifier."""
+    config = load_config(NC).model_copy(deep=True)
+    config.candidates = [c.model_copy(update={"trees": 5}) for c in config.candidates
+                         if c.name in ("forest_bands", "forest_3x3_indices")]
+    config.output.onnx = False
+    result = run_experiment(config, tmp_path / "run", device="cpu", progress=False)
+    folds = result.metrics["folds_heldout_space"]
+    assert set(folds) == {"forest_bands", "forest_3x3_indices", "majority_class"}
+    assert sorted(folds["majority_class"]["per_fold"]) == ["1", "2", "3", "4", "5"]
+    per_fold = folds["forest_bands"]["per_fold"]
+    assert sum(f["pixels"] for f in per_fold.values()) == folds["forest_bands"]["pixels"] > 2000
+    selection = result.metrics["selection"]
+    winner = max(["forest_bands", "forest_3x3_indices"], key=lambda n: folds[n]["miou"])
+    if abs(folds["forest_bands"]["miou"] - folds["forest_3x3_indices"]["miou"]) > config.selection.tolerance:
+        assert selection["winner"] == winner
+    assert result.metrics["shipped_model"] == selection["winner"] and result.bundle.card.kind == "pixel-classifier"
+    assert "spatial-folds" in result.bundle.card.provenance["split"]
