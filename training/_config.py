@@ -109,7 +109,7 @@ class ClassSpec(_Strict):
 
 
 class Split(_Strict):
-    """Spatial blocks (train / val / test, buffered) and optional held-out dates or areas."""
+    """Spatial blocks (train / val / test, buffered) and optional held-out dates, areas or spatial folds."""
 
     mode: Literal["blocks", "leave-one-date-out", "leave-one-area-out", "spatial-folds"] = "blocks"
     block_px: int = Field(default=32, ge=4)
@@ -117,8 +117,9 @@ class Split(_Strict):
     val_fraction: float = Field(default=0.2, ge=0, lt=1)
     test_fraction: float = Field(default=0.2, ge=0, lt=1)
     seed: int = 0
-    holdout: str | None = Field(default=None, description="Date or area held out (leave-one-*-out modes); 'all': "
-                                "every one in turn (one fold each), then the bundle is trained on all of them.")
+    holdout: str | None = Field(default=None, description="Date or area held out (leave-one-*-out modes), or fold "
+                                "number (spatial-folds); 'all': every one in turn (one fold each), then the bundle is "
+                                "trained on all of them.")
     fold_epochs: int | None = Field(default=None, ge=1, description="Epochs of each fold when holdout = 'all' "
                                     "(default: train.epochs); the final model trains train.epochs.")
     folds: int = Field(default=5, ge=2, description="spatial-folds: number of folds; whole labelled polygons, grouped "
