@@ -22,15 +22,14 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from geovigie.models import load_bundle, load_predictor, normalise, normalise_scene
+from geovigie.models import DEFAULT_BUNDLE, NETWORK_BUNDLE, load_bundle, load_predictor, normalise, normalise_scene
 
 REPO = Path(__file__).resolve().parent.parent
 SCENE = REPO / "data" / "s2-l1c-slovenia" / "reference_scene_2.tif"
 NC_BANDS = [REPO / "data" / "landsat7-landcover-nc" / f"lsat7_2000_{b}.tif" for b in (10, 20, 30, 40, 50, 70)]
 NODATA = -99999.0
-DEFAULT = [REPO / "models/bundles" / n for n in ("landcover-s2l1c-slovenia-v4", "landcover-s2l1c-slovenia-v3",
-                                                 "landcover-s2l1c-slovenia-v2",
-                                                 "landcover-s2l1c-slovenia-v1", "landcover-landsat7-nc-v2")]
+NC_BUNDLE = REPO / "models" / "bundles" / "landcover-landsat7-nc-v2"
+DEFAULT = [DEFAULT_BUNDLE, NETWORK_BUNDLE, NC_BUNDLE]  # the forest of `predict` beside the shipped U-Net; the NC forest
 
 
 def read_scene(count: int) -> tuple[np.ndarray, dict, tuple]:

@@ -59,3 +59,14 @@ def test_bad_spatial_fold_config(name: str, split: dict, images: dict, words: tu
     for word in words:
         assert word in lines[0], (word, lines[0])
     assert not out.exists()
+
+
+def test_predict_with_the_retired_nc_v1_names_v2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    scene = REPO / "data" / "landsat7-landcover-nc" / "lsat7_2000_10.tif"
+    result = CliRunner().invoke(app, ["predict", str(scene), "--out", str(out), "--bundle", "landcover-landsat7-nc-v1"])
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert "'landcover-landsat7-nc-v1' is retired" in lines[0] and "use 'landcover-landsat7-nc-v2'" in lines[0]
+    assert not out.exists()

@@ -221,6 +221,11 @@ class Selection(_Strict):
     tolerance: float = Field(default=0.0, ge=0, le=0.1, description="Candidates within this much of the best "
                              "`metric` on the held-out set are tied; the first listed of them wins (list cheaper "
                              "models first).")
+    kinds: list[Literal["network", "random-forest", "hist-gradient-boosting"]] | None = Field(
+        default=None, min_length=1, description="Only candidates of these kinds may win (e.g. ['network'] for the "
+        "network bundle); the others stay in the table as references. Default: every kind.")
+    winner_bundle: str = Field(default="", description="With `kinds`: the bundle that ships the overall winner of "
+                               "the same table (named in the card's why).")
 
 
 class ModelSection(Architecture):
@@ -278,6 +283,10 @@ class ExperimentConfig(_Strict):
             labels = [c.name for c in self.candidates]
             if len(set(labels)) != len(labels) or "majority_class" in labels:
                 raise ValueError(f"candidate names must be unique and not 'majority_class': {labels}")
+            kinds = self.selection.kinds
+            if kinds is not None and not any(c.kind in kinds for c in self.candidates):
+                raise ValueError(f"selection.kinds = {kinds} matches no candidate (kinds listed: "
+                                 f"{sorted({c.kind for c in self.candidates})})")
         if isinstance(self.train.class_weights, list) and len(self.train.class_weights) != len(names):
             raise ValueError(f"train.class_weights needs one weight per class ({len(names)})")
         return self

@@ -40,7 +40,7 @@ from geovigie.training._hooks import CHECKPOINT, fingerprint
 from geovigie.training._parallel import Distributed, setup_distributed
 from geovigie.training._pixels import PixelCandidate, resolve_indices, scene_normalisation
 from geovigie.training._samplers import ChipSampler
-from geovigie.training._select import MAJORITY, PRIMARY_SETS, candidates_of, primary_set, select, verdict
+from geovigie.training._select import MAJORITY, PRIMARY_SETS, candidates_of, primary_set, select_for, verdict
 from geovigie.training._split import EmptySplitError, SceneSplit, check_split, spatial_split
 from geovigie.training._targets import IGNORE, class_weights_for
 from geovigie.training._trainer import FitResult, TrainData, fit
@@ -269,8 +269,7 @@ def _rotate(config: ExperimentConfig, run_dir: Path, bundle_dir: str | Path | No
         "kept_epoch": best}} if folds else {}
     only = None
     if config.candidates and folds:
-        only, extra["selection"] = select(extra, [c.name for c in config.candidates], config.selection.metric,
-                                            config.selection.tolerance)
+        only, extra["selection"] = select_for(config, extra)
         extra["selection"]["why"] = _why(extra["selection"], len(values), key)
     return _train(final, run_dir, bundle_dir=bundle_dir, resume=resume, device=device, progress=progress,
                   command=command, origin=config, extra_metrics=extra, only=only)
@@ -288,8 +287,20 @@ def _why(selection: dict[str, Any], folds: int, key: str) -> str:
     claim = (f"{winner} has the best {what}" if best == winner else
              f"{winner} is the first listed candidate within {selection['tolerance']:g} {what} of the best "
              f"({best})")
-    return (f"{claim} on {selection['set']} ({held}; overall accuracy / mIoU: {rows}); chosen there, never on "
+    scope = selection.get("scope")
+    if scope is not None:
+        kinds = " / ".join(scope["kinds"])
+        claim = claim.replace(" candidate ", f" {kinds} candidate ") if best != winner else \
+            f"{claim} among the {kinds} candidates"
+    text = (f"{claim} on {selection['set']} ({held}; overall accuracy / mIoU: {rows}); chosen there, never on "
             "validation blocks.")
+    if scope is not None and scope["overall_winner"] != winner:
+        overall = scope["overall_winner"]
+        ships = f", shipped as {scope['overall_winner_bundle']}" if scope["overall_winner_bundle"] else ""
+        text += (f" Only {kinds} candidates could win here (selection.kinds): this is the best {kinds}, not the best "
+                 f"model; by the same rule over every candidate the winner is {overall} ({what} "
+                 f"{score(table[overall][metric])} vs {score(table[winner][metric])}{ships}).")
+    return text
 
 
 def _train(config: ExperimentConfig, run_dir: Path, *, bundle_dir: str | Path | None, resume: bool, device: str,
@@ -410,8 +421,7 @@ def _finish(config: ExperimentConfig, scenes: list[Scene], bands: list[str], spl
     metrics: dict[str, Any] = {**evaluate(models, labels, split, names), **extra}
     shipped = trained.networks[0].name if trained.networks else trained.pixels[0].spec.name
     if config.candidates and "selection" not in metrics:  # one held-out date or area: chosen on it, in this run
-        shipped, metrics["selection"] = select(metrics, [n for n in logits], config.selection.metric,
-                                                  config.selection.tolerance)
+        shipped, metrics["selection"] = select_for(config, metrics)
         metrics["selection"]["why"] = _why(metrics["selection"], 1, "date or area")
     pixel = next((p for p in trained.pixels if p.spec.name == shipped), None)
     net = next((n for n in trained.networks if n.name == shipped), None)
@@ -428,13 +438,19 @@ def _finish(config: ExperimentConfig, scenes: list[Scene], bands: list[str], spl
         norm = normalisation_of([pixel.prepare(s.image) for s in scenes], train_masks, config.images.normalisation)
     elif net is not None:
         norm = net.norm
+    root = repository_root(config.base_dir)
+    field = field_provenance(config, mapping, [s.grid for s in scenes])
+    if "field_label_files" in field:
+        field["field_label_files"] = [recorded_path(f, root) for f in field["field_label_files"]]
     provenance = {
         "data": config.output.data or config.output.description,
         "bbox": _bbox_wgs84(scenes),
-        "images": [{"name": s.name, "files": s.files, "date": s.date, "area": s.area} for s in scenes],
-        "labels": {"source": config.labels.source, "path": config.labels.path, "attribute": config.labels.attribute,
-                   "unlabelled": config.labels.unlabelled, "ignored_source_values": sorted(mapping.ignored),
-                   **field_provenance(config, mapping, [s.grid for s in scenes])},
+        "images": [{"name": s.name, "files": [recorded_path(f, root) for f in s.files], "date": s.date,
+                    "area": s.area} for s in scenes],
+        "labels": {"source": config.labels.source,
+                   "path": recorded_path(config.resolve(config.labels.path), root) if config.labels.path else None,
+                   "attribute": config.labels.attribute, "unlabelled": config.labels.unlabelled,
+                   "ignored_source_values": sorted(mapping.ignored), **field},
         "split": (f"{config.split.mode}: map-aligned blocks of {config.split.block_px} px, "
                   f"{config.split.val_fraction:.0%} validation and {config.split.test_fraction:.0%} test blocks "
                   f"(seed {config.split.seed}), {config.split.buffer_px} px buffer dropped around them"
@@ -481,6 +497,21 @@ def _finish(config: ExperimentConfig, scenes: list[Scene], bands: list[str], spl
             bundle = load_bundle(bundle_dir)
     log.info("bundle written to %s", bundle_dir)
     return ExperimentResult(bundle, run_dir, result, metrics, counts)
+
+
+def repository_root(folder: str | Path) -> Path | None:
+    """The git repository holding `folder` (the nearest ancestor with a `.git`), or None."""
+    start = Path(folder).resolve()
+    return next((p for p in (start, *start.parents) if (p / ".git").exists()), None)
+
+
+def recorded_path(path: str | Path, root: Path | None) -> str:
+    """How a card records an input path: relative to the repository root when inside it (POSIX, no `..`), else
+    absolute as given; the card then names no developer's checkout."""
+    resolved = Path(path).expanduser().resolve()
+    if root is not None and resolved.is_relative_to(root):
+        return resolved.relative_to(root).as_posix()
+    return str(path)
 
 
 def _software() -> dict[str, str]:

@@ -36,11 +36,18 @@ def _key(row: dict[str, Any], metric: str) -> tuple[float, float]:
     return (row.get(metric) or 0.0, row.get(other) or 0.0)
 
 
-def select(metrics: dict[str, Any], names: list[str], metric: str,
-           tolerance: float = 0.0) -> tuple[str, dict[str, Any]]:
-    """The winner among `names` on the primary set and the table it was chosen from (every candidate and the
-    majority class): the best by `metric`, then the other one; with `tolerance`, the first listed of the candidates
-    whose `metric` is within `tolerance` of the best (a cheaper model listed first wins a near tie).
+def eligible(config: ExperimentConfig) -> list[str]:
+    """The candidates that may win: those of `selection.kinds` (every one by default), in config order."""
+    kinds = config.selection.kinds
+    return [c.name for c in config.candidates if kinds is None or c.kind in kinds]
+
+
+def select(metrics: dict[str, Any], names: list[str], metric: str, tolerance: float = 0.0,
+           references: list[str] | None = None) -> tuple[str, dict[str, Any]]:
+    """The winner among `names` on the primary set and the table it was chosen from (every candidate, the
+    `references` that may not win, and the majority class): the best by `metric`, then the other one; with
+    `tolerance`, the first listed of the candidates whose `metric` is within `tolerance` of the best (a cheaper model
+    listed first wins a near tie).
 
     Raises:
         ValueError: no held-out set (dates or areas) in `metrics`.
@@ -55,11 +62,26 @@ def select(metrics: dict[str, Any], names: list[str], metric: str,
         winner = next(n for n in names if _key(rows[n], metric)[0] >= _key(rows[best], metric)[0] - tolerance)
     else:
         winner = best
+    shown = list(dict.fromkeys([*(references or []), *names]))
     table = {n: {k: rows[n].get(k) for k in ("overall_accuracy", "miou", "pixels")}
-             for n in [*names, MAJORITY] if n in rows}
+             for n in [*shown, MAJORITY] if n in rows}
     out: dict[str, Any] = {"set": where, "metric": metric, "winner": winner, "table": table}
     if tolerance:
         out |= {"tolerance": tolerance, "best": best}
+    return winner, out
+
+
+def select_for(config: ExperimentConfig, metrics: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """`select` as the config says: among `selection.kinds` (the other candidates as references in the table; the
+    overall winner of the same rule, `overall`, recorded beside it), else among every candidate."""
+    every = [c.name for c in config.candidates if c.name in metrics[primary_set(metrics)]]
+    names = [n for n in eligible(config) if n in every]
+    rule = config.selection
+    winner, out = select(metrics, names, rule.metric, rule.tolerance, references=every)
+    if rule.kinds is not None:
+        overall, _ = select(metrics, every, rule.metric, rule.tolerance)
+        out["scope"] = {"kinds": list(rule.kinds), "overall_winner": overall,
+                        "overall_winner_bundle": rule.winner_bundle or None}
     return winner, out
 
 
