@@ -38,7 +38,7 @@ from geovigie.training._evaluate import Predictions, evaluate, scene_logits, set
 from geovigie.training._feedback import field_provenance
 from geovigie.training._hooks import CHECKPOINT, fingerprint
 from geovigie.training._parallel import Distributed, setup_distributed
-from geovigie.training._pixels import PixelCandidate, scene_normalisation
+from geovigie.training._pixels import PixelCandidate, resolve_indices, scene_normalisation
 from geovigie.training._samplers import ChipSampler
 from geovigie.training._select import MAJORITY, PRIMARY_SETS, candidates_of, primary_set, select_for, verdict
 from geovigie.training._split import EmptySplitError, SceneSplit, check_split, spatial_split
@@ -188,6 +188,9 @@ def _check_before_work(config: ExperimentConfig, out_dir: Path, bundle_dir: str 
             message = str(error).strip("'\"").split(", supported")[0]
             raise ConfigError(f"[model] {config.model.name} with encoder {config.model.encoder!r}: {message}") \
                 from None
+    if config.images.bands:  # the indices of pixel candidates, by band name or common name
+        for spec in candidates_of(config):
+            resolve_indices(spec.indices, config.images.bands, config.images.common_names)
     smallest = _smallest_image(config)
     if smallest is not None and config.train.chip_size > smallest:
         raise ConfigError(f"[train] chip_size = {config.train.chip_size} is larger than the smallest image "
@@ -215,9 +218,10 @@ def _fold_name(value: str) -> str:
 
 
 def fold_summary(folds: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """`folds_heldout_test_blocks` and `folds_heldout`: per model, the mean over folds and each fold's numbers."""
+    """`folds_heldout_test_blocks`, `folds_heldout_space` and `folds_heldout`: per model, the mean over folds and each
+    fold's numbers."""
     out: dict[str, Any] = {}
-    for set_name in ("heldout_test_blocks", "heldout"):
+    for set_name in ("heldout_test_blocks", "heldout_space", "heldout"):
         present = {f: m[set_name] for f, m in folds.items() if set_name in m}
         if not present:
             continue
@@ -237,8 +241,11 @@ def fold_summary(folds: dict[str, dict[str, Any]]) -> dict[str, Any]:
 def _rotate(config: ExperimentConfig, run_dir: Path, bundle_dir: str | Path | None, *, resume: bool, device: str,
             progress: bool, command: str) -> ExperimentResult | None:
     """Every leave-one-out fold (reduced budget: split.fold_epochs), then the bundle trained on all images."""
-    key = "date" if config.split.mode == "leave-one-date-out" else "area"
-    values = sorted({getattr(s, key) for s in image_sources(config)})
+    if config.split.mode == "spatial-folds":  # one date: whole polygons held out, nothing held out in time
+        key, values = "spatial fold", [str(k) for k in range(1, config.split.folds + 1)]
+    else:
+        key = "date" if config.split.mode == "leave-one-date-out" else "area"
+        values = sorted({getattr(s, key) for s in image_sources(config)})
     if len(values) < 2:
         raise EmptySplitError(f"split.holdout = 'all' needs at least 2 {key}s to rotate over (found {values})")
     folds: dict[str, dict[str, Any]] = {}
@@ -312,7 +319,7 @@ def _train(config: ExperimentConfig, run_dir: Path, *, bundle_dir: str | Path | 
     sp = config.split
     split = spatial_split(scenes, mode=sp.mode, block_px=sp.block_px, buffer_px=sp.buffer_px,
                           val_fraction=sp.val_fraction, test_fraction=sp.test_fraction, seed=sp.seed,
-                          holdout=sp.holdout)
+                          holdout=sp.holdout, folds=sp.folds, class_names=config.class_names)
     counts = check_split(scenes, split, IGNORE, need_val=sp.val_fraction > 0)
     names = config.class_names
     train_masks = [split[s.name].train for s in scenes]
@@ -322,7 +329,8 @@ def _train(config: ExperimentConfig, run_dir: Path, *, bundle_dir: str | Path | 
     if dist.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(run_dir / "config.json", config.dump())
-    pixels = [PixelCandidate(c, bands, len(names), config.train.seed) for c in candidates if c.kind != "network"]
+    pixels = [PixelCandidate(c, bands, len(names), config.train.seed, config.images.common_names)
+              for c in candidates if c.kind != "network"]
     networks = []
     for k, spec in enumerate(c for c in candidates if c.kind == "network"):
         scene = scene_normalisation(spec.scene, [s.image for s in scenes], train_masks)
@@ -448,7 +456,9 @@ def _finish(config: ExperimentConfig, scenes: list[Scene], bands: list[str], spl
                   f"(seed {config.split.seed}), {config.split.buffer_px} px buffer dropped around them"
                   + (f"; held out: {config.split.holdout}" if config.split.holdout else "")
                   + (f"; before it, {origin.split.mode} folds held out each of {extra['folds']['values']} in turn "
-                     f"({extra['folds']['fold_epochs']} epochs each)" if "folds" in extra else "")),
+                     f"({extra['folds']['fold_epochs']} epochs each)" if "folds" in extra else "")
+                  + ("; spatial folds: whole labelled polygons (8-connected), grouped by the block holding their "
+                     "centre; one date, nothing held out in time" if origin.split.mode == "spatial-folds" else "")),
         "labelled_pixels_per_set": pixels_per_set,
         "train_label_pixels_per_class": dict(zip(names, class_counts.tolist(), strict=True)),
         "training": opt.model_dump(mode="json") | {"device": result.device, "amp": result.amp,
