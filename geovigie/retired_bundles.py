@@ -10,6 +10,7 @@ RETIRED_BUNDLES: dict[str, str] = {
     "landcover-s2l1c-slovenia-v2": "landcover-s2l1c-slovenia-v4",
     "landcover-s2l1c-slovenia-v3": "landcover-s2l1c-slovenia-v4",
     "artificial-surface-s2l1c-slovenia-v2": "artificial-surface-s2l1c-slovenia-v3",
+    "landcover-landsat7-nc-v1": "landcover-landsat7-nc-v2",
 }
 """Retired bundle name -> its successor (the retired bundles' numbers stay in BENCHMARKS.md)."""
 

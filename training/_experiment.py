@@ -187,9 +187,9 @@ def _check_before_work(config: ExperimentConfig, out_dir: Path, bundle_dir: str 
     if any(c.dates > 1 for c in candidates_of(config)):  # passes are ordered by their dates (STAC items: datetime)
         check_acquired(config.images.files)
     bands = config.images.bands or _first_image_bands(config)
-    for spec in candidates_of(config):  # unknown bands or indices of a pixel candidate, before any file is written
+    for spec in candidates_of(config):  # a pixel candidate's bands and indices, by band name or common name
         if spec.kind != "network" and bands:
-            PixelCandidate(spec, bands, len(config.classes), config.train.seed)
+            PixelCandidate(spec, bands, len(config.classes), config.train.seed, config.images.common_names)
     if any(c.kind == "network" for c in candidates_of(config)):
         try:  # an untrained network of the config's architecture: refuses an unknown encoder in a second or so
             build_network(Architecture(**config.model.model_dump()), 1, 2)
@@ -237,9 +237,10 @@ def _fold_name(value: str) -> str:
 
 
 def fold_summary(folds: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """`folds_heldout_test_blocks` and `folds_heldout`: per model, the mean over folds and each fold's numbers."""
+    """`folds_heldout_test_blocks`, `folds_heldout_space` and `folds_heldout`: per model, the mean over folds and each
+    fold's numbers."""
     out: dict[str, Any] = {}
-    for set_name in ("heldout_test_blocks", "heldout"):
+    for set_name in ("heldout_test_blocks", "heldout_space", "heldout"):
         present = {f: m[set_name] for f, m in folds.items() if set_name in m}
         if not present:
             continue
@@ -260,8 +261,11 @@ def fold_summary(folds: dict[str, dict[str, Any]]) -> dict[str, Any]:
 def _rotate(config: ExperimentConfig, run_dir: Path, bundle_dir: str | Path | None, *, resume: bool, device: str,
             progress: bool, command: str) -> ExperimentResult | None:
     """Every leave-one-out fold (reduced budget: split.fold_epochs), then the bundle trained on all images."""
-    key = "date" if config.split.mode == "leave-one-date-out" else "area"
-    values = sorted({getattr(s, key) for s in image_sources(config)})
+    if config.split.mode == "spatial-folds":  # one date: whole polygons held out, nothing held out in time
+        key, values = "spatial fold", [str(k) for k in range(1, config.split.folds + 1)]
+    else:
+        key = "date" if config.split.mode == "leave-one-date-out" else "area"
+        values = sorted({getattr(s, key) for s in image_sources(config)})
     if len(values) < 2:
         raise EmptySplitError(f"split.holdout = 'all' needs at least 2 {key}s to rotate over (found {values})")
     folds: dict[str, dict[str, Any]] = {}
@@ -340,7 +344,7 @@ def _train(config: ExperimentConfig, run_dir: Path, *, bundle_dir: str | Path | 
     sp = config.split
     split = spatial_split(scenes, mode=sp.mode, block_px=sp.block_px, buffer_px=sp.buffer_px,
                           val_fraction=sp.val_fraction, test_fraction=sp.test_fraction, seed=sp.seed,
-                          holdout=sp.holdout)
+                          holdout=sp.holdout, folds=sp.folds, class_names=config.class_names)
     counts = check_split(scenes, split, IGNORE, need_val=sp.val_fraction > 0)
     names = config.class_names
     train_masks = [split[s.name].train for s in scenes]
@@ -350,7 +354,8 @@ def _train(config: ExperimentConfig, run_dir: Path, *, bundle_dir: str | Path | 
     if dist.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(run_dir / "config.json", config.dump())
-    pixels = [PixelCandidate(c, bands, len(names), config.train.seed) for c in candidates if c.kind != "network"]
+    pixels = [PixelCandidate(c, bands, len(names), config.train.seed, config.images.common_names)
+              for c in candidates if c.kind != "network"]
     networks, unscored = [], []
     held_out = {name for name, masks in split.items() if masks.heldout}
     for k, spec in enumerate(c for c in candidates if c.kind == "network"):
@@ -533,7 +538,9 @@ def _finish(config: ExperimentConfig, scenes: list[Scene], bands: list[str], spl
                   f"(seed {config.split.seed}), {config.split.buffer_px} px buffer dropped around them"
                   + (f"; held out: {config.split.holdout}" if config.split.holdout else "")
                   + (f"; before it, {origin.split.mode} folds held out each of {extra['folds']['values']} in turn "
-                     f"({extra['folds']['fold_epochs']} epochs each)" if "folds" in extra else "")),
+                     f"({extra['folds']['fold_epochs']} epochs each)" if "folds" in extra else "")
+                  + ("; spatial folds: whole labelled polygons (8-connected), grouped by the block holding their "
+                     "centre; one date, nothing held out in time" if origin.split.mode == "spatial-folds" else "")),
         "labelled_pixels_per_set": pixels_per_set,
         "train_label_pixels_per_class": dict(zip(names, class_counts.tolist(), strict=True)),
         "training": opt.model_dump(mode="json") | {"device": result.device, "amp": result.amp,

@@ -7,9 +7,11 @@ from typing import Any
 
 from geovigie.training._config import Candidate, ExperimentConfig
 
-PRIMARY_SETS = ("folds_heldout_test_blocks", "heldout_test_blocks", "heldout", "test_blocks", "validation")
-"""The set a bundle is judged on: the most held-out one the split has (`folds_*`: mean over leave-one-out folds)."""
-HELD_OUT_SETS = PRIMARY_SETS[:3]
+PRIMARY_SETS = ("folds_heldout_test_blocks", "folds_heldout_space", "heldout_test_blocks", "heldout_space", "heldout",
+                "test_blocks", "validation")
+"""The set a bundle is judged on: the most held-out one the split has (`folds_*`: mean over leave-one-out folds;
+`*_space`: held-out polygons of spatial folds, one date: nothing held out in time)."""
+HELD_OUT_SETS = PRIMARY_SETS[:5]
 MAJORITY = "majority_class"
 
 
@@ -52,7 +54,8 @@ def select(metrics: dict[str, Any], names: list[str], metric: str, tolerance: fl
     """
     where = primary_set(metrics)
     if where not in HELD_OUT_SETS:
-        raise ValueError(f"candidates are chosen on held-out dates or areas; the metrics only have {where}")
+        raise ValueError(f"candidates are chosen on held-out dates or areas (or spatial folds); the metrics only have "
+                         f"{where}")
     rows = metrics[where]
     folds = max((rows[n].get("folds_scored", 0) for n in [*names, *(references or [])] if n in rows), default=0)
     # a candidate scored on fewer held-out dates (a multi-date model has no previous pass for the first date) is
