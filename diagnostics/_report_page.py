@@ -90,7 +90,8 @@ COLUMN_LABELS = {
     "centroid_lat": "lat.", "centroid_lon": "lon.", "sites": "sites", "volume_uncertainty_m3": "± volume (m³)",
 }
 VALUE_LABELS = {"new": "nouveau", "grown": "agrandi", "persisting": "persistant", "shrunk": "réduit",
-                "removed": "disparu", "covered": "couverte", "partial": "partielle", "not_covered": "non couverte",
+                "not_observed": "non observé", "removed": "disparu", "covered": "couverte", "partial": "partielle",
+                "not_covered": "non couverte",
                 "confirmed": "confirmé", "false_alarm": "fausse alerte", "cleaned": "nettoyé"}
 """Statuses written in French in the tables (the CSV keeps the raw values)."""
 TEXT_COLUMNS = frozenset({"volume_note", "note", "track_note", "commune_name", "commune_code", "comment"})

@@ -81,6 +81,7 @@ const UI = {
   status_persisting: ["persistant", "persisting"],
   status_grown: ["agrandi", "grown"],
   status_shrunk: ["réduit", "shrunk"],
+  status_not_observed: ["non observé (pas de données)", "not observed (no data)"],
   status_removed: ["disparu", "removed"],
   status_covered: ["couverte par l'image", "covered by the image"],
   status_partial: ["couverte en partie : pas de données", "partly covered: no data"],
