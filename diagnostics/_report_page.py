@@ -77,6 +77,7 @@ NO_DATA = "pas de données"
 NO_DATA_TEXT = NO_DATA
 COLUMN_LABELS = {
     "zone_id": "code", "zone_name": "zone", "site_id": "site", "status": "statut", "covered_fraction": "part couverte",
+    "observed_share": "part observée",
     "valid_fraction": "part valide", "zone_area_m2": "surface (m²)", "observed_area_ha": "observé (ha)",
     "ndvi_mean": "NDVI moyen", "ndvi_median": "NDVI médian", "ndvi_p10": "NDVI p10", "ndvi_p90": "NDVI p90",
     "dense_vegetation_share": "végétation dense", "sparse_vegetation_share": "végétation clairsemée",

@@ -186,6 +186,7 @@ const FIELDS = {
   volume_note: ["Remarque sur le volume", "Volume note", null, "text"],
   previous_area_m2: ["Surface au passage précédent", "Area at the previous pass", "m²"],
   area_ratio: ["Rapport de surface", "Area ratio", null],
+  observed_share: ["Part observée à ce passage", "Share observed by this pass", null, "share"],
   centroid_lat: ["Latitude", "Latitude", "°"],
   centroid_lon: ["Longitude", "Longitude", "°"],
   feedback: ["Avis", "Feedback", null, "text"],
