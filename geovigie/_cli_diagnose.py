@@ -232,6 +232,11 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
             partial = sites[sites["nodata_px"].fillna(0) > 0]
             err.print(f"nodata inside sites: {int(partial['nodata_px'].sum())} px in {len(partial)} of {len(sites)} "
                       "sites (not counted in their area nor probability)", soft_wrap=True)
+        unseen = int((sites["status"] == "not_observed").sum()) if "status" in sites.columns else 0
+        if unseen:
+            err.print(f"not observed (non observé): {unseen} earlier sites under this pass's nodata (less than "
+                      f"{min_observed:.0%} of their footprint observed), kept with their ids, not removed",
+                      soft_wrap=True)
         if dsm is not None and "volume_note" in sites.columns and len(sites):
             null = sites[sites["volume_m3"].isna()]
             err.print(f"volumes: {len(sites) - len(null)} of {len(sites)} sites measured"

@@ -50,3 +50,29 @@ def test_bad_min_observed_in_the_workflow_writes_nothing(value: object, layer: P
         dump_sites(layer, settings, watch="w", pass_date=date(2024, 5, 1), threshold=0.2,
                    min_observed=value)  # type: ignore[arg-type]
     assert not (tmp_path / "gv").exists()  # checked before the lock creates the watch folder
+
+
+def test_cli_reports_sites_not_observed_apart(layer: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not a bad input: the partly observed pass the option is about (nodata written over the real layer's west)."""
+    import rasterio
+
+    work = tmp_path / "work"
+    work.mkdir()
+    with rasterio.open(layer) as src:
+        band, profile = src.read(1), src.profile
+    band[:, : band.shape[1] // 2] = 255
+    profile.update(driver="GTiff")
+    half = tmp_path / "half.tif"
+    with rasterio.open(half, "w", **profile) as dst:
+        dst.write(band[None])
+    base = ["diagnose", "dumps", "--watch", "w", "--threshold", "0.2"]
+    code, stderr = run_cli([*base[:2], str(layer), *base[2:], "--date", "2024-05-01"], work, monkeypatch)
+    assert code == 0, stderr
+    code, stderr = run_cli([*base[:2], str(half), *base[2:], "--date", "2024-06-01"], work, monkeypatch)
+    assert code == 0, stderr
+    import pandas as pd
+
+    table = pd.read_csv(work / "gv" / "diagnostics" / "dumps" / "w" / "exports" / "sites-20240601.csv")
+    unseen = int((table["status"] == "not_observed").sum())
+    assert unseen > 0 and not (table["status"] == "removed").any()
+    assert f"not observed (non observé): {unseen} earlier sites under this pass's nodata (less than 50% of" in stderr
