@@ -76,3 +76,14 @@ def test_cli_reports_sites_not_observed_apart(layer: Path, tmp_path: Path, monke
     unseen = int((table["status"] == "not_observed").sum())
     assert unseen > 0 and not (table["status"] == "removed").any()
     assert f"not observed (non observé): {unseen} earlier sites under this pass's nodata (less than 50% of" in stderr
+
+
+@pytest.mark.parametrize("value", [0, -0.1, 1.5])
+def test_bad_min_observed_in_a_dumps_job_is_refused_naming_the_field(value: float) -> None:
+    from pydantic import ValidationError
+
+    from geovigie.service.job_inputs import DumpsIn
+
+    assert DumpsIn(height_model="lidarhd-montpellier-ign").min_observed == 0.5
+    with pytest.raises(ValidationError, match="min_observed"):
+        DumpsIn(height_model="lidarhd-montpellier-ign", min_observed=value)
