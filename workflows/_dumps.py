@@ -214,9 +214,9 @@ def _dump_pass(detector: DetectorLayer, settings: Settings, folder: Path, watch:
     published = publish_vector_layer(results_store_for(settings), files["geojson"], LayerSpec(
         layer_id, title, "vector", description=description.strip(), properties=properties,
         style=VectorStyle(color="#d7301f", label="site_id",
-                          popup=("site_id", "status", "area_m2", "mean_confidence", "max_confidence", "volume_m3",
-                                 "volume_uncertainty_m3", "volume_note", "commune_name", "first_seen", "last_seen",
-                                 "candidate", "model_bundle")),
+                          popup=("site_id", "status", "observed_share", "area_m2", "mean_confidence", "max_confidence",
+                                 "volume_m3", "volume_uncertainty_m3", "volume_note", "commune_name", "first_seen",
+                                 "last_seen", "candidate", "model_bundle")),
     ), Provenance(inputs=[str(detector.path.resolve())], lineage=description.strip(),
                   bundle_id=detector.bundle_id, bundle_card=detector.card_path,
                   datetime=datetime(day.year, day.month, day.day, tzinfo=UTC),
