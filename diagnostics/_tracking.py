@@ -119,7 +119,7 @@ def _distance_pairs(current: gpd.GeoDataFrame, active: gpd.GeoDataFrame, cur_row
 
 
 def _match(current: gpd.GeoDataFrame, active: gpd.GeoDataFrame,
-           max_distance_m: float) -> tuple[dict[int, tuple[int, str]], dict[int, str], dict[int, str]]:
+           max_distance_m: float) -> tuple[dict[int, tuple[int, str]], dict[int, int], dict[int, str]]:
     """Matches current row -> (previous row, how), split-off current row -> the previous row it was split from,
     and notes on merged previous rows."""
     overlaps = _overlap_pairs(current, active)
