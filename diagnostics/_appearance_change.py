@@ -333,8 +333,8 @@ def appearance_change_candidates(
 _MEANS = ("ndvi_drop_mean", "bsi_rise_mean", "brightness_rise_mean", "texture_mean")
 FIT_SAMPLE_PX = 1_000_000
 """The radiometric fit uses every valid pixel of a grid up to this size, else those of a regular lattice (every
-k-th row and column, the same whatever the blocks) holding about this many: a fit on 1 M pixels differs from the
-fit on all by far less than the thresholds' precision (BENCHMARKS.md)."""
+k-th row and column, the same whatever the blocks) holding about this many. On real-based 2000² and 3000² pairs the
+gains stay within 8e-4 of the fit on every pixel, with the same candidates (BENCHMARKS.md)."""
 
 
 def _radiometry(pair: PassPair, windows: list[Window],
