@@ -35,7 +35,11 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("blocks-appearance")
     array, profile, names = ac.read(ac.AFTER)
     patched = ac.with_patch(ac.with_patch(array, *ac.PATCHES[0]), *PATCH[:2], seed=3, size=PATCH[2])
-    return {"patched": ac.write(folder / "patched.tif", patched, profile, names)}
+    striped = patched.copy()
+    striped[:, 46, :] = np.nan  # SYNTHETIC nodata stripes through the big patch, across blocks
+    striped[:, :, 20:22] = np.nan
+    return {"patched": ac.write(folder / "patched.tif", patched, profile, names),
+            "striped": ac.write(folder / "striped.tif", striped, profile, names)}
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +84,16 @@ def test_patch_across_block_edges_is_one_candidate(images: dict[str, Path], bloc
     assert big["area_m2"].iloc[0] == pytest.approx(patch.area, rel=0.25)
     assert any(row < e < row + side for e in range(block, 200, block))  # a row edge
     assert any(col < e < col + side for e in range(block, 200, block))  # and a column edge: a corner
+
+
+def test_nodata_stripes_across_blocks(images: dict[str, Path]) -> None:
+    runs = {b: appearance_change_candidates(ac.BEFORE, images["striped"], pass_date=ac.PASS, min_area_m2=100,
+                                            block_px=b).candidates for b in (WHOLE, 16)}
+    _same_candidates(runs[WHOLE], runs[16])
+    plain = appearance_change_candidates(ac.BEFORE, images["patched"], pass_date=ac.PASS, min_area_m2=100,
+                                         block_px=16).candidates
+    assert len(runs[16]) == len(plain) + 1  # the stripe cuts the 10 × 10 patch in two
+    assert runs[16]["area_m2"].sum() < plain["area_m2"].sum()
 
 
 def test_exclusion_footprint_across_blocks(images: dict[str, Path]) -> None:
