@@ -55,8 +55,9 @@ bench: install
 	GDAL_CACHEMAX=128 $(VENV)/bin/python benchmarks/inference_throughput.py --size 4096 --runtime onnx
 
 train: install
-	$(VENV)/bin/geovigie train training/configs/landcover-s2l1c-slovenia-v1.toml --out $$(mktemp -d) --bundle models/bundles/landcover-s2l1c-slovenia-v1
-	$(VENV)/bin/geovigie train training/configs/landcover-s2l1c-slovenia.toml --out $$(mktemp -d) --bundle models/bundles/landcover-s2l1c-slovenia-v3
+	$(VENV)/bin/geovigie train training/configs/landcover-s2l1c-slovenia-unet.toml --out $$(mktemp -d) --bundle models/bundles/landcover-s2l1c-slovenia-unet-v1
+	$(VENV)/bin/geovigie train training/configs/landcover-s2l1c-slovenia.toml --out $$(mktemp -d) --bundle models/bundles/landcover-s2l1c-slovenia-v4
+	$(VENV)/bin/geovigie train training/configs/landcover-landsat7-nc.toml --out $$(mktemp -d) --bundle models/bundles/landcover-landsat7-nc-v2
 
 clean:
 	rm -rf $(VENV) geovigie-data

@@ -19,14 +19,14 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from geovigie.models import load_bundle, load_predictor, normalise, normalise_scene
+from geovigie.models import DEFAULT_BUNDLE, NETWORK_BUNDLE, load_bundle, load_predictor, normalise, normalise_scene
 from geovigie.training import IGNORE, confusion_matrix, load_config, load_scenes, scores, spatial_split
 from geovigie.training._pixels import PixelCandidate
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / "data" / "s2-l1c-slovenia"
 CONFIG = REPO / "training" / "configs" / "landcover-s2l1c-slovenia.toml"
-BUNDLES = ["landcover-s2l1c-slovenia-v2", "landcover-s2l1c-slovenia-v3", "landcover-s2l1c-slovenia-v4"]
+BUNDLES = [DEFAULT_BUNDLE, NETWORK_BUNDLE]  # the shipped land-cover bundles (the retired v2 / v3: BENCHMARKS.md)
 
 
 def _labels(config) -> np.ndarray:  # noqa: ANN001
@@ -63,10 +63,7 @@ def main() -> None:
             out[where] = [round(result["overall_accuracy"], 3), round(result["miou"], 3), result["pixels"]]
         print(json.dumps(out), flush=True)
 
-    for folder in BUNDLES:
-        path = REPO / "models" / "bundles" / folder
-        if not path.is_dir():
-            continue
+    for path in BUNDLES:
         bundle = load_bundle(path)
         image = normalise_scene(images["scene-0"], bundle.card.scene_normalisation)
         logits = load_predictor(bundle, "cpu", runtime="onnx")(normalise(bundle.card, image[None].copy()))[0]

@@ -12,6 +12,13 @@ from geovigie.diagnostics._appearance_change import (
     appearance_change_candidates,
 )
 from geovigie.diagnostics._area_inputs import TERRITORY_ZONE, request_zones, shipped_mapping, shipped_mappings
+from geovigie.diagnostics._detector import (
+    DetectorLayer,
+    detector_input,
+    detector_layer,
+    detector_validation,
+    read_card,
+)
 from geovigie.diagnostics._dump_change import (
     CHANGE_NOTE,
     DEFAULT_MIN_RISE_M,
@@ -22,6 +29,8 @@ from geovigie.diagnostics._dumps import (
     CANDIDATE_NOTE,
     DEFAULT_MIN_HEIGHT_M,
     DEFAULT_NOISE_M,
+    DETECTOR_COLUMNS,
+    check_site_options,
     extract_sites,
     sensitive_zones,
     site_volumes,
@@ -79,6 +88,13 @@ from geovigie.diagnostics._zonal_stats import (
 
 __all__ = [
     "DEFAULT_BLOCK_PX",
+    "DETECTOR_COLUMNS",
+    "check_site_options",
+    "DetectorLayer",
+    "detector_input",
+    "detector_layer",
+    "detector_validation",
+    "read_card",
     "TERRITORY_ZONE",
     "request_zones",
     "shipped_mapping",

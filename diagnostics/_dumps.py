@@ -31,9 +31,10 @@ import rasterio.fill
 from pyproj import CRS
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window, from_bounds
-from shapely.geometry import box, shape
+from shapely.geometry import Polygon, box, shape
 from shapely.geometry.base import BaseGeometry
 
+from geovigie.diagnostics._detector import DetectorLayer, detector_layer
 from geovigie.diagnostics._export import write_csv, write_vector
 from geovigie.errors import (
     DiagnosticsWarning,
@@ -71,6 +72,9 @@ SITE_COLUMNS = [
     "centroid_lon", "centroid_lat", "centroid_x_l93", "centroid_y_l93", "commune_code", "commune_name",
     "volume_m3", "volume_uncertainty_m3", "valid_fraction", "height_max_m", "height_mean_m", "volume_note",
 ]
+DETECTOR_COLUMNS = ["detector_class", "model_bundle", "model_version", "nodata_px"]
+"""What `extract_sites` adds to `SITE_COLUMNS`: the class read, the bundle (name@version) and version that made the
+layer (null for a stand-in), and the nodata pixels inside the site's outline (not counted in its area)."""
 CENTROID_COLUMNS = ["centroid_lon", "centroid_lat", "centroid_x_l93", "centroid_y_l93"]
 _LAYER_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -88,7 +92,9 @@ def iso_pass_date(pass_date: date | datetime) -> str:
     raise InvalidInputError(f"pass_date {pass_date!r}: expected a date or datetime")
 
 
-def _check_options(threshold: float, class_value: int | None, min_area_m2: float, sieve_px: int | None) -> None:
+def check_site_options(threshold: float, class_value: int | None, min_area_m2: float,
+                       sieve_px: int | None = None) -> None:
+    """The options of `extract_sites` are in range, else InvalidInputError naming the option."""
     if class_value is None and not 0 < threshold <= 1:
         raise InvalidInputError(f"threshold {threshold}: must be in (0, 1] (probability = value / 250)")
     if class_value is not None and (isinstance(class_value, bool) or not isinstance(class_value, int)
@@ -126,23 +132,26 @@ def _pixel_area_m2(src: rasterio.DatasetReader) -> float:
     return float(footprint.area.iloc[0]) / (src.width * src.height)
 
 
+def threshold_value(threshold: float) -> int:
+    """The smallest stored value (0-250) whose probability reaches `threshold`: a pixel with p == threshold counts."""
+    return math.ceil(threshold * PROBABILITY_MAX - 1e-9)
+
+
 def _read_layer(src: rasterio.DatasetReader, threshold: float,
-                class_value: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Site mask, valid-pixel mask and band values of a single-band probability or class layer."""
-    if src.count != 1:
-        raise InvalidRasterError(f"{src.name}: {src.count} bands; give a single-band probability or class layer")
-    values = src.read(1)
-    valid = src.read_masks(1) > 0
-    if class_value is None:
+                layer: DetectorLayer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Site mask, valid-pixel mask and band values of the layer's band (probability or class map)."""
+    values = src.read(layer.band)
+    valid = src.read_masks(layer.band) > 0
+    if layer.kind == "probability":
         if values.dtype != np.uint8:
             raise InvalidRasterError(f"{src.name}: probability layer is {values.dtype}; expected uint8 0-250 "
                                      "(255 = nodata), or pass class_value for a class map")
         valid &= values <= PROBABILITY_MAX
-        site = valid & (values.astype(np.float64) / PROBABILITY_MAX >= threshold)
+        site = valid & (values >= threshold_value(threshold))
     else:
         if not np.issubdtype(values.dtype, np.integer):
             raise InvalidRasterError(f"{src.name}: class layer is {values.dtype}; expected an integer class map")
-        site = valid & (values == class_value)
+        site = valid & (values == layer.class_value)
     return site, valid, values
 
 
@@ -163,21 +172,33 @@ def _clean(site: np.ndarray, size: int) -> np.ndarray:
     return rasterio.features.sieve(site.astype(np.uint8), size=size, connectivity=4).astype(bool)
 
 
-def _confidence(polygons: list[BaseGeometry], transform: rasterio.Affine, values: np.ndarray,
-                valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and max probability (value / 250) of the valid pixels of each polygon (pixel-aligned polygons)."""
-    labels = rasterio.features.rasterize(
-        ((geom, index) for index, geom in enumerate(polygons, start=1)),
-        out_shape=values.shape, transform=transform, fill=0, dtype="int32", all_touched=False,
-    )
+def _site_pixels(polygons: list[BaseGeometry], transform: rasterio.Affine, values: np.ndarray, valid: np.ndarray,
+                 probability: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per polygon (pixel-aligned): mean and max probability (value / 250) of its valid pixels (NaN for a class
+    map), its valid share, and the nodata pixels inside its outline (holes included)."""
+    def labelled(geoms: list[BaseGeometry]) -> np.ndarray:
+        return rasterio.features.rasterize(
+            ((geom, index) for index, geom in enumerate(geoms, start=1)),
+            out_shape=values.shape, transform=transform, fill=0, dtype="int32", all_touched=False)
+
+    n = len(polygons) + 1
+    labels = labelled(polygons)
+    count_all = np.bincount(labels.ravel(), minlength=n)[1:]
     keep = (labels > 0) & valid
-    ids, vals = labels[keep], values[keep].astype(np.float64) / PROBABILITY_MAX
-    count = np.bincount(ids, minlength=len(polygons) + 1)[1:]
-    total = np.bincount(ids, weights=vals, minlength=len(polygons) + 1)[1:]
-    peak = np.full(len(polygons) + 1, -np.inf)
+    ids = labels[keep]
+    count = np.bincount(ids, minlength=n)[1:]
+    outlines = labelled([Polygon(g.exterior) if isinstance(g, Polygon) else g for g in polygons])
+    nodata_px = np.bincount(outlines[(outlines > 0) & ~valid], minlength=n)[1:]
+    share = count / np.maximum(count_all, 1)
+    if not probability:
+        empty = np.full(len(polygons), np.nan)
+        return empty, empty, share, nodata_px
+    vals = values[keep].astype(np.float64) / PROBABILITY_MAX
+    total = np.bincount(ids, weights=vals, minlength=n)[1:]
+    peak = np.full(n, -np.inf)
     np.maximum.at(peak, ids, vals)
-    empty = count == 0
-    return np.where(empty, np.nan, total / np.maximum(count, 1)), np.where(empty, np.nan, peak[1:])
+    none = count == 0
+    return np.where(none, np.nan, total / np.maximum(count, 1)), np.where(none, np.nan, peak[1:]), share, nodata_px
 
 
 def _empty_sites(pass_iso: str) -> gpd.GeoDataFrame:
@@ -252,10 +273,11 @@ def _join_communes(sites: gpd.GeoDataFrame, zones: gpd.GeoDataFrame) -> gpd.GeoD
 
 
 def extract_sites(
-    layer: str | Path,
+    layer: str | Path | DetectorLayer,
     *,
     threshold: float = 0.5,
     class_value: int | None = None,
+    class_name: str | None = None,
     min_area_m2: float = 20.0,
     sieve_px: int | None = None,
     pass_date: date | datetime,
@@ -264,78 +286,97 @@ def extract_sites(
 ) -> gpd.GeoDataFrame:
     """Vectorise the dump sites of one pass from a probability or class layer, as polygons in EPSG:2154.
 
-    A probability layer (uint8, value / 250, 255 = nodata) gives sites where value / 250 >= `threshold`; with
-    `class_value`, a class layer gives sites where value == class_value. The mask is sieved (4-connectivity):
-    groups of fewer than `sieve_px` pixels are removed and holes of fewer than `sieve_px` pixels filled
-    (None: the pixel count of `min_area_m2`; 0 or 1: no sieve). Polygons (rasterio.features.shapes) are
-    reprojected to EPSG:2154 when the layer is not, and those under `min_area_m2` dropped.
+    A probability layer (uint8, value / 250, 255 = nodata) gives sites where value >= `threshold` × 250 (a pixel
+    exactly at the threshold counts); a class layer gives sites where value == the dump class's value. A
+    multi-band probability layer (`geovigie predict`'s) is read on the band of the dump class (`detector_layer`).
+    The mask is sieved (4-connectivity): groups of fewer than `sieve_px` pixels are removed and holes of fewer
+    than `sieve_px` pixels filled (None: the pixel count of `min_area_m2`; 0 or 1: no sieve). Polygons
+    (rasterio.features.shapes) are reprojected to EPSG:2154 when the layer is not, and those whose measured area
+    is under `min_area_m2` dropped.
+
+    Nodata pixels inside a site (a hole the sieve filled, or a gap in its outline) count neither in its
+    probability nor in its area: `area_m2` is the polygon's area times its valid share, and `nodata_px` says how
+    many nodata pixels lie inside the site's outline.
 
     Args:
-        layer: single-band GeoTIFF/COG (a model bundle's probability or class output, or any stand-in).
-        threshold: probability threshold in (0, 1] (ignored with `class_value`).
+        layer: a GeoTIFF/COG (a model bundle's probability or class output, or any single-band stand-in), or a
+            `DetectorLayer` already resolved (then `class_value` and `class_name` are not used).
+        threshold: probability threshold in (0, 1] (ignored for a class layer).
         class_value: class of the dump sites in a class layer; None for a probability layer.
+        class_name: the dump class by name (a band of a probability layer, a class of a class layer).
         min_area_m2: smallest site kept, m² (measured in EPSG:2154).
         sieve_px: sieve size in pixels (see above).
         pass_date: date of the imagery pass (naive datetimes are UTC).
-        candidate: True unless the layer is the output of a validated dump model; candidates carry a note.
+        candidate: True unless the layer is the output of a validated dump model; candidates carry a note (the
+            layer's own when it names the detector).
         zones: communes (columns zone_id, zone_name, geometry); each site gets the one it overlaps most.
 
     Returns:
-        One row per site (columns `SITE_COLUMNS` + geometry), largest first. `detection_id` is a hash of the pass
-        date and the centroid rounded to 1 cm, so reruns give the same ids. Confidences (probability layers
-        only, else null) are the mean and max value / 250 of the site's valid pixels. Volume columns are null
-        with `volume_note` "no surface/terrain model given" until `site_volumes` fills them.
+        One row per site (columns `SITE_COLUMNS` + `DETECTOR_COLUMNS` + geometry), largest first. `detection_id`
+        is a hash of the pass date and the centroid rounded to 1 cm, so reruns give the same ids. Confidences
+        (probability layers only, else null) are the mean and max value / 250 of the site's valid pixels: the
+        detector's probability of the dump class. Volume columns are null with `volume_note` "no surface/terrain
+        model given" until `site_volumes` fills them. `attrs` holds `valid_px` and `nodata_px` of the whole layer.
 
     Raises:
         InputNotFoundError: the layer does not exist.
-        InvalidRasterError: no CRS, several bands, or not uint8 for a probability layer.
-        InvalidInputError: an option out of range.
+        InvalidRasterError: no CRS, or not uint8 for a probability layer.
+        InvalidInputError: an option out of range, a class name the layer does not have, unnamed bands.
         InvalidZonesError: `zones` lacks zone_id / zone_name, a CRS or geometries.
     """
-    _check_options(threshold, class_value, min_area_m2, sieve_px)
+    resolved = layer if isinstance(layer, DetectorLayer) else detector_layer(
+        layer, class_name=class_name, class_value=class_value)
+    check_site_options(threshold, resolved.class_value, min_area_m2, sieve_px)
     pass_iso = iso_pass_date(pass_date)
     zone_frame = _prepare_zones(zones) if zones is not None else None
-    path = Path(layer)
-    with _open(path) as src:
-        site, valid, values = _read_layer(src, threshold, class_value)
+    with _open(resolved.path) as src:
+        site, valid, values = _read_layer(src, threshold, resolved)
         transform, crs, pixel_area = src.transform, src.crs, _pixel_area_m2(src)
+    totals = {"valid_px": int(valid.sum()), "nodata_px": int(valid.size - valid.sum())}
     site = _clean(site, _sieve_size(sieve_px, min_area_m2, pixel_area))
     polygons = [shape(geom) for geom, _ in rasterio.features.shapes(
         site.astype(np.uint8), mask=site, connectivity=4, transform=transform)]
-    if class_value is None:
-        mean_conf, max_conf = _confidence(polygons, transform, values, valid)
-    else:
-        mean_conf = max_conf = np.full(len(polygons), np.nan)
-    sites = gpd.GeoDataFrame({"mean_confidence": mean_conf, "max_confidence": max_conf},
+    mean_conf, max_conf, share, nodata_px = _site_pixels(polygons, transform, values, valid,
+                                                         resolved.kind == "probability")
+    sites = gpd.GeoDataFrame({"mean_confidence": mean_conf, "max_confidence": max_conf, "nodata_px": nodata_px},
                              geometry=polygons, crs=crs).to_crs(LAMBERT93)
-    sites["area_m2"] = sites.geometry.area
+    sites["area_m2"] = sites.geometry.area * share
     sites = sites[sites["area_m2"] >= min_area_m2].sort_values("area_m2", ascending=False, kind="stable")
     if sites.empty:
-        return _empty_sites(pass_iso)
-    sites = _describe(add_centroids(sites.reset_index(drop=True)), pass_iso, candidate, class_value, path.name)
+        empty = _empty_sites(pass_iso)
+        for column in DETECTOR_COLUMNS:
+            empty.insert(len(empty.columns) - 1, column, pd.Series(
+                dtype="int64" if column == "nodata_px" else "object"))
+        empty.attrs.update(totals)
+        return empty
+    sites = _describe(add_centroids(sites.reset_index(drop=True)), pass_iso, candidate, resolved)
     if zone_frame is not None:
         sites = _join_communes(sites, zone_frame)
-    sites = gpd.GeoDataFrame(sites[[*SITE_COLUMNS, "geometry"]], geometry="geometry", crs=LAMBERT93)
-    sites.attrs["pass_date"] = pass_iso
+    sites = gpd.GeoDataFrame(sites[[*SITE_COLUMNS, *DETECTOR_COLUMNS, "geometry"]], geometry="geometry",
+                             crs=LAMBERT93)
+    sites.attrs.update(pass_date=pass_iso, **totals)
     return sites
 
 
-def _describe(sites: gpd.GeoDataFrame, pass_iso: str, candidate: bool, class_value: int | None,
-              source: str) -> gpd.GeoDataFrame:
-    """Ids, provenance, candidate note and empty commune / volume columns of freshly vectorised sites."""
+def _describe(sites: gpd.GeoDataFrame, pass_iso: str, candidate: bool, layer: DetectorLayer) -> gpd.GeoDataFrame:
+    """Ids, provenance, detector, candidate note and empty commune / volume columns of freshly vectorised sites."""
     sites["detection_id"] = _detection_ids(pass_iso, sites["centroid_x_l93"].to_numpy(),
                                            sites["centroid_y_l93"].to_numpy(), sites["area_m2"].to_numpy())
     sites["area_ha"] = sites["area_m2"] / 10_000
     sites["pass_date"] = pass_iso
     sites["candidate"] = bool(candidate)
     sites["source_kind"] = "candidate" if candidate else "validated_model"
-    sites["layer_kind"] = "probability" if class_value is None else f"class {class_value}"
-    sites["source_layer"] = source
-    sites["note"] = CANDIDATE_NOTE if candidate else None
+    sites["layer_kind"] = "probability" if layer.kind == "probability" else f"class {layer.class_value}"
+    sites["source_layer"] = layer.path.name
+    sites["note"] = (layer.note or CANDIDATE_NOTE) if candidate else (layer.note or None)
     sites["commune_code"], sites["commune_name"] = None, None
     for column in VOLUME_COLUMNS:
         sites[column] = np.nan
     sites["volume_note"] = NO_SURFACE_NOTE
+    sites["detector_class"] = layer.class_name
+    sites["model_bundle"] = layer.bundle_id
+    sites["model_version"] = layer.bundle_version
+    sites["nodata_px"] = sites["nodata_px"].astype("int64")
     return sites
 
 

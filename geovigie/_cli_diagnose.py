@@ -174,14 +174,23 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
     @diagnose_app.command("dumps")
     @friendly_errors
     def dumps(layer: Annotated[Path, typer.Argument(
-                  help="Probability COG of dump sites (8-bit values 0-250 for a probability of 0-100 %, as `predict` "
-                       "writes them) or a class COG (with --class-value).")],
+                  help="What `predict` wrote: its probability COG (8-bit values 0-250 for a probability of 0-100 %, "
+                       "one band per class: the dump class's is read), its class COG, or its layer's STAC item JSON; "
+                       "or any single-band probability COG.")],
               watch: Annotated[str, typer.Option(help="Name of the area followed pass after pass.")],
               pass_date: Annotated[str, typer.Option("--date", help="Date of the imagery, YYYY-MM-DD.")],
-              validated: Annotated[bool, typer.Option(help="The layer is a validated dump model's output.")] = False,
-              threshold: Annotated[float, typer.Option(help="Probability above which a pixel is a site, 0-1.")
+              validated: Annotated[bool, typer.Option(
+                  help="The layer is a validated dump model's output (refused when its bundle card does not say "
+                       "so).")] = False,
+              threshold: Annotated[float, typer.Option(help="Probability from which a pixel is a site, 0-1.")
                                    ] = 0.5,
+              class_name: Annotated[str | None, typer.Option(
+                  help="Class of the dump sites, by name (default: the bundle's one class that is not "
+                       "background).")] = None,
               class_value: Annotated[int | None, typer.Option(help="Class of dump sites in a class layer.")] = None,
+              bundle: Annotated[Path | None, typer.Option(
+                  help="The model bundle that wrote the layer (its card names the classes and says whether the "
+                       "detector was validated); not needed with the layer's STAC item.")] = None,
               min_area: Annotated[float, typer.Option(help="Smallest site, m².")] = 20.0,
               dsm: Annotated[Path | None, typer.Option(help="Surface model for volumes.")] = None,
               dtm: Annotated[Path | None, typer.Option(help="Terrain model for volumes.")] = None,
@@ -199,12 +208,24 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
         _finite(min_height, "--min-height", 0.0, 1000.0)
         layers = _sensitive(sensitive, zones_crs)
         result = dump_sites(layer, settings_factory(), watch=watch, pass_date=_day(pass_date, "--date"),
-                            candidate=not validated, threshold=threshold, class_value=class_value,
-                            min_area_m2=min_area, dsm=dsm, dtm=dtm,
+                            candidate=False if validated else None, threshold=threshold, class_value=class_value,
+                            class_name=class_name, bundle=bundle, min_area_m2=min_area, dsm=dsm, dtm=dtm,
                             zones=_zones(zones, crs=zones_crs) if zones else None, sensitive=layers or None,
                             min_height_m=min_height)
-        err.print(f"{result.layer.detail if result.layer else ''}; {len(result.alerts)} alerts")
         sites = result.sites
+        label = result.layer.kind if result.layer else ""
+        err.print(f"{label}: {result.layer.detail if result.layer else ''}; {len(result.alerts)} alerts",
+                  soft_wrap=True)
+        detector = result.layer.item.properties.get("geovigie:detector") if result.layer else None
+        if detector:
+            err.print(f"detector: {detector['bundle']}, class {detector['class']!r} ({detector['layer_kind']} band "
+                      f"{detector['band']}), threshold {threshold:g}", soft_wrap=True)
+        if result.note:
+            err.print(f"note: {result.note}", soft_wrap=True)
+        if "nodata_px" in sites.columns and sites["nodata_px"].fillna(0).sum() > 0:
+            partial = sites[sites["nodata_px"].fillna(0) > 0]
+            err.print(f"nodata inside sites: {int(partial['nodata_px'].sum())} px in {len(partial)} of {len(sites)} "
+                      "sites (not counted in their area nor probability)", soft_wrap=True)
         if dsm is not None and "volume_note" in sites.columns and len(sites):
             null = sites[sites["volume_m3"].isna()]
             err.print(f"volumes: {len(sites) - len(null)} of {len(sites)} sites measured"

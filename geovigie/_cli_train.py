@@ -18,8 +18,8 @@ def _fmt(value: float | None) -> str:
 
 
 _CONFIGS = [f"{name}.toml" for name in shipped_names("geovigie.training", "configs", ".toml")]
-V1_CONFIG = "landcover-s2l1c-slovenia-v1.toml"
-"""The v1 recipe of the baseline land-cover bundle, in training/configs/."""
+NETWORK_CONFIG = "landcover-s2l1c-slovenia-unet.toml"
+"""The recipe of the shipped network bundle (the best U-Net on held-out dates), in training/configs/."""
 
 
 def shipped_config(name: str) -> Path:
@@ -76,21 +76,26 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
             err.print("field records: " + ", ".join(f"{n} {k}" for k, n in labels["field_records"].items())
                       + f"; learned from {labels['field_records_learned_from']} ({per_class})", soft_wrap=True)
         if "selection" in result.metrics:
-            err.print(f"shipped: {result.metrics['selection']['winner']} ({result.bundle.card.kind})")
+            selection = result.metrics["selection"]
+            scope = selection.get("scope")
+            among = (f"; the best of {' / '.join(scope['kinds'])}, overall winner {scope['overall_winner']}"
+                     if scope else "")
+            err.print(f"shipped: {selection['winner']} ({result.bundle.card.kind}{among})")
         err.print(f"bundle written to {result.bundle.path}")
 
     @app.command("train-landcover")
     @friendly_errors
     def train_landcover(
         out: Annotated[Path, typer.Option(help="Bundle folder to write.")] = Path(
-            "models/bundles/landcover-s2l1c-slovenia-v1"),
+            "models/bundles/landcover-s2l1c-slovenia-unet-v1"),
         device: Annotated[str | None, typer.Option(metavar="auto|cpu|cuda", help="Default: the settings'.")] = None,
         quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
     ) -> None:
-        """Retrain the v1 land-cover bundle: `geovigie train` with training/configs/landcover-s2l1c-slovenia-v1.toml
-        (run folder: a temporary one, as before; only the bundle is kept)."""
+        """Retrain the network land-cover bundle: `geovigie train` with
+        training/configs/landcover-s2l1c-slovenia-unet.toml (the best U-Net on held-out dates; run folder: a
+        temporary one; only the bundle is kept)."""
         import tempfile
 
         with tempfile.TemporaryDirectory(prefix="geovigie-train-") as run:
-            train(shipped_config(V1_CONFIG), resume=False, device=device, out=Path(run), bundle=out, quiet=quiet,
+            train(shipped_config(NETWORK_CONFIG), resume=False, device=device, out=Path(run), bundle=out, quiet=quiet,
                   all_folds=False)

@@ -5,6 +5,7 @@ from geovigie.models._bundle import (
     DEFAULT_BUNDLE,
     NETWORK_BUNDLE,
     ModelBundle,
+    check_not_retired,
     check_weights,
     load_bundle,
     save_bundle,
@@ -52,6 +53,7 @@ from geovigie.models._scene import (
     reference_of,
     stat_pixels,
 )
+from geovigie.retired_bundles import RETIRED_BUNDLES
 
 __all__ = [
     "MAX_STAT_PIXELS",
@@ -59,6 +61,7 @@ __all__ = [
     "CARD_FORMAT_VERSION",
     "DEFAULT_BUNDLE",
     "NETWORK_BUNDLE",
+    "RETIRED_BUNDLES",
     "RUNTIMES",
     "Architecture",
     "BandMaps",
@@ -81,6 +84,7 @@ __all__ = [
     "build_network",
     "calibrate",
     "check_runtime",
+    "check_not_retired",
     "check_weights",
     "expected_calibration_error",
     "export_onnx",

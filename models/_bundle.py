@@ -19,6 +19,7 @@ from geovigie.digests import sha256_of
 from geovigie.errors import BandMismatchError, BundleError, ForcedMismatchWarning, InputNotFoundError
 from geovigie.models._card import CARD_FORMAT_VERSION, ModelCard
 from geovigie.models._network import build_network
+from geovigie.retired_bundles import retired_message
 
 WEIGHTS = "weights.safetensors"
 CARD = "card.json"
@@ -28,8 +29,21 @@ BUNDLES_DIR = Path(__file__).resolve().parent / "bundles"
 DEFAULT_BUNDLE = BUNDLES_DIR / "landcover-s2l1c-slovenia-v4"
 """The default of `predict`: the land-cover candidate that won on held-out dates (training/configs/
 landcover-s2l1c-slovenia.toml; a random forest on per-scene median / MAD standardised bands, BENCHMARKS.md)."""
-NETWORK_BUNDLE = BUNDLES_DIR / "landcover-s2l1c-slovenia-v1"
-"""The shipped U-Net bundle (v1 recipe), for what needs a PyTorch network."""
+NETWORK_BUNDLE = BUNDLES_DIR / "landcover-s2l1c-slovenia-unet-v1"
+"""The shipped U-Net bundle, for what needs a PyTorch network: the best network candidate of the default's table
+on held-out dates (training/configs/landcover-s2l1c-slovenia-unet.toml), below the default's forest."""
+
+
+def check_not_retired(name: str | Path) -> None:
+    """Refuse a retired bundle's name (or a missing folder named like one), naming its successor
+    (`geovigie.retired_bundles.RETIRED_BUNDLES`, re-exported here).
+
+    Raises:
+        BundleError: `name` names a retired bundle that is not on disk.
+    """
+    message = retired_message(name)
+    if message is not None:
+        raise BundleError(message)
 
 
 @dataclass(frozen=True)
@@ -132,9 +146,11 @@ def load_bundle(path: str | Path | None = None) -> ModelBundle:
 
     Raises:
         InputNotFoundError: no card or no weights in the folder.
+        BundleError: a retired bundle's name (naming its successor); see below for the others.
         BundleError: the card is not valid JSON or not a valid card, listing every problem.
     """
     folder = Path(path) if path is not None else DEFAULT_BUNDLE
+    check_not_retired(folder)
     card_path = folder / CARD
     if not card_path.exists():
         raise InputNotFoundError(f"no model bundle at {folder}: expected {CARD} and {WEIGHTS}")

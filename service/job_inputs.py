@@ -6,7 +6,8 @@
   end = second pass.
 - `dumps`: a shipped LiDAR HD height model (`height_model`: a folder of the sample data with DSM/ and DTM/
   GeoTIFFs, e.g. `lidarhd-montpellier-ign`), optionally a published probability / class layer (a dump model's
-  output; without one the height above ground stands in and every site is a candidate), the watch, the pass date
+  output; a published prediction is read on its dump class's probability band, `class_name` or the card's positive
+  class; without one the height above ground stands in and every site is a candidate), the watch, the pass date
   (default: the period's end), threshold, smallest site, minimum height, communes (`zones`) and sensitive zones
   (GeoJSON features with a `name`, by short name).
 
@@ -67,6 +68,9 @@ class DumpsIn(BaseModel):
     pass_date: date | None = Field(None, description="Date of the pass (default: the period's end).")
     threshold: float = Field(0.5, ge=0, le=1, description="Probability threshold.")
     class_value: int | None = Field(None, ge=0, le=255, description="Class of dump sites in a class layer.")
+    class_name: str | None = Field(None, min_length=1, max_length=100, description="Class of the dump sites by "
+                                   "name (a published prediction's probability band); default: the bundle's one "
+                                   "class that is not background.")
     min_area_m2: float = Field(20.0, ge=0, le=1e7, description="Smallest site, m².")
     min_height_m: float = Field(0.2, ge=0, le=1000, description="Height above terrain a pixel must exceed to count "
                                 "in a volume, m.")
@@ -155,6 +159,21 @@ def _sensitive(field: str, layers: dict[str, dict[str, Any]]) -> None:
                 raise _refuse(where, f"feature {number}: empty, or not WGS84 longitude/latitude")
 
 
+def _detector(settings: Settings, spec: DumpsIn) -> None:
+    """The layer's dump class and detector resolve (`workflows.detector_input`), else 422 naming the field."""
+    from geovigie.diagnostics import detector_input
+    from geovigie.tiles import LayerIndex, results_store_for
+
+    try:
+        detector_input(LayerIndex(results_store_for(settings)).get(str(spec.layer)), class_name=spec.class_name,
+                       class_value=spec.class_value, claimed_validated=spec.validated)
+    except GeovigieError as err:
+        message = str(err)
+        field = ("dumps.validated" if message.startswith("validated:") else
+                 "dumps.class_name" if spec.class_name is not None or "class" in message else "dumps.layer")
+        raise _refuse(field, message.removeprefix("validated: ")) from None
+
+
 def check_dumps(settings: Settings, spec: DumpsIn, territory: Any, label: str) -> None:
     """The dump-site inputs exist and fit, else 422 naming the field."""
     from shapely.geometry import box
@@ -168,8 +187,11 @@ def check_dumps(settings: Settings, spec: DumpsIn, territory: Any, label: str) -
         raise _refuse("dumps.height_model", f"{spec.height_model} does not cover the territory {label}")
     if spec.layer is not None:
         _class_layer(settings, "dumps.layer", spec.layer, ("classes", "continuous"))
+        _detector(settings, spec)
     if spec.class_value is not None and spec.layer is None:
         raise _refuse("dumps.class_value", "only with dumps.layer (a class layer)")
+    if spec.class_name is not None and spec.layer is None:
+        raise _refuse("dumps.class_name", "only with dumps.layer (a published prediction)")
     if spec.validated and spec.layer is None:
         raise _refuse("dumps.validated", "the height stand-in is never a validated dump model; give dumps.layer")
     _zones(settings, "dumps.zones", spec.zones, territory, label)

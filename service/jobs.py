@@ -163,6 +163,27 @@ def check_task_inputs(body: JobIn) -> None:
             raise _refuse(f"{name}: inputs given but {name!r} is not in tasks")
 
 
+def check_bundle(name: str | None) -> None:
+    """A job's bundle is a shipped one (not a retired one: the 422 names its successor), else 422. Read from the
+    package's folder without importing `geovigie.models` (no torch in the service)."""
+    if name is None:
+        return
+    from importlib.util import find_spec
+    from pathlib import Path as FilePath
+
+    from geovigie.retired_bundles import retired_message
+
+    message = retired_message(name)
+    if message is not None:
+        raise _refuse(f"bundle: {message}")
+    spec = find_spec("geovigie.models")
+    folders = [FilePath(root) / "bundles" for root in (spec.submodule_search_locations or [])] if spec else []
+    if not any((folder / name / "card.json").is_file() for folder in folders):
+        known = ", ".join(sorted(p.name for folder in folders if folder.is_dir() for p in folder.iterdir()
+                                 if (p / "card.json").is_file()))
+        raise _refuse(f"bundle {name!r}: no shipped bundle of that name (shipped: {known})")
+
+
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat().replace("+00:00", "Z")
 
@@ -218,6 +239,7 @@ def router(access: Access) -> APIRouter:
         if len(set(body.tasks)) != len(body.tasks):
             raise _refuse("tasks: each task once")
         check_task_inputs(body)
+        check_bundle(body.bundle)
         period = check_period(body.period)
         geometry, label = resolve_territory(settings, body.territory)
         area = area_km2(geometry)

@@ -32,12 +32,13 @@ from geovigie.atomic import SCRATCH_MARKER, run_lock, sweep_scratch
 from geovigie.cli import app
 from geovigie.inference import open_source
 from geovigie.inference._journal import PARTIAL_FOLDER
+from geovigie.models import NETWORK_BUNDLE
 from tests._support.remote import file_server, misbehaving_server, remote_item
 from tests._support.servers import closed_port_url
 from tests.conftest import DATA, SLOVENIA_SCENE
 
 GEOVIGIE = str(Path(sys.executable).parent / "geovigie")
-BUNDLE = Path(__file__).resolve().parent.parent / "models" / "bundles" / "landcover-s2l1c-slovenia-v1"
+BUNDLE = NETWORK_BUNDLE  # the shipped U-Net (its weights file is what the corrupt-bundle cases break)
 LST = next((DATA / "landsat-lst-muenster").glob("*.TIF"))
 
 
@@ -370,7 +371,7 @@ def test_the_catalogue_is_large_enough() -> None:
 def test_tiny_rasters_predict_like_the_whole_image(name: str, cols: int, rows: int, tile: int, overlap: int,
                                                    dask_client, tmp_path: Path) -> None:
     from geovigie.inference import PredictOptions, predict
-    from geovigie.models import forward, load_bundle, normalise
+    from geovigie.models import forward, load_bundle, normalise, normalise_scene
 
     _, data, names = _scene()
     path = _write(tmp_path / f"{name}.tif", np.ascontiguousarray(data[:, :rows, :cols]), names)
@@ -380,7 +381,8 @@ def test_tiny_rasters_predict_like_the_whole_image(name: str, cols: int, rows: i
         classes = src.read(1)
     assert classes.shape == (rows, cols)
     bundle = load_bundle(BUNDLE)
-    whole = forward(bundle.load_network(), normalise(bundle.card, data[None, :, :rows, :cols].copy()),
+    crop = normalise_scene(data[:, :rows, :cols].copy(), bundle.card.scene_normalisation)  # statistics of the input
+    whole = forward(bundle.load_network(), normalise(bundle.card, crop[None].copy()),
                     torch.device("cpu"), amp=False)[0].argmax(axis=0)
     if tile >= max(rows, cols):  # one tile: exactly the whole-image forward pass
         assert np.array_equal(classes, whole)

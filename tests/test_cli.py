@@ -12,6 +12,7 @@ import pandas as pd
 import pystac
 import pytest
 
+from geovigie.models import DEFAULT_BUNDLE, NETWORK_BUNDLE
 from tests._support.cli import GEOVIGIE, assert_clean_error, run
 from tests.conftest import DATA, SLOVENIA_SCENE
 
@@ -160,7 +161,7 @@ def test_help_through_a_pipe_is_plain_and_lists_choices() -> None:
     predict = " ".join(subprocess.run([GEOVIGIE, "predict", "-h"], capture_output=True, text=True,
                                       timeout=120).stdout.split())
     assert "--runtime auto|torch|onnx" in predict and "--device auto|cpu|cuda" in predict
-    assert "landcover-s2l1c-slovenia-v3" in predict  # the shipped bundles
+    assert DEFAULT_BUNDLE.name in predict and NETWORK_BUNDLE.name in predict  # the shipped bundles
     search = " ".join(subprocess.run([GEOVIGIE, "catalog", "search", "-h"], capture_output=True, text=True,
                                      timeout=120).stdout.split())
     assert "earth-search" in search and "planetary-computer" in search and "landsat-c2-l2" in search

@@ -13,6 +13,7 @@ from geovigie.tiles._backend import (
 )
 from geovigie.tiles._layers import LAYER_TTL, Layer, LayerIndex
 from geovigie.tiles._publish import (
+    MODEL_CARD_ASSET,
     RESULTS_COLLECTION,
     LayerSpec,
     Provenance,
@@ -26,6 +27,7 @@ from geovigie.tiles._validate import OfflineValidator, use_offline_validation, v
 
 __all__ = [
     "LAYER_TTL",
+    "MODEL_CARD_ASSET",
     "RESULTS_COLLECTION",
     "STATIC_NOTICE",
     "Layer",

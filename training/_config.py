@@ -68,11 +68,17 @@ class Images(_Strict):
     input_units: str = ""
     input_range: tuple[float, float] | None = None
     normalisation: Literal["global", "robust"] = "global"
+    common_names: list[str] = Field(default_factory=list, description="STAC common name of each band (blue, green, "
+                                    "red, nir, swir16, swir22...) for the indices of pixel candidates; empty: from "
+                                    "Sentinel-2 band names.")
 
     @model_validator(mode="after")
     def _some(self) -> Images:
         if not self.files and self.stac is None:
             raise ValueError("no imagery: give images.files or images.stac")
+        if self.common_names and self.bands is not None and len(self.common_names) != len(self.bands):
+            raise ValueError(f"images.common_names has {len(self.common_names)} names for {len(self.bands)} bands "
+                             f"{self.bands}")
         return self
 
 
@@ -103,18 +109,21 @@ class ClassSpec(_Strict):
 
 
 class Split(_Strict):
-    """Spatial blocks (train / val / test, buffered) and optional held-out dates or areas."""
+    """Spatial blocks (train / val / test, buffered) and optional held-out dates, areas or spatial folds."""
 
-    mode: Literal["blocks", "leave-one-date-out", "leave-one-area-out"] = "blocks"
+    mode: Literal["blocks", "leave-one-date-out", "leave-one-area-out", "spatial-folds"] = "blocks"
     block_px: int = Field(default=32, ge=4)
     buffer_px: int = Field(default=2, ge=0)
     val_fraction: float = Field(default=0.2, ge=0, lt=1)
     test_fraction: float = Field(default=0.2, ge=0, lt=1)
     seed: int = 0
-    holdout: str | None = Field(default=None, description="Date or area held out (leave-one-*-out modes); 'all': "
-                                "every one in turn (one fold each), then the bundle is trained on all of them.")
+    holdout: str | None = Field(default=None, description="Date or area held out (leave-one-*-out modes), or fold "
+                                "number (spatial-folds); 'all': every one in turn (one fold each), then the bundle is "
+                                "trained on all of them.")
     fold_epochs: int | None = Field(default=None, ge=1, description="Epochs of each fold when holdout = 'all' "
                                     "(default: train.epochs); the final model trains train.epochs.")
+    folds: int = Field(default=5, ge=2, description="spatial-folds: number of folds; whole labelled polygons, grouped "
+                       "by the block_px block holding their centre, are dealt to them (one date: space held out).")
 
     @model_validator(mode="after")
     def _fractions(self) -> Split:
@@ -124,7 +133,11 @@ class Split(_Strict):
             raise ValueError(f"split.mode = {self.mode!r} needs split.holdout (the date or area to hold out, or "
                              "'all' to rotate)")
         if self.mode == "blocks" and self.holdout:
-            raise ValueError("split.holdout needs split.mode = 'leave-one-date-out' or 'leave-one-area-out'")
+            raise ValueError("split.holdout needs split.mode = 'leave-one-date-out', 'leave-one-area-out' or "
+                             "'spatial-folds'")
+        if self.mode == "spatial-folds" and self.holdout not in [ALL_FOLDS, *map(str, range(1, self.folds + 1))]:
+            raise ValueError(f"split.mode = 'spatial-folds' needs split.holdout = 'all' or a fold number from 1 to "
+                             f"{self.folds} (split.folds), not {self.holdout!r}")
         return self
 
     @property
@@ -208,6 +221,11 @@ class Selection(_Strict):
     tolerance: float = Field(default=0.0, ge=0, le=0.1, description="Candidates within this much of the best "
                              "`metric` on the held-out set are tied; the first listed of them wins (list cheaper "
                              "models first).")
+    kinds: list[Literal["network", "random-forest", "hist-gradient-boosting"]] | None = Field(
+        default=None, min_length=1, description="Only candidates of these kinds may win (e.g. ['network'] for the "
+        "network bundle); the others stay in the table as references. Default: every kind.")
+    winner_bundle: str = Field(default="", description="With `kinds`: the bundle that ships the overall winner of "
+                               "the same table (named in the card's why).")
 
 
 class ModelSection(Architecture):
@@ -259,11 +277,16 @@ class ExperimentConfig(_Strict):
             raise ValueError(f"labels.unlabelled = {self.labels.unlabelled!r} is neither 'ignore' nor a class {names}")
         if self.candidates:
             if self.split.mode == "blocks":
-                raise ValueError("candidates are chosen on held-out dates or areas, never on neighbouring blocks: set "
-                                 "split.mode = 'leave-one-date-out' or 'leave-one-area-out'")
+                raise ValueError("candidates are chosen on held-out dates, areas or polygons, never on neighbouring "
+                                 "blocks: set split.mode = 'leave-one-date-out', 'leave-one-area-out' or "
+                                 "'spatial-folds'")
             labels = [c.name for c in self.candidates]
             if len(set(labels)) != len(labels) or "majority_class" in labels:
                 raise ValueError(f"candidate names must be unique and not 'majority_class': {labels}")
+            kinds = self.selection.kinds
+            if kinds is not None and not any(c.kind in kinds for c in self.candidates):
+                raise ValueError(f"selection.kinds = {kinds} matches no candidate (kinds listed: "
+                                 f"{sorted({c.kind for c in self.candidates})})")
         if isinstance(self.train.class_weights, list) and len(self.train.class_weights) != len(names):
             raise ValueError(f"train.class_weights needs one weight per class ({len(names)})")
         return self

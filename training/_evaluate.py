@@ -1,7 +1,8 @@
 """Held-out evaluation of the network beside the non-deep baselines (per-pixel random forest, majority class).
 
 Sets: `validation` (val blocks), `test_blocks` (test blocks of the trained dates / areas), `heldout` (whole held-out
-dates or areas) and `heldout_test_blocks` (held-out dates on test blocks: neither the date nor the place was seen).
+dates or areas), `heldout_test_blocks` (held-out dates on test blocks: neither the date nor the place was seen) and
+`heldout_space` (the labelled polygons of a held-out spatial fold: the same date, places never trained on).
 """
 
 from __future__ import annotations
@@ -43,9 +44,12 @@ def scene_logits(network: torch.nn.Module, image: np.ndarray, norm: Normalisatio
 def set_masks(split: dict[str, SceneSplit]) -> dict[str, dict[str, np.ndarray]]:
     """Evaluation set -> scene name -> mask (sets without any pixel are left out)."""
     sets: dict[str, dict[str, np.ndarray]] = {"validation": {}, "test_blocks": {}, "heldout": {},
-                                              "heldout_test_blocks": {}}
+                                              "heldout_test_blocks": {}, "heldout_space": {}}
     for name, masks in split.items():
-        if masks.heldout:
+        if masks.space:
+            sets["validation"][name] = masks.val
+            sets["heldout_space"][name] = masks.test
+        elif masks.heldout:
             sets["heldout"][name] = np.ones_like(masks.test)
             sets["heldout_test_blocks"][name] = masks.test
         else:

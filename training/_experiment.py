@@ -38,9 +38,9 @@ from geovigie.training._evaluate import Predictions, evaluate, scene_logits, set
 from geovigie.training._feedback import field_provenance
 from geovigie.training._hooks import CHECKPOINT, fingerprint
 from geovigie.training._parallel import Distributed, setup_distributed
-from geovigie.training._pixels import PixelCandidate, scene_normalisation
+from geovigie.training._pixels import PixelCandidate, resolve_indices, scene_normalisation
 from geovigie.training._samplers import ChipSampler
-from geovigie.training._select import MAJORITY, PRIMARY_SETS, candidates_of, primary_set, select, verdict
+from geovigie.training._select import MAJORITY, PRIMARY_SETS, candidates_of, primary_set, select_for, verdict
 from geovigie.training._split import EmptySplitError, SceneSplit, check_split, spatial_split
 from geovigie.training._targets import IGNORE, class_weights_for
 from geovigie.training._trainer import FitResult, TrainData, fit
@@ -188,6 +188,9 @@ def _check_before_work(config: ExperimentConfig, out_dir: Path, bundle_dir: str 
             message = str(error).strip("'\"").split(", supported")[0]
             raise ConfigError(f"[model] {config.model.name} with encoder {config.model.encoder!r}: {message}") \
                 from None
+    if config.images.bands:  # the indices of pixel candidates, by band name or common name
+        for spec in candidates_of(config):
+            resolve_indices(spec.indices, config.images.bands, config.images.common_names)
     smallest = _smallest_image(config)
     if smallest is not None and config.train.chip_size > smallest:
         raise ConfigError(f"[train] chip_size = {config.train.chip_size} is larger than the smallest image "
@@ -215,9 +218,10 @@ def _fold_name(value: str) -> str:
 
 
 def fold_summary(folds: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """`folds_heldout_test_blocks` and `folds_heldout`: per model, the mean over folds and each fold's numbers."""
+    """`folds_heldout_test_blocks`, `folds_heldout_space` and `folds_heldout`: per model, the mean over folds and each
+    fold's numbers."""
     out: dict[str, Any] = {}
-    for set_name in ("heldout_test_blocks", "heldout"):
+    for set_name in ("heldout_test_blocks", "heldout_space", "heldout"):
         present = {f: m[set_name] for f, m in folds.items() if set_name in m}
         if not present:
             continue
@@ -237,8 +241,11 @@ def fold_summary(folds: dict[str, dict[str, Any]]) -> dict[str, Any]:
 def _rotate(config: ExperimentConfig, run_dir: Path, bundle_dir: str | Path | None, *, resume: bool, device: str,
             progress: bool, command: str) -> ExperimentResult | None:
     """Every leave-one-out fold (reduced budget: split.fold_epochs), then the bundle trained on all images."""
-    key = "date" if config.split.mode == "leave-one-date-out" else "area"
-    values = sorted({getattr(s, key) for s in image_sources(config)})
+    if config.split.mode == "spatial-folds":  # one date: whole polygons held out, nothing held out in time
+        key, values = "spatial fold", [str(k) for k in range(1, config.split.folds + 1)]
+    else:
+        key = "date" if config.split.mode == "leave-one-date-out" else "area"
+        values = sorted({getattr(s, key) for s in image_sources(config)})
     if len(values) < 2:
         raise EmptySplitError(f"split.holdout = 'all' needs at least 2 {key}s to rotate over (found {values})")
     folds: dict[str, dict[str, Any]] = {}
@@ -262,8 +269,7 @@ def _rotate(config: ExperimentConfig, run_dir: Path, bundle_dir: str | Path | No
         "kept_epoch": best}} if folds else {}
     only = None
     if config.candidates and folds:
-        only, extra["selection"] = select(extra, [c.name for c in config.candidates], config.selection.metric,
-                                            config.selection.tolerance)
+        only, extra["selection"] = select_for(config, extra)
         extra["selection"]["why"] = _why(extra["selection"], len(values), key)
     return _train(final, run_dir, bundle_dir=bundle_dir, resume=resume, device=device, progress=progress,
                   command=command, origin=config, extra_metrics=extra, only=only)
@@ -281,8 +287,20 @@ def _why(selection: dict[str, Any], folds: int, key: str) -> str:
     claim = (f"{winner} has the best {what}" if best == winner else
              f"{winner} is the first listed candidate within {selection['tolerance']:g} {what} of the best "
              f"({best})")
-    return (f"{claim} on {selection['set']} ({held}; overall accuracy / mIoU: {rows}); chosen there, never on "
+    scope = selection.get("scope")
+    if scope is not None:
+        kinds = " / ".join(scope["kinds"])
+        claim = claim.replace(" candidate ", f" {kinds} candidate ") if best != winner else \
+            f"{claim} among the {kinds} candidates"
+    text = (f"{claim} on {selection['set']} ({held}; overall accuracy / mIoU: {rows}); chosen there, never on "
             "validation blocks.")
+    if scope is not None and scope["overall_winner"] != winner:
+        overall = scope["overall_winner"]
+        ships = f", shipped as {scope['overall_winner_bundle']}" if scope["overall_winner_bundle"] else ""
+        text += (f" Only {kinds} candidates could win here (selection.kinds): this is the best {kinds}, not the best "
+                 f"model; by the same rule over every candidate the winner is {overall} ({what} "
+                 f"{score(table[overall][metric])} vs {score(table[winner][metric])}{ships}).")
+    return text
 
 
 def _train(config: ExperimentConfig, run_dir: Path, *, bundle_dir: str | Path | None, resume: bool, device: str,
@@ -301,7 +319,7 @@ def _train(config: ExperimentConfig, run_dir: Path, *, bundle_dir: str | Path | 
     sp = config.split
     split = spatial_split(scenes, mode=sp.mode, block_px=sp.block_px, buffer_px=sp.buffer_px,
                           val_fraction=sp.val_fraction, test_fraction=sp.test_fraction, seed=sp.seed,
-                          holdout=sp.holdout)
+                          holdout=sp.holdout, folds=sp.folds, class_names=config.class_names)
     counts = check_split(scenes, split, IGNORE, need_val=sp.val_fraction > 0)
     names = config.class_names
     train_masks = [split[s.name].train for s in scenes]
@@ -311,7 +329,8 @@ def _train(config: ExperimentConfig, run_dir: Path, *, bundle_dir: str | Path | 
     if dist.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(run_dir / "config.json", config.dump())
-    pixels = [PixelCandidate(c, bands, len(names), config.train.seed) for c in candidates if c.kind != "network"]
+    pixels = [PixelCandidate(c, bands, len(names), config.train.seed, config.images.common_names)
+              for c in candidates if c.kind != "network"]
     networks = []
     for k, spec in enumerate(c for c in candidates if c.kind == "network"):
         scene = scene_normalisation(spec.scene, [s.image for s in scenes], train_masks)
@@ -402,8 +421,7 @@ def _finish(config: ExperimentConfig, scenes: list[Scene], bands: list[str], spl
     metrics: dict[str, Any] = {**evaluate(models, labels, split, names), **extra}
     shipped = trained.networks[0].name if trained.networks else trained.pixels[0].spec.name
     if config.candidates and "selection" not in metrics:  # one held-out date or area: chosen on it, in this run
-        shipped, metrics["selection"] = select(metrics, [n for n in logits], config.selection.metric,
-                                                  config.selection.tolerance)
+        shipped, metrics["selection"] = select_for(config, metrics)
         metrics["selection"]["why"] = _why(metrics["selection"], 1, "date or area")
     pixel = next((p for p in trained.pixels if p.spec.name == shipped), None)
     net = next((n for n in trained.networks if n.name == shipped), None)
@@ -420,19 +438,27 @@ def _finish(config: ExperimentConfig, scenes: list[Scene], bands: list[str], spl
         norm = normalisation_of([pixel.prepare(s.image) for s in scenes], train_masks, config.images.normalisation)
     elif net is not None:
         norm = net.norm
+    root = repository_root(config.base_dir)
+    field = field_provenance(config, mapping, [s.grid for s in scenes])
+    if "field_label_files" in field:
+        field["field_label_files"] = [recorded_path(f, root) for f in field["field_label_files"]]
     provenance = {
         "data": config.output.data or config.output.description,
         "bbox": _bbox_wgs84(scenes),
-        "images": [{"name": s.name, "files": s.files, "date": s.date, "area": s.area} for s in scenes],
-        "labels": {"source": config.labels.source, "path": config.labels.path, "attribute": config.labels.attribute,
-                   "unlabelled": config.labels.unlabelled, "ignored_source_values": sorted(mapping.ignored),
-                   **field_provenance(config, mapping, [s.grid for s in scenes])},
+        "images": [{"name": s.name, "files": [recorded_path(f, root) for f in s.files], "date": s.date,
+                    "area": s.area} for s in scenes],
+        "labels": {"source": config.labels.source,
+                   "path": recorded_path(config.resolve(config.labels.path), root) if config.labels.path else None,
+                   "attribute": config.labels.attribute, "unlabelled": config.labels.unlabelled,
+                   "ignored_source_values": sorted(mapping.ignored), **field},
         "split": (f"{config.split.mode}: map-aligned blocks of {config.split.block_px} px, "
                   f"{config.split.val_fraction:.0%} validation and {config.split.test_fraction:.0%} test blocks "
                   f"(seed {config.split.seed}), {config.split.buffer_px} px buffer dropped around them"
                   + (f"; held out: {config.split.holdout}" if config.split.holdout else "")
                   + (f"; before it, {origin.split.mode} folds held out each of {extra['folds']['values']} in turn "
-                     f"({extra['folds']['fold_epochs']} epochs each)" if "folds" in extra else "")),
+                     f"({extra['folds']['fold_epochs']} epochs each)" if "folds" in extra else "")
+                  + ("; spatial folds: whole labelled polygons (8-connected), grouped by the block holding their "
+                     "centre; one date, nothing held out in time" if origin.split.mode == "spatial-folds" else "")),
         "labelled_pixels_per_set": pixels_per_set,
         "train_label_pixels_per_class": dict(zip(names, class_counts.tolist(), strict=True)),
         "training": opt.model_dump(mode="json") | {"device": result.device, "amp": result.amp,
@@ -471,6 +497,21 @@ def _finish(config: ExperimentConfig, scenes: list[Scene], bands: list[str], spl
             bundle = load_bundle(bundle_dir)
     log.info("bundle written to %s", bundle_dir)
     return ExperimentResult(bundle, run_dir, result, metrics, counts)
+
+
+def repository_root(folder: str | Path) -> Path | None:
+    """The git repository holding `folder` (the nearest ancestor with a `.git`), or None."""
+    start = Path(folder).resolve()
+    return next((p for p in (start, *start.parents) if (p / ".git").exists()), None)
+
+
+def recorded_path(path: str | Path, root: Path | None) -> str:
+    """How a card records an input path: relative to the repository root when inside it (POSIX, no `..`), else
+    absolute as given; the card then names no developer's checkout."""
+    resolved = Path(path).expanduser().resolve()
+    if root is not None and resolved.is_relative_to(root):
+        return resolved.relative_to(root).as_posix()
+    return str(path)
 
 
 def _software() -> dict[str, str]:

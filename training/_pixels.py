@@ -10,7 +10,7 @@ from unittest import mock
 
 import numpy as np
 
-from geovigie.bands import canonical_s2_name
+from geovigie.bands import S2_BANDS, canonical_s2_name
 from geovigie.models import (
     Normalisation,
     NormalisedDifference,
@@ -26,22 +26,29 @@ from geovigie.training._targets import IGNORE
 
 SENTINEL2_INDICES = {"ndvi": ("B08", "B04"), "ndwi": ("B03", "B08"), "ndbi": ("B11", "B08")}
 """Normalised differences (a - b) / (a + b): vegetation (NDVI), water (McFeeters NDWI), built-up (NDBI)."""
+COMMON_NAMES = {name: tuple(str(S2_BANDS[b][0]) for b in pair) for name, pair in SENTINEL2_INDICES.items()}
+"""The same indices by STAC common name (nir, red, green, swir16), for other sensors."""
 
 
-def resolve_indices(names: list[str], bands: list[str]) -> list[NormalisedDifference]:
-    """The named indices as band positions of `bands` (Sentinel-2 names, any spelling).
+def resolve_indices(names: list[str], bands: list[str], common: list[str] | None = None) -> list[NormalisedDifference]:
+    """The named indices as band positions of `bands` (Sentinel-2 names, any spelling), or of `common` (the STAC
+    common name of each band, e.g. Landsat's blue, green, red, nir, swir16, swir22) when given.
 
     Raises:
         ConfigError: an unknown index, or one whose bands the images lack.
     """
-    canon = [canonical_s2_name(b) for b in bands]
+    common = common or None
+    if common is not None and len(common) != len(bands):
+        raise ConfigError(f"images.common_names has {len(common)} names for {len(bands)} bands {bands}")
+    canon = [canonical_s2_name(b) for b in bands] if common is None else list(common)
+    table = SENTINEL2_INDICES if common is None else COMMON_NAMES
     out = []
     for name in names:
-        if name not in SENTINEL2_INDICES:
-            raise ConfigError(f"unknown index {name!r}: use one of {sorted(SENTINEL2_INDICES)}")
-        a, b = SENTINEL2_INDICES[name]
+        if name not in table:
+            raise ConfigError(f"unknown index {name!r}: use one of {sorted(table)}")
+        a, b = table[name]
         if a not in canon or b not in canon:
-            raise ConfigError(f"index {name!r} needs bands {a} and {b}; the images have {bands}")
+            raise ConfigError(f"index {name!r} needs bands {a} and {b}; the images have {canon}")
         out.append(NormalisedDifference(name=name, a=canon.index(a), b=canon.index(b)))
     return out
 
@@ -77,9 +84,11 @@ def _boolean_missing_flags_as_ints() -> Iterator[None]:
 class PixelCandidate:
     """A per-pixel classifier candidate: fit on the features of labelled training pixels, predict whole scenes."""
 
-    def __init__(self, spec: Candidate, bands: list[str], num_classes: int, seed: int) -> None:
+    def __init__(self, spec: Candidate, bands: list[str], num_classes: int, seed: int,
+                 common: list[str] | None = None) -> None:
         self.spec, self.num_classes, self.seed, self.bands = spec, num_classes, seed, len(bands)
-        self.features = PixelFeatures(indices=resolve_indices(spec.indices, bands), neighbourhood=spec.neighbourhood,
+        self.features = PixelFeatures(indices=resolve_indices(spec.indices, bands, common),
+                                      neighbourhood=spec.neighbourhood,
                                       estimator=self.describe())
         self.model = self._estimator()
         self.scene: SceneNormalisation | None = None

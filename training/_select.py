@@ -7,9 +7,11 @@ from typing import Any
 
 from geovigie.training._config import Candidate, ExperimentConfig
 
-PRIMARY_SETS = ("folds_heldout_test_blocks", "heldout_test_blocks", "heldout", "test_blocks", "validation")
-"""The set a bundle is judged on: the most held-out one the split has (`folds_*`: mean over leave-one-out folds)."""
-HELD_OUT_SETS = PRIMARY_SETS[:3]
+PRIMARY_SETS = ("folds_heldout_test_blocks", "folds_heldout_space", "heldout_test_blocks", "heldout_space", "heldout",
+                "test_blocks", "validation")
+"""The set a bundle is judged on: the most held-out one the split has (`folds_*`: mean over leave-one-out folds;
+`*_space`: held-out polygons of spatial folds, one date: nothing held out in time)."""
+HELD_OUT_SETS = PRIMARY_SETS[:5]
 MAJORITY = "majority_class"
 
 
@@ -34,29 +36,52 @@ def _key(row: dict[str, Any], metric: str) -> tuple[float, float]:
     return (row.get(metric) or 0.0, row.get(other) or 0.0)
 
 
-def select(metrics: dict[str, Any], names: list[str], metric: str,
-           tolerance: float = 0.0) -> tuple[str, dict[str, Any]]:
-    """The winner among `names` on the primary set and the table it was chosen from (every candidate and the
-    majority class): the best by `metric`, then the other one; with `tolerance`, the first listed of the candidates
-    whose `metric` is within `tolerance` of the best (a cheaper model listed first wins a near tie).
+def eligible(config: ExperimentConfig) -> list[str]:
+    """The candidates that may win: those of `selection.kinds` (every one by default), in config order."""
+    kinds = config.selection.kinds
+    return [c.name for c in config.candidates if kinds is None or c.kind in kinds]
+
+
+def select(metrics: dict[str, Any], names: list[str], metric: str, tolerance: float = 0.0,
+           references: list[str] | None = None) -> tuple[str, dict[str, Any]]:
+    """The winner among `names` on the primary set and the table it was chosen from (every candidate, the
+    `references` that may not win, and the majority class): the best by `metric`, then the other one; with
+    `tolerance`, the first listed of the candidates whose `metric` is within `tolerance` of the best (a cheaper model
+    listed first wins a near tie).
 
     Raises:
         ValueError: no held-out set (dates or areas) in `metrics`.
     """
     where = primary_set(metrics)
     if where not in HELD_OUT_SETS:
-        raise ValueError(f"candidates are chosen on held-out dates or areas; the metrics only have {where}")
+        raise ValueError(f"candidates are chosen on held-out dates or areas (or spatial folds); the metrics only have "
+                         f"{where}")
     rows = metrics[where]
     best = max(names, key=lambda n: (_key(rows[n], metric), -names.index(n)))
     if tolerance:
         winner = next(n for n in names if _key(rows[n], metric)[0] >= _key(rows[best], metric)[0] - tolerance)
     else:
         winner = best
+    shown = list(dict.fromkeys([*(references or []), *names]))
     table = {n: {k: rows[n].get(k) for k in ("overall_accuracy", "miou", "pixels")}
-             for n in [*names, MAJORITY] if n in rows}
+             for n in [*shown, MAJORITY] if n in rows}
     out: dict[str, Any] = {"set": where, "metric": metric, "winner": winner, "table": table}
     if tolerance:
         out |= {"tolerance": tolerance, "best": best}
+    return winner, out
+
+
+def select_for(config: ExperimentConfig, metrics: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """`select` as the config says: among `selection.kinds` (the other candidates as references in the table; the
+    overall winner of the same rule, `overall`, recorded beside it), else among every candidate."""
+    every = [c.name for c in config.candidates if c.name in metrics[primary_set(metrics)]]
+    names = [n for n in eligible(config) if n in every]
+    rule = config.selection
+    winner, out = select(metrics, names, rule.metric, rule.tolerance, references=every)
+    if rule.kinds is not None:
+        overall, _ = select(metrics, every, rule.metric, rule.tolerance)
+        out["scope"] = {"kinds": list(rule.kinds), "overall_winner": overall,
+                        "overall_winner_bundle": rule.winner_bundle or None}
     return winner, out
 
 

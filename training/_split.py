@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from geovigie.errors import InvalidInputError
+from geovigie.training._targets import IGNORE
 
 
 def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -29,12 +30,14 @@ class EmptySplitError(InvalidInputError):
 
 @dataclass
 class SceneSplit:
-    """Boolean masks of one scene: train, val, test blocks; `heldout` when the whole scene is held out."""
+    """Boolean masks of one scene: train, val, test blocks; `heldout` when the whole scene is held out; `space` when
+    `test` holds the whole labelled polygons of a held-out spatial fold."""
 
     train: np.ndarray
     val: np.ndarray
     test: np.ndarray
     heldout: bool = False
+    space: bool = False
 
 
 def _block_ids(grid: Any, origin: tuple[float, float], block_m: float) -> np.ndarray:
@@ -49,22 +52,27 @@ def _block_ids(grid: Any, origin: tuple[float, float], block_m: float) -> np.nda
 
 
 def spatial_split(scenes: list[Any], *, mode: str = "blocks", block_px: int, buffer_px: int, val_fraction: float,
-                  test_fraction: float, seed: int, holdout: str | None = None) -> dict[str, SceneSplit]:
+                  test_fraction: float, seed: int, holdout: str | None = None, folds: int = 5,
+                  class_names: list[str] | None = None) -> dict[str, SceneSplit]:
     """Train / val / test masks for every scene, from square blocks aligned in map coordinates.
 
     Blocks are the same on every scene of the same place (dates share them), assigned at random (seeded) with
     exact counts: `test_fraction` of the blocks to test, `val_fraction` to validation. Validation pixels within
     `buffer_px` of a test block and training pixels within `buffer_px` of a validation or test block are dropped,
     so no chip straddles two sets. In `leave-one-date-out` / `leave-one-area-out` modes the scenes whose date /
-    area equals `holdout` are held out whole (never trained or validated on).
+    area equals `holdout` are held out whole (never trained or validated on). In `spatial-folds` mode the labelled
+    polygons are held out instead (`spatial_folds`).
 
     Raises:
-        EmptySplitError: `holdout` matches no scene, or every scene is held out.
+        EmptySplitError: `holdout` matches no scene, or every scene is held out; a bad spatial fold.
     """
     first = scenes[0].grid
     block_m = block_px * abs(first.transform.a)
     origin = (first.transform.c, first.transform.f)
     ids = {s.name: _block_ids(s.grid, origin, block_m) for s in scenes}
+    if mode == "spatial-folds":
+        return spatial_folds(scenes, ids, folds=folds, holdout=holdout or "1", buffer_px=buffer_px,
+                             val_fraction=val_fraction, seed=seed, class_names=class_names)
     held = set()
     if mode != "blocks":
         key = "date" if mode == "leave-one-date-out" else "area"
@@ -94,6 +102,78 @@ def spatial_split(scenes: list[Any], *, mode: str = "blocks", block_px: int, buf
     return result
 
 
+def polygon_units(scene: Any, block: np.ndarray) -> np.ndarray:
+    """(H, W) unit of every labelled pixel (-1 elsewhere): the id of the map-aligned block that holds the centre of
+    its polygon (8-connected labelled pixels, any class), so that a polygon never straddles two units."""
+    from scipy import ndimage
+
+    labelled = scene.valid & (scene.labels != IGNORE)
+    components, count = ndimage.label(labelled, structure=np.ones((3, 3), dtype=bool))
+    units = np.full(labelled.shape, -1, dtype=np.int64)
+    if not count:
+        return units
+    index = np.arange(1, count + 1)
+    rows = np.rint(ndimage.mean(np.indices(labelled.shape)[0], components, index)).astype(np.int64)
+    cols = np.rint(ndimage.mean(np.indices(labelled.shape)[1], components, index)).astype(np.int64)
+    return np.concatenate([[-1], block[rows, cols]])[components]
+
+
+def spatial_folds(scenes: list[Any], ids: dict[str, np.ndarray], *, folds: int, holdout: str, buffer_px: int,
+                  val_fraction: float, seed: int, class_names: list[str] | None = None) -> dict[str, SceneSplit]:
+    """Fold `holdout` (1..folds) of leave-one-group-out spatial cross-validation: whole labelled polygons, grouped by
+    the block of their centre (`polygon_units`), are dealt to `folds` folds (seeded order, each unit to the fold
+    with the fewest labelled pixels so far); the held-out fold's polygons are the test set, `val_fraction` of the
+    other units (seeded) validate, and every pixel within `buffer_px` of them is left out of training. Every fold is
+    checked before any is returned, so a bad fold fails before training starts.
+
+    Raises:
+        EmptySplitError: `holdout` is not a fold number, fewer units than folds, or a fold that leaves a class with
+            labels out of training.
+    """
+    if holdout not in [str(k) for k in range(1, folds + 1)]:
+        raise EmptySplitError(f"split.holdout = {holdout!r} is not a spatial fold: give 'all' or a number from 1 to "
+                              f"{folds} (split.folds)")
+    units = {s.name: polygon_units(s, ids[s.name]) for s in scenes}
+    pooled = np.concatenate([u[u >= 0] for u in units.values()])
+    names, sizes = np.unique(pooled, return_counts=True)
+    if len(names) < folds:
+        raise EmptySplitError(f"split.folds = {folds} but the labels form only {len(names)} group(s) of polygons "
+                              f"(blocks of the split.block_px grid holding a polygon centre): lower split.folds or "
+                              "split.block_px, or add labels")
+    rng = np.random.default_rng(seed)
+    load, fold_of = np.zeros(folds, dtype=np.int64), {}
+    for k in rng.permutation(len(names)):
+        target = int(np.argmin(load))
+        fold_of[int(names[k])], load[target] = target + 1, load[target] + sizes[k]
+    chosen: dict[str, SceneSplit] = {}
+    for fold in range(1, folds + 1):
+        held_units = np.array([u for u, f in fold_of.items() if f == fold])
+        rest = rng.permutation(np.array(sorted(u for u, f in fold_of.items() if f != fold)))
+        n_val = max(round(len(rest) * val_fraction), 1) if val_fraction else 0
+        val_units = rest[:n_val]
+        result = {}
+        for scene in scenes:
+            held = np.isin(units[scene.name], held_units)
+            val = np.isin(units[scene.name], val_units) & ~dilate(held, buffer_px)
+            train = scene.valid & ~dilate(held | np.isin(units[scene.name], val_units), buffer_px)
+            result[scene.name] = SceneSplit(train, val, held, space=True)
+        _check_classes(scenes, result, fold, class_names)
+        if str(fold) == holdout:
+            chosen = result
+    return chosen
+
+
+def _check_classes(scenes: list[Any], split: dict[str, SceneSplit], fold: int, class_names: list[str] | None) -> None:
+    labelled = np.concatenate([s.labels[s.labels != IGNORE].ravel() for s in scenes]).astype(np.int64)
+    trained = np.concatenate([s.labels[split[s.name].train & (s.labels != IGNORE)] for s in scenes]).astype(np.int64)
+    missing = sorted(set(np.unique(labelled).tolist()) - set(np.unique(trained).tolist()))
+    if missing:
+        named = [class_names[c] if class_names else str(c) for c in missing]
+        raise EmptySplitError(f"spatial fold {fold} leaves class(es) {named} out of training (all their labelled "
+                              "polygons are held out, validated or within split.buffer_px of them): change "
+                              "split.seed, split.folds or split.block_px, or add labels")
+
+
 def check_split(scenes: list[Any], split: dict[str, SceneSplit], ignore: int, *, need_val: bool) -> dict[str, int]:
     """Labelled pixel counts per set; an empty training (or, when needed, validation) set is an error."""
     counts = {"train": 0, "val": 0, "test_blocks": 0, "heldout": 0}
@@ -102,7 +182,10 @@ def check_split(scenes: list[Any], split: dict[str, SceneSplit], ignore: int, *,
         labelled = scene.labels != ignore
         counts["train"] += int((masks.train & labelled).sum())
         counts["val"] += int((masks.val & labelled).sum())
-        counts["test_blocks"] += int((masks.test & labelled).sum())
+        if masks.space:
+            counts["heldout"] += int((masks.test & labelled).sum())
+        else:
+            counts["test_blocks"] += int((masks.test & labelled).sum())
         if masks.heldout:
             counts["heldout"] += int(labelled.sum())
     if counts["train"] == 0:

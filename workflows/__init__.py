@@ -9,7 +9,7 @@ from geovigie.workflows._batch_config import BatchConfig, load_batch_config
 from geovigie.workflows._boundaries import boundaries
 from geovigie.workflows._demo_inputs import lidar_models, odeon_mosaics
 from geovigie.workflows._dump_change import DumpChangeResult, dump_change
-from geovigie.workflows._dumps import DumpPassResult, dump_sites, watch_folder
+from geovigie.workflows._dumps import DumpPassResult, detector_input, dump_sites, watch_folder
 from geovigie.workflows._heat import HeatIslandResult, heat_islands
 from geovigie.workflows._indices import ndvi, surface_temperature
 from geovigie.workflows._jobs import run_job, run_jobs, worker_id
@@ -34,6 +34,7 @@ __all__ = [
     "appearance_change",
     "DumpChangeResult",
     "dump_change",
+    "detector_input",
     "dump_sites",
     "heat_islands",
     "landcover",

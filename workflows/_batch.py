@@ -25,7 +25,7 @@ from geovigie.atomic import run_lock
 from geovigie.catalog.stac import CatalogClient, cloud_skip_reason
 from geovigie.errors import GeovigieError, InputNotFoundError, InvalidInputError, RemoteSourceError
 from geovigie.inference import ClusterOptions, PredictOptions, dask_client, prediction_signature
-from geovigie.models import DEFAULT_BUNDLE, ModelBundle, load_bundle
+from geovigie.models import DEFAULT_BUNDLE, ModelBundle, check_not_retired, load_bundle
 from geovigie.paths import check_name, printable, safe_join
 from geovigie.progress import progress_bar
 from geovigie.settings import Settings, check_tiling
@@ -100,6 +100,7 @@ def resolve_bundle(name: str | None) -> ModelBundle:
 
     Raises:
         InputNotFoundError: neither a bundle folder nor a shipped name.
+        BundleError: a retired bundle's name (naming its successor).
     """
     if name is None:
         return load_bundle()
@@ -109,6 +110,7 @@ def resolve_bundle(name: str | None) -> ModelBundle:
     shipped = DEFAULT_BUNDLE.parent / name
     if "/" not in name and shipped.is_dir():
         return load_bundle(shipped)
+    check_not_retired(name)
     known = ", ".join(sorted(p.name for p in DEFAULT_BUNDLE.parent.iterdir() if p.is_dir()))
     raise InputNotFoundError(f"model bundle {name!r}: no such folder and no shipped bundle of that name "
                              f"(shipped: {known})")

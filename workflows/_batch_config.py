@@ -14,7 +14,8 @@ max_items = 50                         # optional: process at most this many mat
 
 [[tasks]]
 kind = "landcover"                     # landcover | ndvi | temperature
-bundle = "landcover-s2l1c-slovenia-v1" # a bundle folder or the name of a shipped bundle
+# bundle = "landcover-s2l1c-slovenia-unet-v1"  # a bundle folder or a shipped bundle's name; default: the default
+                                       # of `geovigie predict` (geovigie.models.DEFAULT_BUNDLE)
 ```
 
 Relative paths are taken from the config file's folder. `filter` and `query` form one CQL2 expression: a STAC API

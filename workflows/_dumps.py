@@ -16,12 +16,17 @@ from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
+import pystac
 
+from geovigie.atomic import folder_lock
 from geovigie.catalog.stac import check_id
 from geovigie.diagnostics import (
     CANDIDATE_NOTE,
     DEFAULT_MIN_HEIGHT_M,
+    DetectorLayer,
     alerts,
+    check_site_options,
+    detector_input,
     extract_sites,
     history_table,
     sensitive_zones,
@@ -32,7 +37,14 @@ from geovigie.diagnostics import (
     write_vector,
 )
 from geovigie.settings import Settings
-from geovigie.tiles import LayerSpec, Provenance, VectorStyle, publish_vector_layer, results_store_for
+from geovigie.tiles import (
+    Layer,
+    LayerSpec,
+    Provenance,
+    VectorStyle,
+    publish_vector_layer,
+    results_store_for,
+)
 from geovigie.workflows._published import PublishedLayer
 
 _PASS_FILE = re.compile(r"^(\d{8})\.gpkg$")
@@ -48,6 +60,8 @@ class DumpPassResult:
     files: dict[str, Path] = field(default_factory=dict)
     layer: PublishedLayer | None = None
     seconds: float = 0.0
+    note: str = ""
+    """Why the sites are « candidats » (or what validated the detector); empty for a user's validated layer."""
 
 
 def _as_date(value: date | datetime) -> date:
@@ -71,14 +85,16 @@ def _previous_snapshot(folder: Path, day: date) -> gpd.GeoDataFrame | None:
 
 
 def dump_sites(
-    layer: str | Path,
+    layer: str | Path | pystac.Item | Layer | DetectorLayer,
     settings: Settings,
     *,
     watch: str,
     pass_date: date | datetime,
-    candidate: bool,
+    candidate: bool | None = None,
     threshold: float = 0.5,
     class_value: int | None = None,
+    class_name: str | None = None,
+    bundle: str | Path | None = None,
     min_area_m2: float = 20.0,
     zones: gpd.GeoDataFrame | None = None,
     dsm: str | Path | None = None,
@@ -89,14 +105,23 @@ def dump_sites(
 ) -> DumpPassResult:
     """Process one pass of a dump probability or class layer for the watch `watch`.
 
+    One pass of a watch runs at a time (a lock on the watch's folder): two runs of the same pass at once leave one
+    consistent set of snapshot, exports and published layer, the last one's.
+
     Args:
-        layer: a model bundle's probability COG (value / 250) or a class COG (with `class_value`).
+        layer: a model bundle's probability COG (value / 250; several bands: one per class, read on the dump
+            class's), its class COG, the STAC item of a published prediction, or any single-band stand-in.
         settings: where state, exports and the published layer go.
         watch: name of the area followed (a plain id).
         pass_date: date of the imagery.
-        candidate: True unless `layer` is the output of a validated dump model: every output then says so.
-        threshold: probability threshold.
+        candidate: None: « candidats » unless the bundle card says the detector was validated on held-out field
+            labels; True: candidates whatever the card; False: the caller says the layer is a validated detector's
+            output (refused when the layer names a bundle whose card does not say so).
+        threshold: probability threshold (a pixel at exactly the threshold counts).
         class_value: class of the sites in a class layer.
+        class_name: the dump class by name (band of a probability layer, class of a class layer); default: the
+            card's positive class.
+        bundle: the bundle (folder or card.json) that wrote `layer`, when its STAC item is not given.
         min_area_m2: smallest site kept.
         zones: communes for the INSEE code and name of each site.
         dsm: surface model (e.g. IGN LiDAR HD MNS) for volumes, with `dtm`.
@@ -108,14 +133,30 @@ def dump_sites(
     started = time.perf_counter()
     day = _as_date(pass_date)
     folder = watch_folder(settings, watch)
-    sites = extract_sites(layer, threshold=threshold, class_value=class_value, min_area_m2=min_area_m2,
-                          pass_date=day, candidate=candidate, zones=zones)
+    detector = detector_input(layer, bundle=bundle, class_name=class_name, class_value=class_value,
+                              claimed_validated=candidate is False)
+    candidate = not detector.validated if candidate is None else bool(candidate)
+    check_site_options(threshold, detector.class_value, min_area_m2)  # before the lock creates the watch's folder
+    with folder_lock(folder):
+        return _dump_pass(detector, settings, folder, watch, day, candidate, started, threshold=threshold,
+                          min_area_m2=min_area_m2, zones=zones, dsm=dsm, dtm=dtm, sensitive=sensitive,
+                          source_note=source_note, min_height_m=min_height_m)
+
+
+def _dump_pass(detector: DetectorLayer, settings: Settings, folder: Path, watch: str, day: date, candidate: bool,
+               started: float, *, threshold: float, min_area_m2: float, zones: gpd.GeoDataFrame | None,
+               dsm: str | Path | None, dtm: str | Path | None, sensitive: Mapping[str, gpd.GeoDataFrame] | None,
+               source_note: str, min_height_m: float) -> DumpPassResult:
+    """`dump_sites` once the layer is resolved, holding the watch's lock."""
+    sites = extract_sites(detector, threshold=threshold, min_area_m2=min_area_m2, pass_date=day,
+                          candidate=candidate, zones=zones)
+    blind = sites.attrs.get("valid_px") == 0  # nothing observed: earlier sites are not "removed" by this pass
     sites = site_volumes(sites, dsm, dtm, min_height_m=min_height_m)
     if sensitive:
         sites = sensitive_zones(sites, sensitive)
-    tracked, _ = track(_previous_snapshot(folder, day), sites)
-    snapshot = folder / "passes" / f"{day:%Y%m%d}.gpkg"
-    write_vector(tracked, snapshot)
+    tracked, _ = track(None if blind else _previous_snapshot(folder, day), sites)
+    if not blind:
+        write_vector(tracked, folder / "passes" / f"{day:%Y%m%d}.gpkg")
     news = alerts(tracked)
     history = pd.DataFrame(history_table(tracked).drop(columns="geometry", errors="ignore"))
     exports = folder / "exports"
@@ -123,25 +164,39 @@ def dump_sites(
     files["alerts_csv"] = write_csv(pd.DataFrame(news.drop(columns="geometry", errors="ignore")),
                                     exports / f"alerts-{day:%Y%m%d}.csv")
     files["history_csv"] = write_csv(history, exports / f"history-{day:%Y%m%d}.csv")
-    kind = "candidate sites (not a validated dump detector)" if candidate else "dump sites"
+    kind = "candidats (not a validated dump detector)" if candidate else "dump sites"
     counts = {str(k): int(v) for k, v in tracked["status"].value_counts().items()} if not tracked.empty else {}
-    description = (f"{kind.capitalize()} of pass {day:%Y-%m-%d}: " + ", ".join(f"{n} {s}" for s, n in
-                                                                              sorted(counts.items())) + ". ")
-    description += (CANDIDATE_NOTE + " " if candidate else "") + source_note
+    found = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    if blind:
+        found = (f"no site: the layer holds only nodata ({sites.attrs.get('nodata_px', 0)} px); nothing was "
+                 "observed, so no pass was recorded and earlier sites stay as they were")
+    description = f"{kind[0].upper()}{kind[1:]} of pass {day:%Y-%m-%d}: {found}. "
+    if detector.bundle_id:
+        description += (f"Detector {detector.bundle_id}, class {detector.class_name!r} "
+                        f"({detector.kind} band {detector.band}), threshold {threshold:g}. ")
+    note = (detector.note or CANDIDATE_NOTE) if candidate else detector.note
+    description += (note + " " if note else "") + source_note
     layer_id = f"dumps-{watch}"
+    properties: dict[str, object] = {
+        "geovigie:diagnostic": "dump-sites", "geovigie:watch": watch, "geovigie:candidate": candidate,
+        "geovigie:status_counts": counts, "geovigie:observed": not blind}
+    if detector.bundle_id:
+        properties["geovigie:detector"] = {
+            "bundle": detector.bundle_id, "version": detector.bundle_version, "class": detector.class_name,
+            "layer_kind": detector.kind, "band": detector.band, "class_value": detector.class_value,
+            "threshold": threshold, "validated": detector.validated, "note": detector.note}
+    title = f"{'Candidats: dump sites' if candidate else 'Dump sites'} {watch} {day:%Y-%m-%d}"
     published = publish_vector_layer(results_store_for(settings), files["geojson"], LayerSpec(
-        layer_id, f"{'Candidate dump sites' if candidate else 'Dump sites'} {watch} {day:%Y-%m-%d}", "vector",
-        description=description.strip(),
-        properties={"geovigie:diagnostic": "dump-sites", "geovigie:watch": watch, "geovigie:candidate": candidate,
-                    "geovigie:status_counts": counts},
+        layer_id, title, "vector", description=description.strip(), properties=properties,
         style=VectorStyle(color="#d7301f", label="site_id",
-                          popup=("site_id", "status", "area_m2", "volume_m3", "volume_uncertainty_m3", "volume_note",
-                                 "commune_name", "first_seen", "last_seen", "candidate")),
-    ), Provenance(inputs=[str(Path(layer).resolve())], lineage=description.strip(),
+                          popup=("site_id", "status", "area_m2", "mean_confidence", "max_confidence", "volume_m3",
+                                 "volume_uncertainty_m3", "volume_note", "commune_name", "first_seen", "last_seen",
+                                 "candidate", "model_bundle")),
+    ), Provenance(inputs=[str(detector.path.resolve())], lineage=description.strip(),
+                  bundle_id=detector.bundle_id, bundle_card=detector.card_path,
                   datetime=datetime(day.year, day.month, day.day, tzinfo=UTC),
                   extra_assets={"gpkg": (files["gpkg"], "Sites (GeoPackage, EPSG:2154)"),
                                 "csv": (files["csv"], "Sites for field teams (CSV, centroids)"),
                                 "alerts": (files["alerts_csv"], "New or grown since the last pass (CSV)")}))
-    detail = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no site"
-    return DumpPassResult(tracked, news, history, files,
-                          PublishedLayer(layer_id, kind, published, detail), time.perf_counter() - started)
+    return DumpPassResult(tracked, news, history, files, PublishedLayer(layer_id, kind, published, found or "no site"),
+                          time.perf_counter() - started, note or "")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from geovigie.records import sync_sites, sync_zones
 from geovigie.settings import Settings
 from geovigie.tiles import LayerIndex, results_store_for
 from geovigie.workflows._demo_inputs import lidar_models
-from geovigie.workflows._dumps import dump_sites
+from geovigie.workflows._dumps import detector_input, dump_sites
 from geovigie.workflows._published import PublishedLayer
 from geovigie.workflows._zan import zan
 
@@ -128,20 +128,25 @@ def run_dumps(settings: Settings, job_id: str, request: dict[str, Any], say: Say
     spec = request["dumps"]
     inputs = settings.data_dir / "jobs" / job_id / "inputs"
     dsm, dtm, standin = lidar_models(settings.sample_data_path(), inputs, spec["height_model"])
-    layer = _layer_file(settings, spec["layer"]) if spec.get("layer") else standin
-    layer = within_territory(layer, _territory(request)[0], inputs / "layer-in-territory.tif")  # sites inside only
+    claimed = bool(spec.get("validated") and spec.get("layer"))
+    detector = detector_input(LayerIndex(results_store_for(settings)).get(spec["layer"]) if spec.get("layer")
+                              else standin, class_name=spec.get("class_name"), class_value=spec.get("class_value"),
+                              claimed_validated=claimed)
+    cropped = within_territory(detector.path, _territory(request)[0], inputs / "layer-in-territory.tif")
+    detector = replace(detector, path=cropped)  # sites inside the territory only
     watch = spec.get("watch") or f"job-{job_id}"
     pass_date = date.fromisoformat(spec["pass_date"]) if spec.get("pass_date") else period_dates(request["period"])[1]
     zones = _zones(settings, request, spec["zones"]) if spec.get("zones") else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DiagnosticsWarning)
-        result = dump_sites(layer, settings, watch=watch, pass_date=pass_date,
-                            candidate=not (spec.get("validated") and spec.get("layer")),
-                            threshold=spec.get("threshold", 0.5), class_value=spec.get("class_value"),
-                            min_area_m2=spec.get("min_area_m2", 20.0), zones=zones, dsm=dsm, dtm=dtm,
-                            sensitive=_sensitive(spec.get("sensitive")),
+        result = dump_sites(detector, settings, watch=watch, pass_date=pass_date,
+                            candidate=False if claimed else (None if spec.get("layer") else True),
+                            threshold=spec.get("threshold", 0.5), min_area_m2=spec.get("min_area_m2", 20.0),
+                            zones=zones, dsm=dsm, dtm=dtm, sensitive=_sensitive(spec.get("sensitive")),
                             source_note="" if spec.get("layer") else STANDIN_NOTE,
                             min_height_m=spec.get("min_height_m", 0.2))
+    if result.note:
+        say(f"note: {result.note}")
     for warning in caught:
         say(f"note: {warning.message}")
     sync_sites(settings)

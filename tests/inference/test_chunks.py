@@ -14,7 +14,16 @@ from geovigie.inference import PredictOptions, open_source, predict, tile_window
 from geovigie.inference._blend import finalise
 from geovigie.inference._chunks import plan_chunks
 from geovigie.inference._grid import blend_weights
-from geovigie.models import NETWORK_BUNDLE, fill_values, forward, load_bundle, normalise
+from geovigie.models import (
+    NETWORK_BUNDLE,
+    apply_band_maps,
+    band_maps,
+    fill_values,
+    forward,
+    load_bundle,
+    normalise,
+    stat_pixels,
+)
 from tests.conftest import SLOVENIA_SCENE
 
 
@@ -50,6 +59,8 @@ def _whole_blend(tile: int, overlap: int, batch: int) -> tuple[np.ndarray, np.nd
     bundle = load_bundle(NETWORK_BUNDLE)  # a U-Net (the default of predict is a per-pixel classifier)
     network = bundle.load_network()
     source = open_source(SLOVENIA_SCENE)
+    with rasterio.open(SLOVENIA_SCENE) as src:  # the card's per-scene mapping, from the whole raster
+        maps = band_maps(stat_pixels(src.read().astype(np.float32)), bundle.card.scene_normalisation)
     windows = tile_windows(source.width, source.height, tile, overlap)
     logit_sum = np.zeros((bundle.card.num_classes, source.height, source.width), np.float32)
     weight_sum = np.zeros((source.height, source.width), np.float32)
@@ -58,7 +69,8 @@ def _whole_blend(tile: int, overlap: int, batch: int) -> tuple[np.ndarray, np.nd
     for start in range(0, len(windows), batch):
         group = windows[start : start + batch]
         reads = source.read_windows([Window(*w) for w in group], fill=fill_values(bundle.card))
-        logits = forward(network, normalise(bundle.card, np.stack([d for d, _ in reads])), torch.device("cpu"), False)
+        mapped = np.stack([apply_band_maps(d, maps) for d, _ in reads])
+        logits = forward(network, normalise(bundle.card, mapped), torch.device("cpu"), False) / bundle.card.temperature
         for (col, row, w, h), tile_logits, (_, valid) in zip(group, logits, reads, strict=True):
             logit_sum[:, row : row + h, col : col + w] += tile_logits[:, :h, :w] * weights[:h, :w]
             weight_sum[row : row + h, col : col + w] += weights[:h, :w]

@@ -14,6 +14,7 @@ from geovigie.models import (
     load_bundle,
     load_predictor,
     normalise,
+    normalise_scene,
     softmax,
 )
 from geovigie.training import load_config, load_scenes, spatial_split
@@ -31,13 +32,14 @@ def _nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
 def validation(slovenia: Slovenia) -> tuple[np.ndarray, np.ndarray]:
     """Raw logits of scenes 1-3 and their labels on the bundle's validation blocks only (255 elsewhere)."""
     bundle = load_bundle(NETWORK_BUNDLE)  # module scope: the autouse default pin does not reach here
-    logits = load_predictor(bundle, "cpu", calibrated=False)(normalise(bundle.card, slovenia.images.copy()))
-    config = load_config(REPO / "training" / "configs" / "landcover-s2l1c-slovenia-v1.toml")  # map-aligned blocks
-    scenes, _ = load_scenes(config)
-    sp = config.split
-    split = spatial_split(scenes, mode=sp.mode, block_px=sp.block_px, buffer_px=sp.buffer_px,
+    scenes = np.stack([normalise_scene(image, bundle.card.scene_normalisation) for image in slovenia.images])
+    logits = load_predictor(bundle, "cpu", calibrated=False)(normalise(bundle.card, scenes))
+    config = load_config(REPO / "training" / "configs" / "landcover-s2l1c-slovenia-unet.toml")  # its recipe
+    loaded, _ = load_scenes(config)
+    sp = config.split  # the bundle trains on the spatial blocks of all dates, after the leave-one-date-out folds
+    split = spatial_split(loaded, mode="blocks", block_px=sp.block_px, buffer_px=sp.buffer_px,
                           val_fraction=sp.val_fraction, test_fraction=sp.test_fraction, seed=sp.seed)
-    val = split[scenes[0].name].val  # the same blocks on every date
+    val = split[loaded[0].name].val  # the same blocks on every date
     return logits, np.where(val[None], slovenia.labels, 255).astype(np.uint8)
 
 

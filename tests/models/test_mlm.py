@@ -10,7 +10,7 @@ import numpy as np
 import pystac
 from pystac.extensions.mlm import MLMExtension
 
-from geovigie.models import Calibration, load_bundle, mlm_item, normalise, write_card
+from geovigie.models import NETWORK_BUNDLE, Calibration, load_bundle, mlm_item, normalise, write_card
 from tests.models.conftest import Slovenia
 
 REQUIRED = ("mlm:name", "mlm:architecture", "mlm:framework", "mlm:tasks", "mlm:input", "mlm:output")
@@ -25,7 +25,7 @@ def test_shipped_bundle_as_mlm_item() -> None:
     assert MLMExtension.get_schema_uri() == "https://stac-extensions.github.io/mlm/v1.4.0/schema.json"
     assert MLMExtension.get_schema_uri() in item.stac_extensions
     mlm = MLMExtension.ext(item)
-    assert mlm.mlm_name == "landcover-s2l1c-slovenia"
+    assert mlm.mlm_name == bundle.card.name == "landcover-s2l1c-slovenia-unet"
     assert mlm.architecture == "Unet (tu-mobilenetv2_050 encoder)"
     assert mlm.tasks == ["semantic-segmentation"]
     assert mlm.framework == "PyTorch" and SEMVER.match(mlm.framework_version or "")
@@ -40,14 +40,14 @@ def test_shipped_bundle_as_mlm_item() -> None:
     assert output["result"]["shape"] == [-1, 5, -1, -1]
     assert [c["name"] for c in output["classification:classes"]] == [c.name for c in bundle.card.classes]
     assert output["classification:classes"][1]["color_hint"] == "054907"
-    temperature = bundle.card.temperature  # the v1 recipe run by `geovigie train` fits one on validation blocks
+    temperature = bundle.card.temperature  # `geovigie train` fits one on validation blocks
     assert output["post_processing_function"] == (
         None if bundle.card.calibration is None
         else {"format": "python", "expression": f"scipy.special.softmax(logits / {temperature!r}, axis=1)"})
     provenance = bundle.card.provenance
     assert props["mlm:hyperparameters"]["batch_size"] == provenance["training"]["batch_size"]
     assert item.datetime is not None and item.datetime.isoformat() == provenance["trained_at"]
-    assert (item.geometry is None) == ("bbox" not in provenance)  # the v1 card records no training area
+    assert (item.geometry is None) == ("bbox" not in provenance)  # a card without a training area has no geometry
 
 
 def test_value_scaling_reproduces_the_card_normalisation(slovenia: Slovenia) -> None:
@@ -69,7 +69,7 @@ def test_item_json_beside_the_card_round_trips(tmp_path: Path) -> None:
     written = write_card(tmp_path, card)
     raw = json.loads((tmp_path / "item.json").read_text())
     item = pystac.Item.from_dict(raw)
-    assert item.id == "landcover-s2l1c-slovenia-v1"
+    assert item.id == NETWORK_BUNDLE.name  # the autouse pin: the shipped U-Net
     assert item.bbox == [14.5, 46.0, 14.52, 46.01] and item.geometry is not None
     assert set(item.assets) == {"weights", "card", "onnx"}  # the shipped bundle has its ONNX export
     weights = item.assets["weights"]

@@ -229,7 +229,8 @@ def test_another_scene_normalisation_marks_earlier_outputs_stale(slovenia: Slove
     assert prediction_signature(bundle, options) != prediction_signature(other, options)
 
 
-@pytest.mark.parametrize("name", ["landcover-s2l1c-slovenia-v4", "artificial-surface-s2l1c-slovenia-v3"])
+@pytest.mark.parametrize("name", ["landcover-s2l1c-slovenia-v4", "artificial-surface-s2l1c-slovenia-v3",
+                                  "landcover-s2l1c-slovenia-unet-v1"])
 def test_shipped_scene_normalised_bundles_show_their_table_and_predict_a_real_scene(name: str) -> None:
     from geovigie.models import load_predictor, normalise
 

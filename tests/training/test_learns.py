@@ -13,8 +13,12 @@ LANDSAT = REPO / "training" / "configs" / "landcover-landsat7-nc.toml"
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
-    """The shipped Landsat NC experiment (real data, its own split), on a reduced, seeded budget."""
+    """The shipped Landsat NC data and network, on v1's spatial blocks and a reduced, seeded budget (the network with
+    the random forest beside it, not the whole spatial-fold selection)."""
     config = load_config(LANDSAT).model_copy(deep=True)
+    config.candidates = []
+    config.split = config.split.model_copy(update={"mode": "blocks", "holdout": None, "block_px": 16,
+                                                   "test_fraction": 0.25, "seed": 3})
     train = config.train
     train.epochs, train.steps_per_epoch, train.batch_size, train.chip_size, train.lr = 5, 8, 16, 32, 1e-2
     train.loss, train.class_weights, train.monitor = "ce", "none", "val_loss"

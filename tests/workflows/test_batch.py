@@ -200,6 +200,7 @@ def test_the_shipped_readme_job_selects_the_clear_slovenia_scenes(catalog_dir, s
 
     config = load_batch_config(REPO / "jobs" / "slovenia.toml")
     assert config.source is not None and config.source.endswith("geovigie-data/catalog")
+    assert [t.kind for t in config.tasks] == ["landcover"] and config.tasks[0].bundle is None  # predict's default
     selection = search_items(config.model_copy(update={"source": str(catalog_dir)}), settings)
     assert [i.id for i in selection.items] == [f"slovenia-reference-scene-{i}" for i in (1, 2, 3)]
     assert [item.id for item, _ in selection.cloudy] == ["slovenia-reference-scene-0"]
@@ -250,7 +251,7 @@ def test_missing_files_are_named(catalog_dir, settings, tmp_path) -> None:
                                                          '[[tasks]]\nkind = "ndvi"'))
     config = load_batch_config(_config(tmp_path, catalog_dir, f'collection = "{SLOVENIA}"\n[[tasks]]\n'
                                                               'kind = "landcover"\nbundle = "no-such-bundle"'))
-    with pytest.raises(InputNotFoundError, match="no-such-bundle.*shipped: .*landcover-s2l1c-slovenia-v1"):
+    with pytest.raises(InputNotFoundError, match="no-such-bundle.*shipped: .*landcover-s2l1c-slovenia-unet-v1"):
         run_batch(config, settings, dry_run=True)
 
 
