@@ -215,3 +215,17 @@ def test_two_runs_at_once_leave_one_set_of_outputs(models: dict[str, Path], tmp_
     frame = gpd.read_file(tmp_path / "gv" / "diagnostics" / "dumps" / "w" / "exports" /
                           "candidats-change-20240501.gpkg")
     assert len(frame) == 1
+
+
+def test_cli_block_option(models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests._support.figures import run_cli
+
+    code, stderr = run_cli(["diagnose", "dumps-change", "--dsm-before", str(models["before"]), "--dsm-after",
+                            str(models["after"]), "--watch", "w", "--date", "2024-05-01", "--block", "16"],
+                           tmp_path, monkeypatch)
+    assert code == 0, stderr
+    found = gpd.read_file(tmp_path / "gv" / "diagnostics" / "dumps" / "w" / "exports" /
+                          "candidats-change-20240501.gpkg")
+    whole = height_change_candidates(models["before"], models["after"], pass_date=dc.PASS).candidates
+    assert len(found) == len(whole) == 1
+    assert found["volume_m3"].iloc[0] == pytest.approx(whole["volume_m3"].iloc[0], rel=1e-12)
