@@ -32,7 +32,8 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
         card = loaded.card
         summary = {
             "id": loaded.id, "path": str(loaded.path), "format_version": card.format_version,
-            "kind": card.kind, "bands": card.bands, "product_level": card.product_level,
+            "kind": card.kind, "bands": card.bands, "inputs": card.describe_dates(),
+            "product_level": card.product_level,
             "classes": [c.name for c in card.classes],
             "scene_normalisation": card.scene_normalisation.describe() if card.scene_normalisation else None,
             "calibration": card.calibration.model_dump() if card.calibration else None,

@@ -256,6 +256,9 @@ def predict(
     input_scale: Annotated[float | None, typer.Option(
         help="Multiply input values by this first, e.g. 0.0001 for Sentinel-2 digital numbers.")] = None,
     input_offset: Annotated[float | None, typer.Option(help="Then add this, e.g. -0.1 for the L2A offset.")] = None,
+    previous: Annotated[Path | None, typer.Option(
+        help="Two-date bundles (card `dates: 2`): the earlier pass of the same place, on the input's grid "
+             "(raster file or STAC item JSON).")] = None,
 ) -> None:
     """Predict a raster or STAC item tile by tile into COGs, and publish the class map as a layer with a STAC item."""
     from geovigie.workflows import landcover
@@ -263,7 +266,8 @@ def predict(
     settings = _settings(tile_size=tile_size, overlap=overlap, batch_size=batch_size, device=device, runtime=runtime,
                          input_scale=input_scale, input_offset=input_offset)
     layer = landcover(input, settings, bundle=bundle, out_dir=out, force=force, overwrite=overwrite,
-                      band_names=bands.split(",") if bands else None, product_level=product_level)
+                      band_names=bands.split(",") if bands else None, product_level=product_level,
+                      previous=previous)
     assets = layer.item.assets
     err.print(f"{layer.detail}\nclasses: {assets['data'].get_absolute_href()}\n"
               f"probabilities: {assets['probabilities'].get_absolute_href()}\nSTAC item: {layer.item_path}")

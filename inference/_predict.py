@@ -36,7 +36,7 @@ from geovigie.inference._chunks import Chunk, Window4, plan_chunks
 from geovigie.inference._cluster import ClusterOptions, dask_client
 from geovigie.inference._journal import RunJournal, open_journal
 from geovigie.inference._scene import scene_maps
-from geovigie.inference._source import RasterSource, http_env, open_source
+from geovigie.inference._source import RasterSource, http_env, open_source, stack_passes
 from geovigie.inference._worker import ChunkJob, ChunkReport, PredictorPlugin, finish_seam, predict_chunk
 from geovigie.models import (
     RUNTIMES,
@@ -64,6 +64,14 @@ def input_label(location: str) -> str:
         return location
     digest = hashlib.sha256(str(Path(location).resolve()).encode()).hexdigest()[:12]
     return f"{Path(location).name} (path sha256 {digest})"
+
+
+def inputs_label(source: RasterSource) -> str:
+    """Every input of a prediction as the COG's tag names them: the input, or each pass (target first) joined by
+    ' + '."""
+    return " + ".join(input_label(location) for location in source.passes or (source.location,))
+
+
 BUNDLE_TAG = "GEOVIGIE_BUNDLE"
 FORCED_TAG = "GEOVIGIE_FORCED"
 """Tag of outputs predicted although the input did not match the bundle: the forced warnings, joined by ' | '."""
@@ -157,12 +165,37 @@ def prepare_source(
     input_scale: float = 1.0,
     input_offset: float = 0.0,
     digest_cache: Path | None = None,
+    previous: pystac.Item | str | Path | None = None,
 ) -> RasterSource:
     """Open the input and check it against the bundle's card (bands in order, product level, values once scaled).
 
     A raster file must hold exactly the card's bands in the card's order; a STAC item's assets are
-    picked by band name.
+    picked by band name. A two-date bundle (card `dates = 2`) takes `previous`, an earlier pass of the same place
+    on the same grid, checked the same way and stacked after the input (`stack_passes`).
+
+    Raises:
+        InvalidInputError: a two-date bundle without `previous`, or a one-date bundle with it.
     """
+    dates = bundle.card.dates
+    if dates == 2 and previous is None:
+        raise InvalidInputError(f"bundle {bundle.id} takes {bundle.card.describe_dates()}; give the earlier pass "
+                                "with --previous")
+    if dates == 1 and previous is not None:
+        raise InvalidInputError(f"--previous {previous if not isinstance(previous, pystac.Item) else previous.id}: "
+                                f"bundle {bundle.id} takes one pass; --previous is for two-date bundles")
+
+    def one_pass(location: pystac.Item | str | Path) -> RasterSource:
+        return _one_pass(location, bundle, force=force, band_names=band_names, product_level=product_level,
+                         input_scale=input_scale, input_offset=input_offset, digest_cache=digest_cache)
+
+    source = one_pass(input_path)
+    return source if previous is None else stack_passes(source, one_pass(previous))
+
+
+def _one_pass(input_path: pystac.Item | str | Path, bundle: ModelBundle, *, force: bool,
+              band_names: list[str] | None, product_level: str | None, input_scale: float, input_offset: float,
+              digest_cache: Path | None) -> RasterSource:
+    """One pass opened and checked against the card (see `prepare_source`)."""
     source = open_source(input_path, band_names=band_names, product_level=product_level, digest_cache=digest_cache)
     wanted = bundle.card.bands
     if not source.fingerprint and set(wanted) <= set(source.band_names):  # a STAC item: its assets, picked by name
@@ -339,8 +372,10 @@ def predict(
     product_level: str | None = None,
     progress: Progress = True,
     overwrite: bool = False,
+    previous: pystac.Item | str | Path | None = None,
 ) -> PredictionResult:
-    """Predict a raster or STAC item tile by tile and write a class-map COG and a probability COG.
+    """Predict a raster or STAC item tile by tile and write a class-map COG and a probability COG (a two-date
+    bundle: with `previous`, the earlier pass of the same place, see `prepare_source`).
 
     Tiles of `options.tile_size` overlapping by `options.overlap` are predicted in batches of
     `options.batch_size` on Dask workers (a worker plugin loads the network once per worker), chunk by chunk: a
@@ -378,7 +413,8 @@ def predict(
             warnings.simplefilter("always")
             source = prepare_source(input_path, bundle, force=force, band_names=band_names,
                                     product_level=product_level, input_scale=options.input_scale,
-                                    input_offset=options.input_offset, digest_cache=options.digest_cache)
+                                    input_offset=options.input_offset, digest_cache=options.digest_cache,
+                                    previous=previous)
     finally:
         for w in caught:  # raised again, outside the recording, so the caller's filters apply
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
@@ -407,11 +443,11 @@ def _predict_locked(source: RasterSource, bundle: ModelBundle, paths: tuple[Path
     tiles = sum(len(chunk.tiles) for chunk in chunks)  # the one tile grid of this run
     existing = _existing_tags(classes_path)
     # a file's outputs are named by its content: same name, same input, whatever path named it
-    if (existing and not source.fingerprint and existing.get(INPUTS_TAG) != input_label(source.location)
-            and not overwrite):
+    inputs = inputs_label(source)
+    if existing and not source.fingerprint and existing.get(INPUTS_TAG) != inputs and not overwrite:
         raise InvalidInputError(
             f"{classes_path} holds the prediction of another input ({existing.get(INPUTS_TAG)}), not of "
-            f"{source.location}; use another --out folder (or --overwrite)"
+            f"{inputs}; use another --out folder (or --overwrite)"
         )
     if not overwrite and existing.get(RUN_TAG) == signature == _existing_tags(proba_path).get(RUN_TAG):
         return PredictionResult(classes_path, proba_path, source, bundle, tiles, 0.0, True)
@@ -423,7 +459,7 @@ def _predict_locked(source: RasterSource, bundle: ModelBundle, paths: tuple[Path
         "driver": "GTiff", "width": source.width, "height": source.height, "crs": source.crs,
         "transform": source.affine, "dtype": "uint8",
     }
-    tags = {RUN_TAG: signature, BUNDLE_TAG: bundle.id, INPUTS_TAG: input_label(source.location)}
+    tags = {RUN_TAG: signature, BUNDLE_TAG: bundle.id, INPUTS_TAG: inputs}
     if forced:
         tags[FORCED_TAG] = " | ".join(forced)
     with contextlib.ExitStack() as stack:

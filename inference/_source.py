@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import math
 import os
 import re
@@ -107,6 +108,8 @@ class RasterSource:
     nodata: float | None
     fingerprint: str = ""
     """A raster file's content SHA-256 (hex); empty for STAC items, whose id is their identity."""
+    passes: tuple[str, ...] = ()
+    """A multi-date input (`stack_passes`): the location of each pass, target first; empty: one pass."""
 
     @property
     def key(self) -> str:
@@ -255,6 +258,39 @@ class RasterSource:
         if fill is not None and invalid.any():
             out[:, invalid] = fill[:, None]
         return out, valid
+
+
+PREVIOUS_SUFFIX = "_previous"
+"""Band names of the previous pass in a stacked multi-date source."""
+
+
+def stack_passes(target: RasterSource, previous: RasterSource) -> RasterSource:
+    """One source reading the bands of `target`, then the same bands of `previous` (an earlier pass of the same
+    place), window by window from both files (memory per window, not per raster).
+
+    Raises:
+        InvalidRasterError: the two do not share the grid (CRS, transform, shape) or the bands, naming the previous
+            pass's file and what differs.
+    """
+    problems = []
+    if previous.crs != target.crs:
+        problems.append(f"CRS {previous.crs.to_string()} differs from {target.crs.to_string()}")
+    if (previous.width, previous.height) != (target.width, target.height):
+        problems.append(f"shape {previous.width} x {previous.height} px differs from {target.width} x "
+                        f"{target.height} px")
+    if not np.allclose(previous.transform[:6], target.transform[:6], rtol=0, atol=1e-9):
+        problems.append(f"transform {tuple(previous.transform[:6])} differs from {tuple(target.transform[:6])}")
+    if previous.band_names != target.band_names:
+        problems.append(f"bands {previous.band_names} differ from {target.band_names}")
+    if problems:
+        raise InvalidRasterError(f"{previous.location}: the previous pass is not on the grid of {target.location}: "
+                                 + "; ".join(problems) + " (resample it onto the target's grid first)")
+    renamed = tuple(dataclasses.replace(b, name=b.name + PREVIOUS_SUFFIX) for b in previous.bands)
+    both = target.fingerprint and previous.fingerprint
+    fingerprint = hashlib.sha256(f"{target.fingerprint}+{previous.fingerprint}".encode()).hexdigest() if both else ""
+    ident = target.id if both else f"{target.id}+{previous.id}"
+    return dataclasses.replace(target, id=ident, bands=target.bands + renamed, fingerprint=fingerprint,
+                               passes=(target.location, previous.location))
 
 
 def _intersection(window: Window, width: int, height: int) -> Window | None:

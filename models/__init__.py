@@ -27,6 +27,7 @@ from geovigie.models._network import build_network
 from geovigie.models._onnx import export_onnx
 from geovigie.models._pixel import (
     PROBABILITY_FLOOR,
+    feature_count,
     feature_model,
     pixel_features,
     save_pixel_bundle,
@@ -88,6 +89,7 @@ __all__ = [
     "check_weights",
     "expected_calibration_error",
     "export_onnx",
+    "feature_count",
     "feature_model",
     "fill_values",
     "fit_temperature",

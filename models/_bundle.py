@@ -80,7 +80,7 @@ class ModelBundle:
         weights = self.path / WEIGHTS
         if not verified:
             check_weights(self)
-        net = build_network(self.card.architecture, len(self.card.bands), self.card.num_classes)
+        net = build_network(self.card.architecture, self.card.channels, self.card.num_classes)
         try:
             state = load_file(str(weights), device="cpu")
             net.load_state_dict(state)

@@ -63,9 +63,12 @@ class NormalisedDifference(BaseModel):
 
 class PixelFeatures(BaseModel):
     """What a per-pixel classifier sees at each pixel (bundles of kind `pixel-classifier`, see `models/_pixel.py`):
-    the raw band values, then its indices, then (`neighbourhood` = 3) the 3 x 3 mean of all of those."""
+    the raw band values (`channels` of them), then its indices, then (`neighbourhood` = 3) the 3 x 3 mean of all of
+    those."""
 
     indices: list[NormalisedDifference] = Field(default_factory=list)
+    channels: list[int] | None = Field(default=None, description="Input channels (0-based) the classifier sees as "
+                                       "values besides its indices; None: all of them, []: none (indices only).")
     neighbourhood: Literal[0, 3] = 0
     estimator: str = Field("", description="The fitted estimator, in words (library, class, main settings).")
 
@@ -87,6 +90,9 @@ class ModelCard(BaseModel):
     architecture: Architecture | None = Field(default=None, description="The network (kind network only).")
     pixel: PixelFeatures | None = Field(default=None, description="The features (kind pixel-classifier only).")
     bands: list[str]
+    dates: int = Field(default=1, ge=1, le=2, description="Passes of the same place the model takes: 1, or 2 = the "
+                       "target pass's `bands` then the same bands of the previous pass (acquired earlier), stacked "
+                       "as input channels; each pass gets its own scene normalisation.")
     product_level: str = Field(description="Imagery processing level the model was trained on: L1C, L2A...")
     normalisation: Normalisation
     scene_normalisation: SceneNormalisation | None = Field(
@@ -125,20 +131,21 @@ class ModelCard(BaseModel):
         return classes
 
     def model_post_init(self, __context: Any) -> None:
-        n = len(self.bands)
+        n, channels = len(self.bands), self.channels
         if self.kind == "network" and self.architecture is None:
             raise ValueError("a network card needs its architecture")
         if self.kind == "pixel-classifier":
             if self.pixel is None:
                 raise ValueError("a pixel-classifier card needs `pixel` (its features)")
-            bad = [i.name for i in self.pixel.indices if max(i.a, i.b) >= n]
+            bad = [i.name for i in self.pixel.indices if max(i.a, i.b) >= channels]
+            bad += [f"channel {c}" for c in self.pixel.channels or [] if not 0 <= c < channels]
             if bad:
-                raise ValueError(f"indices {bad} name bands beyond the card's {n}")
+                raise ValueError(f"indices {bad} name channels beyond the card's {channels}")
         scene = self.scene_normalisation
-        if scene is not None and scene.method == "histogram-match" and len(scene.reference) != n:
-            raise ValueError(f"scene_normalisation needs one reference per band ({n} bands)")
-        if len(self.normalisation.mean) != n or len(self.normalisation.std) != n:
-            raise ValueError(f"normalisation needs one mean and one std per band ({n} bands)")
+        if scene is not None and scene.method == "histogram-match" and len(scene.reference) != channels:
+            raise ValueError(f"scene_normalisation needs one reference per input channel ({channels})")
+        if len(self.normalisation.mean) != channels or len(self.normalisation.std) != channels:
+            raise ValueError(f"normalisation needs one mean and one std per input channel ({channels})")
         ranges = self.band_ranges()
         if ranges is not None:
             if len(ranges) != n:
@@ -158,6 +165,18 @@ class ModelCard(BaseModel):
         if isinstance(self.input_range, tuple):
             return [self.input_range] * len(self.bands)
         return list(self.input_range)
+
+    @property
+    def channels(self) -> int:
+        """Input channels of the model: the bands of every pass."""
+        return len(self.bands) * self.dates
+
+    def describe_dates(self) -> str:
+        """The inputs the model takes, in words."""
+        if self.dates == 1:
+            return "one pass (its bands)"
+        return ("2 passes: the target pass, then the previous pass of the same place (acquired earlier) on the same "
+                "grid, each with its own scene normalisation")
 
     @property
     def temperature(self) -> float:

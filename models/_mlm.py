@@ -61,7 +61,7 @@ def total_parameters(bundle: ModelBundle) -> int:
         from geovigie.models._pixel import onnx_parameters
 
         return onnx_parameters(bundle.weights_path)
-    network = build_network(card.architecture, len(card.bands), card.num_classes)
+    network = build_network(card.architecture, card.channels, card.num_classes)
     return sum(p.numel() for p in network.parameters())
 
 
@@ -80,11 +80,12 @@ def _inputs(bundle: ModelBundle) -> list[dict[str, Any]]:
         pre = {"format": "python", "expression": "geovigie.models.normalise_scene(image, card.scene_normalisation)"}
     return [{
         "name": "bands",
-        "bands": list(card.bands),
-        "input": {"shape": [-1, len(card.bands), -1, -1], "dim_order": ["batch", "bands", "height", "width"],
+        "bands": [*card.bands, *(f"{b}_previous" for b in card.bands if card.dates == 2)],
+        "input": {"shape": [-1, card.channels, -1, -1], "dim_order": ["batch", "bands", "height", "width"],
                   "data_type": "float32"},
         "description": f"{card.product_level} {card.input_units or 'band values'} at {card.pixel_size_m:g} m"
-                       f"{expected}; height and width are padded with the band means to a multiple of 32",
+                       + (f" of {card.describe_dates()}" if card.dates > 1 else "")
+                       + f"{expected}; height and width are padded with the band means to a multiple of 32",
         "value_scaling": scaling,
         "resize_type": "pad",
         "pre_processing_function": pre,
@@ -171,6 +172,7 @@ def mlm_item(bundle: ModelBundle) -> pystac.Item:
     item.stac_extensions = [MLMExtension.get_schema_uri(), FileExtension.get_schema_uri(), EOExtension.get_schema_uri()]
     # the named input bands described by `eo:bands` on every model asset, as the MLM schema requires
     bands = [_eo_band(band) for band in card.bands]
+    bands += [{**b, "name": f"{b['name']}_previous"} for b in bands if card.dates == 2]  # the previous pass's
     weights: dict[str, Any] = {"mlm:artifact_type": "safetensors", "eo:bands": bands}
     if card.weights_sha256:
         weights["file:checksum"] = _checksum(card.weights_sha256)

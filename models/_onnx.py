@@ -39,7 +39,7 @@ def export_onnx(bundle_dir: str | Path | ModelBundle, opset: int = DEFAULT_OPSET
         raise BundleError(f"{bundle.path}: bundle {bundle.id} is a {bundle.card.kind}: its {bundle.weights_path.name} "
                           "is already its ONNX model, there is no network to export")
     network = bundle.load_network("cpu")
-    example = torch.zeros(1, len(bundle.card.bands), _EXAMPLE_SIZE, _EXAMPLE_SIZE)
+    example = torch.zeros(1, bundle.card.channels, _EXAMPLE_SIZE, _EXAMPLE_SIZE)
     target = bundle.path / ONNX_FILE
     axes = {0: "batch", 2: "height", 3: "width"}
     with atomic_path(target) as tmp:

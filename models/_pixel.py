@@ -34,8 +34,9 @@ OPSET = 17
 
 
 def feature_count(bands: int, spec: PixelFeatures) -> int:
-    """Features per pixel: bands + indices, twice with the neighbourhood mean."""
-    base = bands + len(spec.indices)
+    """Features per pixel: input channels kept (`spec.channels`, default all `bands`) + indices, twice with the
+    neighbourhood mean."""
+    base = (bands if spec.channels is None else len(spec.channels)) + len(spec.indices)
     return base * (2 if spec.neighbourhood else 1)
 
 
@@ -44,7 +45,11 @@ def _feature_nodes(spec: PixelFeatures, source: str, target: str) -> tuple[list[
     from onnx import TensorProto, helper
 
     nodes, inits = [], []
-    parts = [source]
+    parts = [source] if spec.channels is None else []
+    if spec.channels:
+        inits.append(helper.make_tensor("px_channels_at", TensorProto.INT64, [len(spec.channels)], spec.channels))
+        nodes.append(helper.make_node("Gather", [source, "px_channels_at"], ["px_channels"], axis=1))
+        parts.append("px_channels")
     if spec.indices:
         inits.append(helper.make_tensor("px_eps", TensorProto.FLOAT, [], [INDEX_EPSILON]))
     for k, index in enumerate(spec.indices):

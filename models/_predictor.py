@@ -57,7 +57,7 @@ class Predictor(ABC):
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         """Logits (B, classes, H, W) float32 of a normalised batch (B, bands, H, W), divided by the temperature."""
         batch = np.asarray(batch)
-        bands = len(self.bundle.card.bands)
+        bands = self.bundle.card.channels
         if batch.ndim != 4 or batch.shape[1] != bands:
             raise InvalidInputError(f"a batch of shape (B, {bands}, H, W) is expected by {self.bundle.id}, "
                                     f"got {batch.shape}")

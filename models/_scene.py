@@ -4,7 +4,9 @@ per tile), applied before the card's normalisation, identically in training and 
 Methods (card field `scene_normalisation`):
 - `median-mad`: `(x - median) / (1.4826 * MAD)` per band (robust standardisation);
 - `percentiles`: `(x - p_low) / (p_high - p_low)` per band (robust min-max, default 2nd / 98th percentiles);
-- `histogram-match`: the scene's quantiles mapped onto reference quantiles stored in the card (piecewise linear).
+- `histogram-match`: the scene's quantiles mapped onto reference quantiles stored in the card (piecewise linear);
+- `dark-object`: `x - p1` per band (dark-object subtraction: the darkest 1 % of the scene taken as the additive
+  path radiance of haze, Chavez 1988).
 
 A mapping is a list, per band, of knots (source values -> target values), piecewise linear between knots and
 extended linearly beyond the end ones: two knots for the standardisations, one per quantile level for matching.
@@ -23,8 +25,10 @@ MAX_STAT_PIXELS = 1_048_576
 """Scene statistics read at most this many pixels (a regular subsample of larger rasters: 109 MB of float64 for 13
 bands)."""
 DEFAULT_LEVELS = [float(q) for q in range(0, 101)]
+DARK_OBJECT_PERCENTILE = 1.0
+"""Dark-object subtraction takes this percentile of each band as the haze's additive offset."""
 
-Method = Literal["median-mad", "percentiles", "histogram-match"]
+Method = Literal["median-mad", "percentiles", "histogram-match", "dark-object"]
 BandMaps = tuple[tuple[tuple[float, ...], tuple[float, ...]], ...]
 """Per band: (source knots, target knots), both increasing."""
 
@@ -61,6 +65,8 @@ class SceneNormalisation(BaseModel):
         if self.method == "percentiles":
             low, high = self.percentiles
             return f"per band (x - p{low:g}) / (p{high:g} - p{low:g}) over the whole input raster"
+        if self.method == "dark-object":
+            return f"per band x - p{DARK_OBJECT_PERCENTILE:g} over the whole input raster (dark-object subtraction)"
         return (f"per band histogram matching of the whole input raster onto the reference's quantiles "
                 f"({len(self.levels)} levels)")
 
@@ -116,6 +122,9 @@ def band_maps(pixels: np.ndarray, spec: SceneNormalisation) -> BandMaps:
             if spread <= 1e-12:  # more than half the pixels equal: fall back on the standard deviation, then 1
                 spread = float(values.std()) or 1.0
             out.append(((median, median + spread), (0.0, 1.0)))
+        elif spec.method == "dark-object":
+            dark = float(np.percentile(values, DARK_OBJECT_PERCENTILE))
+            out.append(((dark, dark + 1.0), (0.0, 1.0)))
         elif spec.method == "percentiles":
             low, high = (float(v) for v in np.percentile(values, spec.percentiles))
             if high - low <= 1e-12:

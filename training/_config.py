@@ -33,6 +33,8 @@ class ImageFile(_Strict):
     paths: list[str] | None = None
     date: str = Field(default="", description="Acquisition date or any date label (leave-one-date-out groups by it).")
     area: str = Field(default="", description="Area name (leave-one-area-out groups by it).")
+    acquired: str = Field(default="", description="Acquisition date and time (ISO 8601): orders the passes of an "
+                          "area for multi-date candidates (`dates = 2`); empty: unknown.")
     labels: str | None = Field(default=None, description="Label file of this image only (overrides labels.path).")
 
     @model_validator(mode="after")
@@ -198,10 +200,17 @@ class Candidate(_Strict):
     min_samples_leaf: int = Field(default=1, ge=1)
     learning_rate: float = Field(default=0.1, gt=0, description="Boosting only.")
     max_pixels: int = Field(default=50_000, ge=100, description="Training pixels drawn (seeded) at most.")
-    scene: Literal["none", "median-mad", "percentiles", "histogram-match"] = Field(
+    scene: Literal["none", "median-mad", "percentiles", "histogram-match", "dark-object"] = Field(
         default="none", description="Per-scene input normalisation, statistics over each whole image (training) or "
-        "input raster (predict): robust standardisation (median / MAD), 2nd-98th percentile scaling, or histogram "
-        "matching onto the training scenes' pooled quantiles (stored in the card).")
+        "input raster (predict): robust standardisation (median / MAD), 2nd-98th percentile scaling, histogram "
+        "matching onto the training scenes' pooled quantiles (stored in the card), or dark-object subtraction "
+        "(x - p1 per band).")
+    bands: list[str] | None = Field(default=None, description="Pixel classifiers: the bands whose values are "
+                                    "features (default all; [] = indices only); the input keeps every band.")
+    dates: Literal[1, 2] = Field(default=1, description="2: the target pass stacked with the previous pass of the same "
+                                 "area (images ordered by `acquired`), each scene-normalised on its own; a stack "
+                                 "holding a held-out date is never trained on, a date without a previous pass is "
+                                 "not predicted.")
     augment: Augment | None = Field(default=None, description="Networks: radiometric and geometric augmentation "
                                     "replacing [train.augment] for this candidate.")
 
@@ -211,6 +220,10 @@ class Candidate(_Strict):
             raise ValueError(f"candidate {self.name!r}: indices and neighbourhood are for pixel classifiers")
         if self.kind != "network" and self.augment is not None:
             raise ValueError(f"candidate {self.name!r}: augment is for networks")
+        if self.kind == "network" and self.bands is not None:
+            raise ValueError(f"candidate {self.name!r}: bands is for pixel classifiers")
+        if self.bands == [] and not self.indices:
+            raise ValueError(f"candidate {self.name!r}: bands = [] keeps no feature without indices")
         return self
 
 

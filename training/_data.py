@@ -28,6 +28,8 @@ class Scene:
     labels: np.ndarray
     grid: Grid
     files: list[str] = field(default_factory=list)
+    acquired: str = ""
+    """Acquisition date and time (ISO 8601), when known: orders the passes of an area."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class ImageSource:
     area: str
     labels: Path | None
     bands: list[str] | None
+    acquired: str = ""
 
 
 def mapping_of(config: ExperimentConfig) -> Mapping:
@@ -58,7 +61,8 @@ def image_sources(config: ExperimentConfig) -> list[ImageSource]:
         files = [config.resolve(f) for f in entry.files]
         name = files[0].stem if len(files) == 1 else f"{files[0].stem}+{len(files) - 1}"
         labels = config.resolve(entry.labels) if entry.labels else default_labels
-        sources.append(ImageSource(name, files, entry.date or name, entry.area or "area", labels, None))
+        sources.append(ImageSource(name, files, entry.date or name, entry.area or "area", labels, None,
+                                   entry.acquired))
     if config.images.stac is not None:
         sources += _stac_sources(config, default_labels)
     return sources
@@ -89,7 +93,7 @@ def _stac_sources(config: ExperimentConfig, default_labels: Path | None) -> list
         bands = [b["name"] for b in asset.extra_fields.get("eo:bands", [])] or None
         when = item.datetime.date().isoformat() if item.datetime else item_id
         sources.append(ImageSource(item_id, [Path(asset.get_absolute_href() or "")], when, stac.area or "area", labels,
-                                   bands))
+                                   bands, item.datetime.isoformat() if item.datetime else ""))
     return sources
 
 
@@ -146,7 +150,7 @@ def load_scenes(config: ExperimentConfig) -> tuple[list[Scene], list[str]]:
         fill = np.nanmean(np.where(valid, image, np.nan).reshape(image.shape[0], -1), axis=1)
         image = np.where(valid[None], image, fill[:, None, None]).astype(np.float32)
         scenes.append(Scene(source.name, source.date, source.area, image, valid, labels, grid,
-                            [str(f) for f in source.files]))
+                            [str(f) for f in source.files], source.acquired))
     if not scenes:
         raise EmptySearchError("the config names no image")
     if config.labels.source == "field-validation" and all((s.labels == mapping.unlabelled).all() for s in scenes):

@@ -74,6 +74,9 @@ def score_set(pred: Predictions, labels: dict[str, np.ndarray], masks: dict[str,
     per_scene: dict[str, float | None] = {}
     objects = dict.fromkeys(("predicted_objects", "labelled_objects", "true_detections", "found_objects"), 0)
     for scene, mask in masks.items():
+        if scene not in pred.maps:  # not predicted (a multi-date model on an area's first pass): not scored there
+            per_scene[scene] = None
+            continue
         truth = np.where(mask, labels[scene], IGNORE)
         matrix = confusion_matrix(truth, pred.maps[scene], n, IGNORE)
         total += matrix

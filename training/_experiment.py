@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,10 +38,11 @@ from geovigie.training._evaluate import Predictions, evaluate, scene_logits, set
 from geovigie.training._feedback import field_provenance
 from geovigie.training._hooks import CHECKPOINT, fingerprint
 from geovigie.training._parallel import Distributed, setup_distributed
-from geovigie.training._pixels import PixelCandidate, resolve_indices, scene_normalisation
+from geovigie.training._pixels import PixelCandidate, scene_normalisation
 from geovigie.training._samplers import ChipSampler
 from geovigie.training._select import MAJORITY, PRIMARY_SETS, candidates_of, primary_set, select_for, verdict
 from geovigie.training._split import EmptySplitError, SceneSplit, check_split, spatial_split
+from geovigie.training._stacks import check_acquired, stacked_inputs
 from geovigie.training._targets import IGNORE, class_weights_for
 from geovigie.training._trainer import FitResult, TrainData, fit
 
@@ -87,6 +88,8 @@ def _pixels(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray],
     """Logits (N, classes) and labels (N,) of the labelled pixels of a set, or None."""
     xs, ys = [], []
     for name, mask in masks.items():
+        if name not in logits:  # a multi-date model does not predict an area's first pass
+            continue
         keep = mask & (labels[name] != IGNORE)
         if keep.any():
             xs.append(logits[name][:, keep].T)
@@ -181,6 +184,12 @@ def _check_before_work(config: ExperimentConfig, out_dir: Path, bundle_dir: str 
                                 "scratch")
     if bundle_dir is not None and Path(bundle_dir).exists() and not Path(bundle_dir).is_dir():
         raise InvalidInputError(f"--bundle {bundle_dir} is an existing file: name a folder for the bundle")
+    if any(c.dates > 1 for c in candidates_of(config)):  # passes are ordered by their dates (STAC items: datetime)
+        check_acquired(config.images.files)
+    bands = config.images.bands or _first_image_bands(config)
+    for spec in candidates_of(config):  # a pixel candidate's bands and indices, by band name or common name
+        if spec.kind != "network" and bands:
+            PixelCandidate(spec, bands, len(config.classes), config.train.seed, config.images.common_names)
     if any(c.kind == "network" for c in candidates_of(config)):
         try:  # an untrained network of the config's architecture: refuses an unknown encoder in a second or so
             build_network(Architecture(**config.model.model_dump()), 1, 2)
@@ -188,9 +197,6 @@ def _check_before_work(config: ExperimentConfig, out_dir: Path, bundle_dir: str 
             message = str(error).strip("'\"").split(", supported")[0]
             raise ConfigError(f"[model] {config.model.name} with encoder {config.model.encoder!r}: {message}") \
                 from None
-    if config.images.bands:  # the indices of pixel candidates, by band name or common name
-        for spec in candidates_of(config):
-            resolve_indices(spec.indices, config.images.bands, config.images.common_names)
     smallest = _smallest_image(config)
     if smallest is not None and config.train.chip_size > smallest:
         raise ConfigError(f"[train] chip_size = {config.train.chip_size} is larger than the smallest image "
@@ -213,6 +219,19 @@ def _smallest_image(config: ExperimentConfig) -> int | None:
     return min(sides) if sides else None
 
 
+def _first_image_bands(config: ExperimentConfig) -> list[str] | None:
+    """The band descriptions of the first image file when it names every band (None otherwise: later checks say)."""
+    entry = next(iter(config.images.files), None)
+    if entry is None or len(entry.files) != 1 or not config.resolve(entry.files[0]).is_file():
+        return None
+    try:
+        with rasterio.open(config.resolve(entry.files[0])) as src:
+            names = list(src.descriptions)
+    except rasterio.RasterioIOError:
+        return None
+    return names if all(names) else None
+
+
 def _fold_name(value: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in value) or "fold"
 
@@ -233,7 +252,8 @@ def fold_summary(folds: dict[str, dict[str, Any]]) -> dict[str, Any]:
             miou = [v["miou"] for v in per_fold.values() if v["miou"] is not None]
             models[model] = {"overall_accuracy": float(np.mean(oa)) if oa else None,
                              "miou": float(np.mean(miou)) if miou else None,
-                             "pixels": int(sum(v["pixels"] for v in per_fold.values())), "per_fold": per_fold}
+                             "pixels": int(sum(v["pixels"] for v in per_fold.values())), "per_fold": per_fold,
+                             "folds_scored": sum(v["pixels"] > 0 for v in per_fold.values())}
         out[f"folds_{set_name}"] = models
     return out
 
@@ -267,6 +287,9 @@ def _rotate(config: ExperimentConfig, run_dir: Path, bundle_dir: str | Path | No
         "final_model": f"trained on all {len(values)} {key}s ({config.train.epochs} epochs, spatial blocks) after "
                        f"the folds; the folds' held-out numbers estimate how it does on a new {key}",
         "kept_epoch": best}} if folds else {}
+    stacks = {v: m["training_stacks"] for v, m in folds.items() if "training_stacks" in m}
+    if stacks:  # multi-date candidates: the stacks each fold trained on (none holds its held-out date)
+        extra["folds"]["training_stacks"] = stacks
     only = None
     if config.candidates and folds:
         only, extra["selection"] = select_for(config, extra)
@@ -280,7 +303,9 @@ def _why(selection: dict[str, Any], folds: int, key: str) -> str:
     def score(value: float | None) -> str:  # None: a held-out date or area without labels of that kind
         return "-" if value is None else f"{value:.3f}"
 
-    rows = "; ".join(f"{n} {score(r['overall_accuracy'])} / {score(r['miou'])}" for n, r in table.items())
+    short = selection.get("not_eligible", {})
+    rows = "; ".join(f"{n} {score(r['overall_accuracy'])} / {score(r['miou'])}"
+                     + (f" ({short[n]}: not eligible)" if n in short else "") for n, r in table.items())
     held = f"mean of {folds} folds, each {key} held out in turn" if folds > 1 else f"the held-out {key}"
     what = metric.replace("_", " ")
     best = selection.get("best", winner)
@@ -331,22 +356,52 @@ def _train(config: ExperimentConfig, run_dir: Path, *, bundle_dir: str | Path | 
         write_json_atomic(run_dir / "config.json", config.dump())
     pixels = [PixelCandidate(c, bands, len(names), config.train.seed, config.images.common_names)
               for c in candidates if c.kind != "network"]
-    networks = []
+    networks, unscored = [], []
+    held_out = {name for name, masks in split.items() if masks.heldout}
     for k, spec in enumerate(c for c in candidates if c.kind == "network"):
-        scene = scene_normalisation(spec.scene, [s.image for s in scenes], train_masks)
-        images = [normalise_scene(s.image, scene) for s in scenes]
-        own_norm = norm if scene is None else normalisation_of(images, train_masks, config.images.normalisation)
+        inputs, own_split, previous = _network_inputs(scenes, split, held_out, spec.dates)
+        own = [s for s in scenes if s.name in inputs]
+        own_masks = [own_split[s.name].train for s in own]
+        if not any(m.any() for m in own_masks):
+            log.warning("candidate %s: no training stack without a held-out date; not scored", spec.name)
+            unscored.append(spec.name)
+            continue
+        scene = scene_normalisation(spec.scene, [inputs[s.name] for s in own], own_masks)
+        images = [normalise_scene(inputs[s.name], scene) for s in own]
+        own_norm = norm if scene is None and spec.dates == 1 else normalisation_of(images, own_masks,
+                                                                                    config.images.normalisation)
+        own_counts = counts | {"val": int(sum((own_split[s.name].val & (s.labels != IGNORE)).sum() for s in own))}
         where = run_dir if k == 0 else run_dir / "candidates" / spec.name  # the first keeps the v2 layout
-        arch, network, result = _fit_network(config, spec, scenes, images, bands, split, counts, own_norm,
-                                             class_counts, torch_device, where, resume=resume, progress=progress,
-                                             dist=dist)
-        networks.append(NetworkRun(spec.name, arch, network, result, scene, own_norm, images))
+        arch, network, result = _fit_network(config, spec, own, images, len(bands) * spec.dates, own_split,
+                                             own_counts, own_norm, class_counts, torch_device, where, resume=resume,
+                                             progress=progress, dist=dist)
+        trained_on = [f"{s.name} + {previous[s.name]}" for s, m in zip(own, own_masks, strict=True) if m.any()]
+        networks.append(NetworkRun(spec.name, arch, network, result, scene, own_norm,
+                                   {s.name: image for s, image in zip(own, images, strict=True)}, spec.dates,
+                                   trained_on if spec.dates > 1 else []))
     if not dist.main:
         return None
-    trained = Trained(networks, pixels, FitResult(device=str(torch_device)))
+    trained = Trained(networks, pixels, FitResult(device=str(torch_device)), unscored)
     return _finish(config, scenes, bands, split, counts, class_counts, norm, trained, torch_device,
                    run_dir, Path(bundle_dir) if bundle_dir else run_dir / "bundle", dist, command,
                    origin or config, extra_metrics or {})
+
+
+def _network_inputs(scenes: list[Scene], split: dict[str, SceneSplit], held_out: set[str], dates: int,
+                    ) -> tuple[dict[str, np.ndarray], dict[str, SceneSplit], dict[str, str | None]]:
+    """A network candidate's raw inputs (multi-date: stacks, `training._stacks`), its split (the training and
+    validation blocks of a stack holding a held-out date are dropped) and each image's previous pass."""
+    inputs, masks, previous = stacked_inputs(scenes, [split[s.name].train for s in scenes], held_out, dates)
+    if dates == 1:
+        return inputs, split, previous
+    own = {}
+    for scene, mask in zip(scenes, masks, strict=True):
+        if scene.name in inputs:
+            part = split[scene.name]
+            clean = held_out.isdisjoint((scene.name, previous[scene.name]))
+            own[scene.name] = SceneSplit(mask, part.val if clean else np.zeros_like(part.val), part.test,
+                                         part.heldout)
+    return inputs, own, previous
 
 
 @dataclass
@@ -360,16 +415,21 @@ class NetworkRun:
     fit: FitResult
     scene: SceneNormalisation | None
     norm: Normalisation
-    images: list[np.ndarray]
+    images: dict[str, np.ndarray]
+    dates: int = 1
+    stacks: list[str] = field(default_factory=list)
+    """Multi-date: the stacks (image + previous pass) it trained on."""
 
 
 @dataclass
 class Trained:
-    """The candidates of one run: the networks and the pixel classifiers (fitted in `_finish`)."""
+    """The candidates of one run: the networks and the pixel classifiers (fitted in `_finish`); `unscored`: network
+    candidates left without any training pixel (a multi-date one whose every stack holds a held-out date)."""
 
     networks: list[NetworkRun]
     pixels: list[PixelCandidate]
     no_fit: FitResult
+    unscored: list[str] = field(default_factory=list)
 
     def fit_of(self, name: str) -> FitResult:
         """The loop history of network `name` (of the first network, or an empty one, for a pixel classifier)."""
@@ -378,7 +438,7 @@ class Trained:
 
 
 def _fit_network(config: ExperimentConfig, spec: Candidate, scenes: list[Scene], images: list[np.ndarray],
-                 bands: list[str], split: dict[str, SceneSplit], counts: dict[str, int], norm: Normalisation,
+                 channels: int, split: dict[str, SceneSplit], counts: dict[str, int], norm: Normalisation,
                  class_counts: np.ndarray, device: torch.device, run_dir: Path, *, resume: bool, progress: bool,
                  dist: Distributed) -> tuple[Architecture, torch.nn.Module, FitResult]:
     names = config.class_names
@@ -392,7 +452,7 @@ def _fit_network(config: ExperimentConfig, spec: Candidate, scenes: list[Scene],
         norm=norm, weights=class_weights_for(class_counts, opt.class_weights), class_names=names)
     torch.manual_seed(opt.seed)
     arch = Architecture(**config.model.model_dump())
-    network = build_network(arch, len(bands), len(names))
+    network = build_network(arch, channels, len(names))
     config_hash = fingerprint({k: v for k, v in config.dump().items() if k != "output"} | {"candidate": spec.name})
     result = fit(network, data, opt, device, run_dir, config_hash=config_hash, resume=resume, progress=progress,
                  dist=dist)
@@ -408,17 +468,34 @@ def _finish(config: ExperimentConfig, scenes: list[Scene], bands: list[str], spl
     labels = {s.name: s.labels for s in scenes}
     logits: dict[str, dict[str, np.ndarray]] = {}
     for run in trained.networks:
-        logits[run.name] = {s.name: scene_logits(run.network, image, run.norm, device)
-                            for s, image in zip(scenes, run.images, strict=True)}
+        logits[run.name] = {name: scene_logits(run.network, image, run.norm, device)
+                            for name, image in run.images.items()}
+    logits |= dict.fromkeys(trained.unscored, {})
     train_masks = [split[s.name].train for s in scenes]
-    for candidate in trained.pixels:
-        candidate.fit([s.image for s in scenes], [s.labels for s in scenes], train_masks)
-        logits[candidate.spec.name] = {s.name: candidate.logits(s.image) for s in scenes}
+    held_out = {name for name, masks in split.items() if masks.heldout}
+    inputs: dict[str, dict[str, np.ndarray]] = {}
+    stacks: dict[str, list[str]] = {}
+    for candidate in trained.pixels:  # multi-date: stacks with the previous pass; none holding a held-out date
+        images, masks, previous = stacked_inputs(scenes, train_masks, held_out, candidate.spec.dates)
+        inputs[candidate.spec.name] = images
+        if candidate.spec.dates > 1:
+            stacks[candidate.spec.name] = [f"{s.name} + {previous[s.name]}" for s, m in zip(scenes, masks, strict=True)
+                                           if m.any()]
+        fitted = [(images[s.name], s.labels, m) for s, m in zip(scenes, masks, strict=True) if s.name in images]
+        if not any(m.any() for _, _, m in fitted):
+            log.warning("candidate %s: no training stack without a held-out date; not scored", candidate.spec.name)
+            logits[candidate.spec.name] = {}
+            continue
+        candidate.fit(*(list(column) for column in zip(*fitted, strict=True)))
+        logits[candidate.spec.name] = {name: candidate.logits(image) for name, image in images.items()}
     majority = int(np.argmax(class_counts))
     models = [Predictions(name, {scene: out.argmax(axis=0).astype(np.uint8) for scene, out in per_scene.items()})
               for name, per_scene in logits.items()]
     models.append(Predictions(MAJORITY, {s.name: np.full(s.labels.shape, majority, np.uint8) for s in scenes}))
     metrics: dict[str, Any] = {**evaluate(models, labels, split, names), **extra}
+    stacks |= {run.name: run.stacks for run in trained.networks if run.dates > 1}
+    if stacks:
+        metrics["training_stacks"] = stacks
     shipped = trained.networks[0].name if trained.networks else trained.pixels[0].spec.name
     if config.candidates and "selection" not in metrics:  # one held-out date or area: chosen on it, in this run
         shipped, metrics["selection"] = select_for(config, metrics)
@@ -435,7 +512,12 @@ def _finish(config: ExperimentConfig, scenes: list[Scene], bands: list[str], spl
     result = trained.fit_of(shipped)
     scene = pixel.scene if pixel is not None else net.scene if net is not None else None
     if pixel is not None and scene is not None:  # the graph takes values normalised on the mapped scenes
-        norm = normalisation_of([pixel.prepare(s.image) for s in scenes], train_masks, config.images.normalisation)
+        own = inputs[pixel.spec.name]
+        norm = normalisation_of([pixel.prepare(own[s.name]) for s in scenes if s.name in own],
+                                [m for s, m in zip(scenes, train_masks, strict=True) if s.name in own],
+                                config.images.normalisation)
+    elif pixel is not None and pixel.spec.dates > 1:  # the card's normalisation has one entry per input channel
+        norm = Normalisation(scale=norm.scale, mean=norm.mean * pixel.spec.dates, std=norm.std * pixel.spec.dates)
     elif net is not None:
         norm = net.norm
     root = repository_root(config.base_dir)
@@ -487,11 +569,11 @@ def _finish(config: ExperimentConfig, scenes: list[Scene], bands: list[str], spl
         "label_mapping": {**mapping.to_class, **dict.fromkeys(mapping.ignored, IGNORE)},
     }
     if pixel is not None:  # the graph undoes the card's normalisation: the forest was fitted on raw values
-        fields |= {"kind": "pixel-classifier", "pixel": pixel.features}
+        fields |= {"kind": "pixel-classifier", "pixel": pixel.features, "dates": pixel.spec.dates}
         bundle = save_pixel_bundle(bundle_dir, pixel.to_onnx(norm), ModelCard(**fields))
     else:
         assert net is not None
-        bundle = save_bundle(bundle_dir, net.network.cpu(), ModelCard(**fields, architecture=net.arch))
+        bundle = save_bundle(bundle_dir, net.network.cpu(), ModelCard(**fields, architecture=net.arch, dates=net.dates))
         if config.output.onnx:  # ONNX beside the weights, recorded in the card
             export_onnx(bundle_dir)
             bundle = load_bundle(bundle_dir)

@@ -16,6 +16,7 @@ from geovigie.models import (
     NormalisedDifference,
     PixelFeatures,
     SceneNormalisation,
+    feature_count,
     normalise_scene,
     pixel_features,
     reference_of,
@@ -30,9 +31,15 @@ COMMON_NAMES = {name: tuple(str(S2_BANDS[b][0]) for b in pair) for name, pair in
 """The same indices by STAC common name (nir, red, green, swir16), for other sensors."""
 
 
-def resolve_indices(names: list[str], bands: list[str], common: list[str] | None = None) -> list[NormalisedDifference]:
-    """The named indices as band positions of `bands` (Sentinel-2 names, any spelling), or of `common` (the STAC
-    common name of each band, e.g. Landsat's blue, green, red, nir, swir16, swir22) when given.
+PASS_SUFFIXES = ("", "_previous")
+"""Feature names of each pass of a multi-date input: the target's as they are, the previous pass's suffixed."""
+
+
+def resolve_indices(names: list[str], bands: list[str], common: list[str] | None = None,
+                    dates: int = 1) -> list[NormalisedDifference]:
+    """The named indices as channel positions of `bands` (Sentinel-2 names, any spelling), or of `common` (the STAC
+    common name of each band, e.g. Landsat's blue, green, red, nir, swir16, swir22) when given, for each of `dates`
+    passes stacked (the previous pass's bands follow the target's).
 
     Raises:
         ConfigError: an unknown index, or one whose bands the images lack.
@@ -49,8 +56,26 @@ def resolve_indices(names: list[str], bands: list[str], common: list[str] | None
         a, b = table[name]
         if a not in canon or b not in canon:
             raise ConfigError(f"index {name!r} needs bands {a} and {b}; the images have {canon}")
-        out.append(NormalisedDifference(name=name, a=canon.index(a), b=canon.index(b)))
+        for k in range(dates):
+            shift = k * len(bands)
+            out.append(NormalisedDifference(name=name + PASS_SUFFIXES[k], a=canon.index(a) + shift,
+                                            b=canon.index(b) + shift))
     return out
+
+
+def resolve_channels(names: list[str] | None, bands: list[str], dates: int = 1) -> list[int] | None:
+    """The channel positions of the bands `names` in each of `dates` stacked passes (None: every channel).
+
+    Raises:
+        ConfigError: a band the images lack.
+    """
+    if names is None:
+        return None
+    canon = [canonical_s2_name(b) for b in bands]
+    unknown = [n for n in names if canonical_s2_name(n) not in canon]
+    if unknown:
+        raise ConfigError(f"candidate bands {unknown} are not among the images' bands {bands}")
+    return [canon.index(canonical_s2_name(n)) + k * len(bands) for k in range(dates) for n in names]
 
 
 def scene_normalisation(method: str, images: list[np.ndarray], masks: list[np.ndarray]) -> SceneNormalisation | None:
@@ -86,18 +111,22 @@ class PixelCandidate:
 
     def __init__(self, spec: Candidate, bands: list[str], num_classes: int, seed: int,
                  common: list[str] | None = None) -> None:
-        self.spec, self.num_classes, self.seed, self.bands = spec, num_classes, seed, len(bands)
-        self.features = PixelFeatures(indices=resolve_indices(spec.indices, bands, common),
-                                      neighbourhood=spec.neighbourhood,
-                                      estimator=self.describe())
+        self.spec, self.num_classes, self.seed = spec, num_classes, seed
+        self.bands = len(bands) * spec.dates  # input channels
+        self.features = PixelFeatures(indices=resolve_indices(spec.indices, bands, common, spec.dates),
+                                      channels=resolve_channels(spec.bands, bands, spec.dates),
+                                      neighbourhood=spec.neighbourhood, estimator=self.describe())
         self.model = self._estimator()
         self.scene: SceneNormalisation | None = None
+        self.training_pixels = 0
 
     def describe(self) -> str:
         """The estimator and its settings, in words."""
         s = self.spec
         depth = f", max_depth={s.max_depth}" if s.max_depth else ""
         scene = f" on {s.scene} scene-normalised inputs" if s.scene != "none" else ""
+        scene += f" of bands {s.bands} and indices" if s.bands is not None else ""
+        scene += " of 2 passes (target, then the previous pass)" if s.dates == 2 else ""
         if s.kind == "random-forest":
             return (f"scikit-learn RandomForestClassifier(n_estimators={s.trees}{depth}, "
                     f"min_samples_leaf={s.min_samples_leaf}){scene}")
@@ -162,8 +191,7 @@ class PixelCandidate:
         card records and `predict` applies over the whole raster)."""
         from skl2onnx import to_onnx
 
-        features = len(self.features.indices) + self.bands
-        features *= 2 if self.features.neighbourhood else 1
+        features = feature_count(self.bands, self.features)
         example = np.zeros((1, features), dtype=np.float32)
         with _boolean_missing_flags_as_ints():
             table = to_onnx(self.model, example, options={id(self.model): {"zipmap": False}},

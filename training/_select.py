@@ -57,15 +57,23 @@ def select(metrics: dict[str, Any], names: list[str], metric: str, tolerance: fl
         raise ValueError(f"candidates are chosen on held-out dates or areas (or spatial folds); the metrics only have "
                          f"{where}")
     rows = metrics[where]
-    best = max(names, key=lambda n: (_key(rows[n], metric), -names.index(n)))
+    folds = max((rows[n].get("folds_scored", 0) for n in [*names, *(references or [])] if n in rows), default=0)
+    # a candidate scored on fewer held-out dates (a multi-date model has no previous pass for the first date) is
+    # reported, not chosen: its mean is over other dates
+    complete = [n for n in names if rows[n].get("overall_accuracy") is not None
+                and rows[n].get("folds_scored", folds) == folds] or names
+    best = max(complete, key=lambda n: (_key(rows[n], metric), -complete.index(n)))
     if tolerance:
-        winner = next(n for n in names if _key(rows[n], metric)[0] >= _key(rows[best], metric)[0] - tolerance)
+        winner = next(n for n in complete if _key(rows[n], metric)[0] >= _key(rows[best], metric)[0] - tolerance)
     else:
         winner = best
     shown = list(dict.fromkeys([*(references or []), *names]))
-    table = {n: {k: rows[n].get(k) for k in ("overall_accuracy", "miou", "pixels")}
+    table = {n: {k: rows[n].get(k) for k in ("overall_accuracy", "miou", "pixels", "folds_scored") if k in rows[n]}
              for n in [*shown, MAJORITY] if n in rows}
     out: dict[str, Any] = {"set": where, "metric": metric, "winner": winner, "table": table}
+    if len(complete) < len(names):
+        out["not_eligible"] = {n: f"scored on {rows[n].get('folds_scored', 0)} of {folds} held-out folds"
+                               for n in names if n not in complete}
     if tolerance:
         out |= {"tolerance": tolerance, "best": best}
     return winner, out
@@ -94,7 +102,8 @@ def verdict(metrics: dict[str, Any], shipped: str) -> str:
     label = f"{where} (mean of {len(own['per_fold'])} leave-one-out folds)" if "per_fold" in own else where
     sentences = []
     for name, row in rows.items():
-        if name in (shipped, MAJORITY):
+        if name in (shipped, MAJORITY) or row.get("overall_accuracy") is None \
+                or row.get("folds_scored", 0) < own.get("folds_scored", 0):  # its mean is over other folds
             continue
         if any((own[k] or 0) < (row[k] or 0) for k in ("overall_accuracy", "miou")):
             what = "per-pixel random forest" if name == "random_forest" else f"candidate {name}"

@@ -30,6 +30,7 @@ def landcover(
     product_level: str | None = None,
     overwrite: bool = False,
     progress: Progress = True,
+    previous: pystac.Item | str | Path | None = None,
 ) -> PublishedLayer:
     """Predict `source` tile by tile with `bundle` and publish the class map (probabilities as an extra asset).
 
@@ -44,14 +45,17 @@ def landcover(
         product_level: the input's processing level when it does not record it.
         overwrite: recompute even when outputs are up to date.
         progress: draw a progress bar, or a hook called with (tiles done, total) as the inference advances.
+        previous: the earlier pass of the same place a two-date bundle needs (a STAC item, its JSON or a raster);
+            the layer's STAC item lists both inputs.
     """
     started = time.perf_counter()
     bundle = bundle if isinstance(bundle, ModelBundle) else load_bundle(bundle)
     source = read_input(source)  # an item JSON is read once: predict reads its assets, the layer its dates
+    before = read_input(previous) if previous is not None else None
     options = PredictOptions.from_settings(settings)
     result = predict(source, Path(out_dir or settings.data_dir / "predictions"), options, bundle=bundle,
                      client=client, force=force, band_names=band_names, product_level=product_level,
-                     progress=progress, overwrite=overwrite)
+                     progress=progress, overwrite=overwrite, previous=before)
     card = bundle.card
     layer_id = f"landcover-{result.source.key}"  # the input's identity: item id, or file stem + content hash
     item = source if isinstance(source, pystac.Item) else None
@@ -59,7 +63,7 @@ def landcover(
     spec = LayerSpec(layer_id, f"Land cover {printable(result.source.id)}", "classes", classes=card.classes,
                      description=f"Predicted by {bundle.id}; see its model card for its (small) training data.")
     provenance = Provenance(
-        inputs=[(item.get_self_href() or item.id) if item is not None else str(Path(result.source.location).resolve())],
+        inputs=[_input_ref(source), *([_input_ref(before)] if before is not None else [])],
         lineage=f"tiled inference, tile {options.tile_size} px, overlap {options.overlap} px, "
                 "linear-ramp logit blending",
         bundle_id=bundle.id, bundle_card=bundle.path / "card.json",
@@ -73,3 +77,10 @@ def landcover(
     if result.resumed_chunks:
         detail += f", resumed: {result.resumed_chunks} chunks finished by an interrupted run were not predicted again"
     return PublishedLayer(layer_id, "land cover", published, detail, time.perf_counter() - started)
+
+
+def _input_ref(source: pystac.Item | Path) -> str:
+    """How the layer's STAC item names one input: an item's self link (else its id), a file's absolute path."""
+    if isinstance(source, pystac.Item):
+        return source.get_self_href() or source.id
+    return str(Path(source).resolve())
