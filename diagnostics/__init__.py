@@ -69,6 +69,7 @@ from geovigie.diagnostics._tracking import (
     track,
 )
 from geovigie.diagnostics._vegetation import NdviSummary, check_ndvi_layer, ndvi_layer
+from geovigie.diagnostics._windowed import DEFAULT_BLOCK_PX
 from geovigie.diagnostics._zan_account import (
     CHANGE_CLASSES,
     ChangeSummary,
@@ -94,6 +95,7 @@ from geovigie.diagnostics._zonal_stats import (
 )
 
 __all__ = [
+    "DEFAULT_BLOCK_PX",
     "DETECTOR_COLUMNS",
     "check_site_options",
     "DetectorLayer",

@@ -8,7 +8,8 @@ is first put into the before pass's radiometry, band by band, by a robust linear
 change, so a haze or gain change alone finds nothing. Harvested fields, building sites and cloud edges change this
 way too: these are « candidats », never validated detections, in every output.
 
-Both passes are read whole into memory on their common grid (a commune at 0.2 m, not a département).
+The passes are read block by block on their common grid (`_windowed`): memory stays flat whatever their size (a
+département of 0.2 m orthophoto dalles), with the result of the whole-array computation.
 """
 
 from __future__ import annotations
@@ -23,29 +24,34 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import rasterio
-import rasterio.features
-import rasterio.warp
-from affine import Affine
 from rasterio.enums import ColorInterp
-from rasterio.windows import Window, from_bounds
-from scipy import ndimage
-from shapely.geometry import shape
+from rasterio.windows import Window
 
 from geovigie.bands import S2_BANDS, canonical_s2_name
-from geovigie.diagnostics._dump_change import _building_mask, describe_candidates
+from geovigie.diagnostics._dump_change import _footprint_layer, describe_candidates
 from geovigie.diagnostics._dumps import (
     SITE_COLUMNS,
-    _clean,
     _empty_sites,
     _is_metric,
     _join_communes,
-    _open,
     _prepare_zones,
     _sieve_size,
     add_centroids,
     iso_pass_date,
 )
-from geovigie.errors import DiagnosticsWarning, GridMismatchError, InvalidInputError, InvalidRasterError
+from geovigie.diagnostics._windowed import (
+    DEFAULT_BLOCK_PX,
+    Footprints,
+    Outlines,
+    PassPair,
+    RoleCheck,
+    Sieve,
+    check_block,
+    grown,
+    stage,
+)
+from geovigie.errors import DiagnosticsWarning, InvalidInputError, InvalidRasterError
+from geovigie.progress import Progress
 from geovigie.types import LAMBERT93
 
 ROLES = ("blue", "green", "red", "nir", "swir16")
@@ -131,13 +137,8 @@ def band_roles(src: rasterio.DatasetReader, path: Path, names: Sequence[str] | N
     return roles
 
 
-_Bands = dict[str, np.ndarray]
-
-
-def _read_passes(before: Path, after: Path, need_nir: bool,
-                 names: Sequence[str] | None) -> tuple[_Bands, _Bands, Affine, rasterio.crs.CRS, str | None]:
-    """Both passes' role bands as float64 (NaN = nodata) on the coarser pass's grid cut to their overlap."""
-    with _open(before) as first, _open(after) as second:
+def _pass_roles(before: Path, after: Path, need_nir: bool, names: Sequence[str] | None) -> RoleCheck:
+    def check(first: rasterio.DatasetReader, second: rasterio.DatasetReader) -> tuple[dict[str, int], dict[str, int]]:
         roles_first, roles_second = band_roles(first, before, names), band_roles(second, after, names)
         for src, path in ((first, before), (second, after)):
             if not _is_metric(src.crs):
@@ -148,42 +149,10 @@ def _read_passes(before: Path, after: Path, need_nir: bool,
                 if "nir" not in roles:
                     raise InvalidRasterError(f"{path}: no NIR band (B08 or nir) for NDVI among "
                                              f"{', '.join(d or '?' for d in src.descriptions)}")
-        if first.crs != second.crs:
-            raise GridMismatchError(f"{after}: CRS {second.crs.to_string()} differs from {before}'s "
-                                    f"{first.crs.to_string()}; reproject one (gdalwarp -t_srs)")
-        west, south = max(first.bounds.left, second.bounds.left), max(first.bounds.bottom, second.bounds.bottom)
-        east, north = min(first.bounds.right, second.bounds.right), min(first.bounds.top, second.bounds.top)
-        if west >= east or south >= north:
-            raise GridMismatchError(f"{after} does not overlap {before}")
-        names = [r for r in ROLES if r in roles_first and r in roles_second]
-        swap = abs(second.transform.a * second.transform.e) > abs(first.transform.a * first.transform.e)
-        ref, other = (second, first) if swap else (first, second)
-        ref_roles, other_roles = (roles_second, roles_first) if swap else (roles_first, roles_second)
-        window = from_bounds(west, south, east, north, transform=ref.transform).round_offsets().round_lengths()
-        if window.width < 1 or window.height < 1:
-            raise GridMismatchError(f"{before} and {after}: they overlap by less than one pixel")
-        transform = ref.window_transform(window)
-        base = {r: ref.read(ref_roles[r], window=window, masked=True).astype(np.float64).filled(np.nan) for r in names}
-        height, width = next(iter(base.values())).shape
-        shift = ~other.transform * (transform.c, transform.f)
-        aligned = (other.transform.a == transform.a and other.transform.e == transform.e
-                   and other.transform.b == other.transform.d == 0
-                   and all(abs(v - round(v)) < 1e-6 for v in shift))
-        moved = {}
-        for r in names:
-            if aligned:
-                moved[r] = other.read(other_roles[r], window=Window(round(shift[0]), round(shift[1]), width, height),
-                                      masked=True, boundless=True).astype(np.float64).filled(np.nan)
-            else:
-                finer = abs(other.transform.a * other.transform.e) < abs(transform.a * transform.e)
-                moved[r] = np.full((height, width), np.nan)
-                rasterio.warp.reproject(rasterio.band(other, other_roles[r]), moved[r], dst_transform=transform,
-                                        dst_crs=ref.crs, dst_nodata=np.nan,
-                                        resampling=rasterio.warp.Resampling.average if finer
-                                        else rasterio.warp.Resampling.bilinear)
-        crs = ref.crs
-    old, new = (moved, base) if swap else (base, moved)
-    return old, new, transform, crs, None if aligned else (before.name if swap else after.name)
+        order = {r: i for i, r in enumerate(ROLES)}
+        return ({r: roles_first[r] for r in sorted(roles_first, key=order.__getitem__)},
+                {r: roles_second[r] for r in sorted(roles_second, key=order.__getitem__)})
+    return check
 
 
 def _fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
@@ -224,16 +193,29 @@ def _indices(bands: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
+def _box_sum(values: np.ndarray, window: int) -> np.ndarray:
+    """Sum over the `window` square around each pixel, zero past the array: the same additions in the same order
+    for a pixel wherever the block holding it starts (a block's result is the whole grid's, bit for bit)."""
+    padded = np.pad(values, window // 2)
+    rows = padded[:, :values.shape[1]].copy()
+    for k in range(1, window):
+        rows += padded[:, k:k + values.shape[1]]
+    out = rows[:values.shape[0]].copy()
+    for k in range(1, window):
+        out += rows[k:k + values.shape[0]]
+    return out
+
+
 def _texture(brightness: np.ndarray, within: np.ndarray, window: int) -> np.ndarray:
     """Local coefficient of variation of brightness (std / mean) in a `window` square, over the `within` pixels
     only (the changed ones: the contrast between a new patch and the unchanged ground around it is not texture);
     NaN where fewer than 3 such pixels."""
     values = np.where(within, brightness, 0.0)
-    count = ndimage.uniform_filter(within.astype(np.float64), window, mode="constant")
+    count = _box_sum(within.astype(np.float64), window)
     with np.errstate(divide="ignore", invalid="ignore"):
-        mean = ndimage.uniform_filter(values, window, mode="constant") / count
-        square = ndimage.uniform_filter(values**2, window, mode="constant") / count
-        enough = within & (count * window**2 >= 3 - 1e-9)
+        mean = _box_sum(values, window) / count
+        square = _box_sum(values**2, window) / count
+        enough = within & (count >= 3 - 1e-9)
         return np.where(enough, np.sqrt(np.maximum(square - mean**2, 0.0)) / np.abs(mean), np.nan)
 
 
@@ -260,6 +242,8 @@ def appearance_change_candidates(
     band_names: Sequence[str] | None = None,
     exclude: gpd.GeoDataFrame | None = None,
     zones: gpd.GeoDataFrame | None = None,
+    block_px: int = DEFAULT_BLOCK_PX,
+    progress: Progress = False,
 ) -> AppearanceChange:
     """Candidate dumps: connected areas whose appearance turned bare and heterogeneous between two passes.
 
@@ -278,58 +262,59 @@ def appearance_change_candidates(
        heterogeneous, outside `exclude` footprints, are sieved (groups and holes under `min_area_m2`),
        vectorised, and those under `min_area_m2` dropped.
 
+    The passes are read in blocks of `block_px` × `block_px` pixels plus the texture window's halo (memory flat
+    whatever their size): the fit comes from a first pass (`FIT_SAMPLE_PX`), a candidate crossing block edges is
+    one candidate, and the sieve is the whole grid's (see `_windowed`); `progress` draws a bar per pass.
+
     Raises:
         InputNotFoundError: a pass does not exist.
         InvalidRasterError: unreadable, no CRS, CRS not in metres, no green/red band, or no NIR band when
             `require_nir`.
         GridMismatchError: the passes' CRS differ or they do not overlap.
-        InvalidInputError: an option out of range, too few valid pixels, an exclusion layer without CRS or
-            polygons, `band_names` not one per band or holding an unknown name.
+        InvalidInputError: an option out of range (`block_px` under the texture window's halo), too few valid
+            pixels, an exclusion layer without CRS or polygons, `band_names` not one per band or holding an unknown
+            name.
     """
     _check({"min_ndvi_drop": min_ndvi_drop, "min_bsi_rise": min_bsi_rise, "min_brightness_rise": min_brightness_rise,
             "min_texture": min_texture, "min_area_m2": min_area_m2}, window_px)
+    check_block(block_px, window_px // 2, "the texture window")
     pass_iso = iso_pass_date(pass_date)
     zone_frame = _prepare_zones(zones) if zones is not None else None
+    footprints = _footprint_layer(exclude, "exclusion footprints", "no polygon in the layer (give building or site "
+                                                                   "outlines)")
     before, after = Path(before), Path(after)
-    old, new, transform, crs, resampled = _read_passes(before, after, require_nir, band_names)
-    valid = np.logical_and.reduce([np.isfinite(a) for a in (*old.values(), *new.values())])
-    if valid.sum() < MIN_FIT_PX:
-        raise InvalidInputError(f"{before} / {after}: only {int(valid.sum())} pixels valid in both passes "
-                                f"(at least {MIN_FIT_PX} needed to match their radiometry)")
-    gains, fit_r, normal = {}, {}, {}
-    for role in old:
-        gain, offset, r = _fit(old[role][valid], new[role][valid])
-        gains[role], fit_r[role] = (gain, offset), r
-        normal[role] = (new[role] - offset) / gain
-    weakest = min(fit_r.values())
-    if weakest < MIN_FIT_R:
-        role = min(fit_r, key=fit_r.__getitem__)
-        warnings.warn(f"{before} / {after}: band {role} correlates at r = {weakest:.2f} on unchanged ground; the "
-                      "passes are hardly comparable (cloud, haze, season): expect false candidates",
-                      DiagnosticsWarning, stacklevel=2)
-    first, second = _indices(old), _indices(normal)
-    if "ndvi" in first:
-        ndvi_drop = first["ndvi"] - second["ndvi"]
-        changed = np.nan_to_num(ndvi_drop) > min_ndvi_drop
-    else:
-        ndvi_drop = np.full(valid.shape, np.nan)
-        changed = np.nan_to_num(_ratio(second["brightness"] - first["brightness"], first["brightness"])) \
-            > min_brightness_rise
-    bsi_rise = second["bsi"] - first["bsi"] if "bsi" in first else np.full(valid.shape, np.nan)
-    changed |= np.nan_to_num(bsi_rise) > min_bsi_rise
-    texture = _texture(second["brightness"], valid & changed, window_px)
-    excluded = _building_mask(_footprints(exclude), valid.shape, transform, crs)
-    found = valid & ~excluded & changed & (np.nan_to_num(texture) > min_texture)
-    pixel_area = abs(transform.a * transform.e - transform.b * transform.d)
-    found = _clean(found, _sieve_size(None, min_area_m2, pixel_area)) & valid & ~excluded
-    labels, count = ndimage.label(found, structure=[[0, 1, 0], [1, 1, 1], [0, 1, 0]])
-    sites = _polygons(labels, transform, crs)
-    if count:
-        ids = sites["_label"].to_numpy()
-        rise = second["brightness"] - first["brightness"]
-        for column, values in (("ndvi_drop_mean", ndvi_drop), ("bsi_rise_mean", bsi_rise),
-                               ("brightness_rise_mean", rise), ("texture_mean", texture)):
-            sites[column] = np.asarray(ndimage.mean(np.nan_to_num(values, nan=np.nan), labels, ids), dtype=float)
+    rules = _Rules(min_ndvi_drop, min_bsi_rise, min_brightness_rise, min_texture, window_px)
+    with PassPair(before, after, _pass_roles(before, after, require_nir, band_names)) as pair:
+        windows = pair.blocks(block_px)
+        valid_px, gains, fit_r = _radiometry(pair, windows, progress)
+        if valid_px < MIN_FIT_PX:
+            raise InvalidInputError(f"{before} / {after}: only {valid_px} pixels valid in both passes "
+                                    f"(at least {MIN_FIT_PX} needed to match their radiometry)")
+        weakest = min(fit_r.values())
+        if weakest < MIN_FIT_R:
+            role = min(fit_r, key=fit_r.__getitem__)
+            warnings.warn(f"{before} / {after}: band {role} correlates at r = {weakest:.2f} on unchanged ground; "
+                          "the passes are hardly comparable (cloud, haze, season): expect false candidates",
+                          DiagnosticsWarning, stacklevel=2)
+        detect = _Detector(pair, gains, rules, Footprints(footprints, pair.transform, pair.crs))
+        sieve = Sieve(pair.height, pair.width, _sieve_size(None, min_area_m2, pair.pixel_area))
+        if sieve.active:
+            with stage("dumps-appearance: changed ground", len(windows), progress) as advance:
+                for window in windows:
+                    sieve.add(window, detect(window)["found"])
+                    advance(1)
+            sieve.resolve()
+        outlines = Outlines(pair.width, _MEANS)
+        with stage("dumps-appearance: candidates", len(windows), progress) as advance:
+            for window in windows:
+                block = detect(window)
+                outlines.add(window, sieve.apply(window, block["found"]) & block["keep"], block)
+                advance(1)
+        components = outlines.components(pair.transform)
+        crs, shape_, resampled, roles = pair.crs, (pair.height, pair.width), pair.resampled, pair.roles
+    sites = gpd.GeoDataFrame({c: [p.sums[c] / p.pixels for p in components] for c in _MEANS},
+                             geometry=[p.geometry for p in components], crs=crs).to_crs(LAMBERT93)
+    sites["area_m2"] = sites.geometry.area
     sites = sites[sites["area_m2"] >= min_area_m2].sort_values("area_m2", ascending=False, kind="stable")
     if sites.empty:
         frame = _empty_sites(pass_iso)
@@ -342,31 +327,87 @@ def appearance_change_candidates(
     frame["normalisation_r"] = weakest
     frame = gpd.GeoDataFrame(frame[[*APPEARANCE_COLUMNS, "geometry"]], geometry="geometry", crs=LAMBERT93)
     frame.attrs["pass_date"] = pass_iso
-    return AppearanceChange(frame, tuple(old), gains, fit_r, crs.to_string(), valid.shape, resampled,
-                            weakest >= MIN_FIT_R)
+    return AppearanceChange(frame, roles, gains, fit_r, crs.to_string(), shape_, resampled, weakest >= MIN_FIT_R)
 
 
-def _footprints(exclude: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame | None:
-    """The exclusion layer's polygons, or a clear error naming it."""
-    if exclude is None:
-        return None
-    if not isinstance(exclude, gpd.GeoDataFrame) or exclude.crs is None:
-        raise InvalidInputError("exclusion footprints: expected a GeoDataFrame with a CRS")
-    kept = exclude[exclude.geometry.notna() & ~exclude.geometry.is_empty]
-    if not kept.geom_type.isin(["Polygon", "MultiPolygon"]).any():
-        raise InvalidInputError("exclusion footprints: no polygon in the layer (give building or site outlines)")
-    return kept
+_MEANS = ("ndvi_drop_mean", "bsi_rise_mean", "brightness_rise_mean", "texture_mean")
+FIT_SAMPLE_PX = 1_000_000
+"""The radiometric fit uses every valid pixel of a grid up to this size, else those of a regular lattice (every
+k-th row and column, the same whatever the blocks) holding about this many. On real-based 2000² and 3000² pairs the
+gains stay within 8e-4 of the fit on every pixel, with the same candidates (BENCHMARKS.md)."""
 
 
-def _polygons(labels: np.ndarray, transform: Affine, crs: rasterio.crs.CRS) -> gpd.GeoDataFrame:
-    """One (multi)polygon per label, in EPSG:2154, with its area."""
-    pieces = [(shape(g), int(v)) for g, v in rasterio.features.shapes(labels.astype(np.int32), mask=labels > 0,
-                                                                      connectivity=4, transform=transform)]
-    frame = gpd.GeoDataFrame({"_label": [v for _, v in pieces]}, geometry=[g for g, _ in pieces], crs=crs)
-    frame = frame.dissolve("_label", as_index=False) if len(frame) else frame
-    frame = frame.to_crs(LAMBERT93)
-    frame["area_m2"] = frame.geometry.area
-    return frame
+def _radiometry(pair: PassPair, windows: list[Window],
+                progress: Progress) -> tuple[int, dict[str, tuple[float, float]], dict[str, float]]:
+    """Valid pixels in both passes, and per band the robust fit (gain, offset) and its correlation (`_fit`), on
+    the valid pixels of the sample lattice in raster order."""
+    step = max(1, math.ceil(math.sqrt(pair.size / FIT_SAMPLE_PX)))
+    index: list[np.ndarray] = []
+    olds: dict[str, list[np.ndarray]] = {r: [] for r in pair.roles}
+    news: dict[str, list[np.ndarray]] = {r: [] for r in pair.roles}
+    valid_px = 0
+    with stage("dumps-appearance: radiometry", len(windows), progress) as advance:
+        for window in windows:
+            old, new = pair.read(window)
+            valid = np.logical_and.reduce([np.isfinite(a) for a in (*old.values(), *new.values())])
+            valid_px += int(valid.sum())
+            rows = np.arange(int(window.row_off), int(window.row_off + window.height))
+            cols = np.arange(int(window.col_off), int(window.col_off + window.width))
+            valid &= ((rows % step) == 0)[:, None] & ((cols % step) == 0)[None, :]
+            index.append((rows[:, None] * pair.width + cols[None, :])[valid])
+            for role in pair.roles:
+                olds[role].append(old[role][valid])
+                news[role].append(new[role][valid])
+            advance(1)
+    order = np.argsort(np.concatenate(index), kind="stable")
+    gains, fit_r = {}, {}
+    if valid_px >= MIN_FIT_PX:
+        for role in pair.roles:
+            gain, offset, r = _fit(np.concatenate(olds[role])[order], np.concatenate(news[role])[order])
+            gains[role], fit_r[role] = (gain, offset), r
+    return valid_px, gains, fit_r
+
+
+@dataclass(frozen=True)
+class _Rules:
+    min_ndvi_drop: float
+    min_bsi_rise: float
+    min_brightness_rise: float
+    min_texture: float
+    window_px: int
+
+
+class _Detector:
+    """Changed, heterogeneous pixels of a block (read with the texture window's halo) and the values averaged per
+    candidate."""
+
+    def __init__(self, pair: PassPair, gains: dict[str, tuple[float, float]], rules: _Rules,
+                 excluded: Footprints) -> None:
+        self.pair, self.gains, self.rules, self.excluded = pair, gains, rules, excluded
+        self.halo = rules.window_px // 2
+
+    def __call__(self, window: Window) -> dict[str, np.ndarray]:
+        rules, halo = self.rules, self.halo
+        old, new = self.pair.read(grown(window, halo))
+        valid = np.logical_and.reduce([np.isfinite(a) for a in (*old.values(), *new.values())])
+        normal = {r: (new[r] - self.gains[r][1]) / self.gains[r][0] for r in new}
+        first, second = _indices(old), _indices(normal)
+        if "ndvi" in first:
+            ndvi_drop = first["ndvi"] - second["ndvi"]
+            changed = np.nan_to_num(ndvi_drop) > rules.min_ndvi_drop
+        else:
+            ndvi_drop = np.full(valid.shape, np.nan)
+            changed = np.nan_to_num(_ratio(second["brightness"] - first["brightness"], first["brightness"])) \
+                > rules.min_brightness_rise
+        bsi_rise = second["bsi"] - first["bsi"] if "bsi" in first else np.full(valid.shape, np.nan)
+        changed |= np.nan_to_num(bsi_rise) > rules.min_bsi_rise
+        texture = _texture(second["brightness"], valid & changed, rules.window_px)
+        core = (slice(halo, halo + int(window.height)), slice(halo, halo + int(window.width)))
+        keep = valid[core] & ~self.excluded.mask(window)
+        return {"found": keep & changed[core] & (np.nan_to_num(texture[core]) > rules.min_texture), "keep": keep,
+                "ndvi_drop_mean": ndvi_drop[core], "bsi_rise_mean": bsi_rise[core],
+                "brightness_rise_mean": (second["brightness"] - first["brightness"])[core],
+                "texture_mean": texture[core]}
 
 
 def _describe(sites: gpd.GeoDataFrame, pass_iso: str, before: Path, after: Path) -> gpd.GeoDataFrame:

@@ -259,6 +259,9 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
             sensitive: Annotated[list[str] | None, typer.Option(
                 help="NAME=FILE of a layer to measure distances to, in metres; repeatable. Features need a "
                      "'name' column.")] = None,
+            block: Annotated[int, typer.Option(
+                help="Side of the blocks read at once, pixels: memory grows with its square, never with the "
+                     "rasters' size.")] = 1024,
             zones_crs: ZonesCrsOption = None) -> None:
         """Dump candidates without labels: ground that rose between two height models (« candidats »)."""
         from geovigie.diagnostics import read_vector
@@ -268,12 +271,13 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
         if min_rise == 0:
             raise InvalidInputError("--min-rise 0: give a rise above 0 m (noise alone would cross it)")
         _finite(min_area, "--min-area", 0.0, 1e9)
+        _block(block, 2, "the stable-ground margin")
         layers = _sensitive(sensitive, zones_crs)
         footprints = read_vector(buildings, "buildings", crs=zones_crs) if buildings else None
         result = dump_change(dsm_before, dsm_after, settings_factory(), watch=watch,
                              pass_date=_day(pass_date, "--date"), min_rise_m=min_rise, min_area_m2=min_area,
                              buildings=footprints, zones=_zones(zones, crs=zones_crs) if zones else None,
-                             sensitive=layers or None)
+                             sensitive=layers or None, block_px=block, progress=True)
         _print_change(result)
 
     @diagnose_app.command("dumps-appearance")
@@ -303,6 +307,9 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
             sensitive: Annotated[list[str] | None, typer.Option(
                 help="NAME=FILE of a layer to measure distances to, in metres; repeatable. Features need a "
                      "'name' column.")] = None,
+            block: Annotated[int, typer.Option(
+                help="Side of the blocks read at once, pixels: memory grows with its square, never with the "
+                     "rasters' size.")] = 1024,
             zones_crs: ZonesCrsOption = None) -> None:
         """Dump candidates without labels: ground whose appearance turned bare and heterogeneous between two
         image passes (« candidats »)."""
@@ -314,6 +321,7 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
         _finite(min_area, "--min-area", 0.0, 1e9)
         if texture_window < 3 or texture_window % 2 == 0:
             raise InvalidInputError(f"--texture-window {texture_window}: give an odd number of pixels >= 3")
+        _block(block, texture_window // 2, "the texture window")
         layers = _sensitive(sensitive, zones_crs)
         footprints = read_vector(exclude, "exclusion footprints", crs=zones_crs) if exclude else None
         names = [b.strip() for b in bands.split(",")] if bands else None
@@ -324,7 +332,7 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
                                        min_texture=min_texture, window_px=texture_window, min_area_m2=min_area,
                                        require_nir=require_nir, band_names=names,
                                        exclude=footprints, zones=_zones(zones, crs=zones_crs) if zones else None,
-                                       sensitive=layers or None)
+                                       sensitive=layers or None, block_px=block, progress=True)
         _print_change(result)
 
     @diagnose_app.command("heat")
@@ -364,6 +372,12 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
         from geovigie.workflows import report as run
 
         err.print(f"report: {run(settings_factory(), out, title=title)}")
+
+
+def _block(block: int, halo: int, what: str) -> None:
+    if block < max(1, halo):
+        raise InvalidInputError(f"--block {block}: blocks must be at least {max(1, halo)} px, the halo {what} reads "
+                                "around each block")
 
 
 def _print_change(result: Any) -> None:

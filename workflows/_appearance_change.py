@@ -17,6 +17,7 @@ import geopandas as gpd
 
 from geovigie.diagnostics import (
     APPEARANCE_NOTE,
+    DEFAULT_BLOCK_PX,
     DEFAULT_MIN_NDVI_DROP,
     DEFAULT_MIN_TEXTURE,
     AppearanceChange,
@@ -24,6 +25,7 @@ from geovigie.diagnostics import (
     sensitive_zones,
     write_sites,
 )
+from geovigie.progress import Progress
 from geovigie.settings import Settings
 from geovigie.tiles import LayerSpec, VectorStyle
 from geovigie.workflows._dump_change import publish_candidates
@@ -62,6 +64,8 @@ def appearance_change(
     exclude: gpd.GeoDataFrame | None = None,
     zones: gpd.GeoDataFrame | None = None,
     sensitive: Mapping[str, gpd.GeoDataFrame] | None = None,
+    block_px: int = DEFAULT_BLOCK_PX,
+    progress: Progress = False,
 ) -> AppearanceChangeResult:
     """Find ground that turned bare and heterogeneous between two image passes; export it as « candidats ».
 
@@ -82,13 +86,16 @@ def appearance_change(
         exclude: footprints (buildings, quarries already known...) masked out of the detection.
         zones: communes for the INSEE code and name of each candidate.
         sensitive: layers to measure distances to (Natura 2000, ZNIEFF, water...), by short name.
+        block_px: side of the blocks read at once, pixels (memory grows with its square, not the raster's size).
+        progress: draw a bar per pass over the blocks (True), nothing, or report to a hook.
     """
     started = time.perf_counter()
     folder = watch_folder(settings, watch)
     change = appearance_change_candidates(before, after, pass_date=pass_date, min_ndvi_drop=min_ndvi_drop,
                                           min_texture=min_texture, window_px=window_px, min_area_m2=min_area_m2,
                                           require_nir=require_nir, band_names=band_names, exclude=exclude,
-                                          zones=zones)
+                                          zones=zones, block_px=block_px,
+                                          progress=progress)
     if sensitive:
         change = replace(change, candidates=sensitive_zones(change.candidates, sensitive))
     candidates = change.candidates

@@ -18,12 +18,14 @@ import pystac
 
 from geovigie.diagnostics import (
     CHANGE_NOTE,
+    DEFAULT_BLOCK_PX,
     DEFAULT_MIN_RISE_M,
     HeightChange,
     height_change_candidates,
     sensitive_zones,
     write_sites,
 )
+from geovigie.progress import Progress
 from geovigie.settings import Settings
 from geovigie.tiles import LayerSpec, Provenance, VectorStyle, publish_vector_layer, results_store_for
 from geovigie.workflows._dumps import watch_folder
@@ -57,6 +59,8 @@ def dump_change(
     buildings: gpd.GeoDataFrame | None = None,
     zones: gpd.GeoDataFrame | None = None,
     sensitive: Mapping[str, gpd.GeoDataFrame] | None = None,
+    block_px: int = DEFAULT_BLOCK_PX,
+    progress: Progress = False,
 ) -> DumpChangeResult:
     """Find ground that rose between `before` and `after` (height models) and export it as « candidats ».
 
@@ -71,11 +75,14 @@ def dump_change(
         buildings: building footprints, masked out of the detection.
         zones: communes for the INSEE code and name of each candidate.
         sensitive: layers to measure distances to (Natura 2000, ZNIEFF, water...), by short name.
+        block_px: side of the blocks read at once, pixels (memory grows with its square, not the raster's size).
+        progress: draw a bar per pass over the blocks (True), nothing, or report to a hook.
     """
     started = time.perf_counter()
     folder = watch_folder(settings, watch)
     change = height_change_candidates(before, after, pass_date=pass_date, min_rise_m=min_rise_m,
-                                      min_area_m2=min_area_m2, buildings=buildings, zones=zones)
+                                      min_area_m2=min_area_m2, buildings=buildings, zones=zones,
+                                      block_px=block_px, progress=progress)
     candidates = sensitive_zones(change.candidates, sensitive) if sensitive else change.candidates
     change = replace(change, candidates=candidates)
     files = write_sites(candidates, folder / "exports", f"candidats-change-{pass_date:%Y%m%d}")
