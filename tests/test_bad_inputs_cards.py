@@ -14,20 +14,13 @@ from geovigie.catalog.samples import SLOVENIA
 from geovigie.cli import app
 from geovigie.models import DEFAULT_BUNDLE, RETIRED_BUNDLES
 from geovigie.service import create_app
+from tests._support.cli import assert_one_error_line
 from tests._support.jobs import JOB
 from tests._support.writes import make_key, writes_settings
 from tests.conftest import SLOVENIA_SCENE, fresh_database
 from tests.training.conftest import tiny_config, write_toml
 
 BUNDLES_DIR = DEFAULT_BUNDLE.parent
-
-
-def _one_error(result, *words: str) -> None:  # noqa: ANN001
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert result.exit_code == 2, result.output
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    for word in words:
-        assert word in lines[0], (word, lines[0])
 
 
 def test_the_retired_bundles_are_gone_and_their_successors_shipped() -> None:
@@ -46,7 +39,7 @@ def test_predict_with_a_retired_bundle_names_its_successor(retired: str, form: s
     bundle = retired if form == "name" else str(BUNDLES_DIR / retired)
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["predict", str(SLOVENIA_SCENE), "--out", str(out), "--bundle", bundle])
-    _one_error(result, f"'{retired}' is retired", f"use '{RETIRED_BUNDLES[retired]}'")
+    assert_one_error_line(result, f"'{retired}' is retired", f"use '{RETIRED_BUNDLES[retired]}'")
     assert not out.exists()
 
 
@@ -55,7 +48,7 @@ def test_a_batch_task_naming_a_retired_bundle_is_one_error(catalog_dir: Path, tm
     config.write_text(f'source = "{catalog_dir}"\noutput_dir = "out"\ncollection = "{SLOVENIA}"\n'
                       '[[tasks]]\nkind = "landcover"\nbundle = "landcover-s2l1c-slovenia-v2"\n', encoding="utf-8")
     result = CliRunner().invoke(app, ["batch", str(config), "--no-progress"])
-    _one_error(result, "'landcover-s2l1c-slovenia-v2' is retired", "use 'landcover-s2l1c-slovenia-v4'")
+    assert_one_error_line(result, "'landcover-s2l1c-slovenia-v2' is retired", "use 'landcover-s2l1c-slovenia-v4'")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["job.toml"]  # no state, no output folder
 
 
@@ -90,6 +83,6 @@ def test_a_selection_scope_without_candidate_is_one_error(selection: dict, words
         selection=selection))
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["train", str(config), "--out", str(out), "--device", "cpu", "--quiet"])
-    _one_error(result, *words)
+    assert_one_error_line(result, *words)
     assert not out.exists()
 

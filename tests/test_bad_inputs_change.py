@@ -16,7 +16,7 @@ import rasterio
 from affine import Affine
 from shapely.geometry import Point
 
-from tests._support.figures import run_cli
+from tests._support.figures import assert_fails_cleanly
 from tests.conftest import DATA
 
 SCENE = DATA / "s2-l1c-slovenia" / "reference_scene_2.tif"
@@ -77,24 +77,8 @@ CASES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
-def _files(folder: Path) -> set[str]:
-    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
-
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_bad_input_gives_one_error_line(name: str, inputs: Path, tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    args, words = CASES[name]
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "none.toml").write_text("# no settings\n")
-    before, inputs_before = _files(work), _files(inputs)
-    code, stderr = run_cli([a.format(**{"in": str(inputs)}) for a in args], work, monkeypatch)
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert code == 2, stderr
-    assert "Traceback" not in stderr
-    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
-    for word in words:
-        assert word in lines[0], (word, lines[0])
-    assert _files(work) == before, _files(work) - before
-    assert _files(inputs) == inputs_before
+    assert_fails_cleanly(*CASES[name], inputs, tmp_path, monkeypatch)

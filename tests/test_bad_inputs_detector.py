@@ -17,7 +17,7 @@ import pytest
 import rasterio
 from affine import Affine
 
-from tests._support.figures import run_cli
+from tests._support.figures import assert_fails_cleanly
 from tests._support.lidar import write_lidar_layers
 
 TAGGED = "dump-sites-feedback@1"
@@ -101,24 +101,9 @@ CASES = {
 }
 
 
-def _files(folder: Path) -> set[str]:
-    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
-
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_bad_detector_input_gives_one_error_line(name: str, inputs: Path, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     case = CASES[name]
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "none.toml").write_text("# no settings\n")
-    before, inputs_before = _files(work), _files(inputs)
-    code, stderr = run_cli([a.format(**{"in": str(inputs)}) for a in case.args], work, monkeypatch)
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert code == 2, stderr
-    assert "Traceback" not in stderr
-    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
-    for word in case.words:
-        assert word.format(**{"in": str(inputs)}) in lines[0], (word, lines[0])
-    assert _files(work) == before, _files(work) - before
-    assert _files(inputs) == inputs_before
+    assert_fails_cleanly(case.args, case.words, inputs, tmp_path, monkeypatch)

@@ -19,7 +19,7 @@ from affine import Affine
 from shapely.geometry import Point, box
 
 from tests._support.feedback import DSM, feedback_config
-from tests._support.figures import run_cli
+from tests._support.figures import assert_fails_cleanly, files_under, run_cli
 
 
 @dataclass(frozen=True)
@@ -86,27 +86,12 @@ CASES = {
 }
 
 
-def _files(folder: Path) -> set[str]:
-    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
-
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_bad_input_gives_one_error_line(name: str, inputs: Path, tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     case = CASES[name]
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "none.toml").write_text("# no settings\n")
-    before, inputs_before = _files(work), _files(inputs)
-    code, stderr = run_cli([a.format(**{"in": str(inputs)}) for a in case.args], work, monkeypatch)
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert code == 2, stderr
-    assert "Traceback" not in stderr
-    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
-    for word in case.words:
-        assert word.format(**{"in": str(inputs)}) in lines[0], (word, lines[0])
-    assert _files(work) == before, _files(work) - before
-    assert _files(inputs) == inputs_before
+    assert_fails_cleanly(case.args, case.words, inputs, tmp_path, monkeypatch)
 
 
 # `geovigie train` on field feedback (the service's export) for the dump-site detector
@@ -144,7 +129,7 @@ def test_bad_feedback_labels_give_one_error_line(name: str, tmp_path: Path, monk
     work = tmp_path / "work"
     work.mkdir()
     (work / "none.toml").write_text("# no settings\n")
-    before = _files(work)
+    before = files_under(work)
     code, stderr = run_cli(["train", str(config), "--quiet", "--device", "cpu"], work, monkeypatch)
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert code == 2, stderr
@@ -152,4 +137,4 @@ def test_bad_feedback_labels_give_one_error_line(name: str, tmp_path: Path, monk
     assert len(lines) == 1 and lines[0].startswith("error: "), stderr
     for word in words:
         assert word in lines[0], (word, lines[0])
-    assert _files(work) == before, _files(work) - before
+    assert files_under(work) == before, files_under(work) - before

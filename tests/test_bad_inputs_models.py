@@ -12,18 +12,11 @@ from typer.testing import CliRunner
 
 from geovigie.cli import app
 from geovigie.models import DEFAULT_BUNDLE, load_bundle
+from tests._support.cli import assert_one_error_line
 from tests.conftest import SLOVENIA_SCENE
 from tests.training.conftest import tiny_config, write_toml
 
 HELD_OUT = {"mode": "leave-one-date-out", "holdout": "scene-3"}
-
-
-def _one_error(result, *words: str) -> None:  # noqa: ANN001
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert result.exit_code == 2, result.output
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    for word in words:
-        assert word in lines[0], (word, lines[0])
 
 
 @pytest.mark.parametrize(("name", "sections", "words"), [
@@ -41,7 +34,7 @@ def test_bad_normalisation_config(name: str, sections: dict, words: tuple[str, .
     config = write_toml(tmp_path / f"{name}.toml", tiny_config(**sections))
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["train", str(config), "--out", str(out), "--device", "cpu", "--quiet"])
-    _one_error(result, *words)
+    assert_one_error_line(result, *words)
     assert not out.exists()
 
 
@@ -60,5 +53,5 @@ def test_scene_normalised_bundle_on_a_raster_without_valid_pixel(tmp_path: Path,
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["predict", str(empty), "--out", str(out), "--product-level", "L1C",
                                       "--device", "cpu"])
-    _one_error(result, "empty.tif")
+    assert_one_error_line(result, "empty.tif")
     assert not out.exists() or not any(out.iterdir())

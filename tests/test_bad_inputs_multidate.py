@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from geovigie.cli import app
 from geovigie.models import ModelBundle
+from tests._support.cli import assert_one_error_line
 from tests._support.multidate import FOREST, dated_config, two_date_bundle
 from tests.training.conftest import SLOVENIA_DIR, tiny_config, write_toml
 
@@ -23,14 +24,6 @@ HELD_OUT = {"mode": "leave-one-date-out", "holdout": "scene-2"}
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> ModelBundle:
     return two_date_bundle(tmp_path_factory.mktemp("two-dates"))
-
-
-def _one_error(result, *words: str) -> None:  # noqa: ANN001
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert result.exit_code == 2, result.output
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    for word in words:
-        assert word in lines[0], (word, lines[0])
 
 
 def _variant(tmp_path: Path, name: str, *, crs: str | None = None, shift: float = 0.0, crop: bool = False,
@@ -67,7 +60,7 @@ def test_previous_pass_off_the_target_grid(name: str, change: dict, words: tuple
                                            tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GEOVIGIE_DATA_DIR", str(tmp_path / "data"))
     previous = _variant(tmp_path, name, **change)
-    _one_error(_predict(tmp_path, bundle.path, "--previous", str(previous)), *words)
+    assert_one_error_line(_predict(tmp_path, bundle.path, "--previous", str(previous)), *words)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").glob("*.tif"))
 
 
@@ -82,7 +75,7 @@ def test_wrong_number_of_passes(case: str, words: tuple[str, ...], bundle: Model
     extra = {"two-date-bundle-one-input": (bundle.path, []),
              "one-date-bundle-two-inputs": (None, ["--previous", str(PREVIOUS)]),  # the default: one date
              "missing-previous": (bundle.path, ["--previous", str(tmp_path / "nowhere.tif")])}[case]
-    _one_error(_predict(tmp_path, extra[0], *extra[1]), *words)
+    assert_one_error_line(_predict(tmp_path, extra[0], *extra[1]), *words)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").glob("*.tif"))
 
 
@@ -111,7 +104,7 @@ def test_bad_multi_date_config(name: str, config: dict, words: tuple[str, ...], 
     path = write_toml(tmp_path / f"{name}.toml", config)
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["train", str(path), "--out", str(out), "--device", "cpu", "--quiet"])
-    _one_error(result, *words)
+    assert_one_error_line(result, *words)
     assert not out.exists()  # refused before any file is written
 
 
@@ -125,4 +118,5 @@ def test_previous_pass_values_are_checked_like_the_input(bundle: ModelBundle, tm
     with rasterio.open(path, "w", **{**profile, "dtype": "uint16"}) as dst:
         dst.write(np.round(data * 10000).astype(np.uint16))
         dst.descriptions = names
-    _one_error(_predict(tmp_path, bundle.path, "--previous", str(path)), "digital-numbers.tif", "digital numbers")
+    result = _predict(tmp_path, bundle.path, "--previous", str(path))
+    assert_one_error_line(result, "digital-numbers.tif", "digital numbers")

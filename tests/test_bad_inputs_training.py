@@ -9,18 +9,11 @@ from typer.testing import CliRunner
 
 from geovigie.cli import app
 from geovigie.models import DEFAULT_BUNDLE
+from tests._support.cli import assert_one_error_line
 from tests.conftest import SLOVENIA_SCENE
 from tests.training.conftest import tiny_config, write_toml
 
 HELD_OUT = {"mode": "leave-one-date-out", "holdout": "scene-3"}
-
-
-def _one_error(result, *words: str) -> None:  # noqa: ANN001
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert result.exit_code == 2, result.output
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    for word in words:
-        assert word in lines[0], (word, lines[0])
 
 
 @pytest.mark.parametrize(("name", "sections", "words"), [
@@ -39,7 +32,7 @@ def test_bad_training_config(name: str, sections: dict, words: tuple[str, ...], 
     config = write_toml(tmp_path / f"{name}.toml", tiny_config(**sections))
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["train", str(config), "--out", str(out), "--device", "cpu", "--quiet"])
-    _one_error(result, *words)
+    assert_one_error_line(result, *words)
     assert not (out / "bundle").exists()
 
 
@@ -48,7 +41,7 @@ def test_pixel_classifier_on_torch_runtime_is_refused(tmp_path: Path, monkeypatc
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["predict", str(SLOVENIA_SCENE), "--out", str(out), "--bundle",
                                       str(DEFAULT_BUNDLE), "--runtime", "torch", "--product-level", "L1C"])
-    _one_error(result, "pixel-classifier", "use runtime onnx or auto")
+    assert_one_error_line(result, "pixel-classifier", "use runtime onnx or auto")
     assert not out.exists() or not any(out.iterdir())
 
 
@@ -70,6 +63,6 @@ def test_training_refused_before_any_work(name: str, changes: dict, options: lis
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["train", str(path), "--out", str(out), "--device", "cpu", "--quiet",
                                       *[o.format(tmp=tmp_path) for o in options]])
-    _one_error(result, *words)
+    assert_one_error_line(result, *words)
     assert not out.exists()
     assert (tmp_path / "existing.json").read_text() == "{}"

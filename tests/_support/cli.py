@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from typer.testing import Result
+
 from tests.conftest import DATA
 
 GEOVIGIE = str(Path(sys.executable).parent / "geovigie")
@@ -25,3 +27,12 @@ def assert_clean_error(done: subprocess.CompletedProcess, *needles: str) -> None
     assert done.stderr.startswith("error:")
     for needle in needles:
         assert needle in done.stderr
+
+
+def assert_one_error_line(result: Result, *words: str) -> None:
+    """An in-process (CliRunner) run that failed cleanly: exit 2 and one `error:` line naming every word."""
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2, result.output
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    for word in words:
+        assert word in lines[0], (word, lines[0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,29 @@ def run_cli(args: list[str], work: Path, monkeypatch: pytest.MonkeyPatch) -> tup
 
         traceback = "Traceback\n" + "".join(tb.format_exception(result.exception))
     return result.exit_code, result.stderr + traceback
+
+
+def files_under(folder: Path) -> set[str]:
+    """Every path below `folder`, relative to it."""
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+def assert_fails_cleanly(args: tuple[str, ...] | list[str], words: tuple[str, ...], inputs: Path, tmp_path: Path,
+                         monkeypatch: pytest.MonkeyPatch, setup: Callable[[Path], None] | None = None) -> None:
+    """Run the command line on a bad input (`{in}` in `args` and `words` is the `inputs` folder): exit 2, one
+    `error:` line naming every word, no traceback, nothing written in the working folder, the inputs untouched."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "none.toml").write_text("# no settings\n")
+    if setup is not None:
+        setup(work)
+    before, inputs_before = files_under(work), files_under(inputs)
+    code, stderr = run_cli([a.format(**{"in": str(inputs)}) for a in args], work, monkeypatch)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert code == 2, stderr
+    assert "Traceback" not in stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    for word in words:
+        assert word.format(**{"in": str(inputs)}) in lines[0], (word, lines[0])
+    assert files_under(work) == before, files_under(work) - before
+    assert files_under(inputs) == inputs_before

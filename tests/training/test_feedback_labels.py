@@ -24,6 +24,7 @@ from geovigie.inference import PredictOptions, predict
 from geovigie.models import load_bundle
 from geovigie.service import create_app
 from geovigie.training import LabelError, load_scenes, parse_config, run_experiment
+from tests._support.detector import stack as lidar_stack
 from tests._support.writes import make_key, two_dump_passes, writes_settings
 from tests.conftest import REPO
 
@@ -37,18 +38,6 @@ def _config(labels: Path, **label_options: Any) -> Any:
     return parse_config(data, CONFIG.parent, source=str(CONFIG))
 
 
-def _stack(dsm: Path, dtm: Path, path: Path) -> Path:
-    """The LiDAR mosaics as one 2-band raster (dsm, dtm), what the detector predicts on."""
-    with rasterio.open(dsm) as a, rasterio.open(dtm) as b:
-        profile = {"driver": "GTiff", "width": a.width, "height": a.height, "count": 2, "dtype": "float32",
-                   "crs": a.crs, "transform": a.transform, "nodata": a.nodata}
-        bands = np.stack([a.read(1), b.read(1)])
-    with rasterio.open(path, "w", **profile) as out:
-        out.write(bands)
-        out.descriptions = ("dsm", "dtm")
-    return path
-
-
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory, pgstac_cluster):
     from tests.conftest import fresh_database
@@ -60,9 +49,10 @@ def service(tmp_path_factory: pytest.TempPathFactory, pgstac_cluster):
         warnings.simplefilter("ignore")  # null volumes at the LiDAR edge: tested in tests/workflows
         _, second = two_dump_passes(settings, work)
     sites = second.sites[second.sites["status"] != "removed"].reset_index(drop=True)
-    stack = _stack(work / "lidar" / "montpellier-dsm.tif", work / "lidar" / "montpellier-dtm.tif", work / "stack.tif")
+    lidar = work / "lidar"
+    stacked = lidar_stack(lidar / "montpellier-dsm.tif", lidar / "montpellier-dtm.tif", work / "stack.tif")
     with TestClient(create_app(settings)) as client:
-        yield client, settings, sites, stack, work
+        yield client, settings, sites, stacked, work
 
 
 def _post(client: TestClient, key: str, site_id: str, status: str) -> None:
