@@ -32,6 +32,7 @@ from geovigie.diagnostics._dumps import (
     DETECTOR_COLUMNS,
     check_site_options,
     extract_sites,
+    observed_share,
     sensitive_zones,
     site_volumes,
     write_sites,
@@ -59,7 +60,14 @@ from geovigie.diagnostics._report_page import (
     raster_map_png,
     write_report,
 )
-from geovigie.diagnostics._tracking import alerts, history_table, track
+from geovigie.diagnostics._tracking import (
+    MIN_OBSERVED_SHARE,
+    STATUS_LABELS_FR,
+    STATUSES,
+    alerts,
+    history_table,
+    track,
+)
 from geovigie.diagnostics._vegetation import NdviSummary, check_ndvi_layer, ndvi_layer
 from geovigie.diagnostics._windowed import DEFAULT_BLOCK_PX
 from geovigie.diagnostics._zan_account import (
@@ -129,6 +137,10 @@ __all__ = [
     "TemperatureSummary",
     "alerts",
     "extract_sites",
+    "observed_share",
+    "MIN_OBSERVED_SHARE",
+    "STATUS_LABELS_FR",
+    "STATUSES",
     "grid_zones",
     "heat_island_layer",
     "heat_proxy_layer",

@@ -358,6 +358,44 @@ def extract_sites(
     return sites
 
 
+def observed_share(layer: str | Path | DetectorLayer, footprints: gpd.GeoSeries) -> np.ndarray:
+    """Share (0-1) of each footprint's pixels that hold data in the layer: what a pass observed of a site.
+
+    A pixel belongs to a footprint when its centre lies inside (every pixel it touches when no centre does);
+    pixels outside the layer count as not observed, so a footprint off the layer's extent has share 0. Valid
+    pixels are those `extract_sites` measures (not masked, and <= 250 in a probability layer).
+    """
+    resolved = layer if isinstance(layer, DetectorLayer) else detector_layer(layer)
+    shares = np.zeros(len(footprints))
+    if footprints.empty:
+        return shares
+    with _open(resolved.path) as src:
+        valid = src.read_masks(resolved.band) > 0
+        if resolved.kind == "probability":
+            valid &= src.read(resolved.band) <= PROBABILITY_MAX
+        geoms = footprints.to_crs(src.crs) if footprints.crs is not None else footprints
+        for k, geom in enumerate(geoms):
+            if geom is None or geom.is_empty:
+                continue
+            exact = from_bounds(*geom.bounds, transform=src.transform)
+            col0, row0 = math.floor(exact.col_off) - 1, math.floor(exact.row_off) - 1
+            col1 = math.ceil(exact.col_off + exact.width) + 1
+            row1 = math.ceil(exact.row_off + exact.height) + 1
+            window = Window(col0, row0, col1 - col0, row1 - row0)
+            shape_ = (row1 - row0, col1 - col0)
+            inside = rasterio.features.geometry_mask([geom], shape_, src.window_transform(window), invert=True)
+            if not inside.any():
+                inside = rasterio.features.geometry_mask([geom], shape_, src.window_transform(window), invert=True,
+                                                         all_touched=True)
+            seen = np.zeros(shape_, dtype=bool)
+            r0, c0 = max(row0, 0), max(col0, 0)
+            r1, c1 = min(row1, valid.shape[0]), min(col1, valid.shape[1])
+            if r1 > r0 and c1 > c0:
+                seen[r0 - row0:r1 - row0, c0 - col0:c1 - col0] = valid[r0:r1, c0:c1]
+            shares[k] = (inside & seen).sum() / inside.sum() if inside.any() else 0.0
+    return shares
+
+
 def _describe(sites: gpd.GeoDataFrame, pass_iso: str, candidate: bool, layer: DetectorLayer) -> gpd.GeoDataFrame:
     """Ids, provenance, detector, candidate note and empty commune / volume columns of freshly vectorised sites."""
     sites["detection_id"] = _detection_ids(pass_iso, sites["centroid_x_l93"].to_numpy(),

@@ -77,6 +77,7 @@ NO_DATA = "pas de données"
 NO_DATA_TEXT = NO_DATA
 COLUMN_LABELS = {
     "zone_id": "code", "zone_name": "zone", "site_id": "site", "status": "statut", "covered_fraction": "part couverte",
+    "observed_share": "part observée",
     "valid_fraction": "part valide", "zone_area_m2": "surface (m²)", "observed_area_ha": "observé (ha)",
     "ndvi_mean": "NDVI moyen", "ndvi_median": "NDVI médian", "ndvi_p10": "NDVI p10", "ndvi_p90": "NDVI p90",
     "dense_vegetation_share": "végétation dense", "sparse_vegetation_share": "végétation clairsemée",
@@ -90,7 +91,8 @@ COLUMN_LABELS = {
     "centroid_lat": "lat.", "centroid_lon": "lon.", "sites": "sites", "volume_uncertainty_m3": "± volume (m³)",
 }
 VALUE_LABELS = {"new": "nouveau", "grown": "agrandi", "persisting": "persistant", "shrunk": "réduit",
-                "removed": "disparu", "covered": "couverte", "partial": "partielle", "not_covered": "non couverte",
+                "not_observed": "non observé", "removed": "disparu", "covered": "couverte", "partial": "partielle",
+                "not_covered": "non couverte",
                 "confirmed": "confirmé", "false_alarm": "fausse alerte", "cleaned": "nettoyé"}
 """Statuses written in French in the tables (the CSV keeps the raw values)."""
 TEXT_COLUMNS = frozenset({"volume_note", "note", "track_note", "commune_name", "commune_code", "comment"})

@@ -1,4 +1,5 @@
-"""Dump-site tracking across passes: match, keep persistent ids, label new / persisting / grown / shrunk / removed.
+"""Dump-site tracking across passes: match, keep persistent ids, label new / persisting / grown / shrunk /
+not observed / removed.
 
 `track` takes the tracked frame of the previous pass (or None for the first pass) and the sites of the new pass
 (`extract_sites` output) and returns the tracked frame of the new pass plus a history table. The tracked frame
@@ -9,6 +10,7 @@ all the state there is.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import geopandas as gpd
@@ -18,22 +20,34 @@ import pandas as pd
 from geovigie.errors import InvalidInputError
 from geovigie.types import LAMBERT93
 
-STATUSES = ("new", "grown", "shrunk", "persisting", "removed")
+STATUSES = ("new", "grown", "shrunk", "persisting", "not_observed", "removed")
+STATUS_LABELS_FR = {"new": "nouveau", "grown": "agrandi", "shrunk": "réduit", "persisting": "persistant",
+                    "not_observed": "non observé", "removed": "disparu"}
+"""French label of each status (outputs keep the raw value)."""
+MIN_OBSERVED_SHARE = 0.5
+"""An unmatched earlier site counts as observed (so "removed") when at least this share of its footprint's pixels
+is valid in the new pass; below, it is "not_observed" and carried on."""
+PARTLY_OBSERVED_BELOW = 0.99
+"""A matched site with less than this share of its last footprint observed is compared on the observed part (a
+pixel or two of nodata, as LiDAR gaps leave, changes no status)."""
 ALERT_STATUSES = ("new", "grown")
 TRACK_COLUMNS = ["site_id", "status", "first_seen", "last_seen", "previous_area_m2", "area_ratio", "match",
-                 "track_note", "area_history", "status_history"]
+                 "track_note", "observed_share", "area_history", "status_history"]
 _CURRENT_NEEDS = ("detection_id", "area_m2", "pass_date")
 _PREVIOUS_NEEDS = ("site_id", "status", "pass_date", "area_m2", "first_seen", "last_seen", "area_history",
                    "status_history")
 
 
-def _check_ratios(grow_ratio: float, shrink_ratio: float, max_distance_m: float) -> None:
+def _check_ratios(grow_ratio: float, shrink_ratio: float, max_distance_m: float, min_observed: float) -> None:
     if not grow_ratio > 1:
         raise InvalidInputError(f"grow_ratio {grow_ratio}: must be > 1")
     if not 0 < shrink_ratio < 1:
         raise InvalidInputError(f"shrink_ratio {shrink_ratio}: must be in (0, 1)")
     if not max_distance_m >= 0:
         raise InvalidInputError(f"max_distance_m {max_distance_m}: must be >= 0")
+    if not 0 < min_observed <= 1:
+        raise InvalidInputError(f"min_observed {min_observed}: must be in (0, 1] (share of a site's footprint "
+                                "observed by the new pass)")
 
 
 def _check_frame(frame: gpd.GeoDataFrame, needs: tuple[str, ...], what: str) -> gpd.GeoDataFrame:
@@ -105,8 +119,9 @@ def _distance_pairs(current: gpd.GeoDataFrame, active: gpd.GeoDataFrame, cur_row
 
 
 def _match(current: gpd.GeoDataFrame, active: gpd.GeoDataFrame,
-           max_distance_m: float) -> tuple[dict[int, tuple[int, str]], dict[int, str], dict[int, str]]:
-    """Matches current row -> (previous row, how), notes on split-off current rows and merged previous rows."""
+           max_distance_m: float) -> tuple[dict[int, tuple[int, str]], dict[int, int], dict[int, str]]:
+    """Matches current row -> (previous row, how), split-off current row -> the previous row it was split from,
+    and notes on merged previous rows."""
     overlaps = _overlap_pairs(current, active)
     by_overlap = _greedy(overlaps, "overlap", ascending=False)
     matched = {cur: (prev, "overlap") for cur, prev in by_overlap.items()}
@@ -115,7 +130,7 @@ def _match(current: gpd.GeoDataFrame, active: gpd.GeoDataFrame,
     merged: dict[Any, Any] = {}
     for cur, prev in zip(overlaps["cur"], overlaps["prev"], strict=True):
         if cur not in matched and prev in taken:
-            split.setdefault(int(cur), f"split from {active.at[prev, 'site_id']}")
+            split.setdefault(int(cur), int(prev))
         if prev not in taken and cur in matched:
             merged.setdefault(int(prev), f"merged into {active.at[matched[cur][0], 'site_id']}")
     free_cur = [i for i in range(len(current)) if i not in matched and i not in split]
@@ -133,27 +148,44 @@ def _status(ratio: float, grow_ratio: float, shrink_ratio: float) -> str:
     return "persisting"
 
 
-def _with_history(history: str | None, pass_iso: str, value: float | str) -> str:
+def _last_area(row: pd.Series) -> float:
+    """The site's last wholly measured area: its area, or the one before when its pass did not observe it, or
+    observed only part of it."""
+    area, share = row["area_m2"], row.get("observed_share", np.nan)
+    partly = pd.notna(share) and share < PARTLY_OBSERVED_BELOW
+    return float(row["previous_area_m2"]) if (pd.isna(area) or partly) and "previous_area_m2" in row else float(area)
+
+
+def _with_history(history: str | None, pass_iso: str, value: float | str | None) -> str:
     entries = json.loads(history) if history else {}
     entries[pass_iso] = value
     return json.dumps(entries, ensure_ascii=False)
 
 
 def _current_rows(current: gpd.GeoDataFrame, active: gpd.GeoDataFrame | None, pass_iso: str,
-                  matches: dict[int, tuple[int, str]], split: dict[int, str],
+                  matches: dict[int, tuple[int, str]], split: dict[int, int], shares: dict[int, float],
                   ratios: tuple[float, float]) -> gpd.GeoDataFrame:
     rows = current.copy()
+    areas = rows["area_m2"].to_numpy(dtype=float)
     values: dict[str, list] = {name: [] for name in TRACK_COLUMNS}
-    for i, area in enumerate(rows["area_m2"].to_numpy(dtype=float)):
+    for i, area in enumerate(areas):
         if i in matches and active is not None:
             prev = active.loc[matches[i][0]]
-            ratio = area / prev["area_m2"] if prev["area_m2"] > 0 else float("inf")
+            before, share, note = _last_area(prev), shares.get(matches[i][0], 1.0), None
+            if 0 < share < PARTLY_OBSERVED_BELOW:  # compare what was seen (split-off pieces too) with that part
+                seen = area + sum(areas[j] for j, p in split.items() if p == matches[i][0])
+                note = (f"partly observed: {share:.0%} of its last footprint valid in this pass; {seen:.0f} m² seen "
+                        f"against {before * share:.0f} of {before:.0f} m²")
+                area, before = seen, before * share
+            ratio = area / before if before > 0 else float("inf")
             status = _status(ratio, *ratios)
-            entry = [prev["site_id"], status, prev["first_seen"], pass_iso, float(prev["area_m2"]), ratio,
-                     matches[i][1], None, _with_history(prev["area_history"], pass_iso, area),
+            entry = [prev["site_id"], status, prev["first_seen"], pass_iso, _last_area(prev), ratio,
+                     matches[i][1], note, shares.get(matches[i][0], np.nan),
+                     _with_history(prev["area_history"], pass_iso, areas[i]),
                      _with_history(prev["status_history"], pass_iso, status)]
         else:
-            entry = [rows.at[i, "detection_id"], "new", pass_iso, pass_iso, np.nan, np.nan, None, split.get(i),
+            note = f"split from {active.at[split[i], 'site_id']}" if i in split and active is not None else None
+            entry = [rows.at[i, "detection_id"], "new", pass_iso, pass_iso, np.nan, np.nan, None, note, np.nan,
                      _with_history(None, pass_iso, area), _with_history(None, pass_iso, "new")]
         for name, value in zip(TRACK_COLUMNS, entry, strict=True):
             values[name].append(value)
@@ -162,9 +194,10 @@ def _current_rows(current: gpd.GeoDataFrame, active: gpd.GeoDataFrame | None, pa
     return rows
 
 
-def _removed_rows(active: gpd.GeoDataFrame, gone: list[int], merged: dict[int, str], pass_iso: str) -> gpd.GeoDataFrame:
+def _removed_rows(active: gpd.GeoDataFrame, gone: list[int], merged: dict[int, str], shares: dict[int, float],
+                  pass_iso: str) -> gpd.GeoDataFrame:
     rows = active.loc[gone].copy()
-    rows["previous_area_m2"] = rows["area_m2"].astype(float)
+    rows["previous_area_m2"] = [_last_area(active.loc[i]) for i in gone]
     rows["area_m2"] = 0.0
     if "area_ha" in rows.columns:
         rows["area_ha"] = 0.0
@@ -174,9 +207,39 @@ def _removed_rows(active: gpd.GeoDataFrame, gone: list[int], merged: dict[int, s
     rows["detection_id"] = None
     rows["match"] = None
     rows["track_note"] = [merged.get(i) for i in gone]
+    rows["observed_share"] = [shares.get(i, np.nan) for i in gone]
     rows["area_history"] = [_with_history(h, pass_iso, 0.0) for h in rows["area_history"]]
     rows["status_history"] = [_with_history(h, pass_iso, "removed") for h in rows["status_history"]]
     return rows
+
+
+def _unobserved_rows(active: gpd.GeoDataFrame, unseen: list[int], shares: dict[int, float],
+                     pass_iso: str) -> gpd.GeoDataFrame:
+    """Earlier sites the new pass did not observe: same id and footprint, area not measured (NaN)."""
+    rows = active.loc[unseen].copy()
+    rows["previous_area_m2"] = [_last_area(active.loc[i]) for i in unseen]
+    rows["area_m2"] = np.nan
+    if "area_ha" in rows.columns:
+        rows["area_ha"] = np.nan
+    rows["area_ratio"] = np.nan
+    rows["status"] = "not_observed"
+    rows["pass_date"] = pass_iso
+    rows["detection_id"] = None
+    rows["match"] = None
+    rows["track_note"] = [f"not observed: {shares[i]:.0%} of its footprint valid in this pass; last seen "
+                          f"{str(active.at[i, 'last_seen'])[:10]}" for i in unseen]
+    rows["observed_share"] = [shares[i] for i in unseen]
+    rows["area_history"] = [_with_history(h, pass_iso, None) for h in rows["area_history"]]
+    rows["status_history"] = [_with_history(h, pass_iso, "not_observed") for h in rows["status_history"]]
+    return rows
+
+
+def _shares(observed: Callable[[gpd.GeoSeries], np.ndarray], footprints: gpd.GeoSeries,
+            rows: list[int]) -> dict[int, float]:
+    values = np.asarray(observed(footprints), dtype=float).ravel() if rows else np.empty(0)
+    if len(values) != len(rows) or not np.all((values >= 0) & (values <= 1)):
+        raise InvalidInputError(f"observed: expected {len(rows)} shares in [0, 1], got {values.tolist()[:5]}")
+    return dict(zip(rows, values.tolist(), strict=True))
 
 
 def _order(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -197,8 +260,9 @@ def history_table(tracked: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
                                               tracked.geometry, strict=True):
         area_by_pass, status_by_pass = json.loads(areas), json.loads(statuses)
         for pass_iso in sorted(area_by_pass, key=lambda t: _timestamp(t, "history")):
+            area = area_by_pass[pass_iso]
             rows.append({"site_id": site_id, "pass_date": pass_iso, "status": status_by_pass.get(pass_iso),
-                         "area_m2": float(area_by_pass[pass_iso])})
+                         "area_m2": np.nan if area is None else float(area)})
             geoms.append(geom)
     columns = ["site_id", "pass_date", "status", "area_m2"]
     return gpd.GeoDataFrame(pd.DataFrame(rows, columns=columns), geometry=gpd.GeoSeries(geoms, crs=tracked.crs),
@@ -212,15 +276,24 @@ def track(
     grow_ratio: float = 1.2,
     shrink_ratio: float = 0.8,
     max_distance_m: float = 20.0,
+    observed: Callable[[gpd.GeoSeries], np.ndarray] | None = None,
+    min_observed: float = MIN_OBSERVED_SHARE,
 ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """Match the sites of a new pass to the previous pass's tracked sites and give each a status.
 
     Matching is one-to-one: first by overlap (largest intersection first), then, for what is left, by nearest
     centroid within `max_distance_m`. A matched site keeps the previous `site_id` (the `detection_id` of the pass
     where it was first seen) and is "grown" when area / previous area >= `grow_ratio`, "shrunk" when
-    <= `shrink_ratio`, else "persisting". An unmatched current site is "new" (a site overlapping an already
+    <= `shrink_ratio`, else "persisting"; a site whose last footprint the pass observed only in part (share in
+    (0, 0.99) by `observed`) is compared on that part: area seen (pieces split off it included) against its last
+    area × the share, with a `track_note` saying so. An unmatched current site is "new" (a site overlapping an already
     matched one gets the note "split from ..."). An unmatched previous site is returned once more as "removed",
-    with its last footprint, area_m2 = 0 and the note "merged into ..." when it overlaps a matched current site.
+    with its last footprint, area_m2 = 0 and the note "merged into ..." when it overlaps a matched current site,
+    unless the new pass did not observe it: an unmatched, unmerged previous site of which less than
+    `min_observed` of the footprint was observed (`observed`: the share of valid pixels under each footprint;
+    a site exactly at `min_observed` counts as observed) is "not_observed": same id, footprint and attributes,
+    area_m2 NaN (not measured), previous_area_m2 its last measured area, carried on to the next pass where it is
+    matched (persisting / grown / shrunk, against that area), removed or not observed again.
     Sites removed in an earlier pass are not carried on.
 
     Args:
@@ -229,21 +302,28 @@ def track(
         grow_ratio: area ratio from which a site counts as grown (> 1).
         shrink_ratio: area ratio up to which a site counts as shrunk (in (0, 1)).
         max_distance_m: largest centroid distance for a match without overlap, metres.
+            `observed_share` (a column of the result) is the share of each earlier site's last footprint the new
+            pass observed (NaN for new sites, or without `observed`); a partly observed site keeps its last whole
+            area as the reference for the next pass.
+        observed: share (0-1) of each footprint (EPSG:2154 GeoSeries) observed by the new pass; None: all of it.
+        min_observed: smallest observed share for an unmatched site to count as removed, in (0, 1].
 
     Returns:
-        (tracked, history): the current sites plus the removed ones, with `TRACK_COLUMNS` added (new, grown, shrunk,
-        persisting, removed; largest first), and `history_table(tracked)`.
+        (tracked, history): the current sites plus the removed ones, with `TRACK_COLUMNS` added (`STATUSES` order, then
+        largest first), and `history_table(tracked)`.
 
     Raises:
-        InvalidInputError: bad ratios, missing columns, no CRS, duplicate ids, several pass dates in `current`,
-            or a current pass not later than the previous one.
+        InvalidInputError: bad ratios or min_observed, missing columns, no CRS, duplicate ids, several pass dates in
+            `current`, a current pass not later than the previous one, or `observed` giving one share per footprint
+            out of [0, 1].
     """
-    _check_ratios(grow_ratio, shrink_ratio, max_distance_m)
+    _check_ratios(grow_ratio, shrink_ratio, max_distance_m, min_observed)
     current = _check_frame(current, _CURRENT_NEEDS, "current sites")
     pass_iso = _pass_date(current)
     if current["detection_id"].duplicated().any():
         raise InvalidInputError("current sites: duplicate detection_id values")
-    active, gone = None, []
+    active, gone, unseen = None, [], []
+    shares: dict[int, float] = {}
     matches: dict[Any, Any] = {}
     split: dict[Any, Any] = {}
     merged: dict[Any, Any] = {}
@@ -259,8 +339,17 @@ def track(
         matches, split, merged = _match(current, active, max_distance_m)
         taken = {prev for prev, _ in matches.values()}
         gone = [i for i in active.index if i not in taken]
-    rows = _current_rows(current, active, pass_iso, matches, split, (grow_ratio, shrink_ratio))
-    parts = [rows] if active is None or not gone else [rows, _removed_rows(active, gone, merged, pass_iso)]
+        if observed is not None and len(active):
+            shares = _shares(observed, active.geometry, list(active.index))
+            # merged: its material was seen in a current site
+            unseen = [i for i in gone if i not in merged and not shares[i] >= min_observed]
+            gone = [i for i in gone if i not in unseen]
+    rows = _current_rows(current, active, pass_iso, matches, split, shares, (grow_ratio, shrink_ratio))
+    parts = [rows]
+    if active is not None and unseen:
+        parts.append(_unobserved_rows(active, unseen, shares, pass_iso))
+    if active is not None and gone:
+        parts.append(_removed_rows(active, gone, merged, shares, pass_iso))
     tracked = pd.concat(parts, ignore_index=True) if len(parts) > 1 else rows
     tracked = _order(gpd.GeoDataFrame(tracked, geometry="geometry", crs=LAMBERT93))
     first = ["site_id", "status", "first_seen", "last_seen"]

@@ -201,17 +201,23 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
               sensitive: Annotated[list[str] | None, typer.Option(
                   help="NAME=FILE of a layer to measure distances to, in metres (Natura 2000, ZNIEFF, water); "
                        "repeatable. Features need a 'name' column.")] = None,
+              min_observed: Annotated[float, typer.Option(
+                  help="Share of an earlier site's footprint this pass must observe (pixels with data) to call it "
+                       "removed; below it is not_observed (« non observé ») and kept, 0-1.")] = 0.5,
               zones_crs: ZonesCrsOption = None) -> None:
         """Dump sites of a pass: polygons, areas, volumes, communes, status against earlier passes, exports."""
         from geovigie.workflows import dump_sites
 
         _finite(min_height, "--min-height", 0.0, 1000.0)
+        if not 0 < min_observed <= 1:  # NaN fails too
+            raise InvalidInputError(f"--min-observed {min_observed}: give a share in (0, 1] (0.5: half of a site's "
+                                    "footprint observed)")
         layers = _sensitive(sensitive, zones_crs)
         result = dump_sites(layer, settings_factory(), watch=watch, pass_date=_day(pass_date, "--date"),
                             candidate=False if validated else None, threshold=threshold, class_value=class_value,
                             class_name=class_name, bundle=bundle, min_area_m2=min_area, dsm=dsm, dtm=dtm,
                             zones=_zones(zones, crs=zones_crs) if zones else None, sensitive=layers or None,
-                            min_height_m=min_height)
+                            min_height_m=min_height, min_observed=min_observed)
         sites = result.sites
         label = result.layer.kind if result.layer else ""
         err.print(f"{label}: {result.layer.detail if result.layer else ''}; {len(result.alerts)} alerts",
@@ -226,6 +232,11 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
             partial = sites[sites["nodata_px"].fillna(0) > 0]
             err.print(f"nodata inside sites: {int(partial['nodata_px'].sum())} px in {len(partial)} of {len(sites)} "
                       "sites (not counted in their area nor probability)", soft_wrap=True)
+        unseen = int((sites["status"] == "not_observed").sum()) if "status" in sites.columns else 0
+        if unseen:
+            err.print(f"not observed (non observé): {unseen} earlier sites under this pass's nodata (less than "
+                      f"{min_observed:.0%} of their footprint observed), kept with their ids, not removed",
+                      soft_wrap=True)
         if dsm is not None and "volume_note" in sites.columns and len(sites):
             null = sites[sites["volume_m3"].isna()]
             err.print(f"volumes: {len(sites) - len(null)} of {len(sites)} sites measured"

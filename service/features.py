@@ -40,7 +40,8 @@ CSV_COLUMNS = ("watch", "site_id", "status", "pass_date", "first_seen", "last_se
 
 Watch = Annotated[str | None, Query(max_length=100, pattern=NO_NUL, description="Only this watch.")]
 Status = Annotated[str | None, Query(max_length=20, pattern=NO_NUL,
-                                     description="Only this status (new, persisting, removed...).")]
+                                     description="Only this status (new, grown, shrunk, persisting, "
+                                                 "not_observed, removed).")]
 
 
 def _checked_filter(query: Annotated[str | None, Query(alias="filter", description="CQL2 filter")] = None,

@@ -74,6 +74,8 @@ class DumpsIn(BaseModel):
     min_area_m2: float = Field(20.0, ge=0, le=1e7, description="Smallest site, m².")
     min_height_m: float = Field(0.2, ge=0, le=1000, description="Height above terrain a pixel must exceed to count "
                                 "in a volume, m.")
+    min_observed: float = Field(0.5, gt=0, le=1, description="Share of an earlier site's footprint the pass must "
+                                "observe (pixels with data) to call it removed; below, it is not_observed.")
     zones: Zones = Field(None, description="Communes naming each site (" + ZONES_HELP + ")")
     sensitive: dict[Annotated[str, Field(pattern=SHORT_NAME)], dict[str, Any]] | None = Field(
         None, max_length=8, description="Layers to measure distances to, by short name: GeoJSON FeatureCollections "

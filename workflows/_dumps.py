@@ -23,12 +23,16 @@ from geovigie.catalog.stac import check_id
 from geovigie.diagnostics import (
     CANDIDATE_NOTE,
     DEFAULT_MIN_HEIGHT_M,
+    MIN_OBSERVED_SHARE,
+    STATUS_LABELS_FR,
+    STATUSES,
     DetectorLayer,
     alerts,
     check_site_options,
     detector_input,
     extract_sites,
     history_table,
+    observed_share,
     sensitive_zones,
     site_volumes,
     track,
@@ -36,6 +40,7 @@ from geovigie.diagnostics import (
     write_sites,
     write_vector,
 )
+from geovigie.errors import InvalidInputError
 from geovigie.settings import Settings
 from geovigie.tiles import (
     Layer,
@@ -102,8 +107,14 @@ def dump_sites(
     sensitive: Mapping[str, gpd.GeoDataFrame] | None = None,
     source_note: str = "",
     min_height_m: float = DEFAULT_MIN_HEIGHT_M,
+    min_observed: float = MIN_OBSERVED_SHARE,
 ) -> DumpPassResult:
     """Process one pass of a dump probability or class layer for the watch `watch`.
+
+    A pass that observed only part of the area (nodata over clouds, a swath edge, a missing tile) does not remove
+    the earlier sites it could not see: an earlier site not found again is "not_observed" (« non observé », kept
+    with its id and carried on) when less than `min_observed` of its footprint's pixels hold data in `layer`, and
+    "removed" only when at least that share was observed. A layer of nodata only records no pass at all.
 
     One pass of a watch runs at a time (a lock on the watch's folder): two runs of the same pass at once leave one
     consistent set of snapshot, exports and published layer, the last one's.
@@ -129,6 +140,7 @@ def dump_sites(
         sensitive: layers to measure distances to (Natura 2000, ZNIEFF, water...), by short name.
         source_note: what the layer is, written into the published layer's description.
         min_height_m: height above terrain a pixel must exceed to count in a volume (its whole height counts).
+        min_observed: share of an earlier site's footprint the pass must observe to call it removed, in (0, 1].
     """
     started = time.perf_counter()
     day = _as_date(pass_date)
@@ -137,24 +149,34 @@ def dump_sites(
                               claimed_validated=candidate is False)
     candidate = not detector.validated if candidate is None else bool(candidate)
     check_site_options(threshold, detector.class_value, min_area_m2)  # before the lock creates the watch's folder
+    check_min_observed(min_observed)
     with folder_lock(folder):
         return _dump_pass(detector, settings, folder, watch, day, candidate, started, threshold=threshold,
                           min_area_m2=min_area_m2, zones=zones, dsm=dsm, dtm=dtm, sensitive=sensitive,
-                          source_note=source_note, min_height_m=min_height_m)
+                          source_note=source_note, min_height_m=min_height_m, min_observed=min_observed)
+
+
+def check_min_observed(min_observed: float) -> None:
+    """The observed share that makes an unseen earlier site "removed": a number in (0, 1]."""
+    if isinstance(min_observed, bool) or not isinstance(min_observed, int | float) or not 0 < min_observed <= 1:
+        raise InvalidInputError(f"min_observed {min_observed!r}: give the share of a site's footprint a pass must "
+                                "observe to call it removed, in (0, 1] (default 0.5)")
 
 
 def _dump_pass(detector: DetectorLayer, settings: Settings, folder: Path, watch: str, day: date, candidate: bool,
                started: float, *, threshold: float, min_area_m2: float, zones: gpd.GeoDataFrame | None,
                dsm: str | Path | None, dtm: str | Path | None, sensitive: Mapping[str, gpd.GeoDataFrame] | None,
-               source_note: str, min_height_m: float) -> DumpPassResult:
+               source_note: str, min_height_m: float, min_observed: float) -> DumpPassResult:
     """`dump_sites` once the layer is resolved, holding the watch's lock."""
     sites = extract_sites(detector, threshold=threshold, min_area_m2=min_area_m2, pass_date=day,
                           candidate=candidate, zones=zones)
     blind = sites.attrs.get("valid_px") == 0  # nothing observed: earlier sites are not "removed" by this pass
+    valid_px, nodata_px = int(sites.attrs.get("valid_px", 0)), int(sites.attrs.get("nodata_px", 0))
     sites = site_volumes(sites, dsm, dtm, min_height_m=min_height_m)
     if sensitive:
         sites = sensitive_zones(sites, sensitive)
-    tracked, _ = track(None if blind else _previous_snapshot(folder, day), sites)
+    tracked, _ = track(None if blind else _previous_snapshot(folder, day), sites,
+                       observed=lambda footprints: observed_share(detector, footprints), min_observed=min_observed)
     if not blind:
         write_vector(tracked, folder / "passes" / f"{day:%Y%m%d}.gpkg")
     news = alerts(tracked)
@@ -166,7 +188,8 @@ def _dump_pass(detector: DetectorLayer, settings: Settings, folder: Path, watch:
     files["history_csv"] = write_csv(history, exports / f"history-{day:%Y%m%d}.csv")
     kind = "candidats (not a validated dump detector)" if candidate else "dump sites"
     counts = {str(k): int(v) for k, v in tracked["status"].value_counts().items()} if not tracked.empty else {}
-    found = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    found = ", ".join(f"{counts[s]} {s}" + (f" ({STATUS_LABELS_FR[s]})" if s == "not_observed" else "")
+                      for s in STATUSES if s in counts)
     if blind:
         found = (f"no site: the layer holds only nodata ({sites.attrs.get('nodata_px', 0)} px); nothing was "
                  "observed, so no pass was recorded and earlier sites stay as they were")
@@ -179,7 +202,9 @@ def _dump_pass(detector: DetectorLayer, settings: Settings, folder: Path, watch:
     layer_id = f"dumps-{watch}"
     properties: dict[str, object] = {
         "geovigie:diagnostic": "dump-sites", "geovigie:watch": watch, "geovigie:candidate": candidate,
-        "geovigie:status_counts": counts, "geovigie:observed": not blind}
+        "geovigie:status_counts": counts, "geovigie:observed": not blind,
+        "geovigie:observed_share": round(valid_px / total_px, 4) if (total_px := valid_px + nodata_px) else None,
+        "geovigie:min_observed": min_observed}
     if detector.bundle_id:
         properties["geovigie:detector"] = {
             "bundle": detector.bundle_id, "version": detector.bundle_version, "class": detector.class_name,
@@ -189,9 +214,9 @@ def _dump_pass(detector: DetectorLayer, settings: Settings, folder: Path, watch:
     published = publish_vector_layer(results_store_for(settings), files["geojson"], LayerSpec(
         layer_id, title, "vector", description=description.strip(), properties=properties,
         style=VectorStyle(color="#d7301f", label="site_id",
-                          popup=("site_id", "status", "area_m2", "mean_confidence", "max_confidence", "volume_m3",
-                                 "volume_uncertainty_m3", "volume_note", "commune_name", "first_seen", "last_seen",
-                                 "candidate", "model_bundle")),
+                          popup=("site_id", "status", "observed_share", "area_m2", "mean_confidence", "max_confidence",
+                                 "volume_m3", "volume_uncertainty_m3", "volume_note", "commune_name", "first_seen",
+                                 "last_seen", "candidate", "model_bundle")),
     ), Provenance(inputs=[str(detector.path.resolve())], lineage=description.strip(),
                   bundle_id=detector.bundle_id, bundle_card=detector.card_path,
                   datetime=datetime(day.year, day.month, day.day, tzinfo=UTC),

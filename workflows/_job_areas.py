@@ -144,7 +144,7 @@ def run_dumps(settings: Settings, job_id: str, request: dict[str, Any], say: Say
                             threshold=spec.get("threshold", 0.5), min_area_m2=spec.get("min_area_m2", 20.0),
                             zones=zones, dsm=dsm, dtm=dtm, sensitive=_sensitive(spec.get("sensitive")),
                             source_note="" if spec.get("layer") else STANDIN_NOTE,
-                            min_height_m=spec.get("min_height_m", 0.2))
+                            min_height_m=spec.get("min_height_m", 0.2), min_observed=spec.get("min_observed", 0.5))
     if result.note:
         say(f"note: {result.note}")
     for warning in caught:

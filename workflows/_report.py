@@ -97,10 +97,11 @@ def _dump_figures(item: pystac.Item) -> list[Figure]:
         for day, status in (history or {str(site.get("pass_date", ""))[:10]: site["status"]}).items():
             rows.append({"pass": day, "status": status})
     counts = pd.DataFrame(rows).pivot_table(index="pass", columns="status", aggfunc="size", fill_value=0)
-    order = [s for s in ("new", "grown", "persisting", "shrunk", "removed") if s in counts.columns]
-    colors = {"new": "#e31a1c", "grown": "#8e0152", "persisting": "#ff7f00", "shrunk": "#fdbf6f", "removed": "#8c8c8c"}
+    order = [s for s in ("new", "grown", "persisting", "shrunk", "not_observed", "removed") if s in counts.columns]
+    colors = {"new": "#e31a1c", "grown": "#8e0152", "persisting": "#ff7f00", "shrunk": "#fdbf6f",
+              "not_observed": "#6baed6", "removed": "#8c8c8c"}
     names = {"new": "nouveaux", "grown": "agrandis", "persisting": "persistants", "shrunk": "réduits",
-             "removed": "disparus"}
+             "not_observed": "non observés", "removed": "disparus"}
     counts = counts[order].reset_index()
     figures = [Figure(bar_chart_png(counts, "pass", order, title="Sites par statut et par passage", unit="sites",
                                     stacked=True, colors=[colors[s] for s in order], labels=[names[s] for s in order]),

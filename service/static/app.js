@@ -36,7 +36,7 @@ const SERIES_NAMES = [
 const PREFIX = /^(dumps?|sites?|zan-zones|zan|ndvi|vegetation-zones|lst|uhi-zones|uhi-hotspots|uhi|heat|landcover|lc)-/;
 const TERRITORIES = { gers: "Gers", muenster: "Münster", montpellier: "Montpellier", slovenia: "Slovénie" };
 const STATUS_COLORS = { new: "#e31a1c", grown: "#8e0152", persisting: "#ff7f00", shrunk: "#fdbf6f",
-  removed: "#8c8c8c" };
+  not_observed: "#6baed6", removed: "#8c8c8c" };
 const FEEDBACK_COLORS = { confirmed: "#67000d", false_alarm: "#2c7fb8", cleaned: "#1a9850" };
 const TASKS = ["landcover", "vegetation", "zan", "dumps", "heat"];
 const KEY_STORE = "geovigie.apiKey";
@@ -313,7 +313,8 @@ async function addToMap(entry) {
       paint: { "fill-color": ["get", "_color"], "fill-opacity": opacity } }, "slot-sites");
     map.addLayer({ id: `${info.id}-line`, type: "line", source: info.id, filter: visible,
       paint: { "line-color": ["get", "_color"], "line-width": 2.5,
-        "line-dasharray": ["case", ["==", ["get", "_status"], "removed"], ["literal", [2, 1]], ["literal", [1, 0]]] },
+        "line-dasharray": ["case", ["any", ["==", ["get", "_status"], "removed"], ["==", ["get", "_status"], "not_observed"]],
+          ["literal", [2, 1]], ["literal", [1, 0]]] },
     }, "slot-sites");
     map.addLayer({ id: `${info.id}-points`, type: "circle", source: `${info.id}-centres`, maxzoom: 16,
       filter: visible, paint: { "circle-color": ["get", "_color"], "circle-radius": 7, "circle-stroke-width": 1.5,

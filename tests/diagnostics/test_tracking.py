@@ -24,7 +24,7 @@ import rasterio
 from shapely.geometry import Point
 
 from geovigie.cog import write_array_cog
-from geovigie.diagnostics._dumps import extract_sites
+from geovigie.diagnostics._dumps import extract_sites, observed_share
 from geovigie.diagnostics._tracking import STATUSES, TRACK_COLUMNS, alerts, track
 from geovigie.errors import InvalidInputError
 from tests._support.lidar import pixels_of, write_lidar_layers
@@ -121,7 +121,7 @@ def test_second_pass_statuses(passes: dict) -> None:
     expected = {site_id: "persisting" for site_id in s1["detection_id"]}
     expected.update({ids["R"]: "removed", ids["G"]: "grown", ids["S"]: "shrunk", ids["N"]: "new"})
     assert got == expected
-    assert set(t2["status"]) == set(STATUSES)
+    assert set(t2["status"]) == set(STATUSES) - {"not_observed"}  # every pixel observed
     rows = t2.set_index("site_id")
     area_g = rows.at[ids["G"], "area_m2"]
     assert area_g >= dilate(passes["masks"]["G"], 2).sum() * 0.25  # the dilated pixels, at least
@@ -141,7 +141,7 @@ def test_third_pass_statuses_and_ids(passes: dict) -> None:
     back_r = site_at(s3, *POINTS["R"])["detection_id"]
     expected = {site_id: "persisting" for site_id in t2.loc[t2["status"] != "removed", "site_id"]}
     expected.update({ids["G"]: "shrunk", ids["S"]: "removed", ids["T"]: "grown", back_r: "new"})
-    assert got == expected and set(t3["status"]) == set(STATUSES)
+    assert got == expected and set(t3["status"]) == set(STATUSES) - {"not_observed"}
     assert ids["R"] not in got and back_r != ids["R"]  # removed earlier: not carried on; back = a new site
     rows = t3.set_index("site_id")
     assert rows.at[ids["N"], "match"] == "distance" and rows.at[ids["N"], "first_seen"] == "2024-06-01"
@@ -221,3 +221,137 @@ def test_bad_tracking_input(passes: dict) -> None:
         track(None, s1.drop(columns="area_m2"))
     with pytest.raises(InvalidInputError, match="status"):
         alerts(s1)
+
+
+# Partly observed passes: nodata (255) written over part of the real pass-2 layer, as clouds or a swath edge do.
+WEST_COLS = 50  # pass 2 with columns 0-49 (x < 770525) unobserved: R, G, T and the tree at 770510.6 6277598.5
+CLEARED = (770565.0, 6277593.75)  # a 24 m² tree in the observed part, cleared in the partial pass (set to 0)
+
+
+def share_observed(geom, array: np.ndarray, transform) -> float:  # noqa: ANN001 - a shapely geometry, an Affine
+    """What the field would count: the site's pixels (centre inside) that hold data in the pass."""
+    inside = pixels_of(geom, array.shape, transform)
+    return float((inside & (array != 255)).sum() / inside.sum())
+
+
+@pytest.fixture(scope="module")
+def partial(passes: dict) -> dict:
+    p1, profile, folder = passes["p1"], passes["profile"], passes["folder"]
+    with rasterio.open(folder / "pass2.tif") as src:
+        p2 = src.read(1)
+    cleared = site_at(passes["sites"][0], *CLEARED)
+    edited = p2.copy()
+    edited[pixels_of(cleared.geometry, p1.shape, profile["transform"])] = 0
+    edited[:, :WEST_COLS] = 255
+    path = write_array_cog(folder / "pass2-partial.tif", edited[None], profile=profile)
+    tracked, history = track(passes["tracked"][0], extract(path, DATES[1]),
+                             observed=lambda footprints: observed_share(path, footprints))
+    return {"array": edited, "path": path, "tracked": tracked, "history": history, "cleared": cleared["detection_id"]}
+
+
+def test_partial_pass_sites_under_nodata_are_not_observed(passes: dict, partial: dict) -> None:
+    ids, (t1, t2, _) = passes["ids"], passes["tracked"]
+    tracked, transform = partial["tracked"], passes["profile"]["transform"]
+    shares = {i: share_observed(g, partial["array"], transform) for i, g in zip(t1["site_id"], t1.geometry,
+                                                                                 strict=True)}
+    got, full = statuses(tracked), statuses(t2)
+    unseen = {i for i, s in shares.items() if s == 0}
+    assert unseen == {ids["R"], ids["G"], ids["T"], site_at(t1, 770510.6, 6277598.5)["site_id"]}
+    assert {i for i, s in got.items() if s == "not_observed"} == unseen  # R was "removed" before this fix
+    assert [i for i, s in got.items() if s == "removed"] == [partial["cleared"]]  # observed and gone
+    partly = {i for i, s in shares.items() if 0 < s < 0.99}  # not the two with 1 px of LiDAR gap
+    assert len(partly) == 2  # the 1613 m² building (28 % observed) and the 1343 m² one (96 %)
+    for site_id, share in shares.items():
+        if share > 0 and site_id != partial["cleared"]:  # observed, even in part: as in the full pass
+            assert got[site_id] == full[site_id], site_id
+    for site_id in partly:  # compared on the part observed, not called "shrunk" for the part under nodata
+        assert tracked.set_index("site_id").at[site_id, "track_note"].startswith(
+            f"partly observed: {shares[site_id]:.0%} of its last footprint valid in this pass;")
+    assert got[ids["N"]] == "new" and not alerts(tracked)["site_id"].isin(unseen).any()
+    rows = tracked.set_index("site_id")
+    r = rows.loc[ids["R"]]
+    assert np.isnan(r["area_m2"]) and r["previous_area_m2"] == pytest.approx(passes["first"]["R"]["area_m2"])
+    assert r["geometry"].equals(passes["first"]["R"].geometry) and r["last_seen"] == "2024-05-01"
+    assert r["track_note"] == "not observed: 0% of its footprint valid in this pass; last seen 2024-05-01"
+    assert json.loads(r["status_history"]) == {"2024-05-01": "new", "2024-06-01": "not_observed"}
+    history = partial["history"].set_index(["site_id", "pass_date"])
+    assert np.isnan(history.at[(ids["R"], "2024-06-01"), "area_m2"])
+    assert list(dict.fromkeys(tracked["status"])) == [s for s in STATUSES if s in set(got.values())]
+
+
+def test_not_observed_site_seen_again_keeps_its_id(passes: dict, partial: dict) -> None:
+    ids, first = passes["ids"], passes["first"]
+    pass3 = passes["folder"] / "pass3.tif"
+    third, _ = track(partial["tracked"], extract(pass3, DATES[2]),
+                     observed=lambda footprints: observed_share(pass3, footprints))
+    got, rows = statuses(third), third.set_index("site_id")
+    assert got[ids["R"]] == "persisting" and rows.at[ids["R"], "first_seen"] == "2024-05-01"  # not a new site
+    assert rows.at[ids["R"], "previous_area_m2"] == pytest.approx(first["R"]["area_m2"])
+    assert got[ids["G"]] == "persisting"  # pass 3 gives G its pass-1 pixels: compared with its last measured area
+    assert got[ids["T"]] == "grown" and rows.at[ids["T"], "area_ratio"] >= 1.2
+    assert "not_observed" not in got.values()
+    assert json.loads(rows.at[ids["R"], "status_history"]) == {
+        "2024-05-01": "new", "2024-06-01": "not_observed", "2024-07-01": "persisting"}
+
+
+def test_not_observed_site_later_observed_and_absent_is_removed(passes: dict, partial: dict) -> None:
+    ids, masks, profile = passes["ids"], passes["masks"], passes["profile"]
+    with rasterio.open(passes["folder"] / "pass3.tif") as src:
+        p3 = src.read(1)
+    p3[dilate(masks["T"], 2)] = 0  # tree T cut down before pass 3 (documented edit)
+    path = write_array_cog(passes["folder"] / "pass3-without-t.tif", p3[None], profile=profile)
+    third, history = track(partial["tracked"], extract(path, DATES[2]),
+                           observed=lambda footprints: observed_share(path, footprints))
+    row = third.set_index("site_id").loc[ids["T"]]
+    assert row["status"] == "removed" and row["area_m2"] == 0
+    assert row["previous_area_m2"] == pytest.approx(passes["first"]["T"]["area_m2"])  # its last measured area
+    t_rows = history[history["site_id"] == ids["T"]].sort_values("pass_date")
+    assert t_rows["status"].tolist() == ["new", "not_observed", "removed"]
+    assert t_rows["area_m2"].isna().tolist() == [False, True, False]
+
+
+@pytest.mark.parametrize(("nodata_px", "min_observed", "expected"), [
+    (87, 0.5, "removed"),  # 87 of 174 px observed: exactly 50 %, counts as observed
+    (88, 0.5, "not_observed"),  # 86 of 174: under half
+    (87, float(np.nextafter(0.5, 1)), "not_observed"),  # the same site, just under a stricter share
+    (0, 1.0, "removed"),  # every pixel observed meets a share of 1
+])
+def test_observed_share_threshold_boundary(passes: dict, nodata_px: int, min_observed: float, expected: str) -> None:
+    """Tree at 770558.9 6277561.0 (174 px): cleared, with `nodata_px` of its pixels (raster order) as nodata."""
+    p1, profile, (t1, _, _) = passes["p1"], passes["profile"], passes["tracked"]
+    tree = site_at(passes["sites"][0], 770558.9, 6277561.0)
+    inside = pixels_of(tree.geometry, p1.shape, profile["transform"])
+    assert inside.sum() == 174
+    edited = p1.copy()
+    edited[inside] = 0
+    rows, cols = np.nonzero(inside)
+    edited[rows[:nodata_px], cols[:nodata_px]] = 255
+    path = write_array_cog(passes["folder"] / f"boundary-{nodata_px}.tif", edited[None], profile=profile)
+    share = observed_share(path, t1.set_index("site_id").loc[[tree["detection_id"]]].geometry)
+    assert share[0] == (174 - nodata_px) / 174
+    tracked, _ = track(t1, extract(path, DATES[1]), observed=lambda footprints: observed_share(path, footprints),
+                       min_observed=min_observed)
+    assert statuses(tracked)[tree["detection_id"]] == expected
+
+
+def test_all_nodata_pass_leaves_every_site_not_observed(passes: dict) -> None:
+    """At the tracking level (the workflow records no pass at all for such a layer: tests/workflows)."""
+    p1, profile, (_, t2, _) = passes["p1"], passes["profile"], passes["tracked"]
+    path = write_array_cog(passes["folder"] / "nodata.tif", np.full_like(p1, 255)[None], profile=profile)
+    empty = extract(path, DATES[2])
+    assert empty.empty and empty.attrs["valid_px"] == 0
+    tracked, _ = track(t2, empty, observed=lambda footprints: observed_share(path, footprints))
+    assert (tracked["status"] == "not_observed").all()
+    assert set(tracked["site_id"]) == set(t2.loc[t2["status"] != "removed", "site_id"])
+    outside = gpd.GeoSeries([Point(700000, 6600000).buffer(5)], crs="EPSG:2154")
+    assert observed_share(passes["layer"], outside).tolist() == [0.0]  # off the layer: not observed
+
+
+def test_bad_observed_shares(passes: dict) -> None:
+    (_, s2, _), (t1, _, _) = passes["sites"], passes["tracked"]
+    with pytest.raises(InvalidInputError, match="min_observed"):
+        track(t1, s2, min_observed=0)
+    with pytest.raises(InvalidInputError, match="observed: expected"):
+        track(t1, s2, observed=lambda footprints: np.full(len(footprints), 1.5))
+    with pytest.raises(InvalidInputError, match="observed: expected"):
+        track(t1, s2, observed=lambda footprints: np.zeros(len(footprints) + 1))
