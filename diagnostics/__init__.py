@@ -66,6 +66,7 @@ from geovigie.diagnostics._tracking import (
     STATUSES,
     alerts,
     history_table,
+    join_cut_pieces,
     track,
 )
 from geovigie.diagnostics._vegetation import NdviSummary, check_ndvi_layer, ndvi_layer
@@ -152,6 +153,7 @@ __all__ = [
     "sensitive_zones",
     "site_volumes",
     "temperature_layer",
+    "join_cut_pieces",
     "track",
     "write_csv",
     "write_sites",

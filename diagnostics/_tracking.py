@@ -16,6 +16,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from shapely.ops import unary_union
 
 from geovigie.errors import InvalidInputError
 from geovigie.types import LAMBERT93
@@ -377,3 +378,54 @@ def alerts(tracked: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
             texts.append(f"grown from {before:.0f} to {area:.0f} m² (+{(area / before - 1) * 100:.0f} %)")
     out["alert"] = texts
     return _order(out) if len(out) else out.reset_index(drop=True)
+
+
+def join_cut_pieces(current: gpd.GeoDataFrame, previous: gpd.GeoDataFrame | None,
+                    observed: Callable[[gpd.GeoSeries], np.ndarray]) -> gpd.GeoDataFrame:
+    """Join the pieces of one earlier site that the new pass's nodata cut apart into one site.
+
+    An earlier site the pass observed only in part (share in (0, 0.99)) that two or more new sites overlap, each
+    of them overlapping no other earlier site, is one site seen through a gap, not a site plus new ones: its pieces
+    become one row (footprint union, areas and nodata pixels summed, confidence weighted by area, its maximum
+    kept, centroids again, the largest piece's other attributes). Call it before measuring volumes and distances.
+    """
+    if previous is None or previous.empty or current.empty:
+        return current
+    active = previous[previous["status"] != "removed"]
+    if active.empty:
+        return current
+    out = current.reset_index(drop=True)
+    pairs = _overlap_pairs(out, active)
+    if pairs.empty:
+        return current
+    per_piece = pairs.groupby("cur")["prev"].nunique()
+    single = pairs[pairs["cur"].map(per_piece) == 1]
+    groups = {int(p): sorted(int(c) for c in cs) for p, cs in single.groupby("prev")["cur"]}
+    groups = {p: cs for p, cs in groups.items() if len(cs) > 1}
+    if not groups:
+        return current
+    shares = _shares(observed, active.geometry.loc[list(groups)], list(groups))
+    geoms, drop = out.geometry.to_numpy().copy(), []
+    for prev, pieces in groups.items():
+        if not 0 < shares[prev] < PARTLY_OBSERVED_BELOW:
+            continue
+        pieces = sorted(pieces, key=lambda c: (-float(out.at[c, "area_m2"]), c))
+        keep, area = pieces[0], out.loc[pieces, "area_m2"].astype(float)
+        if "mean_confidence" in out.columns and out.loc[pieces, "mean_confidence"].notna().all():
+            out.at[keep, "mean_confidence"] = float(np.average(out.loc[pieces, "mean_confidence"], weights=area))
+            out.at[keep, "max_confidence"] = float(out.loc[pieces, "max_confidence"].max())
+        if "nodata_px" in out.columns:
+            out.at[keep, "nodata_px"] = int(out.loc[pieces, "nodata_px"].sum())
+        out.at[keep, "area_m2"] = float(area.sum())
+        if "area_ha" in out.columns:
+            out.at[keep, "area_ha"] = float(area.sum()) / 10_000
+        geoms[keep] = unary_union(list(geoms[pieces]))
+        drop.extend(pieces[1:])
+    out = out.set_geometry(gpd.GeoSeries(geoms, index=out.index, crs=out.crs)).drop(index=drop)
+    if "centroid_x_l93" in out.columns:
+        from geovigie.diagnostics._dumps import add_centroids
+
+        out = add_centroids(out)
+    ordered = out.sort_values("area_m2", ascending=False, kind="stable").reset_index(drop=True)
+    ordered.attrs.update(current.attrs)
+    return ordered

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pystac
 
@@ -32,6 +33,7 @@ from geovigie.diagnostics import (
     detector_input,
     extract_sites,
     history_table,
+    join_cut_pieces,
     observed_share,
     sensitive_zones,
     site_volumes,
@@ -172,11 +174,16 @@ def _dump_pass(detector: DetectorLayer, settings: Settings, folder: Path, watch:
                           candidate=candidate, zones=zones)
     blind = sites.attrs.get("valid_px") == 0  # nothing observed: earlier sites are not "removed" by this pass
     valid_px, nodata_px = int(sites.attrs.get("valid_px", 0)), int(sites.attrs.get("nodata_px", 0))
+    previous = None if blind else _previous_snapshot(folder, day)
+
+    def observed(footprints: gpd.GeoSeries) -> np.ndarray:
+        return observed_share(detector, footprints)
+
+    sites = join_cut_pieces(sites, previous, observed)  # one site seen through a gap, before volumes and distances
     sites = site_volumes(sites, dsm, dtm, min_height_m=min_height_m)
     if sensitive:
         sites = sensitive_zones(sites, sensitive)
-    tracked, _ = track(None if blind else _previous_snapshot(folder, day), sites,
-                       observed=lambda footprints: observed_share(detector, footprints), min_observed=min_observed)
+    tracked, _ = track(previous, sites, observed=observed, min_observed=min_observed)
     if not blind:
         write_vector(tracked, folder / "passes" / f"{day:%Y%m%d}.gpkg")
     news = alerts(tracked)

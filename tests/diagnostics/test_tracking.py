@@ -355,3 +355,57 @@ def test_bad_observed_shares(passes: dict) -> None:
         track(t1, s2, observed=lambda footprints: np.full(len(footprints), 1.5))
     with pytest.raises(InvalidInputError, match="observed: expected"):
         track(t1, s2, observed=lambda footprints: np.zeros(len(footprints) + 1))
+
+
+@pytest.mark.parametrize("gap", ["nodata", "observed-zero"])
+def test_a_site_cut_by_nodata_is_one_site_and_a_real_cut_a_split(gap: str, passes: dict) -> None:
+    """Site S (299 m² in pass 1) crossed by a 2-pixel column through its centroid: nodata (255, a swath edge)
+    joins its two pieces into one persisting site; observed zeros (material cleared along a line) keep the split."""
+    from geovigie.diagnostics._tracking import join_cut_pieces
+
+    p1, profile, mask = passes["p1"], passes["profile"], passes["masks"]["S"]
+    transform = profile["transform"]
+    column = int((POINTS["S"][0] - transform.c) / transform.a)
+    cut = np.zeros_like(mask)
+    cut[:, column - 1: column + 1] = True
+    cut &= mask
+    p2 = p1.copy()
+    p2[cut] = 255 if gap == "nodata" else 0
+    path = passes["folder"] / f"cut-{gap}.tif"
+    write_array_cog(path, p2[None], profile=profile)
+    current = extract(path, DATES[1])
+    t1 = passes["tracked"][0]
+    s_id = passes["ids"]["S"]
+    footprint = t1.set_index("site_id").at[s_id, "geometry"]
+    pieces = current[current.intersects(footprint)]
+    assert len(pieces) == 2  # the column cuts S in two
+
+    def observed(footprints: gpd.GeoSeries) -> np.ndarray:
+        return observed_share(path, footprints)
+
+    joined = join_cut_pieces(current, t1, observed)
+    tracked, _ = track(t1, joined, observed=observed)
+    rows = tracked.set_index("site_id")
+    if gap == "nodata":
+        assert len(joined) == len(current) - 1
+        one = joined[joined.intersects(footprint)]
+        assert len(one) == 1 and one["area_m2"].iloc[0] == pytest.approx(pieces["area_m2"].sum())
+        weights = pieces["area_m2"].to_numpy()
+        assert one["mean_confidence"].iloc[0] == pytest.approx(np.average(pieces["mean_confidence"], weights=weights))
+        assert one["max_confidence"].iloc[0] == pieces["max_confidence"].max()
+        assert one.geometry.iloc[0].equals(pieces.union_all())
+        assert rows.at[s_id, "status"] == "persisting" and "new" not in set(tracked["status"])
+        assert alerts(tracked).empty
+    else:  # fully observed: nothing joined, the second piece is a split (new), as on any clear pass
+        assert len(joined) == len(current)
+        split = tracked[tracked["track_note"].fillna("").str.startswith("split from")]
+        assert split["track_note"].tolist() == [f"split from {s_id}"] and (split["status"] == "new").all()
+
+
+def test_join_cut_pieces_without_a_previous_pass_or_sites(passes: dict) -> None:
+    from geovigie.diagnostics._tracking import join_cut_pieces
+
+    s1, t1 = passes["sites"][0], passes["tracked"][0]
+    assert join_cut_pieces(s1, None, lambda f: np.ones(len(f))) is s1
+    empty = s1.iloc[0:0]
+    assert join_cut_pieces(empty, t1, lambda f: np.ones(len(f))) is empty
