@@ -46,9 +46,15 @@ def _check_ratios(grow_ratio: float, shrink_ratio: float, max_distance_m: float,
         raise InvalidInputError(f"shrink_ratio {shrink_ratio}: must be in (0, 1)")
     if not max_distance_m >= 0:
         raise InvalidInputError(f"max_distance_m {max_distance_m}: must be >= 0")
-    if not 0 < min_observed <= 1:
-        raise InvalidInputError(f"min_observed {min_observed}: must be in (0, 1] (share of a site's footprint "
-                                "observed by the new pass)")
+    check_min_observed(min_observed)
+
+
+def check_min_observed(min_observed: float, name: str = "min_observed") -> None:
+    """The observed share that makes an unseen earlier site "removed": a number in (0, 1] (`name`: how the caller
+    calls it, e.g. the CLI option)."""
+    if isinstance(min_observed, bool) or not isinstance(min_observed, int | float) or not 0 < min_observed <= 1:
+        raise InvalidInputError(f"{name} {min_observed!r}: give the share of a site's footprint a pass must observe "
+                                f"to call it removed, in (0, 1] (default {MIN_OBSERVED_SHARE})")
 
 
 def _check_frame(frame: gpd.GeoDataFrame, needs: tuple[str, ...], what: str) -> gpd.GeoDataFrame:

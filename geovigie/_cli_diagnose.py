@@ -206,12 +206,11 @@ def register(app: typer.Typer, friendly_errors, settings_factory) -> None:  # no
                        "removed; below it is not_observed (« non observé ») and kept, 0-1.")] = 0.5,
               zones_crs: ZonesCrsOption = None) -> None:
         """Dump sites of a pass: polygons, areas, volumes, communes, status against earlier passes, exports."""
+        from geovigie.diagnostics import check_min_observed
         from geovigie.workflows import dump_sites
 
         _finite(min_height, "--min-height", 0.0, 1000.0)
-        if not 0 < min_observed <= 1:  # NaN fails too
-            raise InvalidInputError(f"--min-observed {min_observed}: give a share in (0, 1] (0.5: half of a site's "
-                                    "footprint observed)")
+        check_min_observed(min_observed, "--min-observed")  # NaN fails too
         layers = _sensitive(sensitive, zones_crs)
         result = dump_sites(layer, settings_factory(), watch=watch, pass_date=_day(pass_date, "--date"),
                             candidate=False if validated else None, threshold=threshold, class_value=class_value,

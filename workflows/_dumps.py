@@ -29,6 +29,7 @@ from geovigie.diagnostics import (
     STATUSES,
     DetectorLayer,
     alerts,
+    check_min_observed,
     check_site_options,
     detector_input,
     extract_sites,
@@ -42,7 +43,6 @@ from geovigie.diagnostics import (
     write_sites,
     write_vector,
 )
-from geovigie.errors import InvalidInputError
 from geovigie.settings import Settings
 from geovigie.tiles import (
     Layer,
@@ -156,13 +156,6 @@ def dump_sites(
         return _dump_pass(detector, settings, folder, watch, day, candidate, started, threshold=threshold,
                           min_area_m2=min_area_m2, zones=zones, dsm=dsm, dtm=dtm, sensitive=sensitive,
                           source_note=source_note, min_height_m=min_height_m, min_observed=min_observed)
-
-
-def check_min_observed(min_observed: float) -> None:
-    """The observed share that makes an unseen earlier site "removed": a number in (0, 1]."""
-    if isinstance(min_observed, bool) or not isinstance(min_observed, int | float) or not 0 < min_observed <= 1:
-        raise InvalidInputError(f"min_observed {min_observed!r}: give the share of a site's footprint a pass must "
-                                "observe to call it removed, in (0, 1] (default 0.5)")
 
 
 def _dump_pass(detector: DetectorLayer, settings: Settings, folder: Path, watch: str, day: date, candidate: bool,
